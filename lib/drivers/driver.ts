@@ -1,0 +1,69 @@
+/**
+ * The storage driver contract, after Cinder's ChunkedBackupDriver: eight small operations, plus the
+ * conditional create/replace the catalog needs for compare-and-swap records. A driver knows nothing
+ * about backups, chunks or formats; the repository layer does. All names are relative to a container
+ * (a directory for posix, a bucket for s3/gcs) and use "/" as separator.
+ */
+
+export interface ObjectEntry {
+  name: string;
+  size: number;
+}
+
+export interface StoredObject {
+  data: Buffer;
+  /** Opaque version tag of what was read; pass it to replaceIfMatch. */
+  etag: string;
+}
+
+export interface ObjectOptions {
+  signal?: AbortSignal;
+  /** The driver's getExtraMetadata() value, passed to every reader and writer as in Cinder. */
+  extraMetadata?: Record<string, string> | null;
+}
+
+export interface PrefixParts {
+  volumeId: string;
+  backupId: string;
+  createdAt: Date;
+}
+
+export interface Driver {
+  /** Backend kind: "posix", "s3", "gcs". */
+  readonly kind: string;
+  /** Where the data lives, for messages; never contains a secret. */
+  readonly location: string;
+  /** True when putIfAbsent/replaceIfMatch are enforced by the store (false: only one writer is safe). */
+  readonly conditionalWrites: boolean;
+
+  /** Create the container if it does not exist (idempotent). */
+  putContainer(container: string): Promise<void>;
+  /** Every object whose name starts with prefix, with its size; pages through any number of objects. */
+  listEntries(container: string, prefix: string): Promise<ObjectEntry[]>;
+  /** Read a whole object. Throws ObjectNotFoundError when it does not exist. */
+  readObject(container: string, name: string, options?: ObjectOptions): Promise<StoredObject>;
+  /** Write (or overwrite) a whole object; durable when the promise resolves. Returns the new etag. */
+  writeObject(container: string, name: string, data: Buffer, options?: ObjectOptions): Promise<string>;
+  /** Delete an object; deleting one that does not exist is not an error. */
+  deleteObject(container: string, name: string): Promise<void>;
+  /** Cinder's object-name prefix for a backup's objects. */
+  generateObjectNamePrefix(parts: PrefixParts): string;
+  /** A truthy return replaces the requested container name (Cinder's update_container_name). */
+  updateContainerName(container: string | undefined): string | undefined;
+  /** Extra metadata stored with every object (Cinder's get_extra_metadata); null when none. */
+  getExtraMetadata(): Record<string, string> | null;
+
+  /** Create an object only if it does not exist yet. Throws PreconditionFailedError if it does. */
+  putIfAbsent(container: string, name: string, data: Buffer): Promise<string>;
+  /** Replace an object only if its etag is still `etag`. Throws PreconditionFailedError otherwise. */
+  replaceIfMatch(container: string, name: string, data: Buffer, etag: string): Promise<string>;
+
+  /** Release sockets, timers and clients. */
+  close?(): Promise<void>;
+}
+
+/** Cinder's object-name prefix for object stores: volume_<id>/<YYYYmmddHHMMSS>/backup_<id>. */
+export function cinderObjectNamePrefix(parts: PrefixParts): string {
+  const ts = parts.createdAt.toISOString().replace(/[-:T]/g, '').slice(0, 14);
+  return `volume_${parts.volumeId}/${ts}/backup_${parts.backupId}`;
+}

@@ -1,0 +1,228 @@
+/**
+ * The posix driver: a directory per container under a base directory. Files 0660, directories 0770
+ * (as Cinder's posix driver). Writes go to a temporary file that is fsynced and renamed into place, so
+ * a reader never sees half an object. Compare-and-swap: create = link(2) of a complete temporary file
+ * (fails atomically when the name exists); replace = a short-lived lock file plus rename.
+ */
+import { createHash, randomBytes } from 'crypto';
+import { promises as fs } from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { ObjectNotFoundError, PreconditionFailedError, invalid } from '../errors';
+import { Driver, ObjectEntry, PrefixParts, StoredObject, cinderObjectNamePrefix } from './driver';
+
+const FILE_MODE = 0o660;
+const DIR_MODE = 0o770;
+/** A replace lock older than this was left by a process that died; nothing holds one for long. */
+const STALE_LOCK_MS = 30_000;
+const TMP_MARK = '.tmp-';
+
+export interface PosixDriverOptions {
+  /** Base directory; containers are directories below it ("" is the base itself). */
+  path: string;
+}
+
+export class PosixDriver implements Driver {
+  readonly kind = 'posix';
+  readonly location: string;
+  readonly conditionalWrites = true;
+  private readonly base: string;
+
+  constructor(options: PosixDriverOptions) {
+    if (typeof options.path !== 'string' || options.path.length === 0 || options.path.includes('\0')) {
+      throw invalid('the posix repository needs a directory path');
+    }
+    this.base = path.resolve(options.path);
+    this.location = this.base;
+  }
+
+  /** Resolve container + object name to a path that is guaranteed to stay under the base directory. */
+  private resolve(container: string, name = ''): string {
+    for (const [label, value] of [['container', container], ['object name', name]] as const) {
+      if (typeof value !== 'string' || value.includes('\0') || value.startsWith('/') || value.includes('\\')) {
+        throw invalid(`invalid ${label} ${JSON.stringify(value)}`);
+      }
+      if (value.split('/').some((seg) => seg === '..' || seg === '.')) {
+        throw invalid(`invalid ${label} ${JSON.stringify(value)}: "." and ".." are not allowed`);
+      }
+    }
+    const full = path.resolve(this.base, container, name);
+    if (full !== this.base && !full.startsWith(this.base + path.sep)) {
+      throw invalid(`${JSON.stringify(path.join(container, name))} is outside the repository`);
+    }
+    return full;
+  }
+
+  async putContainer(container: string): Promise<void> {
+    await fs.mkdir(this.resolve(container), { recursive: true, mode: DIR_MODE });
+  }
+
+  async listEntries(container: string, prefix: string): Promise<ObjectEntry[]> {
+    const root = this.resolve(container);
+    // Only walk the directory the prefix names, not the whole container.
+    const slash = prefix.lastIndexOf('/');
+    const startDir = slash >= 0 ? prefix.slice(0, slash) : '';
+    const out: ObjectEntry[] = [];
+    const walk = async (rel: string): Promise<void> => {
+      let entries;
+      try {
+        entries = await fs.readdir(path.join(root, rel), { withFileTypes: true });
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT' || (err as NodeJS.ErrnoException).code === 'ENOTDIR') return;
+        throw err;
+      }
+      for (const entry of entries) {
+        const name = rel ? `${rel}/${entry.name}` : entry.name;
+        if (entry.isDirectory()) {
+          if (prefix.startsWith(name + '/') || name.startsWith(prefix) || (name + '/').startsWith(prefix)) await walk(name);
+        } else if (entry.isFile() && name.startsWith(prefix) && !entry.name.includes(TMP_MARK) && !entry.name.endsWith('.lock')) {
+          const st = await fs.stat(path.join(root, name)).catch(() => null);
+          if (st) out.push({ name, size: st.size });
+        }
+      }
+    };
+    if (startDir) this.resolve(container, startDir);
+    await walk(startDir);
+    out.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    return out;
+  }
+
+  async readObject(container: string, name: string): Promise<StoredObject> {
+    const file = this.resolve(container, name);
+    let data: Buffer;
+    try {
+      data = await fs.readFile(file);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new ObjectNotFoundError(container, name);
+      throw err;
+    }
+    return { data, etag: etagOf(data) };
+  }
+
+  /** Write to a fsynced temporary file beside the target; the caller decides how it is published. */
+  private async writeTemp(file: string, data: Buffer): Promise<string> {
+    await fs.mkdir(path.dirname(file), { recursive: true, mode: DIR_MODE });
+    const tmp = `${file}${TMP_MARK}${process.pid}-${randomBytes(6).toString('hex')}`;
+    const handle = await fs.open(tmp, 'wx', FILE_MODE);
+    try {
+      await handle.writeFile(data);
+      await handle.sync();
+    } catch (err) {
+      await handle.close().catch(() => undefined);
+      await fs.rm(tmp, { force: true });
+      throw err;
+    }
+    await handle.close();
+    return tmp;
+  }
+
+  private async syncDir(dir: string): Promise<void> {
+    const handle = await fs.open(dir, 'r').catch(() => null);
+    if (!handle) return;
+    await handle.sync().catch(() => undefined);
+    await handle.close();
+  }
+
+  async writeObject(container: string, name: string, data: Buffer): Promise<string> {
+    const file = this.resolve(container, name);
+    const tmp = await this.writeTemp(file, data);
+    try {
+      await fs.rename(tmp, file);
+    } catch (err) {
+      await fs.rm(tmp, { force: true });
+      throw err;
+    }
+    await this.syncDir(path.dirname(file));
+    return etagOf(data);
+  }
+
+  async deleteObject(container: string, name: string): Promise<void> {
+    const file = this.resolve(container, name);
+    await fs.rm(file, { force: true });
+    // Remove directories this left empty (a backup's timestamp directory), up to the container.
+    const stop = this.resolve(container);
+    let dir = path.dirname(file);
+    while (dir !== stop && dir.startsWith(stop + path.sep)) {
+      try {
+        await fs.rmdir(dir);
+      } catch {
+        break;
+      }
+      dir = path.dirname(dir);
+    }
+  }
+
+  async putIfAbsent(container: string, name: string, data: Buffer): Promise<string> {
+    const file = this.resolve(container, name);
+    const tmp = await this.writeTemp(file, data);
+    try {
+      await fs.link(tmp, file);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'EEXIST') throw new PreconditionFailedError(name, `object ${name} already exists`);
+      throw err;
+    } finally {
+      await fs.rm(tmp, { force: true });
+    }
+    await this.syncDir(path.dirname(file));
+    return etagOf(data);
+  }
+
+  async replaceIfMatch(container: string, name: string, data: Buffer, etag: string): Promise<string> {
+    const file = this.resolve(container, name);
+    const lock = `${file}.lock`;
+    await this.acquireLock(lock);
+    try {
+      let current: Buffer;
+      try {
+        current = await fs.readFile(file);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new PreconditionFailedError(name, `object ${name} no longer exists`);
+        throw err;
+      }
+      if (etagOf(current) !== etag) throw new PreconditionFailedError(name);
+      const tmp = await this.writeTemp(file, data);
+      await fs.rename(tmp, file);
+      await this.syncDir(path.dirname(file));
+      return etagOf(data);
+    } finally {
+      await fs.rm(lock, { force: true });
+    }
+  }
+
+  private async acquireLock(lock: string): Promise<void> {
+    const owner = `${os.hostname()} ${process.pid} ${Date.now()}`;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await fs.writeFile(lock, owner, { flag: 'wx', mode: FILE_MODE });
+        return;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      }
+      const st = await fs.stat(lock).catch(() => null);
+      if (st && Date.now() - st.mtimeMs > STALE_LOCK_MS) {
+        // Break a lock whose holder died: rename first, so only one breaker wins.
+        const broken = `${lock}.broken-${randomBytes(4).toString('hex')}`;
+        await fs.rename(lock, broken).then(() => fs.rm(broken, { force: true }), () => undefined);
+        continue;
+      }
+      if (attempt > 2000) throw new PreconditionFailedError(path.basename(lock), `timed out waiting for lock ${lock}`);
+      await new Promise((r) => setTimeout(r, 5 + Math.random() * 20));
+    }
+  }
+
+  generateObjectNamePrefix(parts: PrefixParts): string {
+    return cinderObjectNamePrefix(parts);
+  }
+
+  updateContainerName(container: string | undefined): string | undefined {
+    return container;
+  }
+
+  getExtraMetadata(): Record<string, string> | null {
+    return null;
+  }
+}
+
+export function etagOf(data: Buffer): string {
+  return createHash('sha256').update(data).digest('hex').slice(0, 32);
+}

@@ -1,0 +1,97 @@
+/** The options and results of the engine's operations: the public API the nodes and the CLI use. */
+import type { BackupKind, BackupRecord, Compression } from '../repository/records';
+
+export type Operation = 'backup' | 'restore' | 'verify' | 'delete' | 'prune';
+
+/** One event per chunk, plus a start and an end event, for every backup, restore and verify. */
+export interface ProgressEvent {
+  type: 'start' | 'chunk' | 'end';
+  operation: Operation;
+  backupId: string;
+  volumeId: string;
+  chunkIndex: number;
+  chunkCount: number;
+  bytesDone: number;
+  bytesTotal: number;
+  percent: number;
+  bytesPerSecond: number;
+  etaSeconds: number | null;
+}
+
+export type ProgressListener = (event: ProgressEvent) => void;
+
+export interface Logger {
+  info(message: string): void;
+  warn(message: string): void;
+}
+
+export interface CommonOptions {
+  signal?: AbortSignal;
+  onProgress?: ProgressListener;
+  log?: Logger;
+}
+
+/** A point-in-time source: an existing snapshot, or one a provider took for this backup. */
+export interface SnapshotSource {
+  id: string | null;
+  /** The snapshot's creation time: it becomes the backup's dataTimestamp. */
+  createdAt: Date;
+  provider: string | null;
+}
+
+export interface CreateBackupOptions extends CommonOptions {
+  /** Path of the disk image or block device to read. */
+  volume: string;
+  /** Defaults to a stable id derived from the volume path. */
+  volumeId?: string;
+  name?: string;
+  description?: string;
+  /** full (default), incremental (parent: newest available backup) or differential (parent: newest full). */
+  mode?: BackupKind;
+  /** Use this backup as the parent of an incremental instead of choosing one. */
+  parentId?: string;
+  chunkSize?: number;
+  blockSize?: number;
+  compression?: Compression;
+  compressionLevel?: number;
+  /** Set when `volume` is a snapshot: its id and time go into the record. */
+  snapshot?: SnapshotSource;
+  /** Path recorded as the volume's source when `volume` is a temporary snapshot of it. */
+  sourcePath?: string;
+}
+
+export interface RestoreOptions extends CommonOptions {
+  backupId: string;
+  /** A new file (created sparse) or an existing file/block device at least as large as the backup. */
+  target?: string;
+  /** Read and check everything, write nothing. */
+  verifyOnly?: boolean;
+}
+
+export interface RestoreResult {
+  backupId: string;
+  volumeId: string;
+  target: string | null;
+  verifyOnly: boolean;
+  /** The chain applied, full backup first. */
+  chain: string[];
+  size: number;
+  bytesWritten: number;
+  bytesVerified: number;
+  blocksVerified: number;
+  durationMs: number;
+}
+
+export interface DeleteOptions {
+  backupId: string;
+  /** Also delete every backup that depends on this one, children first. */
+  cascade?: boolean;
+  signal?: AbortSignal;
+  log?: Logger;
+  onDeleted?: (record: BackupRecord) => void;
+}
+
+export interface DeleteResult {
+  deleted: BackupRecord[];
+  bytesFreed: number;
+}

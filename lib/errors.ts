@@ -1,0 +1,62 @@
+/**
+ * Errors the engine raises. Every message says what went wrong and, where it can, what to do;
+ * `code` lets the CLI, the nodes and tests tell them apart without parsing text.
+ */
+export type ErrorCode =
+  | 'INVALID_ARGUMENT'
+  | 'NOT_FOUND'
+  | 'OBJECT_MISSING'
+  | 'CORRUPT'
+  | 'CONFLICT'
+  | 'PRECONDITION_FAILED'
+  | 'HAS_DEPENDENTS'
+  | 'INCOMPATIBLE_PARENT'
+  | 'BUSY'
+  | 'CANCELLED'
+  | 'STORAGE'
+  | 'AUTH'
+  | 'ENCRYPTION';
+
+export class VolumeBackupError extends Error {
+  readonly code: ErrorCode;
+  readonly details?: Record<string, unknown>;
+  constructor(code: ErrorCode, message: string, details?: Record<string, unknown>, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'VolumeBackupError';
+    this.code = code;
+    this.details = details;
+  }
+}
+
+/** A compare-and-swap lost: the object exists (create) or changed since it was read (replace). */
+export class PreconditionFailedError extends VolumeBackupError {
+  constructor(objectName: string, message?: string) {
+    super('PRECONDITION_FAILED', message ?? `object ${objectName} was changed by someone else`, { objectName });
+    this.name = 'PreconditionFailedError';
+  }
+}
+
+/** A driver could not find an object. */
+export class ObjectNotFoundError extends VolumeBackupError {
+  constructor(container: string, objectName: string) {
+    super('OBJECT_MISSING', `object ${objectName} does not exist in container "${container}"`, { container, objectName });
+    this.name = 'ObjectNotFoundError';
+  }
+}
+
+export function invalid(message: string, details?: Record<string, unknown>): VolumeBackupError {
+  return new VolumeBackupError('INVALID_ARGUMENT', message, details);
+}
+
+export function cancelled(reason?: unknown): VolumeBackupError {
+  const why = reason instanceof Error ? reason.message : reason ? String(reason) : 'the operation was cancelled';
+  return new VolumeBackupError('CANCELLED', `cancelled: ${why}`);
+}
+
+export function throwIfAborted(signal: AbortSignal | undefined): void {
+  if (signal?.aborted) throw cancelled(signal.reason);
+}
+
+export function errorMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

@@ -1,0 +1,18 @@
+/**
+ * node-red-contrib-volume-backup's engine: everything the Node-RED nodes and the CLI use.
+ * Nothing under lib/ imports Node-RED.
+ */
+export * from './errors';
+export * from './engine/types';
+export { openRepository, OpenRepositoryOptions } from './open';
+export { Repository } from './repository/repository';
+export { BackupRecord, BackupStatus, BackupKind, Compression, parseRecord } from './repository/records';
+export { DriverSpec, parseRepositoryUrl, createDriver, registerDriver } from './drivers';
+export { Driver, ObjectEntry } from './drivers/driver';
+export { checkVolumeId, checkBackupId, volumeIdForPath } from './repository/names';
+export { DEFAULT_CHUNK_SIZE, DEFAULT_BLOCK_SIZE, DEFAULT_COMPRESSION } from './engine/settings';
+export { createBackup } from './engine/backup';
+export { restoreBackup } from './engine/restore';
+export { deleteBackup } from './engine/delete';
+export { listBackups, getBackup, findParent, dependentsOf, chainOf } from './repository/catalog';
+export { exportRecord, importRecord } from './repository/transfer';

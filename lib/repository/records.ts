@@ -1,0 +1,70 @@
+/**
+ * The backup record: the catalog entry for one backup, stored in the container beside its data
+ * (records/<volumeId>/<backupId>.json). Its status moves only by compare-and-swap (see repository.ts).
+ */
+import { z } from 'zod';
+
+export const RECORD_FORMAT_VERSION = 1;
+
+export const BackupStatus = z.enum(['creating', 'available', 'error', 'deleting', 'restoring']);
+export type BackupStatus = z.infer<typeof BackupStatus>;
+
+export const BackupKind = z.enum(['full', 'incremental', 'differential']);
+export type BackupKind = z.infer<typeof BackupKind>;
+
+export const Compression = z.enum(['none', 'zlib', 'zstd']);
+export type Compression = z.infer<typeof Compression>;
+
+const isoDate = z.string().refine((s) => !Number.isNaN(Date.parse(s)), 'must be an ISO 8601 date');
+const safeInt = z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER);
+
+export const BackupRecordSchema = z.object({
+  formatVersion: z.literal(RECORD_FORMAT_VERSION),
+  id: z.string().uuid(),
+  volumeId: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/).refine((s) => !s.includes('..')),
+  name: z.string().max(1024),
+  description: z.string().max(4096),
+  status: BackupStatus,
+  failReason: z.string().nullable(),
+  parentId: z.string().uuid().nullable(),
+  kind: BackupKind,
+  dataTimestamp: isoDate,
+  createdAt: isoDate,
+  updatedAt: isoDate,
+  size: safeInt,
+  storedBytes: safeInt,
+  objectCount: safeInt,
+  chunkSize: z.number().int().positive(),
+  blockSize: z.number().int().positive(),
+  compression: Compression,
+  snapshotId: z.string().max(1024).nullable(),
+  snapshotProvider: z.string().max(64).nullable(),
+  host: z.string().min(1).max(253),
+  /** Cinder's service_metadata: the object-name prefix of this backup's objects. */
+  objectPrefix: z.string().min(1).max(1024),
+  /** SHA-256 of the stored metadata object, so a record cannot silently point at another backup. */
+  metadataSha256: z.string().regex(/^[0-9a-f]{64}$/).nullable(),
+  /** While an operation runs, its owner renews this; an expired lease means the owner stopped. */
+  leaseExpiresAt: isoDate.nullable(),
+  sourcePath: z.string().max(4096).nullable(),
+  encrypted: z.boolean(),
+});
+export type BackupRecord = z.infer<typeof BackupRecordSchema>;
+
+/** Which status changes are allowed (Cinder's state machine, plus restoring → available). */
+const TRANSITIONS: Record<BackupStatus, BackupStatus[]> = {
+  creating: ['available', 'error'],
+  available: ['restoring', 'deleting', 'error'],
+  restoring: ['available', 'error'],
+  error: ['deleting'],
+  // deleting → available: a prune that finds a new dependent gives the backup back before deleting anything.
+  deleting: ['deleting', 'error', 'available'],
+};
+
+export function canTransition(from: BackupStatus, to: BackupStatus): boolean {
+  return TRANSITIONS[from].includes(to);
+}
+
+export function parseRecord(json: unknown): BackupRecord {
+  return BackupRecordSchema.parse(json);
+}

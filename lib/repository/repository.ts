@@ -1,0 +1,260 @@
+/**
+ * A repository: one container of one driver, holding its own catalog. Layout inside the container:
+ *   repository.json                           what this repository is (format, id, encryption parameters)
+ *   records/<volumeId>/<backupId>.json        one record per backup (compare-and-swap)
+ *   locks/<volumeId>.json                     leases that keep two writers off one volume
+ *   volume_<volumeId>/<YYYYmmddHHMMSS>/backup_<backupId>-00001 …   data objects (Cinder's naming)
+ *   …_metadata, …_sha256file                  per-backup metadata and hash list
+ * Everything a restore, verify or prune needs is here; nothing lives outside it.
+ */
+import * as os from 'os';
+import { Driver, ObjectEntry } from '../drivers/driver';
+import { ObjectNotFoundError, PreconditionFailedError, VolumeBackupError, errorMessage, invalid } from '../errors';
+import { checkBackupId, checkHost, checkVolumeId } from './names';
+import { BackupRecord, BackupStatus, canTransition, parseRecord } from './records';
+import { IDENTITY_CODEC, ObjectCodec } from '../codec/object-codec';
+import { RepositoryConfig, parseRepositoryConfig } from './config';
+
+export const REPOSITORY_CONFIG_NAME = 'repository.json';
+export const RECORDS_PREFIX = 'records/';
+const CAS_ATTEMPTS = 20;
+
+export interface RepositoryOptions {
+  container: string;
+  host?: string;
+  codec?: ObjectCodec;
+  config: RepositoryConfig;
+}
+
+export interface VersionedRecord {
+  record: BackupRecord;
+  etag: string;
+}
+
+export class Repository {
+  readonly driver: Driver;
+  readonly container: string;
+  readonly host: string;
+  readonly codec: ObjectCodec;
+  readonly config: RepositoryConfig;
+
+  constructor(driver: Driver, options: RepositoryOptions) {
+    this.driver = driver;
+    this.container = options.container;
+    this.host = checkHost(options.host ?? os.hostname());
+    this.codec = options.codec ?? IDENTITY_CODEC;
+    this.config = options.config;
+  }
+
+  /** Where this repository is, for messages. */
+  get location(): string {
+    return this.container ? `${this.driver.location} (container ${this.container})` : this.driver.location;
+  }
+
+  get encrypted(): boolean {
+    return this.config.encryption !== null;
+  }
+
+  recordName(volumeId: string, backupId: string): string {
+    return `${RECORDS_PREFIX}${checkVolumeId(volumeId)}/${checkBackupId(backupId)}.json`;
+  }
+
+  // ---- records ---------------------------------------------------------------------------------
+
+  /** Every record, or one volume's; malformed records are reported through `onInvalid`, not thrown. */
+  async listRecords(volumeId?: string, onInvalid?: (name: string, reason: string) => void): Promise<BackupRecord[]> {
+    const prefix = volumeId ? `${RECORDS_PREFIX}${checkVolumeId(volumeId)}/` : RECORDS_PREFIX;
+    const entries = (await this.driver.listEntries(this.container, prefix)).filter((e) => e.name.endsWith('.json'));
+    const records: BackupRecord[] = [];
+    await mapLimit(entries, 16, async (entry) => {
+      try {
+        const { data } = await this.driver.readObject(this.container, entry.name);
+        const record = parseRecord(JSON.parse(data.toString('utf8')));
+        if (this.recordName(record.volumeId, record.id) !== entry.name) throw new Error('its id or volume id does not match its name');
+        records.push(record);
+      } catch (err) {
+        if (err instanceof ObjectNotFoundError) return; // deleted while listing
+        onInvalid?.(entry.name, errorMessage(err));
+      }
+    });
+    return records.sort((a, b) => a.dataTimestamp.localeCompare(b.dataTimestamp) || a.createdAt.localeCompare(b.createdAt));
+  }
+
+  /** The record names under records/, without reading them. */
+  async listRecordEntries(): Promise<ObjectEntry[]> {
+    return (await this.driver.listEntries(this.container, RECORDS_PREFIX)).filter((e) => e.name.endsWith('.json'));
+  }
+
+  private async findRecordName(backupId: string): Promise<string> {
+    checkBackupId(backupId);
+    const suffix = `/${backupId}.json`;
+    const match = (await this.listRecordEntries()).find((e) => e.name.endsWith(suffix));
+    if (!match) throw new VolumeBackupError('NOT_FOUND', `backup ${backupId} not found in ${this.location}`, { backupId });
+    return match.name;
+  }
+
+  async readRecord(backupId: string, volumeId?: string): Promise<VersionedRecord> {
+    const name = volumeId ? this.recordName(volumeId, backupId) : await this.findRecordName(backupId);
+    let stored;
+    try {
+      stored = await this.driver.readObject(this.container, name);
+    } catch (err) {
+      if (err instanceof ObjectNotFoundError) {
+        throw new VolumeBackupError('NOT_FOUND', `backup ${backupId} not found in ${this.location}`, { backupId });
+      }
+      throw err;
+    }
+    let record: BackupRecord;
+    try {
+      record = parseRecord(JSON.parse(stored.data.toString('utf8')));
+    } catch (err) {
+      throw new VolumeBackupError('CORRUPT', `the record of backup ${backupId} (${name}) is malformed: ${errorMessage(err)}`, { backupId });
+    }
+    if (record.id !== backupId || this.recordName(record.volumeId, record.id) !== name) {
+      throw new VolumeBackupError('CORRUPT', `the record ${name} does not describe backup ${backupId}: it was edited or moved`, { backupId });
+    }
+    return { record, etag: stored.etag };
+  }
+
+  async getRecord(backupId: string): Promise<BackupRecord> {
+    return (await this.readRecord(backupId)).record;
+  }
+
+  async createRecord(record: BackupRecord): Promise<VersionedRecord> {
+    const checked = parseRecord(record);
+    const etag = await this.driver.putIfAbsent(this.container, this.recordName(checked.volumeId, checked.id), encodeRecord(checked));
+    return { record: checked, etag };
+  }
+
+  /**
+   * Compare-and-swap update: read, apply `change`, write only if nobody changed the record meanwhile;
+   * retried when it lost a race. `change` may throw to refuse (e.g. the status no longer allows it).
+   */
+  async updateRecord(
+    backupId: string,
+    change: (current: BackupRecord) => Partial<BackupRecord>,
+    volumeId?: string,
+  ): Promise<BackupRecord> {
+    for (let attempt = 0; attempt < CAS_ATTEMPTS; attempt++) {
+      const { record, etag } = await this.readRecord(backupId, volumeId);
+      const patch = change(record);
+      if (patch.status && patch.status !== record.status && !canTransition(record.status, patch.status)) {
+        throw new VolumeBackupError(
+          'CONFLICT',
+          `backup ${backupId} is ${record.status} and cannot become ${patch.status}`,
+          { backupId, status: record.status },
+        );
+      }
+      const next = parseRecord({ ...record, ...patch, updatedAt: new Date().toISOString() });
+      try {
+        await this.driver.replaceIfMatch(this.container, this.recordName(next.volumeId, next.id), encodeRecord(next), etag);
+        return next;
+      } catch (err) {
+        if (!(err instanceof PreconditionFailedError)) throw err;
+        await sleep(5 + Math.random() * 20 * (attempt + 1));
+      }
+    }
+    throw new VolumeBackupError('CONFLICT', `backup ${backupId} kept changing under us; try again`, { backupId });
+  }
+
+  /** Move a record from one status to another, refusing if it is not in one of `from`. */
+  async transition(backupId: string, from: BackupStatus[], to: BackupStatus, extra: Partial<BackupRecord> = {}): Promise<BackupRecord> {
+    return this.updateRecord(backupId, (current) => {
+      if (!from.includes(current.status)) {
+        throw new VolumeBackupError(
+          'CONFLICT',
+          `backup ${backupId} is ${current.status}; expected ${from.join(' or ')}`,
+          { backupId, status: current.status },
+        );
+      }
+      return { ...extra, status: to };
+    });
+  }
+
+  async deleteRecord(record: BackupRecord): Promise<void> {
+    await this.driver.deleteObject(this.container, this.recordName(record.volumeId, record.id));
+  }
+
+  // ---- objects ---------------------------------------------------------------------------------
+
+  /** Write a data, metadata or hash-list object; `stored` is exactly what lands in the store. */
+  async writeObject(name: string, stored: Buffer, signal?: AbortSignal): Promise<void> {
+    await this.driver.writeObject(this.container, name, stored, { signal, extraMetadata: this.driver.getExtraMetadata() });
+  }
+
+  async readObject(name: string, signal?: AbortSignal): Promise<Buffer> {
+    return (await this.driver.readObject(this.container, name, { signal, extraMetadata: this.driver.getExtraMetadata() })).data;
+  }
+
+  async deleteObject(name: string): Promise<void> {
+    await this.driver.deleteObject(this.container, name);
+  }
+
+  async listObjects(prefix: string): Promise<ObjectEntry[]> {
+    return this.driver.listEntries(this.container, prefix);
+  }
+
+  async close(): Promise<void> {
+    await this.driver.close?.();
+  }
+}
+
+export function encodeRecord(record: BackupRecord): Buffer {
+  return Buffer.from(JSON.stringify(record, null, 2) + '\n', 'utf8');
+}
+
+/** Open the repository in a container; with `create`, make it if it does not exist yet. */
+export async function openRepositoryIn(
+  driver: Driver,
+  options: { container?: string; host?: string; create?: boolean; makeCodec?: (config: RepositoryConfig) => Promise<ObjectCodec> },
+): Promise<Repository> {
+  const container = driver.updateContainerName(options.container) ?? options.container ?? '';
+  let config: RepositoryConfig | null = null;
+  try {
+    const { data } = await driver.readObject(container, REPOSITORY_CONFIG_NAME);
+    config = parseRepositoryConfig(data);
+  } catch (err) {
+    if (!(err instanceof ObjectNotFoundError)) throw err;
+  }
+  if (!config) {
+    if (!options.create) {
+      throw new VolumeBackupError(
+        'NOT_FOUND',
+        `no volume-backup repository at ${driver.location}${container ? ` (container ${container})` : ''}: check the path, or make a backup there first`,
+      );
+    }
+    await driver.putContainer(container);
+    const fresh = (await import('./config')).newRepositoryConfig(null);
+    try {
+      await driver.putIfAbsent(container, REPOSITORY_CONFIG_NAME, Buffer.from(JSON.stringify(fresh, null, 2) + '\n'));
+      config = fresh;
+    } catch (err) {
+      if (!(err instanceof PreconditionFailedError)) throw err;
+      config = parseRepositoryConfig((await driver.readObject(container, REPOSITORY_CONFIG_NAME)).data);
+    }
+  }
+  const codec = options.makeCodec ? await options.makeCodec(config) : IDENTITY_CODEC;
+  if (config.encryption && codec === IDENTITY_CODEC) {
+    throw new VolumeBackupError('ENCRYPTION', `the repository at ${driver.location} is encrypted: give its passphrase (VOLUME_BACKUP_PASSPHRASE or --passphrase-file)`);
+  }
+  return new Repository(driver, { container, host: options.host, codec, config });
+}
+
+export async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T, index: number) => Promise<R>): Promise<R[]> {
+  const results: R[] = new Array(items.length);
+  let next = 0;
+  const workers = Array.from({ length: Math.min(limit, items.length) }, async () => {
+    while (next < items.length) {
+      const i = next++;
+      results[i] = await fn(items[i], i);
+    }
+  });
+  await Promise.all(workers);
+  return results;
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+export { invalid };
