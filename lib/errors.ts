@@ -15,7 +15,9 @@ export type ErrorCode =
   | 'CANCELLED'
   | 'STORAGE'
   | 'AUTH'
-  | 'ENCRYPTION';
+  | 'ENCRYPTION'
+  /** A snapshot provider could not make or remove a snapshot. */
+  | 'SNAPSHOT';
 
 export class VolumeBackupError extends Error {
   readonly code: ErrorCode;

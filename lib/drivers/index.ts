@@ -16,6 +16,16 @@ export const PosixSpec = z.object({
   path: z.string().min(1),
 });
 
+/** Optional tuning of the object stores' retries (lib/drivers/retry.ts); the defaults suit most links. */
+export const RetrySpec = z
+  .object({
+    maxAttempts: z.number().int().min(1).max(100),
+    maxElapsedMs: z.number().int().positive(),
+    baseDelayMs: z.number().int().min(0),
+    maxDelayMs: z.number().int().min(0),
+  })
+  .partial();
+
 export const S3Spec = z.object({
   backend: z.literal('s3'),
   bucket: z.string().min(3).max(63),
@@ -36,6 +46,7 @@ export const S3Spec = z.object({
   /** Objects larger than this go up as multipart uploads with parts in parallel. */
   multipartThreshold: z.number().int().positive().optional(),
   partSize: z.number().int().positive().optional(),
+  retry: RetrySpec.optional(),
 });
 
 export const GcsSpec = z.object({
@@ -47,6 +58,7 @@ export const GcsSpec = z.object({
   /** Service-account key JSON (from the node's credentials or a file named by GOOGLE_APPLICATION_CREDENTIALS). */
   credentials: z.string().optional(),
   resumableThreshold: z.number().int().positive().optional(),
+  retry: RetrySpec.optional(),
 });
 
 export const DriverSpec = z.discriminatedUnion('backend', [PosixSpec, S3Spec, GcsSpec]);

@@ -1,6 +1,236 @@
-import type { Repository } from '../repository/repository';
+/**
+ * Restore and verify. The chain (full ← incr1 ← incr2 …) is resolved per chunk: each block comes from
+ * the newest backup in the chain that stored it (as data or as zeros), so every block is fetched and
+ * written once. Every object's stored digest, its decompressed length and every block's SHA-256 are
+ * checked against the restored backup's hash list before the block is written; any mismatch or
+ * missing object fails the restore with the backup, object and offset named.
+ */
+import { promises as fs } from 'fs';
+import { ObjectNotFoundError, VolumeBackupError, cancelled, errorMessage, throwIfAborted } from '../errors';
+import { decompress } from '../codec/compression';
+import { chainOf } from '../repository/catalog';
+import { BackupMetadata, DataObject, Extent, HASH_BYTES, chunkCount, sha256 } from '../repository/format';
+import { loadHashList, loadMetadata } from '../repository/backup-objects';
+import { renewRecordLease } from '../repository/locks';
+import { checkBackupId } from '../repository/names';
+import type { BackupRecord } from '../repository/records';
+import { Repository, mapLimit } from '../repository/repository';
+import { hashChunk } from './hash-pool';
+import { ProgressTracker } from './progress';
 import type { RestoreOptions, RestoreResult } from './types';
+import { Target, openTarget, writeFully } from './volume';
+
+const CHUNKS_IN_FLIGHT = 4;
+
+/** What one backup of the chain contributes, indexed by chunk. */
+interface Layer {
+  record: BackupRecord;
+  objects: Map<number, DataObject>;
+  zeros: Map<number, Extent[]>;
+}
+
+function indexLayer(record: BackupRecord, metadata: BackupMetadata): Layer {
+  const objects = new Map(metadata.objects.map((o) => [o.chunk, o]));
+  const zeros = new Map<number, Extent[]>();
+  for (const extent of metadata.zeroExtents) {
+    // A zero extent may span chunks (a full backup of an empty region); split it at chunk boundaries.
+    let [offset, length] = extent;
+    while (length > 0) {
+      const chunk = Math.floor(offset / metadata.chunkSize);
+      const part = Math.min(length, (chunk + 1) * metadata.chunkSize - offset);
+      const list = zeros.get(chunk) ?? [];
+      list.push([offset, part]);
+      zeros.set(chunk, list);
+      offset += part;
+      length -= part;
+    }
+  }
+  return { record, objects, zeros };
+}
+
 export async function restoreBackup(repo: Repository, options: RestoreOptions): Promise<RestoreResult> {
-  void repo; void options;
-  throw new Error('restoreBackup: being written');
+  const started = Date.now();
+  const backupId = checkBackupId(options.backupId);
+  const verifyOnly = !!options.verifyOnly;
+  if (!verifyOnly && !options.target) throw new VolumeBackupError('INVALID_ARGUMENT', 'a restore needs a target path (or verify-only)');
+  throwIfAborted(options.signal);
+
+  const record = await repo.getRecord(backupId);
+  if (record.status !== 'available') {
+    throw new VolumeBackupError('CONFLICT', `backup ${backupId} is ${record.status}${record.failReason ? ` (${record.failReason})` : ''}: only available backups can be restored`);
+  }
+  // Set-then-check against prune: mark the backup restoring, then make sure its whole chain is still there.
+  if (!verifyOnly) await repo.transition(backupId, ['available'], 'restoring', { leaseExpiresAt: new Date(Date.now() + 60_000).toISOString() });
+  const stopRenewal = verifyOnly ? () => undefined : renewRecordLease(repo, backupId, record.volumeId);
+  let target: Target | null = null;
+  try {
+    const records = await repo.listRecords(record.volumeId);
+    const chain = chainOf(records, backupId);
+    for (const link of chain.slice(0, -1)) {
+      if (link.status !== 'available' && link.status !== 'restoring') {
+        throw new VolumeBackupError('CONFLICT', `backup ${backupId} needs ${link.id}, which is ${link.status}`);
+      }
+    }
+    const metadatas = await Promise.all(chain.map((r) => loadMetadata(repo, r, options.signal)));
+    const targetMeta = metadatas[metadatas.length - 1];
+    const hashList = await loadHashList(repo, record, targetMeta, options.signal);
+    for (const [k, m] of metadatas.entries()) {
+      if (m.blockSize !== record.blockSize || m.chunkSize !== record.chunkSize) {
+        throw new VolumeBackupError('CORRUPT', `backup ${chain[k].id} in the chain of ${backupId} has different chunk or block sizes`);
+      }
+    }
+    const layers = chain.map((r, k) => indexLayer(r, metadatas[k]));
+    if (!verifyOnly) target = await openTarget(options.target!, record.size);
+    const result = await applyChain(repo, record, layers, hashList, target, options);
+    if (target) await target.handle.sync();
+    return {
+      backupId,
+      volumeId: record.volumeId,
+      target: target?.path ?? null,
+      verifyOnly,
+      chain: chain.map((r) => r.id),
+      size: record.size,
+      bytesWritten: result.bytesWritten,
+      bytesVerified: record.size,
+      blocksVerified: hashList.length / HASH_BYTES,
+      durationMs: Date.now() - started,
+    };
+  } catch (err) {
+    const failure = options.signal?.aborted && !(err instanceof VolumeBackupError && err.code === 'CANCELLED') ? cancelled(options.signal.reason) : err;
+    // A half-restored file we created must not look like a good copy.
+    if (target?.created) await fs.rm(target.path, { force: true }).catch(() => undefined);
+    throw failure;
+  } finally {
+    stopRenewal();
+    await target?.handle.close().catch(() => undefined);
+    if (!verifyOnly) {
+      await repo.transition(backupId, ['restoring'], 'available', { leaseExpiresAt: null }).catch((err) => {
+        options.log?.warn(`backup ${backupId} could not be set back to available: ${errorMessage(err)}`);
+      });
+    }
+  }
+}
+
+async function applyChain(
+  repo: Repository,
+  record: BackupRecord,
+  layers: Layer[],
+  hashList: Buffer,
+  target: Target | null,
+  options: RestoreOptions,
+): Promise<{ bytesWritten: number }> {
+  const { size, chunkSize, blockSize } = record;
+  const chunks = chunkCount(size, chunkSize);
+  const progress = new ProgressTracker(options.onProgress, {
+    operation: options.verifyOnly ? 'verify' : 'restore', backupId: record.id, volumeId: record.volumeId, chunkCount: chunks, bytesTotal: size,
+  });
+  progress.start();
+  let bytesWritten = 0;
+  const buffers = Array.from({ length: Math.min(CHUNKS_IN_FLIGHT, chunks) }, () => new SharedArrayBuffer(chunkSize));
+  let nextChunk = 0;
+  await mapLimit(buffers, buffers.length, async (shared) => {
+    for (let i = nextChunk++; i < chunks; i = nextChunk++) {
+      throwIfAborted(options.signal);
+      const offset = i * chunkSize;
+      const length = Math.min(chunkSize, size - offset);
+      const nBlocks = Math.ceil(length / blockSize);
+      const view = Buffer.from(shared, 0, length);
+      // Which layer supplies each block: the newest that stored it (-1: nobody, which is corruption).
+      const source = new Int32Array(nBlocks).fill(-1);
+      const isZero = new Uint8Array(nBlocks);
+      layers.forEach((layer, k) => {
+        for (const [start, len] of layer.objects.get(i)?.extents ?? []) markBlocks(source, isZero, start - offset, len, blockSize, k, 0);
+        for (const [start, len] of layer.zeros.get(i) ?? []) markBlocks(source, isZero, start - offset, len, blockSize, k, 1);
+      });
+      const missing = source.indexOf(-1);
+      if (missing >= 0) {
+        throw new VolumeBackupError('CORRUPT', `no backup in the chain of ${record.id} holds the block at offset ${offset + missing * blockSize}: the metadata is incomplete`);
+      }
+      // Fetch each needed object once and copy the blocks it supplies.
+      const needed = new Set<number>();
+      source.forEach((k, b) => { if (!isZero[b]) needed.add(k); });
+      await Promise.all([...needed].map(async (k) => {
+        const obj = layers[k].objects.get(i)!;
+        const raw = await fetchObject(repo, layers[k].record, obj, options.signal);
+        let at = 0;
+        for (const [start, len] of obj.extents) {
+          for (let b = Math.floor((start - offset) / blockSize); b * blockSize < start - offset + len; b++) {
+            if (source[b] === k && !isZero[b]) {
+              const from = at + (b * blockSize - (start - offset));
+              raw.copy(view, b * blockSize, from, from + Math.min(blockSize, length - b * blockSize));
+            }
+          }
+          at += len;
+        }
+      }));
+      for (let b = 0; b < nBlocks; b++) if (isZero[b]) view.fill(0, b * blockSize, Math.min((b + 1) * blockSize, length));
+      // Verify every block against the hash list of the backup being restored.
+      const { hashes } = await hashChunk(shared, length, blockSize);
+      const first = (offset / blockSize) * HASH_BYTES;
+      if (hashes.compare(hashList, first, first + hashes.length) !== 0) {
+        for (let b = 0; b < nBlocks; b++) {
+          if (hashes.compare(hashList, first + b * HASH_BYTES, first + (b + 1) * HASH_BYTES, b * HASH_BYTES, (b + 1) * HASH_BYTES) !== 0) {
+            const layer = layers[source[b]];
+            const objectName = isZero[b] ? '(zero map)' : layer.objects.get(i)!.name;
+            throw new VolumeBackupError('CORRUPT', `block at offset ${offset + b * blockSize} does not match its SHA-256: backup ${layer.record.id}, object ${objectName}`, { backupId: layer.record.id, objectName, offset: offset + b * blockSize });
+          }
+        }
+      }
+      if (target) bytesWritten += await writeChunk(target, view, offset, isZero, blockSize);
+      progress.chunk(i, length);
+    }
+  });
+  progress.end();
+  return { bytesWritten };
+}
+
+function markBlocks(source: Int32Array, isZero: Uint8Array, rel: number, len: number, blockSize: number, layer: number, zero: 0 | 1): void {
+  for (let b = Math.floor(rel / blockSize); b * blockSize < rel + len && b < source.length; b++) {
+    source[b] = layer;
+    isZero[b] = zero;
+  }
+}
+
+async function fetchObject(repo: Repository, record: BackupRecord, obj: DataObject, signal?: AbortSignal): Promise<Buffer> {
+  let stored: Buffer;
+  try {
+    stored = await repo.readObject(obj.name, signal);
+  } catch (err) {
+    if (err instanceof ObjectNotFoundError) {
+      throw new VolumeBackupError('OBJECT_MISSING', `object ${obj.name} of backup ${record.id} (offset ${obj.extents[0][0]}) is missing from the repository`, { backupId: record.id, objectName: obj.name });
+    }
+    throw err;
+  }
+  if (stored.length !== obj.length || sha256(stored) !== obj.sha256) {
+    throw new VolumeBackupError('CORRUPT', `object ${obj.name} of backup ${record.id} (offset ${obj.extents[0][0]}) is corrupt: its SHA-256 does not match the metadata`, { backupId: record.id, objectName: obj.name });
+  }
+  let plain: Buffer;
+  try {
+    plain = repo.codec.open(stored, obj.name);
+  } catch (err) {
+    throw new VolumeBackupError('CORRUPT', `object ${obj.name} of backup ${record.id} cannot be decrypted: ${errorMessage(err)}`, { backupId: record.id, objectName: obj.name });
+  }
+  return decompress(plain, obj.compression, obj.rawLength, `object ${obj.name} of backup ${record.id}`);
+}
+
+/** Write a verified chunk: into a new (sparse) file only its non-zero runs; elsewhere everything. */
+async function writeChunk(target: Target, view: Buffer, offset: number, isZero: Uint8Array, blockSize: number): Promise<number> {
+  if (!target.created) {
+    await writeFully(target, view, offset);
+    return view.length;
+  }
+  let written = 0;
+  let runStart = -1;
+  for (let b = 0; b <= isZero.length; b++) {
+    const data = b < isZero.length && !isZero[b];
+    if (data && runStart < 0) runStart = b;
+    if (!data && runStart >= 0) {
+      const from = runStart * blockSize;
+      const to = Math.min(b * blockSize, view.length);
+      await writeFully(target, view.subarray(from, to), offset + from);
+      written += to - from;
+      runStart = -1;
+    }
+  }
+  return written;
 }

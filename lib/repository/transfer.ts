@@ -1,10 +1,51 @@
+/**
+ * Cinder's export_record / import_record: a backup's record as one line of base64 JSON, which another
+ * repository holding a copy of the backup's objects can adopt. Import checks the objects are there and
+ * are the ones the record describes before the record is created.
+ */
+import { VolumeBackupError, errorMessage } from '../errors';
+import { loadHashList, loadMetadata } from './backup-objects';
+import { checkBackupId } from './names';
+import { BackupRecord, parseRecord } from './records';
 import type { Repository } from './repository';
-import type { BackupRecord } from './records';
+
+const EXPORT_KIND = 'node-red-contrib-volume-backup/record';
+
 export async function exportRecord(repo: Repository, backupId: string): Promise<string> {
-  void repo; void backupId;
-  throw new Error('exportRecord: being written');
+  const record = await repo.getRecord(checkBackupId(backupId));
+  if (record.status !== 'available') throw new VolumeBackupError('CONFLICT', `backup ${backupId} is ${record.status}: only available backups can be exported`);
+  return Buffer.from(JSON.stringify({ kind: EXPORT_KIND, record }), 'utf8').toString('base64');
 }
+
 export async function importRecord(repo: Repository, text: string): Promise<BackupRecord> {
-  void repo; void text;
-  throw new Error('importRecord: being written');
+  let record: BackupRecord;
+  try {
+    const decoded = JSON.parse(Buffer.from(String(text).trim(), 'base64').toString('utf8')) as { kind?: string; record?: unknown };
+    if (decoded.kind !== EXPORT_KIND) throw new Error('not an exported volume-backup record');
+    record = parseRecord(decoded.record);
+  } catch (err) {
+    throw new VolumeBackupError('INVALID_ARGUMENT', `cannot import: the input is not an exported record (${errorMessage(err)})`);
+  }
+  if (record.status !== 'available') throw new VolumeBackupError('INVALID_ARGUMENT', `cannot import backup ${record.id}: its exported status is ${record.status}`);
+  if (record.encrypted !== repo.codec.encrypted) {
+    throw new VolumeBackupError('INVALID_ARGUMENT', `cannot import backup ${record.id}: it is ${record.encrypted ? '' : 'not '}encrypted and this repository is ${repo.codec.encrypted ? '' : 'not '}`);
+  }
+  if ((await repo.listRecords(record.volumeId)).some((r) => r.id === record.id)) {
+    throw new VolumeBackupError('CONFLICT', `backup ${record.id} already exists in ${repo.location}`);
+  }
+  if (record.parentId && !(await repo.listRecords(record.volumeId)).some((r) => r.id === record.parentId)) {
+    throw new VolumeBackupError('INVALID_ARGUMENT', `cannot import backup ${record.id}: its parent ${record.parentId} is not in this repository (import the parent first)`);
+  }
+  // The objects must already be here and be the ones the record describes.
+  const metadata = await loadMetadata(repo, record);
+  await loadHashList(repo, record, metadata);
+  const present = new Map((await repo.listObjects(record.objectPrefix)).map((e) => [e.name, e.size]));
+  for (const obj of metadata.objects) {
+    if (present.get(obj.name) !== obj.length) {
+      throw new VolumeBackupError('OBJECT_MISSING', `cannot import backup ${record.id}: object ${obj.name} is ${present.has(obj.name) ? 'the wrong size' : 'missing'}; copy the backup's objects first`);
+    }
+  }
+  const now = new Date().toISOString();
+  const adopted: BackupRecord = { ...record, host: repo.host, updatedAt: now, leaseExpiresAt: null };
+  return (await repo.createRecord(adopted)).record;
 }

@@ -1,0 +1,80 @@
+/**
+ * What the s3 and gcs drivers share: object keys under a bucket prefix, the messages for errors that
+ * retrying cannot fix, a bounded parallel runner that stops on the first failure, and digests.
+ */
+import { createHash } from 'crypto';
+import { ObjectNotFoundError, VolumeBackupError, errorMessage, invalid } from '../errors';
+
+/** Join the driver's prefix, the container and an object name into one key; refuse names that escape. */
+export function objectKey(prefix: string, container: string, name = ''): string {
+  for (const [label, value] of [['container', container], ['object name', name]] as const) {
+    if (typeof value !== 'string' || value.includes('\0') || value.startsWith('/') || value.split('/').some((s) => s === '..' || s === '.')) {
+      throw invalid(`invalid ${label} ${JSON.stringify(value)}`);
+    }
+  }
+  return [prefix, container, name].map((p) => p.replace(/^\/+|\/+$/g, '')).filter(Boolean).join('/');
+}
+
+/** The key prefix a listing of `container` + `prefix` starts from ("a/b/" + "vol" → "a/b/vol"). */
+export function listPrefix(prefix: string, container: string, namePrefix: string): string {
+  const base = objectKey(prefix, container);
+  return base ? `${base}/${namePrefix}` : namePrefix;
+}
+
+export function normalizePrefix(prefix: string): string {
+  return prefix.replace(/^\/+|\/+$/g, '');
+}
+
+/** A bucket that does not exist holds no object either; the message says what to check. */
+export class BucketNotFoundError extends ObjectNotFoundError {
+  constructor(container: string, objectName: string, where: string) {
+    super(container, objectName);
+    this.message = `${where} does not exist: create the bucket, or check its name, the region and the endpoint`;
+  }
+}
+
+/** Errors no retry can fix, each with what to check. */
+export function accessDenied(where: string, cause: unknown): VolumeBackupError {
+  return new VolumeBackupError('AUTH', `access to ${where} was denied: check that the credentials may read, write, list and delete objects in that bucket (${errorMessage(cause)})`, undefined, { cause });
+}
+
+export function credentialsRejected(where: string, what: string, cause: unknown): VolumeBackupError {
+  return new VolumeBackupError('AUTH', `the credentials for ${where} were rejected or are missing: check ${what} (${errorMessage(cause)})`, undefined, { cause });
+}
+
+export function storageFailure(action: string, cause: unknown): VolumeBackupError {
+  if (cause instanceof VolumeBackupError) return cause;
+  return new VolumeBackupError('STORAGE', `${action} failed: ${errorMessage(cause)}`, undefined, { cause });
+}
+
+/**
+ * Run fn over items with at most `limit` at once. After the first failure no new item starts, the
+ * others are told to stop (signal), and the promise rejects only once all started work has settled,
+ * so the caller can clean up (abort a multipart upload) knowing nothing is still in flight.
+ */
+export async function runBounded<T, R>(items: readonly T[], limit: number, fn: (item: T, index: number, signal: AbortSignal) => Promise<R>, outer?: AbortSignal): Promise<R[]> {
+  const stop = new AbortController();
+  const signal = outer ? AbortSignal.any([outer, stop.signal]) : stop.signal;
+  const results: R[] = new Array(items.length);
+  let next = 0;
+  let failure: { err: unknown } | null = null;
+  const worker = async () => {
+    while (!failure && !signal.aborted && next < items.length) {
+      const i = next++;
+      try {
+        results[i] = await fn(items[i], i, signal);
+      } catch (err) {
+        if (!failure) failure = { err };
+        stop.abort(err);
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, worker));
+  if (failure) throw (failure as { err: unknown }).err;
+  if (outer?.aborted) throw outer.reason;
+  return results;
+}
+
+export function md5(data: Uint8Array): Buffer {
+  return createHash('md5').update(data).digest();
+}

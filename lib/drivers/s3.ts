@@ -1,0 +1,256 @@
+/**
+ * The s3 driver: AWS S3 and S3-compatible stores through @aws-sdk/client-s3. One bucket + key prefix;
+ * every PutObject/UploadPart carries Content-MD5 so the store verifies it, every GetObject is checked
+ * (length, and the MD5 when the ETag is one). Objects above multipartThreshold go up as multipart
+ * uploads with parts in parallel; a failed one is aborted. The SDK's retries are off: retry.ts decides.
+ */
+import {
+  AbortMultipartUploadCommand, CompleteMultipartUploadCommand, CreateBucketCommand, CreateMultipartUploadCommand,
+  DeleteObjectCommand, GetObjectCommand, HeadBucketCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand,
+  PutObjectCommandInput, S3Client, UploadPartCommand,
+} from '@aws-sdk/client-s3';
+import { z } from 'zod';
+import { ObjectNotFoundError, PreconditionFailedError } from '../errors';
+import { Driver, ObjectEntry, PrefixParts, StoredObject, cinderObjectNamePrefix } from './driver';
+import type { DriverContext, S3Spec } from './index';
+import { BucketNotFoundError, accessDenied, credentialsRejected, listPrefix, md5, normalizePrefix, objectKey, runBounded, storageFailure } from './object-store-helpers';
+import { TransientError, transientReason, withRetry } from './retry';
+
+const MiB = 1024 * 1024;
+const PART_CONCURRENCY = 4;
+
+type S3Error = Error & { $metadata?: { httpStatusCode?: number }; Code?: string };
+const statusOf = (err: unknown) => (err as S3Error)?.$metadata?.httpStatusCode;
+const nameOf = (err: unknown) => (err as S3Error)?.name;
+
+export function createS3Driver(spec: z.infer<typeof S3Spec>, context: DriverContext): Driver {
+  return new S3Driver(spec, context);
+}
+
+export class S3Driver implements Driver {
+  readonly kind = 's3';
+  readonly location: string;
+  readonly conditionalWrites: boolean;
+  private readonly client: S3Client;
+  private readonly prefix: string;
+  private readonly threshold: number;
+  private readonly partSize: number;
+
+  constructor(private readonly spec: z.infer<typeof S3Spec>, private readonly context: DriverContext) {
+    this.prefix = normalizePrefix(spec.prefix);
+    this.location = `s3://${spec.bucket}${this.prefix ? `/${this.prefix}` : ''}${spec.endpoint ? ` at ${spec.endpoint}` : ''}`;
+    this.conditionalWrites = spec.conditionalWrites;
+    this.threshold = spec.multipartThreshold ?? 16 * MiB;
+    this.partSize = Math.max(spec.partSize ?? 8 * MiB, 5 * MiB);
+    const checksums = spec.checksums === 'when_required' ? 'WHEN_REQUIRED' : 'WHEN_SUPPORTED';
+    this.client = new S3Client({
+      endpoint: spec.endpoint,
+      region: spec.region,
+      forcePathStyle: spec.forcePathStyle,
+      requestChecksumCalculation: checksums,
+      responseChecksumValidation: checksums,
+      credentials: spec.accessKeyId && spec.secretAccessKey
+        ? { accessKeyId: spec.accessKeyId, secretAccessKey: spec.secretAccessKey, sessionToken: spec.sessionToken }
+        : undefined, // the standard AWS chain: environment, profile, SSO, instance role
+      maxAttempts: 1,
+      requestHandler: { connectionTimeout: 10_000, requestTimeout: 120_000 },
+    });
+    if (!spec.conditionalWrites) {
+      context.log?.warn(`conditional writes are off for ${this.location}: only one writer may use this repository at a time`);
+    }
+  }
+
+  private where(key?: string): string {
+    return `s3://${this.spec.bucket}${key ? `/${key}` : ''}${this.spec.endpoint ? ` (endpoint ${this.spec.endpoint})` : ''}`;
+  }
+
+  /**
+   * One S3 call with retries. `expected` turns the errors an operation expects (404, 412) into its
+   * own; other permanent errors come out with the bucket and what to check.
+   */
+  private async call<T>(action: string, key: string, fn: (signal?: AbortSignal) => Promise<T>, options: { signal?: AbortSignal; expected?: (err: unknown) => Error | undefined } = {}): Promise<T> {
+    try {
+      return await withRetry(() => fn(options.signal), {
+        what: `${action} ${this.where(key)}`,
+        classify: (err) => (nameOf(err) === 'SlowDown' ? 'throttled (SlowDown)' : transientReason(err, statusOf(err))),
+        policy: this.spec.retry,
+        signal: options.signal,
+        log: this.context.log,
+      });
+    } catch (err) {
+      const mapped = options.expected?.(err);
+      if (mapped) throw mapped;
+      const status = statusOf(err);
+      const name = nameOf(err);
+      if (name === 'NoSuchBucket') throw storageFailure(`${action} ${this.where(key)}`, new Error(`bucket ${this.where()} does not exist: create it, or check its name, the region and the endpoint`));
+      if (name === 'InvalidAccessKeyId' || name === 'SignatureDoesNotMatch' || name === 'CredentialsProviderError' || name === 'ExpiredToken' || status === 401) {
+        throw credentialsRejected(this.where(), 'AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY (or the config node\'s credentials) and the region', err);
+      }
+      if (status === 403) throw accessDenied(this.where(), err);
+      if (status === 404) throw err; // callers that expect a 404 (HEAD) test for it
+      throw storageFailure(`${action} ${this.where(key)}`, err);
+    }
+  }
+
+  private putParams(key: string, data: Buffer): PutObjectCommandInput {
+    return { ...this.uploadParams(key), Body: data, ContentMD5: md5(data).toString('base64') };
+  }
+
+  /** What every new object gets: its key, storage class and server-side encryption. */
+  private uploadParams(key: string) {
+    return {
+      Bucket: this.spec.bucket,
+      Key: key,
+      StorageClass: this.spec.storageClass as PutObjectCommandInput['StorageClass'],
+      ServerSideEncryption: this.spec.serverSideEncryption,
+      SSEKMSKeyId: this.spec.kmsKeyId,
+    } as const;
+  }
+
+  async putContainer(): Promise<void> {
+    // Containers are key prefixes; only the bucket must exist. Make it when it does not (as Cinder does).
+    const Bucket = this.spec.bucket;
+    const exists = await this.call('check bucket', '', (s) => this.client.send(new HeadBucketCommand({ Bucket }), { abortSignal: s })).then(
+      () => true,
+      (err) => (statusOf(err) === 404 ? false : Promise.reject(err)),
+    );
+    if (exists) return;
+    const location = this.spec.region === 'us-east-1' ? undefined : { LocationConstraint: this.spec.region as never };
+    const ours = new Error('the bucket exists and is ours');
+    await this.call('create bucket', '', (s) => this.client.send(new CreateBucketCommand({ Bucket, CreateBucketConfiguration: location }), { abortSignal: s }), {
+      expected: (err) => (nameOf(err) === 'BucketAlreadyOwnedByYou' ? ours : undefined),
+    }).catch((err) => {
+      if (err !== ours) throw err;
+    });
+  }
+
+  async listEntries(container: string, prefix: string): Promise<ObjectEntry[]> {
+    const base = objectKey(this.prefix, container);
+    const out: ObjectEntry[] = [];
+    let token: string | undefined;
+    do {
+      const page = await this.call('list', listPrefix(this.prefix, container, prefix), (s) =>
+        this.client.send(new ListObjectsV2Command({ Bucket: this.spec.bucket, Prefix: listPrefix(this.prefix, container, prefix), ContinuationToken: token }), { abortSignal: s }),
+      );
+      for (const o of page.Contents ?? []) out.push({ name: base ? o.Key!.slice(base.length + 1) : o.Key!, size: o.Size ?? 0 });
+      token = page.IsTruncated ? page.NextContinuationToken : undefined;
+    } while (token);
+    return out;
+  }
+
+  async readObject(container: string, name: string, options: { signal?: AbortSignal } = {}): Promise<StoredObject> {
+    const key = objectKey(this.prefix, container, name);
+    return this.call('read', key, async (abortSignal) => {
+        const res = await this.client.send(new GetObjectCommand({ Bucket: this.spec.bucket, Key: key }), { abortSignal });
+        const data = Buffer.from(await res.Body!.transformToByteArray());
+        // A body cut short, or changed on the way, is worth another attempt.
+        if (res.ContentLength !== undefined && data.length !== res.ContentLength) throw new TransientError(`body ended after ${data.length} of ${res.ContentLength} bytes`);
+        const plainMd5 = /^"?([0-9a-f]{32})"?$/.exec(res.ETag ?? '')?.[1];
+        if (plainMd5 && md5(data).toString('hex') !== plainMd5) throw new TransientError(`body of ${data.length} bytes does not match its MD5 ETag`);
+        return { data, etag: res.ETag ?? '' };
+      }, {
+        signal: options.signal,
+        expected: (err) => {
+          if (nameOf(err) === 'NoSuchBucket') return new BucketNotFoundError(container, name, `bucket ${this.where()}`);
+          if (statusOf(err) === 404) return new ObjectNotFoundError(container, name);
+          return undefined;
+        },
+      });
+  }
+
+  async writeObject(container: string, name: string, data: Buffer, options: { signal?: AbortSignal } = {}): Promise<string> {
+    const key = objectKey(this.prefix, container, name);
+    if (data.length > this.threshold) return this.writeMultipart(key, data, options.signal);
+    const res = await this.call('write', key, (s) => this.client.send(new PutObjectCommand(this.putParams(key, data)), { abortSignal: s }), { signal: options.signal });
+    return res.ETag ?? '';
+  }
+
+  private async writeMultipart(key: string, data: Buffer, signal?: AbortSignal): Promise<string> {
+    const { UploadId } = await this.call('start multipart upload of', key, (s) =>
+      this.client.send(new CreateMultipartUploadCommand(this.uploadParams(key)), { abortSignal: s }), { signal });
+    const parts: Buffer[] = [];
+    for (let off = 0; off < data.length; off += this.partSize) parts.push(data.subarray(off, off + this.partSize));
+    try {
+      const etags = await runBounded(parts, PART_CONCURRENCY, (part, i, partSignal) =>
+        this.call(`upload part ${i + 1}/${parts.length} of`, key, async (s) => {
+          const res = await this.client.send(new UploadPartCommand({ Bucket: this.spec.bucket, Key: key, UploadId, PartNumber: i + 1, Body: part, ContentMD5: md5(part).toString('base64') }), { abortSignal: s });
+          return res.ETag!;
+        }, { signal: partSignal }), signal);
+      const done = await this.call('complete multipart upload of', key, (s) => this.client.send(new CompleteMultipartUploadCommand({
+        Bucket: this.spec.bucket, Key: key, UploadId, MultipartUpload: { Parts: etags.map((ETag, i) => ({ ETag, PartNumber: i + 1 })) },
+      }), { abortSignal: s }), { signal });
+      // A multipart ETag is md5(part md5s)-N: check it against what we sent.
+      const expected = `${md5(Buffer.concat(parts.map((p) => md5(p)))).toString('hex')}-${parts.length}`;
+      if (done.ETag && /-\d+"?$/.test(done.ETag) && done.ETag.replace(/"/g, '') !== expected) {
+        throw storageFailure(`multipart upload of ${this.where(key)}`, new Error(`the store's ETag ${done.ETag} does not match the parts sent (${expected})`));
+      }
+      return done.ETag ?? '';
+    } catch (err) {
+      // Never leave a half upload behind: it costs storage and hides in listings of uploads only.
+      await this.call('abort multipart upload of', key, () => this.client.send(new AbortMultipartUploadCommand({ Bucket: this.spec.bucket, Key: key, UploadId })))
+        .catch((abortErr) => this.context.log?.warn(`could not abort multipart upload ${UploadId} of ${this.where(key)}: ${abortErr}`));
+      throw err;
+    }
+  }
+
+  async deleteObject(container: string, name: string): Promise<void> {
+    const key = objectKey(this.prefix, container, name);
+    await this.call('delete', key, (s) => this.client.send(new DeleteObjectCommand({ Bucket: this.spec.bucket, Key: key }), { abortSignal: s }));
+  }
+
+  async putIfAbsent(container: string, name: string, data: Buffer): Promise<string> {
+    if (!this.conditionalWrites) {
+      if (await this.currentEtag(container, name)) throw new PreconditionFailedError(name, `object ${name} already exists`);
+      return this.writeObject(container, name, data);
+    }
+    return this.conditionalPut(container, name, data, { IfNoneMatch: '*' });
+  }
+
+  async replaceIfMatch(container: string, name: string, data: Buffer, etag: string): Promise<string> {
+    if (!this.conditionalWrites) {
+      // Read-compare-write: safe only with a single writer, which the constructor's warning says.
+      if ((await this.currentEtag(container, name)) !== etag) throw new PreconditionFailedError(name);
+      return this.writeObject(container, name, data);
+    }
+    return this.conditionalPut(container, name, data, { IfMatch: etag });
+  }
+
+  private async conditionalPut(container: string, name: string, data: Buffer, condition: { IfNoneMatch?: string; IfMatch?: string }): Promise<string> {
+    const key = objectKey(this.prefix, container, name);
+    const res = await this.call('write', key, (s) => this.client.send(new PutObjectCommand({ ...this.putParams(key, data), ...condition }), { abortSignal: s }), {
+      // 412: the condition failed; 409: a concurrent conditional write won; 404 on If-Match: it is gone.
+      expected: (err) => {
+        const status = statusOf(err);
+        if (status === 412 || status === 409 || (condition.IfMatch && status === 404)) {
+          return new PreconditionFailedError(name, condition.IfMatch ? undefined : `object ${name} already exists`);
+        }
+        return undefined;
+      },
+    });
+    return res.ETag ?? '';
+  }
+
+  private async currentEtag(container: string, name: string): Promise<string | null> {
+    const key = objectKey(this.prefix, container, name);
+    return this.call('check', key, (s) => this.client.send(new HeadObjectCommand({ Bucket: this.spec.bucket, Key: key }), { abortSignal: s })).then(
+      (res) => res.ETag ?? '',
+      (err) => (statusOf(err) === 404 ? null : Promise.reject(err)),
+    );
+  }
+
+  generateObjectNamePrefix(parts: PrefixParts): string {
+    return cinderObjectNamePrefix(parts);
+  }
+
+  updateContainerName(container: string | undefined): string | undefined {
+    return container;
+  }
+
+  getExtraMetadata(): Record<string, string> | null {
+    return null;
+  }
+
+  async close(): Promise<void> {
+    this.client.destroy();
+  }
+}

@@ -1,0 +1,39 @@
+/**
+ * A process-wide pool of hashing threads (piscina: a well-kept worker pool; it queues tasks and moves
+ * its threads). Chunks live in SharedArrayBuffers that the workers read in place.
+ */
+import * as os from 'os';
+import * as path from 'path';
+import Piscina from 'piscina';
+import type { HashResult, HashTask } from './hash-worker';
+
+let pool: Piscina | null = null;
+
+function getPool(): Piscina {
+  pool ??= new Piscina({
+    filename: path.join(__dirname, 'hash-worker.js'),
+    maxThreads: Math.max(1, os.availableParallelism()),
+    minThreads: 0,
+    idleTimeout: 2000,
+  });
+  return pool;
+}
+
+export interface BlockHashes {
+  hashes: Buffer;
+  zeros: Uint8Array;
+}
+
+/** Hash the first `length` bytes of `buffer` block by block; do not change the buffer until this resolves. */
+export async function hashChunk(buffer: SharedArrayBuffer, length: number, blockSize: number): Promise<BlockHashes> {
+  const task: HashTask = { buffer, length, blockSize };
+  const result = (await getPool().run(task)) as HashResult;
+  return { hashes: Buffer.from(result.hashes.buffer, result.hashes.byteOffset, result.hashes.byteLength), zeros: result.zeros };
+}
+
+/** Stop the threads (the CLI calls this before exiting; an idle pool also winds down by itself). */
+export async function closeHashPool(): Promise<void> {
+  const p = pool;
+  pool = null;
+  await p?.destroy();
+}

@@ -1,0 +1,104 @@
+/**
+ * Sources and targets: regular files (disk images) and block devices. Positioned reads and writes only,
+ * so several chunks can be in flight; new targets are created sparse (zero ranges stay holes).
+ */
+import { promises as fs } from 'fs';
+import * as path from 'path';
+import { VolumeBackupError, errorMessage, invalid } from '../errors';
+
+export interface Volume {
+  path: string;
+  size: number;
+  isBlockDevice: boolean;
+  handle: fs.FileHandle;
+}
+
+/** Size of a block device, from sysfs (stat reports 0 for devices). */
+async function blockDeviceSize(rdev: number, devicePath: string): Promise<number> {
+  const major = Number((BigInt(rdev) >> 8n) & 0xfffn);
+  const minor = Number((BigInt(rdev) & 0xffn) | ((BigInt(rdev) >> 12n) & 0xfff00n));
+  try {
+    const sectors = (await fs.readFile(`/sys/dev/block/${major}:${minor}/size`, 'utf8')).trim();
+    return Number(sectors) * 512;
+  } catch (err) {
+    throw new VolumeBackupError('INVALID_ARGUMENT', `cannot read the size of block device ${devicePath}: ${errorMessage(err)}`);
+  }
+}
+
+export async function openSource(volumePath: string): Promise<Volume> {
+  if (typeof volumePath !== 'string' || volumePath.length === 0 || volumePath.includes('\0')) {
+    throw invalid('the volume must be the path of a disk image or block device');
+  }
+  const abs = path.resolve(volumePath);
+  let st;
+  try {
+    st = await fs.stat(abs);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') throw new VolumeBackupError('NOT_FOUND', `volume ${abs} does not exist: check the path`);
+    if (code === 'EACCES') throw new VolumeBackupError('INVALID_ARGUMENT', `volume ${abs} is not readable: check its permissions`);
+    throw err;
+  }
+  if (!st.isFile() && !st.isBlockDevice()) throw invalid(`volume ${abs} is not a regular file or a block device`);
+  const size = st.isBlockDevice() ? await blockDeviceSize(st.rdev, abs) : st.size;
+  if (size === 0) throw invalid(`volume ${abs} is empty (0 bytes): there is nothing to back up`);
+  let handle;
+  try {
+    handle = await fs.open(abs, 'r');
+  } catch (err) {
+    throw new VolumeBackupError('INVALID_ARGUMENT', `cannot open volume ${abs}: ${errorMessage(err)}`);
+  }
+  return { path: abs, size, isBlockDevice: st.isBlockDevice(), handle };
+}
+
+/** Read exactly `length` bytes at `position` (short reads are retried; a shrunk source is an error). */
+export async function readFully(volume: Volume, target: Buffer, length: number, position: number): Promise<void> {
+  let done = 0;
+  while (done < length) {
+    const { bytesRead } = await volume.handle.read(target, done, length - done, position + done);
+    if (bytesRead === 0) throw new VolumeBackupError('INVALID_ARGUMENT', `volume ${volume.path} became shorter while it was read (at byte ${position + done})`);
+    done += bytesRead;
+  }
+}
+
+export interface Target {
+  path: string;
+  handle: fs.FileHandle;
+  /** True when we made the file: zero ranges can stay holes, and a failed restore removes it. */
+  created: boolean;
+}
+
+export async function openTarget(targetPath: string, size: number): Promise<Target> {
+  if (typeof targetPath !== 'string' || targetPath.length === 0 || targetPath.includes('\0')) {
+    throw invalid('the restore target must be a file or block device path');
+  }
+  const abs = path.resolve(targetPath);
+  const st = await fs.stat(abs).catch((err: NodeJS.ErrnoException) => {
+    if (err.code === 'ENOENT') return null;
+    throw err;
+  });
+  if (!st) {
+    let handle;
+    try {
+      handle = await fs.open(abs, 'wx', 0o640);
+    } catch (err) {
+      throw new VolumeBackupError('INVALID_ARGUMENT', `cannot create restore target ${abs}: ${errorMessage(err)}`);
+    }
+    await handle.truncate(size);
+    return { path: abs, handle, created: true };
+  }
+  if (!st.isFile() && !st.isBlockDevice()) throw invalid(`restore target ${abs} is not a regular file or a block device`);
+  const existing = st.isBlockDevice() ? await blockDeviceSize(st.rdev, abs) : st.size;
+  if (existing < size) {
+    throw invalid(`restore target ${abs} holds ${existing} bytes but the backup needs ${size}: use a larger target or a new file`);
+  }
+  return { path: abs, handle: await fs.open(abs, 'r+'), created: false };
+}
+
+export async function writeFully(target: Target, data: Buffer, position: number): Promise<void> {
+  let done = 0;
+  while (done < data.length) {
+    const { bytesWritten } = await target.handle.write(data, done, data.length - done, position + done);
+    done += bytesWritten;
+  }
+}

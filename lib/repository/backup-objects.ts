@@ -1,0 +1,55 @@
+/**
+ * Reading a backup's metadata and hash list back, with every check that proves they are the ones the
+ * record describes: digest of the stored bytes, decryption, schema, ids, sizes.
+ */
+import { ObjectNotFoundError, VolumeBackupError, errorMessage } from '../errors';
+import { BackupMetadata, HASH_BYTES, blockCount, decodeMetadata, metadataObjectName, sha256 } from './format';
+import type { BackupRecord } from './records';
+import { Repository, mapLimit } from './repository';
+
+async function readChecked(repo: Repository, name: string, expectedSha: string | null, what: string, signal?: AbortSignal): Promise<Buffer> {
+  let stored: Buffer;
+  try {
+    stored = await repo.readObject(name, signal);
+  } catch (err) {
+    if (err instanceof ObjectNotFoundError) throw new VolumeBackupError('OBJECT_MISSING', `${what} (${name}) is missing from the repository`, { objectName: name });
+    throw err;
+  }
+  if (expectedSha && sha256(stored) !== expectedSha) {
+    throw new VolumeBackupError('CORRUPT', `${what} (${name}) is corrupt: its SHA-256 does not match the one recorded`, { objectName: name });
+  }
+  try {
+    return repo.codec.open(stored, name);
+  } catch (err) {
+    throw new VolumeBackupError('CORRUPT', `${what} (${name}) cannot be decrypted: ${errorMessage(err)}`, { objectName: name });
+  }
+}
+
+export async function loadMetadata(repo: Repository, record: BackupRecord, signal?: AbortSignal): Promise<BackupMetadata> {
+  const name = metadataObjectName(record.objectPrefix);
+  const plain = await readChecked(repo, name, record.metadataSha256, `the metadata of backup ${record.id}`, signal);
+  const metadata = decodeMetadata(plain, record.id);
+  const mismatch =
+    metadata.volumeId !== record.volumeId ? 'volume id' :
+    metadata.size !== record.size ? 'size' :
+    metadata.blockSize !== record.blockSize ? 'block size' :
+    metadata.chunkSize !== record.chunkSize ? 'chunk size' :
+    metadata.parentId !== record.parentId ? 'parent' : null;
+  if (mismatch) throw new VolumeBackupError('CORRUPT', `the metadata of backup ${record.id} does not match its record (${mismatch} differs)`, { backupId: record.id });
+  return metadata;
+}
+
+export async function loadHashList(repo: Repository, record: BackupRecord, metadata: BackupMetadata, signal?: AbortSignal): Promise<Buffer> {
+  const plain = await readChecked(repo, metadata.hashList.name, metadata.hashList.sha256, `the hash list of backup ${record.id}`, signal);
+  if (plain.length !== blockCount(metadata.size, metadata.blockSize) * HASH_BYTES) {
+    throw new VolumeBackupError('CORRUPT', `the hash list of backup ${record.id} has ${plain.length / HASH_BYTES} hashes for ${blockCount(metadata.size, metadata.blockSize)} blocks`, { backupId: record.id });
+  }
+  return plain;
+}
+
+/** Delete every object whose name starts with the backup's prefix. Returns the bytes freed. */
+export async function deleteBackupObjects(repo: Repository, objectPrefix: string): Promise<number> {
+  const entries = await repo.listObjects(objectPrefix);
+  await mapLimit(entries, 8, (e) => repo.deleteObject(e.name));
+  return entries.reduce((sum, e) => sum + e.size, 0);
+}

@@ -1,0 +1,185 @@
+/**
+ * Volume leases: at most one backup of a volume runs at a time, anywhere. A lease is an object
+ * locks/<volumeId>.json created with putIfAbsent and renewed with replaceIfMatch; a lease whose holder
+ * stopped renewing expires and can be taken over, so a crashed host never blocks a volume for long.
+ */
+import * as os from 'os';
+import { randomUUID } from 'crypto';
+import { ObjectNotFoundError, PreconditionFailedError, VolumeBackupError } from '../errors';
+import { checkVolumeId } from './names';
+import type { Repository } from './repository';
+import { sleep } from './repository';
+
+export const DEFAULT_LEASE_TTL_MS = 60_000;
+
+export interface LeaseHolder {
+  host: string;
+  pid: number;
+  operation: string;
+  backupId: string | null;
+  token: string;
+  acquiredAt: string;
+  expiresAt: string;
+}
+
+export interface LeaseOptions {
+  operation: string;
+  backupId?: string | null;
+  ttlMs?: number;
+  /** How long to wait for another holder (0: fail at once). */
+  waitMs?: number;
+  signal?: AbortSignal;
+  onWait?: (holder: LeaseHolder) => void;
+  /** Called when renewal finds the lease taken by someone else (the operation should stop). */
+  onLost?: (reason: string) => void;
+}
+
+export function lockName(volumeId: string): string {
+  return `locks/${checkVolumeId(volumeId)}.json`;
+}
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+export class VolumeLease {
+  private timer: NodeJS.Timeout | null = null;
+  private etag: string;
+  private released = false;
+
+  constructor(
+    private readonly repo: Repository,
+    readonly volumeId: string,
+    private holder: LeaseHolder,
+    etag: string,
+    private readonly ttlMs: number,
+    private readonly onLost?: (reason: string) => void,
+  ) {
+    this.etag = etag;
+    this.timer = setInterval(() => void this.renew(), Math.max(1000, Math.floor(ttlMs / 3)));
+    this.timer.unref();
+  }
+
+  private async renew(): Promise<void> {
+    if (this.released) return;
+    const next = { ...this.holder, expiresAt: new Date(Date.now() + this.ttlMs).toISOString() };
+    try {
+      this.etag = await this.repo.driver.replaceIfMatch(this.repo.container, lockName(this.volumeId), encode(next), this.etag);
+      this.holder = next;
+    } catch (err) {
+      if (err instanceof PreconditionFailedError || err instanceof ObjectNotFoundError) {
+        this.stopTimer();
+        this.onLost?.(`the lease on volume ${this.volumeId} was taken over by another process`);
+      }
+      // Other errors (a network blip): try again at the next tick; the TTL leaves room for that.
+    }
+  }
+
+  private stopTimer(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+  }
+
+  async release(): Promise<void> {
+    if (this.released) return;
+    this.released = true;
+    this.stopTimer();
+    try {
+      const current = await this.repo.driver.readObject(this.repo.container, lockName(this.volumeId));
+      if (decode(current.data)?.token === this.holder.token) await this.repo.driver.deleteObject(this.repo.container, lockName(this.volumeId));
+    } catch (err) {
+      if (!(err instanceof ObjectNotFoundError)) throw err;
+    }
+  }
+}
+
+function encode(holder: LeaseHolder): Buffer {
+  return Buffer.from(JSON.stringify(holder) + '\n');
+}
+
+function decode(data: Buffer): LeaseHolder | null {
+  try {
+    const v = JSON.parse(data.toString('utf8')) as LeaseHolder;
+    return typeof v.token === 'string' && typeof v.expiresAt === 'string' ? v : null;
+  } catch {
+    return null;
+  }
+}
+
+/** A lease is dead when it expired, or when its holder was a process of this host that is gone. */
+function isDead(holder: LeaseHolder | null, host: string): boolean {
+  if (!holder) return true;
+  if (Date.parse(holder.expiresAt) < Date.now()) return true;
+  return holder.host === host && holder.pid !== process.pid && !pidAlive(holder.pid);
+}
+
+export async function acquireVolumeLease(repo: Repository, volumeId: string, options: LeaseOptions): Promise<VolumeLease> {
+  const ttlMs = options.ttlMs ?? DEFAULT_LEASE_TTL_MS;
+  const name = lockName(volumeId);
+  const deadline = Date.now() + (options.waitMs ?? 0);
+  let announced = false;
+  for (;;) {
+    const holder: LeaseHolder = {
+      host: repo.host || os.hostname(),
+      pid: process.pid,
+      operation: options.operation,
+      backupId: options.backupId ?? null,
+      token: randomUUID(),
+      acquiredAt: new Date().toISOString(),
+      expiresAt: new Date(Date.now() + ttlMs).toISOString(),
+    };
+    try {
+      const etag = await repo.driver.putIfAbsent(repo.container, name, encode(holder));
+      return new VolumeLease(repo, volumeId, holder, etag, ttlMs, options.onLost);
+    } catch (err) {
+      if (!(err instanceof PreconditionFailedError)) throw err;
+    }
+    let current;
+    try {
+      current = await repo.driver.readObject(repo.container, name);
+    } catch (err) {
+      if (err instanceof ObjectNotFoundError) continue; // released meanwhile
+      throw err;
+    }
+    const other = decode(current.data);
+    if (isDead(other, holder.host)) {
+      try {
+        const etag = await repo.driver.replaceIfMatch(repo.container, name, encode(holder), current.etag);
+        return new VolumeLease(repo, volumeId, holder, etag, ttlMs, options.onLost);
+      } catch (err) {
+        if (!(err instanceof PreconditionFailedError || err instanceof ObjectNotFoundError)) throw err;
+        continue;
+      }
+    }
+    if (Date.now() >= deadline || options.signal?.aborted) {
+      throw new VolumeBackupError(
+        'BUSY',
+        `volume ${volumeId} is busy: host ${other!.host} (pid ${other!.pid}) is running ${other!.operation}` +
+          `${other!.backupId ? ` of backup ${other!.backupId}` : ''} since ${other!.acquiredAt}; try again when it has finished`,
+        { volumeId, holder: other },
+      );
+    }
+    if (!announced) {
+      options.onWait?.(other!);
+      announced = true;
+    }
+    await sleep(Math.min(500, Math.max(10, deadline - Date.now())));
+  }
+}
+
+
+/** Keep a running operation's record lease fresh, so others can tell it is alive. Returns the stopper. */
+export function renewRecordLease(repo: Repository, backupId: string, volumeId: string, ttlMs = DEFAULT_LEASE_TTL_MS): () => void {
+  const timer = setInterval(() => {
+    repo
+      .updateRecord(backupId, () => ({ leaseExpiresAt: new Date(Date.now() + ttlMs).toISOString() }), volumeId)
+      .catch(() => undefined); // a missed renewal is retried at the next tick
+  }, Math.max(1000, Math.floor(ttlMs / 3)));
+  timer.unref();
+  return () => clearInterval(timer);
+}
