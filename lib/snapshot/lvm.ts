@@ -84,5 +84,11 @@ export async function removeLvmSnapshot(handle: Extract<RemovalHandle, { provide
   if (!vg || !name || rest.length || !isTemporaryName(name)) {
     throw new VolumeBackupError('SNAPSHOT', `refusing to remove LV ${handle.lv}: it is not a volume-backup temporary`, { lv: handle.lv });
   }
-  await ctx.runner('lvremove', ['-f', handle.lv], { timeoutMs });
+  try {
+    await ctx.runner('lvremove', ['-f', handle.lv], { timeoutMs });
+  } catch (err) {
+    // Gone already: the process that made the owner file died before lvcreate, or someone removed it.
+    if (/Failed to find logical volume/i.test((err as Error).message)) return;
+    throw err;
+  }
 }

@@ -1,0 +1,21 @@
+/** What every CLI command is: its options (node's util.parseArgs config), usage text, and run(). */
+import type { ParseArgsConfig } from 'util';
+
+export type OptionSpec = NonNullable<ParseArgsConfig['options']>;
+export type Values = Record<string, string | boolean | string[] | boolean[] | undefined>;
+
+export interface CommandContext {
+  stdout: NodeJS.WritableStream;
+  stderr: NodeJS.WritableStream & { isTTY?: boolean };
+  env: NodeJS.ProcessEnv;
+  readStdin(): Promise<string>;
+  signal: AbortSignal;
+}
+
+export interface Command {
+  name: string;
+  summary: string;
+  usage: string;
+  options: OptionSpec;
+  run(values: Values, ctx: CommandContext): Promise<number | void>;
+}

@@ -1,0 +1,10 @@
+/** The CLI's commands; each lives in its own file. */
+import type { Command } from '../command';
+import { create } from './create';
+import { del } from './delete';
+import { list } from './list';
+import { restore } from './restore';
+import { show } from './show';
+import { exportCommand, importCommand } from './transfer';
+
+export const COMMANDS: Command[] = [create, restore, list, show, del, exportCommand, importCommand];

@@ -1,0 +1,22 @@
+import { listBackups } from '../../repository/catalog';
+import type { Command } from '../command';
+import { REPO_OPTIONS, REPO_USAGE, describeRecordLine, openRepo, printJson, str } from '../common';
+
+export const list: Command = {
+  name: 'list',
+  summary: 'list the backups in a repository',
+  usage: `volume-backup list --repo R [--volume-id ID] [--json]
+${REPO_USAGE}`,
+  options: { ...REPO_OPTIONS, 'volume-id': { type: 'string' } },
+  async run(values, ctx) {
+    const repo = await openRepo(values, ctx);
+    try {
+      const records = await listBackups(repo, { volumeId: str(values, 'volume-id') });
+      if (values.json) return printJson(ctx, records);
+      ctx.stdout.write('ID                                    VOLUME  KIND          STATUS     DATA TIMESTAMP            SIZE      STORED  PARENT  NAME\n');
+      for (const r of records) ctx.stdout.write(describeRecordLine(r) + '\n');
+    } finally {
+      await repo.close();
+    }
+  },
+};

@@ -1,0 +1,80 @@
+/**
+ * volume-backup: the command line. Parses with node's own util.parseArgs (no dependency needed),
+ * turns Ctrl-C/SIGTERM into a cancel that lets the engine clean up, and prints one line per error.
+ * Exit codes: 0 success, 1 failure, 2 bad usage, 130 cancelled.
+ */
+import { parseArgs } from 'util';
+import { VolumeBackupError, errorMessage } from '../errors';
+import { closeHashPool } from '../engine/hash-pool';
+import type { Command, CommandContext } from './command';
+import { COMMANDS } from './commands';
+
+function overview(): string {
+  const width = Math.max(...COMMANDS.map((c) => c.name.length));
+  return [
+    'volume-backup: chunked, incremental, verified backups of disk images and block devices',
+    '',
+    'usage: volume-backup <command> [options]     (volume-backup <command> --help for its options)',
+    '',
+    ...COMMANDS.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`),
+    '',
+  ].join('\n');
+}
+
+function readStdin(): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let text = '';
+    process.stdin.setEncoding('utf8');
+    process.stdin.on('data', (d) => (text += d));
+    process.stdin.on('end', () => resolve(text));
+    process.stdin.on('error', reject);
+  });
+}
+
+export async function main(argv: string[], io: Partial<CommandContext> = {}): Promise<number> {
+  const controller = new AbortController();
+  const ctx: CommandContext = {
+    stdout: io.stdout ?? process.stdout,
+    stderr: io.stderr ?? process.stderr,
+    env: io.env ?? process.env,
+    readStdin: io.readStdin ?? readStdin,
+    signal: io.signal ?? controller.signal,
+  };
+  const onSignal = (sig: NodeJS.Signals) => controller.abort(new Error(`interrupted by ${sig}`));
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  const [name, ...rest] = argv;
+  try {
+    if (!name || name === '--help' || name === '-h' || name === 'help') {
+      ctx.stdout.write(overview());
+      return name ? 0 : 2;
+    }
+    const command: Command | undefined = COMMANDS.find((c) => c.name === name);
+    if (!command) {
+      ctx.stderr.write(`volume-backup: unknown command "${name}"\n${overview()}`);
+      return 2;
+    }
+    if (rest.includes('--help') || rest.includes('-h')) {
+      ctx.stdout.write(command.usage + '\n');
+      return 0;
+    }
+    let values;
+    try {
+      values = parseArgs({ args: rest, options: command.options, strict: true, allowPositionals: false }).values;
+    } catch (err) {
+      ctx.stderr.write(`volume-backup ${name}: ${errorMessage(err)}\n${command.usage}\n`);
+      return 2;
+    }
+    const code = await command.run(values as Record<string, string | boolean | undefined>, ctx);
+    return code ?? 0;
+  } catch (err) {
+    const code = err instanceof VolumeBackupError ? err.code : undefined;
+    ctx.stderr.write(`volume-backup ${name}: error: ${errorMessage(err).replace(/\s*\n\s*/g, ' ')}\n`);
+    if (code === 'CANCELLED') return 130;
+    return code === 'INVALID_ARGUMENT' ? 2 : 1;
+  } finally {
+    process.removeListener('SIGINT', onSignal);
+    process.removeListener('SIGTERM', onSignal);
+    await closeHashPool();
+  }
+}
