@@ -29,7 +29,7 @@ export function normalizePrefix(prefix: string): string {
 export class BucketNotFoundError extends ObjectNotFoundError {
   constructor(container: string, objectName: string, where: string) {
     super(container, objectName);
-    this.message = `${where} does not exist: create the bucket, or check its name, the region and the endpoint`;
+    this.message = `${where} does not exist: create the bucket, or check its name, region or project, and the endpoint`;
   }
 }
 

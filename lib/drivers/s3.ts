@@ -217,17 +217,27 @@ export class S3Driver implements Driver {
 
   private async conditionalPut(container: string, name: string, data: Buffer, condition: { IfNoneMatch?: string; IfMatch?: string }): Promise<string> {
     const key = objectKey(this.prefix, container, name);
-    const res = await this.call('write', key, (s) => this.client.send(new PutObjectCommand({ ...this.putParams(key, data), ...condition }), { abortSignal: s }), {
-      // 412: the condition failed; 409: a concurrent conditional write won; 404 on If-Match: it is gone.
-      expected: (err) => {
-        const status = statusOf(err);
-        if (status === 412 || status === 409 || (condition.IfMatch && status === 404)) {
-          return new PreconditionFailedError(name, condition.IfMatch ? undefined : `object ${name} already exists`);
-        }
-        return undefined;
-      },
-    });
-    return res.ETag ?? '';
+    let attempts = 0;
+    try {
+      const res = await this.call('write', key, (s) => (attempts++, this.client.send(new PutObjectCommand({ ...this.putParams(key, data), ...condition }), { abortSignal: s })), {
+        // 412: the condition failed; 409: a concurrent conditional write won; 404 on If-Match: it is gone.
+        expected: (err) => {
+          const status = statusOf(err);
+          if (status === 412 || status === 409 || (condition.IfMatch && status === 404)) {
+            return new PreconditionFailedError(name, condition.IfMatch ? undefined : `object ${name} already exists`);
+          }
+          return undefined;
+        },
+      });
+      return res.ETag ?? '';
+    } catch (err) {
+      // A retry after a lost reply may fail only because the first attempt succeeded: look before saying so.
+      if (err instanceof PreconditionFailedError && attempts > 1) {
+        const current = await this.currentEtag(container, name).catch(() => null);
+        if (current && current.replace(/"/g, '') === md5(data).toString('hex')) return current;
+      }
+      throw err;
+    }
   }
 
   private async currentEtag(container: string, name: string): Promise<string | null> {

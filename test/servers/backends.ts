@@ -1,0 +1,122 @@
+/**
+ * The three storage backends as the tests use them: posix in a temporary directory, s3 through the
+ * precondition-enforcing layer in front of s3rver, gcs on the GCS test server. Each can make drivers
+ * (optionally through another endpoint, e.g. the fault proxy) on a fresh bucket or prefix.
+ */
+import { promises as fs } from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { createDriver, DriverSpec } from '../../lib/drivers';
+import { Driver } from '../../lib/drivers/driver';
+import { GcsTestServer, startGcsServer } from './gcs-server';
+import { S3TestServer, S3_TEST_CREDENTIALS, startS3Server } from './s3-server';
+
+export interface DriverOptions {
+  prefix?: string;
+  /** Talk to another endpoint (a proxy) instead of the server itself. */
+  endpoint?: string;
+  bucket?: string;
+  retry?: { maxAttempts?: number; maxElapsedMs?: number; baseDelayMs?: number; maxDelayMs?: number };
+  log?: { info(message: string): void; warn(message: string): void };
+  extra?: Record<string, unknown>;
+}
+
+export interface Backend {
+  readonly name: 'posix' | 's3' | 'gcs';
+  /** The server's own endpoint (s3/gcs). */
+  readonly endpoint: string;
+  readonly bucket: string;
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  spec(options?: DriverOptions): DriverSpec;
+  driver(options?: DriverOptions): Driver;
+}
+
+export const BUCKET = 'volume-backups';
+
+export function posixBackend(): Backend {
+  let dir = '';
+  return {
+    name: 'posix',
+    endpoint: '',
+    bucket: '',
+    async start() {
+      dir = await fs.mkdtemp(path.join(os.tmpdir(), 'vb-posix-'));
+    },
+    async stop() {
+      await fs.rm(dir, { recursive: true, force: true });
+    },
+    spec: (o = {}) => ({ backend: 'posix', path: path.join(dir, o.bucket ?? BUCKET, o.prefix ?? '') }),
+    driver(o = {}) {
+      return createDriver(this.spec(o), { log: o.log });
+    },
+  };
+}
+
+export function s3Backend(): Backend & { server: S3TestServer } {
+  const backend = {
+    name: 's3' as const,
+    server: null as unknown as S3TestServer,
+    get endpoint() {
+      return backend.server.endpoint;
+    },
+    bucket: BUCKET,
+    async start() {
+      backend.server = await startS3Server();
+      await backend.driver().putContainer('');
+    },
+    async stop() {
+      await backend.server?.stop();
+    },
+    spec: (o: DriverOptions = {}): DriverSpec => ({
+      backend: 's3',
+      bucket: o.bucket ?? BUCKET,
+      prefix: o.prefix ?? '',
+      endpoint: o.endpoint ?? backend.server.endpoint,
+      region: 'us-east-1',
+      forcePathStyle: true,
+      checksums: 'when_required',
+      ...S3_TEST_CREDENTIALS,
+      retry: { baseDelayMs: 10, maxDelayMs: 100, ...o.retry },
+      ...o.extra,
+    } as DriverSpec),
+    driver: (o: DriverOptions = {}) => createDriver(backend.spec(o), { log: o.log }),
+  };
+  return backend;
+}
+
+export function gcsBackend(): Backend & { server: GcsTestServer } {
+  const backend = {
+    name: 'gcs' as const,
+    server: null as unknown as GcsTestServer,
+    get endpoint() {
+      return backend.server.endpoint;
+    },
+    bucket: BUCKET,
+    async start() {
+      backend.server = await startGcsServer();
+      await backend.driver().putContainer('');
+    },
+    async stop() {
+      await backend.server?.stop();
+    },
+    spec: (o: DriverOptions = {}): DriverSpec => ({
+      backend: 'gcs',
+      bucket: o.bucket ?? BUCKET,
+      prefix: o.prefix ?? '',
+      endpoint: o.endpoint ?? backend.server.endpoint,
+      project: 'test-project',
+      retry: { baseDelayMs: 10, maxDelayMs: 100, ...o.retry },
+      ...o.extra,
+    } as DriverSpec),
+    driver: (o: DriverOptions = {}) => createDriver(backend.spec(o), { log: o.log }),
+  };
+  return backend;
+}
+
+/** A log that keeps what it was told, for assertions on warnings. */
+export function recordingLog() {
+  const warnings: string[] = [];
+  const infos: string[] = [];
+  return { warnings, infos, warn: (m: string) => void warnings.push(m), info: (m: string) => void infos.push(m) };
+}

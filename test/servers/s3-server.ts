@@ -1,0 +1,192 @@
+/**
+ * The S3 test server: s3rver 3.7.1 in a child process, behind a small HTTP layer that adds what
+ * s3rver lacks and the s3 driver relies on, as AWS documents it:
+ * - conditional PutObject / CompleteMultipartUpload: `If-None-Match: *` fails with 412 when the key
+ *   exists, `If-Match: <etag>` fails with 412 when the ETag differs and 404 NoSuchKey when the key is
+ *   gone; writes to one key are serialized here, so check-then-write is atomic;
+ * - ListMultipartUploads (GET /bucket?uploads) and AbortMultipartUpload (DELETE /bucket/key?uploadId=),
+ *   read from and applied to s3rver's own store directory.
+ * Everything else passes through untouched (path-style requests only). Credentials: S3RVER / S3RVER.
+ */
+import { ChildProcess, spawn } from 'child_process';
+import { randomBytes } from 'crypto';
+import { promises as fs } from 'fs';
+import * as http from 'http';
+import * as os from 'os';
+import * as path from 'path';
+import { KeyedLock, freePort, listen, waitForPort } from './http-util';
+
+export const S3_TEST_CREDENTIALS = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' };
+
+export interface S3TestServer {
+  /** The endpoint clients use (the enforcing layer). */
+  endpoint: string;
+  port: number;
+  /** s3rver's own endpoint, without the layer (it does not enforce preconditions). */
+  upstreamEndpoint: string;
+  dir: string;
+  stop(): Promise<void>;
+}
+
+export async function startS3Server(options: { port?: number; dir?: string } = {}): Promise<S3TestServer> {
+  const dir = options.dir ?? (await fs.mkdtemp(path.join(os.tmpdir(), 's3rver-')));
+  await fs.mkdir(dir, { recursive: true });
+  const upstreamPort = await freePort();
+  const child = startS3rver(dir, upstreamPort);
+  try {
+    await Promise.race([
+      waitForPort(upstreamPort),
+      new Promise((_, reject) => child.once('exit', (code) => reject(new Error(`s3rver exited with ${code} before listening`)))),
+    ]);
+  } catch (err) {
+    child.kill();
+    throw err;
+  }
+  const layer = http.createServer((req, res) => handle(req, res, upstreamPort, dir).catch((err) => {
+    if (!res.headersSent) sendError(res, 500, 'InternalError', String(err));
+    else res.destroy();
+  }));
+  const { port, close } = await listen(layer, options.port ?? 0);
+  return {
+    endpoint: `http://127.0.0.1:${port}`,
+    port,
+    upstreamEndpoint: `http://127.0.0.1:${upstreamPort}`,
+    dir,
+    stop: async () => {
+      await close();
+      await stopChild(child);
+      if (!options.dir) await fs.rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+function startS3rver(dir: string, port: number): ChildProcess {
+  const bin = path.join(path.dirname(require.resolve('s3rver/package.json')), 'bin', 's3rver.js');
+  // The legacy provider: s3rver encrypts continuation tokens with DES, without it listings > 1000 keys fail.
+  const env = { ...process.env, NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --openssl-legacy-provider`.trim() };
+  const child = spawn(process.execPath, [bin, '-d', dir, '-a', '127.0.0.1', '-p', String(port), '--silent'], { env, stdio: ['ignore', 'ignore', 'inherit'] });
+  return child;
+}
+
+async function stopChild(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  await new Promise<void>((resolve) => {
+    child.once('exit', () => resolve());
+    child.kill('SIGTERM');
+  });
+}
+
+const locks = new KeyedLock();
+const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
+
+async function handle(req: http.IncomingMessage, res: http.ServerResponse, upstreamPort: number, dir: string): Promise<void> {
+  const url = new URL(req.url ?? '/', 'http://layer');
+  const [bucket, ...rest] = url.pathname.slice(1).split('/').map(decodeURIComponent);
+  const key = rest.join('/');
+  const q = url.searchParams;
+  if (req.method === 'GET' && bucket && !key && q.has('uploads')) return listUploads(res, dir, bucket, q.get('prefix') ?? '');
+  if (req.method === 'DELETE' && key && q.has('uploadId')) return abortUpload(req, res, dir, bucket, q.get('uploadId')!);
+  const writesKey = key && ((req.method === 'PUT' && !q.has('uploadId') && !q.has('tagging')) || req.method === 'DELETE' || (req.method === 'POST' && q.has('uploadId')));
+  if (!writesKey) return forward(req, res, upstreamPort);
+  // Writes to one key take turns, so a precondition checked here still holds when s3rver writes.
+  const release = await locks.acquire(`${bucket}/${key}`);
+  try {
+    const failed = await checkPreconditions(req, upstreamPort, key);
+    if (failed) {
+      req.resume();
+      await new Promise((r) => req.once('end', r));
+      return sendError(res, failed.status, failed.code, failed.message, failed.extra);
+    }
+    await forward(req, res, upstreamPort);
+  } finally {
+    release();
+  }
+}
+
+interface Failure {
+  status: number;
+  code: string;
+  message: string;
+  extra?: Record<string, string>;
+}
+
+async function checkPreconditions(req: http.IncomingMessage, upstreamPort: number, key: string): Promise<Failure | null> {
+  const ifNoneMatch = req.headers['if-none-match'];
+  const ifMatch = req.headers['if-match'];
+  if (req.method === 'DELETE' || (!ifNoneMatch && !ifMatch)) return null;
+  if (ifNoneMatch && ifNoneMatch.trim() !== '*') {
+    return { status: 501, code: 'NotImplemented', message: 'A header you provided implies functionality that is not implemented', extra: { Header: 'If-None-Match' } };
+  }
+  const head = await new Promise<http.IncomingMessage>((resolve, reject) => {
+    const path = new URL(req.url ?? '/', 'http://layer').pathname;
+    http.request({ host: '127.0.0.1', port: upstreamPort, method: 'HEAD', path, agent }, resolve).on('error', reject).end();
+  });
+  head.resume();
+  const current = head.statusCode === 200 ? String(head.headers.etag ?? '') : null;
+  if (ifNoneMatch && current !== null) {
+    return { status: 412, code: 'PreconditionFailed', message: 'At least one of the pre-conditions you specified did not hold', extra: { Condition: 'If-None-Match' } };
+  }
+  if (ifMatch) {
+    if (current === null) return { status: 404, code: 'NoSuchKey', message: 'The specified key does not exist.', extra: { Key: key } };
+    if (normalizeEtag(ifMatch) !== normalizeEtag(current)) {
+      return { status: 412, code: 'PreconditionFailed', message: 'At least one of the pre-conditions you specified did not hold', extra: { Condition: 'If-Match' } };
+    }
+  }
+  return null;
+}
+
+function normalizeEtag(etag: string): string {
+  return etag.trim().replace(/^W\//, '').replace(/"/g, '');
+}
+
+function forward(req: http.IncomingMessage, res: http.ServerResponse, upstreamPort: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const up = http.request({ host: '127.0.0.1', port: upstreamPort, method: req.method, path: req.url, headers: req.headers, agent }, (upRes) => {
+      res.writeHead(upRes.statusCode ?? 502, upRes.headers);
+      upRes.pipe(res);
+      upRes.on('end', () => resolve());
+      upRes.on('error', reject);
+    });
+    up.on('error', reject);
+    req.on('aborted', () => up.destroy());
+    req.pipe(up);
+  });
+}
+
+function uploadsDir(dir: string, bucket: string): string {
+  // s3rver keeps multipart uploads in <dir>/<bucket>/._S3rver_uploads/<uploadId>/ with a `key` file.
+  return path.join(dir, bucket, '._S3rver_uploads');
+}
+
+async function listUploads(res: http.ServerResponse, dir: string, bucket: string, prefix: string): Promise<void> {
+  const ids = await fs.readdir(uploadsDir(dir, bucket)).catch(() => [] as string[]);
+  const uploads: string[] = [];
+  for (const id of ids.sort()) {
+    const key = await fs.readFile(path.join(uploadsDir(dir, bucket), id, 'key'), 'utf8').catch(() => null);
+    if (key === null || !key.startsWith(prefix)) continue;
+    const st = await fs.stat(path.join(uploadsDir(dir, bucket), id));
+    uploads.push(`<Upload><Key>${xml(key)}</Key><UploadId>${xml(id)}</UploadId><Initiated>${st.birthtime.toISOString()}</Initiated><StorageClass>STANDARD</StorageClass></Upload>`);
+  }
+  res.writeHead(200, { 'content-type': 'application/xml' });
+  res.end(`<?xml version="1.0" encoding="UTF-8"?>\n<ListMultipartUploadsResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Bucket>${xml(bucket)}</Bucket><Prefix>${xml(prefix)}</Prefix><MaxUploads>1000</MaxUploads><IsTruncated>false</IsTruncated>${uploads.join('')}</ListMultipartUploadsResult>`);
+}
+
+async function abortUpload(req: http.IncomingMessage, res: http.ServerResponse, dir: string, bucket: string, uploadId: string): Promise<void> {
+  req.resume();
+  const target = path.join(uploadsDir(dir, bucket), path.basename(uploadId));
+  const exists = await fs.stat(target).then(() => true, () => false);
+  if (!exists) return sendError(res, 404, 'NoSuchUpload', 'The specified upload does not exist.', { UploadId: uploadId });
+  await fs.rm(target, { recursive: true, force: true });
+  res.writeHead(204);
+  res.end();
+}
+
+function sendError(res: http.ServerResponse, status: number, code: string, message: string, extra: Record<string, string> = {}): void {
+  const fields = Object.entries(extra).map(([k, v]) => `<${k}>${xml(v)}</${k}>`).join('');
+  res.writeHead(status, { 'content-type': 'application/xml' });
+  res.end(`<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>${code}</Code><Message>${xml(message)}</Message>${fields}<RequestId>${randomBytes(8).toString('hex').toUpperCase()}</RequestId><HostId>s3-test-layer</HostId></Error>`);
+}
+
+function xml(s: string): string {
+  return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
+}
