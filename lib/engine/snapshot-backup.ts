@@ -1,0 +1,169 @@
+/**
+ * Snapshot backups (seeds 002-004, Cinder's rules in cinder-and-peers.md §2). Two ways in:
+ *
+ * 1. Back up an existing snapshot: `{ snapshot: { path, id, createdAt }, volumeId }`. The record keeps the
+ *    snapshot's id, its dataTimestamp is the snapshot's creation time, and an incremental's parent is the
+ *    newest available backup of the volume whose dataTimestamp is earlier (createBackup does the choosing).
+ * 2. Back up a live volume through a temporary snapshot: `{ volume, temporarySnapshot: { provider, … } }`.
+ *    A provider (lib/snapshot) takes the snapshot, createBackup reads it, and the snapshot is removed at
+ *    the end: always, also on failure or cancel. The record names the provider.
+ *
+ * Options (one plain object, validated with SnapshotBackupOptionsSchema; everything but the last four is
+ * JSON, so a node's config or a msg can carry it):
+ *   volumeId?          the volume the backups belong to; required for way 1 (default for way 2: from `volume`)
+ *   snapshot?          way 1: { path, id, createdAt (Date or ISO 8601) }
+ *   volume?            way 2: path of the live file or block device
+ *   temporarySnapshot? way 2: { provider: 'auto'|'btrfs'|'reflink'|'lvm'|'command'|'copy', snapshotDir?,
+ *                      lvmSize?, createCommand?, deleteCommand?, timeoutSeconds? } (see lib/snapshot/index.ts)
+ *   stateDir?          way 2: where owner files of temporaries go (default lib/snapshot/owners.ts defaultStateDir)
+ *   mode?, parentId?, name?, description?, chunkSize?, blockSize?, compression?, compressionLevel?
+ *                      as for createBackup
+ *   signal?, onProgress?, log?   as for createBackup
+ *   onSnapshot?        called with the temporary snapshot once it exists, before the backup reads it
+ *   runner?            runs the providers' commands (tests replace it to check the lvm commands)
+ */
+import * as path from 'path';
+import { z } from 'zod';
+import { errorMessage, invalid, throwIfAborted } from '../errors';
+import type { Repository } from '../repository/repository';
+import { BackupKind, BackupRecord, Compression } from '../repository/records';
+import { checkVolumeId, volumeIdForPath } from '../repository/names';
+import {
+  CommandRunner,
+  NULL_LOGGER,
+  ProviderContext,
+  SnapshotProviderConfig,
+  TemporarySnapshot,
+  defaultStateDir,
+  dropTemporarySnapshot,
+  runCommand,
+  selectProvider,
+  takeTemporarySnapshot,
+} from '../snapshot';
+import { createBackup } from './backup';
+import type { CreateBackupOptions, Logger, ProgressListener } from './types';
+
+/** How far in the future a snapshot's time may be (clock skew): a later one would become everyone's parent. */
+const MAX_FUTURE_MS = 5 * 60_000;
+
+const dateInput = z
+  .union([z.date(), z.string().refine((s) => !Number.isNaN(Date.parse(s)), 'must be an ISO 8601 date')])
+  .transform((v) => (v instanceof Date ? v : new Date(v)))
+  .refine((d) => !Number.isNaN(d.getTime()), 'must be a valid date')
+  .refine((d) => d.getTime() <= Date.now() + MAX_FUTURE_MS, 'is in the future');
+
+const fn = <T>(what: string) => z.custom<T>((v) => v === undefined || typeof v === 'function', `${what} must be a function`);
+
+export const ExistingSnapshot = z
+  .object({
+    path: z.string().min(1),
+    id: z.string().min(1).max(1024),
+    createdAt: dateInput,
+  })
+  .strict();
+
+export const SnapshotBackupOptionsSchema = z
+  .object({
+    volumeId: z.string().optional(),
+    snapshot: ExistingSnapshot.optional(),
+    volume: z.string().min(1).optional(),
+    temporarySnapshot: SnapshotProviderConfig.optional(),
+    stateDir: z.string().min(1).optional(),
+    mode: BackupKind.optional(),
+    parentId: z.string().optional(),
+    name: z.string().optional(),
+    description: z.string().optional(),
+    chunkSize: z.number().int().positive().optional(),
+    blockSize: z.number().int().positive().optional(),
+    compression: Compression.optional(),
+    compressionLevel: z.number().int().optional(),
+    signal: z.custom<AbortSignal>((v) => v === undefined || v instanceof AbortSignal, 'signal must be an AbortSignal').optional(),
+    onProgress: fn<ProgressListener>('onProgress').optional(),
+    log: z.custom<Logger>((v) => v === undefined || (typeof v === 'object' && v !== null), 'log must be a logger').optional(),
+    onSnapshot: fn<(snapshot: TemporarySnapshot) => void | Promise<void>>('onSnapshot').optional(),
+    runner: fn<CommandRunner>('runner').optional(),
+  })
+  .strict()
+  .superRefine((o, ctx) => {
+    if (!!o.snapshot === !!o.volume) {
+      ctx.addIssue({ code: 'custom', message: 'give either snapshot (back up an existing snapshot) or volume (back up through a temporary snapshot), not both' });
+    }
+    if (o.snapshot && !o.volumeId) {
+      ctx.addIssue({ code: 'custom', path: ['volumeId'], message: "is required when backing up an existing snapshot: the snapshot's path does not say which volume it belongs to" });
+    }
+    if (o.snapshot && o.temporarySnapshot) {
+      ctx.addIssue({ code: 'custom', path: ['temporarySnapshot'], message: 'makes no sense with an existing snapshot' });
+    }
+  });
+
+export type SnapshotBackupOptions = z.input<typeof SnapshotBackupOptionsSchema>;
+
+function parseOptions(input: SnapshotBackupOptions): z.output<typeof SnapshotBackupOptionsSchema> {
+  const parsed = SnapshotBackupOptionsSchema.safeParse(input);
+  if (!parsed.success) {
+    const issues = parsed.error.issues.map((i) => (i.path.length ? `${i.path.join('.')} ${i.message}` : i.message));
+    throw invalid(`invalid snapshot backup options: ${issues.join('; ')}`);
+  }
+  return parsed.data;
+}
+
+export async function createSnapshotBackup(repo: Repository, input: SnapshotBackupOptions): Promise<BackupRecord> {
+  const o = parseOptions(input);
+  const log = o.log ?? NULL_LOGGER;
+  const common: Omit<CreateBackupOptions, 'volume'> = {
+    mode: o.mode,
+    parentId: o.parentId,
+    name: o.name,
+    description: o.description,
+    chunkSize: o.chunkSize,
+    blockSize: o.blockSize,
+    compression: o.compression,
+    compressionLevel: o.compressionLevel,
+    signal: o.signal,
+    onProgress: o.onProgress,
+    log: o.log,
+  };
+
+  if (o.snapshot) {
+    return createBackup(repo, {
+      ...common,
+      volume: o.snapshot.path,
+      volumeId: checkVolumeId(o.volumeId),
+      snapshot: { id: o.snapshot.id, createdAt: o.snapshot.createdAt, provider: null },
+    });
+  }
+
+  const volume = path.resolve(o.volume as string);
+  const volumeId = checkVolumeId(o.volumeId ?? volumeIdForPath(volume));
+  const stateDir = o.stateDir ?? defaultStateDir();
+  const ctx: ProviderContext = { runner: o.runner ?? runCommand, log, signal: o.signal };
+  throwIfAborted(o.signal);
+  const provider = await selectProvider(volume, o.temporarySnapshot ?? {}, ctx);
+  const temporary = await takeTemporarySnapshot(provider, volume, { host: repo.host, stateDir }, ctx);
+  let backupFailed = false;
+  try {
+    await o.onSnapshot?.(temporary);
+    return await createBackup(repo, {
+      ...common,
+      volume: temporary.path,
+      volumeId,
+      // A temporary's own id means nothing once it is gone: the record keeps the provider only.
+      snapshot: { id: null, createdAt: temporary.createdAt, provider: temporary.provider },
+      sourcePath: volume,
+    });
+  } catch (err) {
+    backupFailed = true;
+    throw err;
+  } finally {
+    // Not tied to o.signal: a cancelled backup must still remove its snapshot.
+    try {
+      await dropTemporarySnapshot(temporary, stateDir, { ...ctx, signal: undefined });
+    } catch (err) {
+      // The owner file stays, so start-up cleanup retries; the backup itself is not affected by this.
+      log.warn(
+        `could not remove the temporary ${temporary.provider} snapshot ${temporary.name} of ${volume}` +
+          `${backupFailed ? ' after the backup failed' : ''}: ${errorMessage(err)}; cleanupTemporarySnapshots will retry`,
+      );
+    }
+  }
+}
