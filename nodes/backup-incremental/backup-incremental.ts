@@ -1,0 +1,40 @@
+/**
+ * backup-incremental: stores only the blocks that changed since a parent backup. The parent is the newest
+ * available backup of the volume (incremental) or the newest full one (differential), or msg.parentId.
+ */
+import { z } from 'zod';
+import { createBackup } from '../../lib/engine/backup';
+import type { BackupRecord } from '../../lib/repository/records';
+import { commonBackupOptions } from '../common/backup-options';
+import { sizeAndTime } from '../common/format';
+import { operationNode } from '../common/operation-node';
+import type { Node, NodeAPI, NodeDef } from '../common/red';
+import { checkOptions, resolveProperties, text } from '../common/resolve';
+
+const Input = z.object({
+  volume: text('the path of the disk image or block device to back up'),
+  mode: z.enum(['incremental', 'differential'], { error: 'must be "incremental" or "differential"' }).default('incremental'),
+  parentId: z.string({ error: 'must be a backup id (text)' }).optional(),
+});
+
+export = function register(RED: NodeAPI): void {
+  function BackupIncremental(this: Node, def: NodeDef): void {
+    RED.nodes.createNode(this, def);
+    const node = this;
+    operationNode<BackupRecord>(RED, node, def, {
+      createRepository: true,
+      async run(ctx) {
+        const { values, from } = await resolveProperties(RED, node, def, ctx.msg, {
+          volume: { setting: 'volume', msgProperty: 'volume' },
+          mode: { setting: 'mode', msgProperty: 'mode' },
+          parentId: { setting: 'parentId', msgProperty: 'parentId' },
+        });
+        const input = checkOptions(Input, values, from);
+        const common = await commonBackupOptions(RED, node, def, ctx);
+        return createBackup(ctx.repo, { ...common, volume: input.volume, mode: input.mode, parentId: input.parentId });
+      },
+      summary: (record, ms) => sizeAndTime(record.storedBytes, ms),
+    });
+  }
+  RED.nodes.registerType('volume-backup-incremental', BackupIncremental);
+};

@@ -1,0 +1,110 @@
+/**
+ * The glue every operation node (backup, incremental, snapshot, restore, prune) shares: the bounded
+ * queue, the shared concurrency limit, status, progress messages, result message, errors through
+ * done(err), and abort on close. A node only says how to turn a message into an engine call.
+ */
+import { errorMessage } from '../../lib/errors';
+import type { ProgressEvent } from '../../lib/engine/types';
+import type { Repository } from '../../lib/repository/repository';
+import { shorten } from './format';
+import { BoundedQueue } from './queue';
+import type { Node, NodeAPI, NodeDef, NodeMessage, SendFunction } from './red';
+import { RepositoryConfigNode, isRepositoryConfigNode } from './repository-config';
+
+export const DEFAULT_QUEUE_SIZE = 10;
+
+export interface OperationContext {
+  msg: NodeMessage;
+  repo: Repository;
+  config: RepositoryConfigNode;
+  signal: AbortSignal;
+  onProgress: (event: ProgressEvent) => void;
+  log: { info(message: string): void; warn(message: string): void };
+}
+
+export interface OperationSpec<R> {
+  /** Backup nodes make the repository when it does not exist yet. */
+  createRepository: boolean;
+  /** Turn the message into options (may throw a clear error) and run the engine. */
+  run(ctx: OperationContext): Promise<R>;
+  /** Green status text for a result, e.g. "1.2 GiB 9 s". */
+  summary(result: R, durationMs: number): string;
+}
+
+export function operationNode<R>(RED: NodeAPI, node: Node, def: NodeDef, spec: OperationSpec<R>): void {
+  const queueSize = parseQueueSize(def.queueSize);
+  let queuedForSlot = 0;
+  const showQueued = () => {
+    const n = queue.waitingCount + queuedForSlot;
+    if (n > 0) node.status({ fill: 'yellow', shape: 'ring', text: `queued ${n}` });
+  };
+  const queue = new BoundedQueue(queueSize, showQueued);
+
+  node.on('input', (msg, send, done) => {
+    try {
+      queue.push({
+        run: (signal) => runOne(msg, send, done, signal),
+        cancel: (err) => done(err),
+      });
+    } catch (err) {
+      done(err instanceof Error ? err : new Error(String(err)));
+    }
+  });
+
+  node.on('close', (_removed, done) => {
+    queue.close().then(
+      () => done(),
+      () => done(),
+    );
+  });
+
+  async function runOne(msg: NodeMessage, send: SendFunction, done: (err?: Error) => void, signal: AbortSignal): Promise<void> {
+    let release: (() => void) | null = null;
+    try {
+      const config = RED.nodes.getNode(String(def.repository ?? ''));
+      if (!isRepositoryConfigNode(config)) {
+        throw new Error('no repository configured: open the node and pick or add a driver-config');
+      }
+      queuedForSlot = 1;
+      showQueued();
+      try {
+        release = await config.limiter.acquire(signal);
+      } finally {
+        queuedForSlot = 0;
+      }
+      node.status({ fill: 'blue', shape: 'ring', text: 'starting' });
+      const started = Date.now();
+      const repo = await config.getRepository(spec.createRepository);
+      let shownPercent = -1;
+      const onProgress = (event: ProgressEvent) => {
+        const percent = event.bytesTotal > 0 ? Math.floor((100 * event.bytesDone) / event.bytesTotal) : 0;
+        if (percent !== shownPercent) {
+          shownPercent = percent;
+          node.status({ fill: 'blue', shape: 'ring', text: `${percent}%` });
+        }
+        if (event.type === 'chunk' && config.defaults.progress) send([null, { topic: 'progress', payload: event }]);
+      };
+      const log = { info: (m: string) => node.log(m), warn: (m: string) => node.warn(m) };
+      const result = await spec.run({ msg, repo, config, signal, onProgress, log });
+      release();
+      release = null;
+      node.status({ fill: 'green', shape: 'dot', text: shorten(spec.summary(result, Date.now() - started)) });
+      msg.payload = result;
+      send([msg, null]);
+      done();
+    } catch (err) {
+      release?.();
+      node.status({ fill: 'red', shape: 'ring', text: shorten(errorMessage(err)) });
+      done(err instanceof Error ? err : new Error(String(err)));
+    } finally {
+      if (queue.waitingCount > 0) showQueued();
+    }
+  }
+}
+
+function parseQueueSize(value: unknown): number {
+  if (value === undefined || value === null || value === '') return DEFAULT_QUEUE_SIZE;
+  const n = Number(value);
+  if (!Number.isSafeInteger(n) || n < 0) throw new Error(`queue size must be a whole number ≥ 0, not ${String(value)}`);
+  return n;
+}

@@ -1,0 +1,71 @@
+/**
+ * restore: write a backup (its whole chain, full first) to a file or block device, or read and check it
+ * without writing (verify), or list the repository's backups (for dashboards and HTTP endpoints).
+ * Without a backup id, the newest available backup of msg.volumeId is used.
+ */
+import { z } from 'zod';
+import { restoreBackup } from '../../lib/engine/restore';
+import type { RestoreResult } from '../../lib/engine/types';
+import { VolumeBackupError, invalid } from '../../lib/errors';
+import { findParent, listBackups } from '../../lib/repository/catalog';
+import type { BackupRecord } from '../../lib/repository/records';
+import { sizeAndTime } from '../common/format';
+import { operationNode } from '../common/operation-node';
+import type { Node, NodeAPI, NodeDef } from '../common/red';
+import { checkOptions, flag, resolveProperties } from '../common/resolve';
+
+const Input = z.object({
+  action: z.enum(['restore', 'verify', 'list'], { error: 'must be "restore", "verify" or "list"' }).default('restore'),
+  backupId: z.string({ error: 'must be a backup id (text)' }).optional(),
+  volumeId: z.string({ error: 'must be a volume id (text)' }).optional(),
+  target: z.string({ error: 'must be a path (text)' }).optional(),
+  verifyOnly: flag.optional(),
+});
+
+type Result = RestoreResult | BackupRecord[];
+
+export = function register(RED: NodeAPI): void {
+  function Restore(this: Node, def: NodeDef): void {
+    RED.nodes.createNode(this, def);
+    const node = this;
+    operationNode<Result>(RED, node, def, {
+      createRepository: false,
+      async run(ctx) {
+        const { values, from } = await resolveProperties(RED, node, def, ctx.msg, {
+          action: { setting: 'action', msgProperty: 'action' },
+          backupId: { setting: 'backupId', msgProperty: 'backupId' },
+          volumeId: { setting: 'volumeId', msgProperty: 'volumeId' },
+          target: { setting: 'target', msgProperty: 'target' },
+          verifyOnly: { setting: 'verifyOnly', msgProperty: 'verifyOnly' },
+        });
+        const input = checkOptions(Input, values, from);
+        const action = input.verifyOnly === true && input.action === 'restore' ? 'verify' : input.action;
+        if (action === 'list') return listBackups(ctx.repo, { volumeId: input.volumeId });
+
+        let backupId = input.backupId;
+        if (!backupId) {
+          if (!input.volumeId) throw invalid(`invalid input: give the backup to ${action} (msg.backupId), or a volume id (msg.volumeId) to use its newest backup`);
+          const newest = findParent(await listBackups(ctx.repo, { volumeId: input.volumeId }), input.volumeId, 'incremental');
+          if (!newest) throw new VolumeBackupError('NOT_FOUND', `volume ${input.volumeId} has no available backup in ${ctx.repo.location}`);
+          backupId = newest.id;
+        }
+        if (action === 'restore' && !input.target) {
+          throw invalid(`invalid input: target (from ${from.target}) is missing: give the file or block device to restore to, or choose "verify"`);
+        }
+        return restoreBackup(ctx.repo, {
+          backupId,
+          target: action === 'restore' ? input.target : undefined,
+          verifyOnly: action === 'verify',
+          signal: ctx.signal,
+          onProgress: ctx.onProgress,
+          log: ctx.log,
+        });
+      },
+      summary: (result, ms) => {
+        if (Array.isArray(result)) return `${result.length} backup${result.length === 1 ? '' : 's'}`;
+        return result.verifyOnly ? `verified ${sizeAndTime(result.bytesVerified, ms)}` : sizeAndTime(result.size, ms);
+      },
+    });
+  }
+  RED.nodes.registerType('volume-restore', Restore);
+};
