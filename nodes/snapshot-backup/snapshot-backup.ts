@@ -1,43 +1,76 @@
 /**
- * snapshot-backup: back up a point-in-time snapshot of a volume. The snapshot is given by the message
- * (msg.snapshot = {path, id, createdAt}); its time becomes the backup's data timestamp, so an
- * incremental picks a parent taken before the snapshot. Taking the snapshot here (a provider such as
- * btrfs or LVM) waits for the engine's snapshot support and is refused with a clear error until then.
+ * snapshot-backup: back up a point-in-time snapshot of a volume, in one of two ways:
+ * - existing: the message names a snapshot taken elsewhere (msg.snapshot = {path, id, createdAt});
+ *   its time becomes the backup's data timestamp, so an incremental picks a parent taken before it;
+ * - provider: the node takes a temporary snapshot of the live volume (btrfs, reflink, lvm, command,
+ *   copy or auto), backs it up and removes it, also when the backup fails or is cancelled.
  */
 import { z } from 'zod';
-import { createBackup } from '../../lib/engine/backup';
+import { createSnapshotBackup, SnapshotBackupOptions } from '../../lib/engine/snapshot-backup';
 import { invalid } from '../../lib/errors';
 import { volumeIdForPath } from '../../lib/repository/names';
 import type { BackupRecord } from '../../lib/repository/records';
+import { ProviderChoice, cleanupTemporarySnapshots } from '../../lib/snapshot';
 import { commonBackupOptions } from '../common/backup-options';
 import { sizeAndTime } from '../common/format';
 import { operationNode } from '../common/operation-node';
 import type { Node, NodeAPI, NodeDef } from '../common/red';
 import { checkOptions, resolveProperties } from '../common/resolve';
 
-const Snapshot = z.object(
-  {
-    path: z.string({ error: 'snapshot.path must be the path of the snapshot (text)' }).min(1),
-    id: z.union([z.string(), z.number()]).nullish().transform((v) => (v === undefined || v === null ? null : String(v))),
-    createdAt: z.union([z.string(), z.number(), z.date()]).transform((v, ctx) => {
-      const date = v instanceof Date ? v : new Date(v);
-      if (Number.isNaN(date.getTime())) {
-        ctx.addIssue({ code: 'custom', message: 'snapshot.createdAt must be a date (ISO text or milliseconds)' });
-        return z.NEVER;
-      }
-      return date;
-    }),
-  },
-  { error: (issue) => (issue.input === undefined ? 'is missing: give {path, id, createdAt} of an existing snapshot' : 'must be an object {path, id, createdAt}') },
-);
-
 const Input = z.object({
   source: z.enum(['existing', 'provider'], { error: 'must be "existing" or "provider"' }).default('existing'),
-  snapshot: Snapshot.optional(),
-  sourcePath: z.string({ error: 'must be the path of the live volume (text)' }).optional(),
+  snapshot: z.unknown().optional(),
+  volume: z.string({ error: 'must be the path of the live volume (text)' }).optional(),
   mode: z.enum(['full', 'incremental', 'differential'], { error: 'must be "full", "incremental" or "differential"' }).default('incremental'),
   parentId: z.string({ error: 'must be a backup id (text)' }).optional(),
+  temporarySnapshot: z.record(z.string(), z.unknown(), { error: 'must be an object such as {"provider": "btrfs"}' }).optional(),
 });
+
+/** The provider settings of the node's form, as the engine's SnapshotProviderConfig. */
+function providerConfigFromNode(def: NodeDef): Record<string, unknown> {
+  const textOf = (key: string) => (typeof def[key] === 'string' && (def[key] as string).trim() ? (def[key] as string).trim() : undefined);
+  const command = (key: string, label: string) => {
+    const value = textOf(key);
+    if (!value) return undefined;
+    try {
+      const argv = JSON.parse(value);
+      if (Array.isArray(argv) && argv.every((a) => typeof a === 'string')) return argv;
+    } catch {
+      // reported below
+    }
+    throw invalid(`the ${label} command must be a JSON array of strings, e.g. ["/usr/local/bin/snap", "{volume}"]`);
+  };
+  const provider = ProviderChoice.safeParse(textOf('provider') ?? 'auto');
+  if (!provider.success) throw invalid(`unknown snapshot provider ${JSON.stringify(def.provider)}: use ${ProviderChoice.options.join(', ')}`);
+  const timeout = textOf('timeoutSeconds');
+  return {
+    provider: provider.data,
+    snapshotDir: textOf('snapshotDir'),
+    lvmSize: textOf('lvmSize'),
+    createCommand: command('createCommand', 'create'),
+    deleteCommand: command('deleteCommand', 'delete'),
+    timeoutSeconds: timeout === undefined ? undefined : Number(timeout),
+  };
+}
+
+/**
+ * Temporaries a crashed Node-RED left behind are removed before this process takes its first one
+ * (once per host name); a failed cleanup is logged and does not stop the backup.
+ */
+const cleanups = new Map<string, Promise<void>>();
+function cleanupOnce(host: string, log: { info(m: string): void; warn(m: string): void }): Promise<void> {
+  let done = cleanups.get(host);
+  if (!done) {
+    done = cleanupTemporarySnapshots({ host, log }).then(
+      (result) => {
+        if (result.removed.length) log.info(`removed ${result.removed.length} temporary snapshot(s) left behind by a stopped process`);
+      },
+      (err) => log.warn(`start-up cleanup of temporary snapshots failed: ${err instanceof Error ? err.message : String(err)}`),
+    );
+    cleanups.set(host, done);
+  }
+  return done;
+}
 
 export = function register(RED: NodeAPI): void {
   function SnapshotBackup(this: Node, def: NodeDef): void {
@@ -49,30 +82,38 @@ export = function register(RED: NodeAPI): void {
         const { values, from } = await resolveProperties(RED, node, def, ctx.msg, {
           source: { setting: 'source', msgProperty: 'snapshotSource' },
           snapshot: { setting: 'snapshot', msgProperty: 'snapshot' },
-          sourcePath: { setting: 'volume', msgProperty: 'volume' },
+          volume: { setting: 'volume', msgProperty: 'volume' },
           mode: { setting: 'mode', msgProperty: 'mode' },
           parentId: { setting: 'parentId', msgProperty: 'parentId' },
+          // Node form first (the provider select); "msg" there means msg.temporarySnapshot.
+          temporarySnapshot: { setting: '', msgProperty: 'temporarySnapshot' },
         });
         const input = checkOptions(Input, values, from);
-        if (input.source === 'provider') {
-          throw invalid('taking snapshots (btrfs, reflink, LVM, command) is not available in this version yet: take the snapshot before this node and pass it as msg.snapshot = {path, id, createdAt}');
-        }
-        if (!input.snapshot) throw invalid(`invalid input: snapshot (from ${from.snapshot}) is missing: give {path, id, createdAt} of an existing snapshot`);
         const common = await commonBackupOptions(RED, node, def, ctx);
-        // A snapshot's path changes every time; the volume id must follow the live volume instead.
-        const volumeId = common.volumeId ?? (input.sourcePath ? volumeIdForPath(input.sourcePath) : undefined);
-        if (!volumeId) {
-          throw invalid(`a snapshot backup needs the live volume's path (msg.volume) or a volume id (msg.volumeId), so that its backups form one chain`);
+        const options: SnapshotBackupOptions = { ...common, mode: input.mode, parentId: input.parentId };
+        if (input.source === 'existing') {
+          if (input.snapshot === undefined) {
+            throw invalid(`invalid input: snapshot (from ${from.snapshot}) is missing: give {path, id, createdAt} of an existing snapshot, or choose "take a snapshot"`);
+          }
+          // A snapshot's path changes every time; the volume id must follow the live volume instead.
+          const volumeId = common.volumeId ?? (input.volume ? volumeIdForPath(input.volume) : undefined);
+          if (!volumeId) {
+            throw invalid('a backup of an existing snapshot needs the live volume (msg.volume) or a volume id (msg.volumeId), so that its backups form one chain');
+          }
+          Object.assign(options, { snapshot: input.snapshot as SnapshotBackupOptions['snapshot'], volumeId });
+        } else {
+          if (!input.volume) throw invalid(`invalid input: volume (from ${from.volume}) is missing: give the path of the live volume to snapshot`);
+          const temporarySnapshot = def.provider === 'msg' ? input.temporarySnapshot : providerConfigFromNode(def);
+          Object.assign(options, { volume: input.volume, temporarySnapshot });
+          await cleanupOnce(ctx.repo.host, ctx.log);
         }
-        return createBackup(ctx.repo, {
-          ...common,
-          volume: input.snapshot.path,
-          volumeId,
-          sourcePath: input.sourcePath,
-          mode: input.mode,
-          parentId: input.parentId,
-          snapshot: { id: input.snapshot.id, createdAt: input.snapshot.createdAt, provider: null },
-        });
+        // Drop unset keys: the engine's schema is strict about what it is given.
+        for (const key of Object.keys(options) as (keyof SnapshotBackupOptions)[]) if (options[key] === undefined) delete options[key];
+        if (options.temporarySnapshot) {
+          const t = options.temporarySnapshot as Record<string, unknown>;
+          for (const key of Object.keys(t)) if (t[key] === undefined) delete t[key];
+        }
+        return createSnapshotBackup(ctx.repo, options);
       },
       summary: (record, ms) => sizeAndTime(record.size, ms),
     });
