@@ -46,13 +46,32 @@ export async function deleteOne(repo: Repository, record: BackupRecord, alsoGoin
   const now = await repo.listRecords(record.volumeId);
   const newcomers = dependentsOf(now, record.id).filter((r) => !alsoGoing.has(r.id));
   if (newcomers.length > 0) {
-    await repo.transition(record.id, ['deleting'], record.status === 'error' ? 'error' : 'available').catch(() => undefined);
+    // Give it back. As `available` only if nobody committed its deletion (see below): a deletion left
+    // by a crashed or concurrent deleter may have removed objects already, so then it can only be `error`.
+    await repo
+      .updateRecord(record.id, (current) => {
+        if (current.status !== 'deleting') throw new VolumeBackupError('CONFLICT', `backup ${record.id} is ${current.status}`);
+        return current.metadataSha256 !== null && current.failReason === null
+          ? { status: 'available', leaseExpiresAt: null }
+          : { status: 'error', failReason: current.failReason ?? 'its deletion was interrupted; some objects may be gone' };
+      }, record.volumeId)
+      .catch(() => undefined);
     throw new VolumeBackupError(
       'HAS_DEPENDENTS',
       `backup ${record.id} was not deleted: ${newcomers.map((r) => r.id).join(', ')} started using it as parent meanwhile`,
       { backupId: record.id, dependents: newcomers.map((r) => r.id) },
     );
   }
+  // Commit point (compare-and-swap): from here on objects go, so the record stops vouching for its
+  // metadata. A second deleter of the same backup that saw a new dependent can then no longer give it
+  // back as available (above), and if it already gave it back, this fails and nothing is deleted.
+  // (Added for prune, issue 6: two deleters of one backup, or one finishing a crashed deletion.)
+  await repo.updateRecord(record.id, (current) => {
+    if (current.status !== 'deleting') {
+      throw new VolumeBackupError('CONFLICT', `backup ${record.id} was not deleted: it became ${current.status} meanwhile`, { backupId: record.id, status: current.status });
+    }
+    return { metadataSha256: null };
+  }, record.volumeId);
   const freed = await deleteBackupObjects(repo, record.objectPrefix);
   await repo.deleteRecord(record);
   return freed;

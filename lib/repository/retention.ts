@@ -439,9 +439,10 @@ function planVolume(volumeId: string, records: BackupRecord[], policy: ResolvedP
     }
   }
 
-  // 4. Chains: everything kept (except failed backups, which need no data) keeps its ancestors.
+  // 4. Chains: everything kept keeps its ancestors (a kept failed backup too: deleting refuses to
+  // leave any record, whatever its status, naming a parent that is gone).
   const giveBack = new Set<string>();
-  const pinning = [...reasons.keys()].map((id) => byId.get(id)!).filter((r) => effectiveStatus(r, now) !== 'error');
+  const pinning = [...reasons.keys()].map((id) => byId.get(id)!);
   for (const r of pinning) {
     const { ids, missing, loops } = ancestorIds(byId, r);
     let child = r;
@@ -453,7 +454,7 @@ function planVolume(volumeId: string, records: BackupRecord[], policy: ResolvedP
         // Its deletion never got past the check (a live backup depends on it): give it back.
         giveBack.add(ancestorId);
         addReason(ancestorId, `in use by ${r.id}`);
-      } else if (status === 'error' || status === 'creating') {
+      } else if ((status === 'error' || status === 'creating') && effectiveStatus(r, now) !== 'error') {
         problems.push(`backup ${r.id} depends on backup ${ancestorId}, which is ${ancestor.status}: ${r.id} cannot be restored`);
       }
       child = ancestor;
