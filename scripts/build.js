@@ -8,7 +8,6 @@ const { execFileSync } = require('child_process');
 
 const root = path.resolve(__dirname, '..');
 const tsc = require.resolve('typescript/bin/tsc', { paths: [root] });
-fs.rmSync(path.join(root, 'dist'), { recursive: true, force: true });
 execFileSync(process.execPath, [tsc, '-p', path.join(root, 'tsconfig.json')], { stdio: 'inherit', cwd: root });
 
 const srcNodes = path.join(root, 'nodes');

@@ -51,7 +51,7 @@ export async function main(argv: string[], io: Partial<CommandContext> = {}): Pr
     }
     const command: Command | undefined = COMMANDS.find((c) => c.name === name);
     if (!command) {
-      ctx.stderr.write(`volume-backup: unknown command "${name}"\n${overview()}`);
+      ctx.stderr.write(`volume-backup: unknown command "${name}" (volume-backup --help lists the commands)\n`);
       return 2;
     }
     if (rest.includes('--help') || rest.includes('-h')) {
@@ -62,7 +62,7 @@ export async function main(argv: string[], io: Partial<CommandContext> = {}): Pr
     try {
       values = parseArgs({ args: rest, options: command.options, strict: true, allowPositionals: false }).values;
     } catch (err) {
-      ctx.stderr.write(`volume-backup ${name}: ${errorMessage(err)}\n${command.usage}\n`);
+      ctx.stderr.write(`volume-backup ${name}: ${errorMessage(err).replace(/\s*\n\s*/g, ' ')} (see volume-backup ${name} --help)\n`);
       return 2;
     }
     const code = await command.run(values as Record<string, string | boolean | undefined>, ctx);
