@@ -16,3 +16,6 @@ export { restoreBackup } from './engine/restore';
 export { deleteBackup } from './engine/delete';
 export { listBackups, getBackup, findParent, dependentsOf, chainOf } from './repository/catalog';
 export { exportRecord, importRecord } from './repository/transfer';
+export { verifyRepository, VerifyOptions, VerifyResult, VerifyProblem, VerifyNote } from './engine/verify';
+export { cleanupHost, HostCleanupOptions, HostCleanupResult } from './engine/cleanup';
+export { resetStatus, ResetStatusOptions, ResetStatusResult } from './engine/reset-status';

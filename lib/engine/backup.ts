@@ -52,7 +52,7 @@ export async function createBackup(repo: Repository, options: CreateBackupOption
     checkSizes(chunkSize, blockSize);
     if (parentRecord) checkCompatible(parentRecord, source, options);
 
-    const lease = await acquireVolumeLease(repo, volumeId, { operation: 'backup', signal: options.signal });
+    const lease = await acquireVolumeLease(repo, volumeId, { operation: 'backup', signal: options.signal, waitMs: options.lockWaitMs, onWait: options.onLockWait });
     try {
       const parent = parentRecord ? await loadParent(repo, parentRecord, options.signal) : null;
       const createdAt = new Date();

@@ -58,6 +58,10 @@ export interface CreateBackupOptions extends CommonOptions {
   snapshot?: SnapshotSource;
   /** Path recorded as the volume's source when `volume` is a temporary snapshot of it. */
   sourcePath?: string;
+  /** How long to wait while another backup of the same volume runs (default 0: fail at once with BUSY). */
+  lockWaitMs?: number;
+  /** Called once when the backup has to wait for another backup of the volume (to show it in a status). */
+  onLockWait?: (holder: { host: string; pid: number; operation: string; acquiredAt: string }) => void;
 }
 
 export interface RestoreOptions extends CommonOptions {

@@ -38,7 +38,7 @@ export function lockName(volumeId: string): string {
   return `locks/${checkVolumeId(volumeId)}.json`;
 }
 
-function pidAlive(pid: number): boolean {
+export function pidAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;
@@ -182,4 +182,38 @@ export function renewRecordLease(repo: Repository, backupId: string, volumeId: s
   }, Math.max(1000, Math.floor(ttlMs / 3)));
   timer.unref();
   return () => clearInterval(timer);
+}
+
+/** The lease objects under locks/, whatever their state. */
+export async function listVolumeLeases(repo: Repository): Promise<{ volumeId: string; holder: LeaseHolder | null; etag: string }[]> {
+  const entries = (await repo.driver.listEntries(repo.container, 'locks/')).filter((e) => e.name.endsWith('.json'));
+  const out: { volumeId: string; holder: LeaseHolder | null; etag: string }[] = [];
+  for (const entry of entries) {
+    const current = await repo.driver.readObject(repo.container, entry.name).catch((err) => {
+      if (err instanceof ObjectNotFoundError) return null; // released meanwhile
+      throw err;
+    });
+    if (current) out.push({ volumeId: entry.name.slice('locks/'.length, -'.json'.length), holder: decode(current.data), etag: current.etag });
+  }
+  return out;
+}
+
+/**
+ * Start-up cleanup of one lease: release it if its holder is a process of `host` (on this machine) that
+ * is gone. Compare-and-swap first (expire it), so a lease someone took over meanwhile is never removed.
+ */
+export async function releaseDeadLease(repo: Repository, lease: { volumeId: string; holder: LeaseHolder | null; etag: string }, host: string): Promise<boolean> {
+  const holder = lease.holder;
+  if (!holder || holder.host !== host || holder.pid === process.pid || pidAlive(holder.pid)) return false;
+  const name = lockName(lease.volumeId);
+  const tombstone: LeaseHolder = { ...holder, token: randomUUID(), expiresAt: new Date(0).toISOString() };
+  try {
+    await repo.driver.replaceIfMatch(repo.container, name, encode(tombstone), lease.etag);
+  } catch (err) {
+    if (err instanceof PreconditionFailedError || err instanceof ObjectNotFoundError) return false;
+    throw err;
+  }
+  const current = await repo.driver.readObject(repo.container, name).catch(() => null);
+  if (current && decode(current.data)?.token === tombstone.token) await repo.driver.deleteObject(repo.container, name);
+  return true;
 }

@@ -17,6 +17,7 @@ export const create: Command = {
   --block-size BYTES     hash block, e.g. 32K (default 32 KiB)
   --compression C        none, zlib or zstd (default zstd)
   --progress MODE        bar (default on a terminal), json (JSON lines on stderr) or none
+  --lock-wait SECONDS    wait this long while another backup of the volume runs (default 0: fail, BUSY)
 ${REPO_USAGE}`,
   options: {
     ...REPO_OPTIONS,
@@ -32,6 +33,7 @@ ${REPO_USAGE}`,
     'block-size': { type: 'string' },
     compression: { type: 'string' },
     'compression-level': { type: 'string' },
+    'lock-wait': { type: 'string' },
   },
   async run(values, ctx) {
     const volume = str(values, 'volume');
@@ -40,6 +42,8 @@ ${REPO_USAGE}`,
     const mode = values.incremental ? 'incremental' : values.differential ? 'differential' : str(values, 'parent') ? 'incremental' : 'full';
     const level = str(values, 'compression-level');
     if (level !== undefined && !/^-?\d+$/.test(level)) throw invalid('--compression-level must be a whole number');
+    const lockWait = str(values, 'lock-wait');
+    if (lockWait !== undefined && !/^\d+(\.\d+)?$/.test(lockWait)) throw invalid('--lock-wait must be a number of seconds');
     const repo = await openRepo(values, ctx, true);
     const progress = progressReporter(values, ctx);
     try {
@@ -56,6 +60,8 @@ ${REPO_USAGE}`,
         compressionLevel: level === undefined ? undefined : Number(level),
         signal: ctx.signal,
         onProgress: progress.listener,
+        lockWaitMs: lockWait === undefined ? undefined : Number(lockWait) * 1000,
+        onLockWait: (h) => ctx.stderr.write(`waiting for the volume: host ${h.host} (pid ${h.pid}) is running ${h.operation} since ${h.acquiredAt}\n`),
       });
       progress.stop();
       if (values.json) printJson(ctx, record);

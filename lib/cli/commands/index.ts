@@ -5,6 +5,9 @@ import { del } from './delete';
 import { list } from './list';
 import { restore } from './restore';
 import { show } from './show';
+import { verify } from './verify';
+import { cleanup } from './cleanup';
+import { resetStatusCommand } from './reset-status';
 import { exportCommand, importCommand } from './transfer';
 
-export const COMMANDS: Command[] = [create, restore, list, show, del, exportCommand, importCommand];
+export const COMMANDS: Command[] = [create, restore, list, show, del, exportCommand, importCommand, verify, cleanup, resetStatusCommand];

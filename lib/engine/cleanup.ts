@@ -1,0 +1,175 @@
+/**
+ * Start-up cleanup of one host's leftovers (Cinder's init_host, as the scalable-service spec restricts
+ * it): only records whose `host` is this host are touched, never another host's, even with an expired
+ * lease (that is reset-status's job, by an operator who knows the host is gone).
+ *   creating  → error with the reason, its partial objects removed;
+ *   restoring → available, and the interrupted restore reported as failed;
+ *   deleting  → the deletion is finished (or given back if a backup started depending on it);
+ *   leases in locks/ held by dead processes of this host → released;
+ *   temporary snapshots left by dead processes of this host → removed.
+ * An operation of this host that is still running (another process with the same host name) is left
+ * alone: a backup's volume lease names its process, and a restore's record lease must have expired.
+ */
+import { VolumeBackupError, errorMessage, throwIfAborted } from '../errors';
+import { deleteBackupObjects } from '../repository/backup-objects';
+import { LeaseHolder, listVolumeLeases, pidAlive, releaseDeadLease } from '../repository/locks';
+import { checkHost } from '../repository/names';
+import type { BackupRecord } from '../repository/records';
+import type { Repository } from '../repository/repository';
+import { CleanupResult as SnapshotCleanupResult, cleanupTemporarySnapshots } from '../snapshot/cleanup';
+import { deleteOne } from './delete';
+import type { Logger } from './types';
+
+export interface HostCleanupOptions {
+  /** Whose leftovers (default: the repository's host, i.e. this instance). */
+  host?: string;
+  /** Also remove this host's leftover temporary snapshots (default true). */
+  snapshots?: boolean;
+  /** Where the snapshot owner files are (default: the snapshot module's default). */
+  stateDir?: string;
+  signal?: AbortSignal;
+  log?: Logger;
+  /** The time leases are judged against (tests). */
+  now?: () => Date;
+}
+
+export interface CleanedBackup {
+  backupId: string;
+  volumeId: string;
+}
+
+export interface HostCleanupResult {
+  host: string;
+  /** Backups that were being created: now `error`, their partial objects removed. */
+  failedBackups: (CleanedBackup & { reason: string; objectsRemoved: boolean; bytesFreed: number })[];
+  /** Restores that were interrupted: the backup is `available` again, the restore itself failed. */
+  failedRestores: CleanedBackup[];
+  /** Deletions that were finished. */
+  finishedDeletes: (CleanedBackup & { bytesFreed: number })[];
+  /** Deletions given back because a backup depends on them now. */
+  keptDeletes: (CleanedBackup & { reason: string })[];
+  releasedLeases: { volumeId: string; pid: number; operation: string }[];
+  /** This host's operations left alone because they are still running. */
+  skipped: (CleanedBackup & { status: string; reason: string })[];
+  snapshots: SnapshotCleanupResult | null;
+  /** What could not be cleaned, and why (the next cleanup retries). */
+  errors: { backupId?: string; volumeId?: string; message: string }[];
+}
+
+export async function cleanupHost(repo: Repository, options: HostCleanupOptions = {}): Promise<HostCleanupResult> {
+  const host = checkHost(options.host ?? repo.host);
+  const now = options.now ?? (() => new Date());
+  const log = options.log;
+  const result: HostCleanupResult = {
+    host,
+    failedBackups: [],
+    failedRestores: [],
+    finishedDeletes: [],
+    keptDeletes: [],
+    releasedLeases: [],
+    skipped: [],
+    snapshots: null,
+    errors: [],
+  };
+  const mine = (await repo.listRecords()).filter((r) => r.host === host);
+  const leases = await listVolumeLeases(repo);
+  const leaseOf = new Map(leases.map((l) => [l.volumeId, l.holder]));
+
+  for (const record of mine) {
+    throwIfAborted(options.signal);
+    const which = { backupId: record.id, volumeId: record.volumeId };
+    try {
+      switch (record.status) {
+        case 'creating': {
+          const running = runningBackup(leaseOf.get(record.volumeId) ?? null, record, host);
+          if (running) {
+            result.skipped.push({ ...which, status: record.status, reason: running });
+            break;
+          }
+          result.failedBackups.push(await failInterruptedBackup(repo, record, now(), log));
+          break;
+        }
+        case 'restoring': {
+          if (record.leaseExpiresAt && Date.parse(record.leaseExpiresAt) > now().getTime()) {
+            result.skipped.push({ ...which, status: record.status, reason: `its lease runs until ${record.leaseExpiresAt}: the restore may still be running; clean up again after that` });
+            break;
+          }
+          await repo.transition(record.id, ['restoring'], 'available', { leaseExpiresAt: null });
+          log?.warn(`cleanup: the restore of backup ${record.id} on host ${host} was interrupted; it failed (the target is incomplete) and the backup is available again`);
+          result.failedRestores.push(which);
+          break;
+        }
+        case 'deleting': {
+          try {
+            const bytesFreed = await deleteOne(repo, record);
+            log?.info(`cleanup: finished deleting backup ${record.id} (${bytesFreed} bytes freed)`);
+            result.finishedDeletes.push({ ...which, bytesFreed });
+          } catch (err) {
+            if (!(err instanceof VolumeBackupError && err.code === 'HAS_DEPENDENTS')) throw err;
+            result.keptDeletes.push({ ...which, reason: errorMessage(err) });
+          }
+          break;
+        }
+        default:
+          break;
+      }
+    } catch (err) {
+      if (err instanceof VolumeBackupError && err.code === 'CANCELLED') throw err;
+      // A record that changed under us (its owner finished after all) is not an error worth shouting about.
+      log?.warn(`cleanup: backup ${record.id}: ${errorMessage(err)}`);
+      result.errors.push({ ...which, message: errorMessage(err) });
+    }
+  }
+
+  for (const lease of leases) {
+    try {
+      if (await releaseDeadLease(repo, lease, host)) {
+        log?.info(`cleanup: released the lease on volume ${lease.volumeId} held by process ${lease.holder!.pid} (${lease.holder!.operation}), which is gone`);
+        result.releasedLeases.push({ volumeId: lease.volumeId, pid: lease.holder!.pid, operation: lease.holder!.operation });
+      }
+    } catch (err) {
+      result.errors.push({ volumeId: lease.volumeId, message: `could not release its lease: ${errorMessage(err)}` });
+    }
+  }
+
+  if (options.snapshots !== false) {
+    try {
+      result.snapshots = await cleanupTemporarySnapshots({ host, stateDir: options.stateDir, log });
+    } catch (err) {
+      result.errors.push({ message: `temporary snapshots: ${errorMessage(err)}` });
+    }
+  }
+  return result;
+}
+
+/** Why a `creating` record of this host is still being written, or null when its writer is gone. */
+function runningBackup(holder: LeaseHolder | null, record: BackupRecord, host: string): string | null {
+  // A running backup holds its volume's lease, taken before its record was made; a lease taken later
+  // belongs to a later backup of the volume, so this record's writer is gone.
+  if (!holder || holder.host !== host || holder.operation !== 'backup') return null;
+  if (Date.parse(holder.acquiredAt) > Date.parse(record.createdAt)) return null;
+  if (holder.pid === process.pid) return `it is being written by this process`;
+  if (pidAlive(holder.pid)) return `process ${holder.pid} of this host holds the volume's lease and is running`;
+  return null;
+}
+
+async function failInterruptedBackup(
+  repo: Repository,
+  record: BackupRecord,
+  now: Date,
+  log?: Logger,
+): Promise<HostCleanupResult['failedBackups'][number]> {
+  const reason = `interrupted: the process on host ${record.host} that was creating this backup stopped (found by start-up cleanup at ${now.toISOString()})`;
+  // Fence first: if the writer were alive after all, its final compare-and-swap to available now fails.
+  await repo.transition(record.id, ['creating'], 'error', { failReason: reason, leaseExpiresAt: null });
+  let bytesFreed = 0;
+  let objectsRemoved = true;
+  try {
+    bytesFreed = await deleteBackupObjects(repo, record.objectPrefix);
+  } catch (err) {
+    objectsRemoved = false;
+    log?.warn(`cleanup: backup ${record.id} is now error, but its partial objects could not all be removed (${errorMessage(err)}); prune removes them later`);
+  }
+  log?.warn(`cleanup: backup ${record.id} of volume ${record.volumeId} was interrupted; marked error and ${bytesFreed} bytes of partial objects removed`);
+  return { backupId: record.id, volumeId: record.volumeId, reason, objectsRemoved, bytesFreed };
+}

@@ -1,0 +1,317 @@
+/**
+ * Repository-wide verify (restic's `check`, with `--read-data`): every record well-formed, every chain
+ * complete, every object a backup's metadata lists present with its recorded size; with readData every
+ * object's digest and every block's SHA-256 too (through the restore's verify-only mode, so there is one
+ * checking code path). Also reported: objects no record owns (orphans), operations whose owner stopped
+ * (stuck records), and what failed backups left behind.
+ *
+ * Verify runs beside backups, restores and prunes of other processes: objects are listed before records
+ * (a record always exists before its objects, so a live backup's objects are never called orphans), and
+ * a problem is reported only if the record still says the same after a second look.
+ */
+import { VolumeBackupError, errorMessage, throwIfAborted } from '../errors';
+import { chainOf } from '../repository/catalog';
+import { loadHashList, loadMetadata } from '../repository/backup-objects';
+import { DEFAULT_LEASE_TTL_MS } from '../repository/locks';
+import { checkBackupId } from '../repository/names';
+import type { BackupRecord } from '../repository/records';
+import { Repository, mapLimit } from '../repository/repository';
+import type { ObjectEntry } from '../drivers/driver';
+import { restoreBackup } from './restore';
+import type { Logger, ProgressListener } from './types';
+
+/** A `deleting` record has no lease; one unchanged this long is taken as abandoned. */
+export const STUCK_DELETE_MS = 5 * DEFAULT_LEASE_TTL_MS;
+/** Where backups' objects live (Cinder's naming): volume_<volumeId>/… */
+const DATA_PREFIX = 'volume_';
+
+export type VerifyProblemKind =
+  | 'malformed-record'
+  | 'broken-chain'
+  | 'missing-object'
+  | 'wrong-size'
+  | 'corrupt'
+  | 'orphaned-objects'
+  | 'stuck-record'
+  | 'unreadable';
+
+export interface VerifyProblem {
+  kind: VerifyProblemKind;
+  message: string;
+  /** The backups whose restore this problem breaks (or the record concerned). */
+  backupIds: string[];
+  objectName?: string;
+  host?: string;
+}
+
+export interface VerifyNote {
+  message: string;
+  backupId?: string;
+}
+
+export interface VerifyOptions {
+  /** Only this backup (and the chain it needs); no orphan scan. */
+  backupId?: string;
+  /** Also read every object and check its digest and every block's SHA-256. */
+  readData?: boolean;
+  /** Backups checked at the same time (default 4; 2 with readData). */
+  concurrency?: number;
+  signal?: AbortSignal;
+  onProgress?: ProgressListener;
+  log?: Logger;
+  /** The time leases are judged against (tests). */
+  now?: () => Date;
+}
+
+export interface VerifyResult {
+  ok: boolean;
+  readData: boolean;
+  recordsChecked: number;
+  /** Available (or restoring) backups whose objects were checked. */
+  backupsVerified: number;
+  objectsChecked: number;
+  /** Bytes read and checked block by block (readData). */
+  bytesVerified: number;
+  problems: VerifyProblem[];
+  /** Not wrong, but worth knowing: operations in progress, what failed backups left. */
+  notes: VerifyNote[];
+  durationMs: number;
+}
+
+class Findings {
+  private readonly byMessage = new Map<string, VerifyProblem>();
+  readonly notes: VerifyNote[] = [];
+
+  add(problem: VerifyProblem): void {
+    const known = this.byMessage.get(problem.message);
+    if (!known) this.byMessage.set(problem.message, { ...problem, backupIds: [...problem.backupIds] });
+    else for (const id of problem.backupIds) if (!known.backupIds.includes(id)) known.backupIds.push(id);
+  }
+
+  get problems(): VerifyProblem[] {
+    return [...this.byMessage.values()];
+  }
+}
+
+export async function verifyRepository(repo: Repository, options: VerifyOptions = {}): Promise<VerifyResult> {
+  const started = Date.now();
+  const now = options.now ?? (() => new Date());
+  const findings = new Findings();
+  const counters = { backupsVerified: 0, objectsChecked: 0, bytesVerified: 0 };
+  throwIfAborted(options.signal);
+
+  let records: BackupRecord[];
+  let objects: ObjectEntry[] | null = null;
+  if (options.backupId) {
+    const backupId = checkBackupId(options.backupId);
+    const target = await repo.getRecord(backupId);
+    const all = await repo.listRecords(target.volumeId, (name, reason) => malformed(findings, name, reason));
+    const chain = chainOrProblem(findings, all, target);
+    records = chain ?? [target];
+  } else {
+    // Objects first, records second: see the comment at the top.
+    objects = await repo.listObjects(DATA_PREFIX);
+    records = await repo.listRecords(undefined, (name, reason) => malformed(findings, name, reason));
+    for (const record of records) if (record.status === 'available' || record.status === 'restoring') chainOrProblem(findings, records, record);
+  }
+
+  const concurrency = options.concurrency ?? (options.readData ? 2 : 4);
+  await mapLimit(records, concurrency, async (record) => {
+    throwIfAborted(options.signal);
+    try {
+      await checkRecord(repo, record, findings, counters, options, now());
+    } catch (err) {
+      if (err instanceof VolumeBackupError && err.code === 'CANCELLED') throw err;
+      // Anything unexpected (a network failure…) is a problem too: verify must not pass what it could not check.
+      findings.add({ kind: 'unreadable', message: `backup ${record.id} could not be checked: ${errorMessage(err)}`, backupIds: [record.id] });
+    }
+  });
+  if (objects) await findOrphans(repo, objects, findings);
+
+  const problems = findings.problems;
+  return {
+    ok: problems.length === 0,
+    readData: !!options.readData,
+    recordsChecked: records.length,
+    ...counters,
+    problems,
+    notes: findings.notes,
+    durationMs: Date.now() - started,
+  };
+}
+
+function malformed(findings: Findings, name: string, reason: string): void {
+  findings.add({ kind: 'malformed-record', message: `record ${name} is malformed: ${reason}`, backupIds: [] });
+}
+
+/** The chain a complete backup needs; every link must exist and be complete. */
+function chainOrProblem(findings: Findings, records: BackupRecord[], record: BackupRecord): BackupRecord[] | null {
+  let chain: BackupRecord[];
+  try {
+    chain = chainOf(records, record.id);
+  } catch (err) {
+    findings.add({ kind: 'broken-chain', message: errorMessage(err), backupIds: [record.id] });
+    return null;
+  }
+  for (const link of chain.slice(0, -1)) {
+    if (link.status !== 'available' && link.status !== 'restoring') {
+      findings.add({ kind: 'broken-chain', message: `backup ${record.id} needs ${link.id}, which is ${link.status}`, backupIds: [record.id] });
+      return null;
+    }
+  }
+  return chain;
+}
+
+async function checkRecord(
+  repo: Repository,
+  record: BackupRecord,
+  findings: Findings,
+  counters: { backupsVerified: number; objectsChecked: number; bytesVerified: number },
+  options: VerifyOptions,
+  now: Date,
+): Promise<void> {
+  const owner = `host ${record.host}`;
+  switch (record.status) {
+    case 'available':
+    case 'restoring': {
+      if (record.status === 'restoring' && leaseExpired(record, now)) {
+        findings.add({
+          kind: 'stuck-record',
+          message: `backup ${record.id} has been restoring on ${owner} since ${record.updatedAt} and its lease expired at ${record.leaseExpiresAt}: that restore stopped. Run \`volume-backup cleanup --host ${record.host}\` on ${record.host}, or \`volume-backup reset-status --backup ${record.id} --status available\` if that host is gone for good`,
+          backupIds: [record.id],
+          host: record.host,
+        });
+      }
+      const found = await checkObjects(repo, record, options.signal);
+      counters.objectsChecked += found.checked;
+      let problems = found.problems;
+      if (problems.length === 0 && options.readData && record.status === 'available') {
+        try {
+          const result = await restoreBackup(repo, { backupId: record.id, verifyOnly: true, signal: options.signal, onProgress: options.onProgress, log: options.log });
+          counters.bytesVerified += result.bytesVerified;
+        } catch (err) {
+          if (err instanceof VolumeBackupError && err.code === 'CANCELLED') throw err;
+          problems = [problemFrom(err, record)];
+        }
+      }
+      if (problems.length > 0 && !(await stillComplete(repo, record))) {
+        findings.notes.push({ backupId: record.id, message: `backup ${record.id} changed while it was checked (deleted or pruned meanwhile); not counted` });
+        return;
+      }
+      for (const p of problems) findings.add(p);
+      counters.backupsVerified++;
+      return;
+    }
+    case 'creating':
+      if (leaseExpired(record, now)) {
+        findings.add({
+          kind: 'stuck-record',
+          message: `backup ${record.id} of volume ${record.volumeId} has been creating on ${owner} since ${record.createdAt} and its lease expired at ${record.leaseExpiresAt}: that backup stopped. Run \`volume-backup cleanup --host ${record.host}\` on ${record.host}, or \`volume-backup reset-status --backup ${record.id} --status error\` if that host is gone for good`,
+          backupIds: [record.id],
+          host: record.host,
+        });
+      } else {
+        findings.notes.push({ backupId: record.id, message: `backup ${record.id} of volume ${record.volumeId} is being created by ${owner} (not checked)` });
+      }
+      return;
+    case 'deleting': {
+      const since = Date.parse(record.updatedAt);
+      if (now.getTime() - since > STUCK_DELETE_MS) {
+        findings.add({
+          kind: 'stuck-record',
+          message: `backup ${record.id} of volume ${record.volumeId} has been deleting since ${record.updatedAt} (${owner}): the deletion stopped. Run \`volume-backup cleanup --host ${record.host}\` on ${record.host}, or delete it again`,
+          backupIds: [record.id],
+          host: record.host,
+        });
+      } else {
+        findings.notes.push({ backupId: record.id, message: `backup ${record.id} of volume ${record.volumeId} is being deleted` });
+      }
+      return;
+    }
+    case 'error': {
+      const left = await repo.listObjects(record.objectPrefix);
+      if (left.length > 0) {
+        const bytes = left.reduce((n, e) => n + e.size, 0);
+        findings.notes.push({ backupId: record.id, message: `failed backup ${record.id} of volume ${record.volumeId} still has ${left.length} object(s), ${bytes} bytes: prune or delete removes them` });
+      }
+      return;
+    }
+  }
+}
+
+function leaseExpired(record: BackupRecord, now: Date): boolean {
+  return record.leaseExpiresAt !== null && Date.parse(record.leaseExpiresAt) < now.getTime();
+}
+
+/** Metadata and hash list readable and consistent with the record; every listed object present, right size. */
+async function checkObjects(repo: Repository, record: BackupRecord, signal?: AbortSignal): Promise<{ problems: VerifyProblem[]; checked: number }> {
+  const listed = new Map((await repo.listObjects(record.objectPrefix)).map((e) => [e.name, e.size]));
+  let metadata;
+  try {
+    metadata = await loadMetadata(repo, record, signal);
+    await loadHashList(repo, record, metadata, signal);
+  } catch (err) {
+    if (err instanceof VolumeBackupError && err.code === 'CANCELLED') throw err;
+    return { problems: [problemFrom(err, record)], checked: 1 };
+  }
+  const problems: VerifyProblem[] = [];
+  const expected = [...metadata.objects.map((o) => ({ name: o.name, length: o.length })), { name: metadata.hashList.name, length: metadata.hashList.length }];
+  for (const { name, length } of expected) {
+    const size = listed.get(name);
+    if (size === undefined) {
+      problems.push({ kind: 'missing-object', message: `object ${name} of backup ${record.id} is missing from the repository`, backupIds: [record.id], objectName: name });
+    } else if (size !== length) {
+      problems.push({ kind: 'wrong-size', message: `object ${name} of backup ${record.id} is ${size} bytes; its metadata says ${length}`, backupIds: [record.id], objectName: name });
+    }
+  }
+  return { problems, checked: expected.length + 1 };
+}
+
+function problemFrom(err: unknown, record: BackupRecord): VerifyProblem {
+  const code = err instanceof VolumeBackupError ? err.code : undefined;
+  const objectName = err instanceof VolumeBackupError && typeof err.details?.objectName === 'string' ? err.details.objectName : undefined;
+  const kind: VerifyProblemKind = code === 'OBJECT_MISSING' ? 'missing-object' : code === 'CORRUPT' ? 'corrupt' : code === 'CONFLICT' || code === 'NOT_FOUND' ? 'broken-chain' : 'unreadable';
+  return { kind, message: errorMessage(err), backupIds: [record.id], objectName };
+}
+
+/** A second look before blaming a backup: is it still there and complete? */
+async function stillComplete(repo: Repository, record: BackupRecord): Promise<boolean> {
+  try {
+    const now = await repo.getRecord(record.id);
+    return (now.status === 'available' || now.status === 'restoring') && now.metadataSha256 === record.metadataSha256;
+  } catch (err) {
+    if (err instanceof VolumeBackupError && err.code === 'NOT_FOUND') return false;
+    return true;
+  }
+}
+
+/** The backup prefix an object name belongs to: its name without -NNNNN, _metadata or _sha256file. */
+export function backupPrefixOf(objectName: string): string {
+  return objectName.replace(/(-\d{5,}|_metadata|_sha256file)$/, '');
+}
+
+async function findOrphans(repo: Repository, objects: ObjectEntry[], findings: Findings): Promise<void> {
+  if (objects.length === 0) return;
+  // Prefixes owned now (records listed after the objects, and re-listed: a backup started meanwhile counts).
+  const owned = new Set((await repo.listRecords()).map((r) => r.objectPrefix));
+  const candidates = new Map<string, ObjectEntry[]>();
+  for (const entry of objects) {
+    const prefix = backupPrefixOf(entry.name);
+    if (owned.has(prefix)) continue;
+    const list = candidates.get(prefix) ?? [];
+    list.push(entry);
+    candidates.set(prefix, list);
+  }
+  for (const prefix of [...candidates.keys()].sort()) {
+    // A deletion in progress removes objects before its record: those that are gone by now were not orphans.
+    const still = await repo.listObjects(prefix);
+    if (still.length === 0) continue;
+    const bytes = still.reduce((n, e) => n + e.size, 0);
+    findings.add({
+      kind: 'orphaned-objects',
+      message: `${still.length} object(s), ${bytes} bytes, under ${prefix} belong to no backup record (a record removed by hand or by another tool): prune deletes them after its orphan grace period, or re-create the record with "volume-backup import"`,
+      backupIds: [],
+      objectName: prefix,
+    });
+  }
+}
