@@ -14,6 +14,8 @@ export { DEFAULT_CHUNK_SIZE, DEFAULT_BLOCK_SIZE, DEFAULT_COMPRESSION } from './e
 export { createBackup } from './engine/backup';
 export { restoreBackup } from './engine/restore';
 export { deleteBackup } from './engine/delete';
+export { pruneRepository, PruneOptions, PruneReport, VolumePruneReport, KeptBackupReport, DeletedBackupReport, OrphanReport } from './engine/prune';
+export { RetentionPolicy, resolvePolicy, planRetention, describePolicy } from './repository/retention';
 export { listBackups, getBackup, findParent, dependentsOf, chainOf } from './repository/catalog';
 export { exportRecord, importRecord } from './repository/transfer';
 export { verifyRepository, VerifyOptions, VerifyResult, VerifyProblem, VerifyNote } from './engine/verify';

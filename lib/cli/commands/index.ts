@@ -3,6 +3,7 @@ import type { Command } from '../command';
 import { create } from './create';
 import { del } from './delete';
 import { list } from './list';
+import { prune } from './prune';
 import { restore } from './restore';
 import { show } from './show';
 import { verify } from './verify';
@@ -10,4 +11,4 @@ import { cleanup } from './cleanup';
 import { resetStatusCommand } from './reset-status';
 import { exportCommand, importCommand } from './transfer';
 
-export const COMMANDS: Command[] = [create, restore, list, show, del, exportCommand, importCommand, verify, cleanup, resetStatusCommand];
+export const COMMANDS: Command[] = [create, restore, list, show, del, prune, exportCommand, importCommand, verify, cleanup, resetStatusCommand];

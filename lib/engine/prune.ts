@@ -1,0 +1,415 @@
+/**
+ * Prune: apply a retention policy (lib/repository/retention.ts) to a repository, safely beside
+ * backups and restores running in other processes or hosts. No repository-wide lock is taken; each
+ * deletion is deleteOne's set-then-check (record → deleting by compare-and-swap, then re-list: a backup
+ * that any record names as parent is given back), the same protocol writers and restorers follow from
+ * their side, so at least one side always sees the other.
+ *
+ * Order of work per volume: list the objects, then the records (a writer creates its record before
+ * its first object, so an object listed earlier than the records always belongs to a listed record);
+ * plan; delete children first; then objects that no record covers (orphans of crashes), once they
+ * have been seen as orphans for the grace period. A dry run does the listing and the plan only.
+ */
+import { VolumeBackupError, errorMessage, throwIfAborted } from '../errors';
+import type { ObjectEntry } from '../drivers/driver';
+import { ObjectNotFoundError } from '../errors';
+import { deleteOne } from './delete';
+import type { CommonOptions, ProgressEvent } from './types';
+import type { BackupRecord } from '../repository/records';
+import { Repository, mapLimit } from '../repository/repository';
+import { checkVolumeId } from '../repository/names';
+import { PlannedDelete, VolumePlan, childrenFirst, leaseExpired, planRetention, resolvePolicy } from '../repository/retention';
+
+export const DEFAULT_ORPHAN_GRACE_PERIOD_MS = 24 * 3600_000;
+/** Where prune remembers when it first saw each orphaned object (one small JSON object per volume). */
+export const ORPHAN_STATE_PREFIX = 'prune/orphans/';
+
+export interface PruneOptions extends CommonOptions {
+  /** keepLast, keepDaily, keepWithin… (see RetentionPolicy); validated here. */
+  policy: unknown;
+  /** Only this volume (default: every volume in the repository). */
+  volumeId?: string;
+  /** Plan and report, change nothing. */
+  dryRun?: boolean;
+  /** An object no record covers is deleted once it has been seen so for this long (default 24 h). */
+  orphanGracePeriodMs?: number;
+}
+
+export interface KeptBackupReport {
+  id: string;
+  kind: string;
+  status: string;
+  dataTimestamp: string;
+  parentId: string | null;
+  storedBytes: number;
+  /** Which rules keep it ("keep-daily", "parent of <id>", "in use by <id>"…). */
+  reasons: string[];
+}
+
+export interface DeletedBackupReport {
+  id: string;
+  kind: string;
+  status: string;
+  dataTimestamp: string;
+  parentId: string | null;
+  reason: string;
+  bytesFreed: number;
+}
+
+export interface OrphanReport {
+  name: string;
+  size: number;
+  /** When a prune first saw it unreferenced (null: now, for the first time). */
+  firstSeen: string | null;
+  action: 'deleted' | 'would delete' | 'kept for the grace period' | 'kept: records unreadable';
+}
+
+export interface VolumePruneReport {
+  volumeId: string;
+  kept: KeptBackupReport[];
+  /** Deleted (dry run: would be deleted), in the order of deletion. */
+  deleted: DeletedBackupReport[];
+  orphans: OrphanReport[];
+  bytesFreed: number;
+  problems: string[];
+}
+
+export interface PruneReport {
+  dryRun: boolean;
+  policy: string;
+  volumes: VolumePruneReport[];
+  backupsDeleted: number;
+  orphansDeleted: number;
+  bytesFreed: number;
+  problems: string[];
+  durationMs: number;
+}
+
+interface Listing {
+  /** Objects under volume_<id>/ per volume id. */
+  objects: Map<string, ObjectEntry[]>;
+  records: BackupRecord[];
+  /** Volumes with a record that could not be read: their orphans are never deleted. */
+  unreadable: Set<string>;
+  problems: string[];
+}
+
+export async function pruneRepository(repo: Repository, options: PruneOptions): Promise<PruneReport> {
+  const started = Date.now();
+  const policy = resolvePolicy(options.policy);
+  const volumeId = options.volumeId === undefined ? undefined : checkVolumeId(options.volumeId);
+  const grace = options.orphanGracePeriodMs ?? DEFAULT_ORPHAN_GRACE_PERIOD_MS;
+  if (!Number.isFinite(grace) || grace < 0) throw new VolumeBackupError('INVALID_ARGUMENT', 'orphanGracePeriodMs must be a number of milliseconds ≥ 0');
+  throwIfAborted(options.signal);
+
+  const listing = await list(repo, volumeId);
+  const now = new Date();
+  const plan = planRetention(listing.records, policy, { now, volumeId });
+  const volumeIds = new Set([...plan.volumes.map((v) => v.volumeId), ...listing.objects.keys()]);
+  const empty = (id: string): VolumePlan => ({ volumeId: id, keep: [], delete: [], bytesFreed: 0, problems: [] });
+  const byVolume = new Map(plan.volumes.map((v) => [v.volumeId, v]));
+
+  const progress = progressEmitter(options, plan.volumes.reduce((n, v) => n + v.delete.length, 0), plan.volumes.reduce((n, v) => n + v.bytesFreed, 0));
+  const volumes: VolumePruneReport[] = [];
+  for (const id of [...volumeIds].sort()) {
+    const volumePlan = byVolume.get(id) ?? empty(id);
+    const objects = listing.objects.get(id) ?? [];
+    const records = listing.records.filter((r) => r.volumeId === id);
+    const report = options.dryRun
+      ? reportPlan(volumePlan, objects)
+      : await executePlan(repo, volumePlan, records, options, progress);
+    report.orphans = await handleOrphans(repo, id, objects, records, listing.unreadable.has(id), grace, now, options);
+    report.bytesFreed = report.deleted.reduce((n, d) => n + d.bytesFreed, 0) + report.orphans.filter((o) => o.action === 'deleted' || o.action === 'would delete').reduce((n, o) => n + o.size, 0);
+    volumes.push(report);
+  }
+  const problems = [...listing.problems, ...volumes.flatMap((v) => v.problems)];
+  for (const p of problems) options.log?.warn(p);
+  return {
+    dryRun: !!options.dryRun,
+    policy: plan.policy,
+    volumes,
+    backupsDeleted: volumes.reduce((n, v) => n + v.deleted.length, 0),
+    orphansDeleted: volumes.reduce((n, v) => n + v.orphans.filter((o) => o.action === 'deleted' || o.action === 'would delete').length, 0),
+    bytesFreed: volumes.reduce((n, v) => n + v.bytesFreed, 0),
+    problems,
+    durationMs: Date.now() - started,
+  };
+}
+
+// ---- listing -------------------------------------------------------------------------------------
+
+async function list(repo: Repository, volumeId: string | undefined): Promise<Listing> {
+  // Objects first, records second (see the header).
+  const entries = await repo.listObjects(volumeId ? `volume_${volumeId}/` : 'volume_');
+  const objects = new Map<string, ObjectEntry[]>();
+  for (const e of entries) {
+    const m = /^volume_([^/]+)\//.exec(e.name);
+    if (!m) continue;
+    let bucket = objects.get(m[1]);
+    if (!bucket) objects.set(m[1], (bucket = []));
+    bucket.push(e);
+  }
+  const unreadable = new Set<string>();
+  const problems: string[] = [];
+  const records = await repo.listRecords(volumeId, (name, reason) => {
+    const m = /^records\/([^/]+)\//.exec(name);
+    unreadable.add(m ? m[1] : '*');
+    problems.push(`record ${name} cannot be read (${reason}): prune leaves it and its volume's unreferenced objects alone`);
+  });
+  if (unreadable.has('*')) for (const id of objects.keys()) unreadable.add(id);
+  return { objects, records, unreadable, problems };
+}
+
+/** The objects each record covers, by backup id (objectPrefix is a prefix of all of them). */
+function objectsByBackup(objects: ObjectEntry[], records: BackupRecord[]): { covered: Map<string, ObjectEntry[]>; orphans: ObjectEntry[] } {
+  const byId = new Map(records.map((r) => [r.id, r]));
+  const covered = new Map<string, ObjectEntry[]>();
+  const orphans: ObjectEntry[] = [];
+  for (const e of objects) {
+    const m = /\/backup_([0-9a-f-]{36})/.exec(e.name);
+    let owner = m ? byId.get(m[1]) : undefined;
+    if (owner && !e.name.startsWith(owner.objectPrefix)) owner = undefined;
+    // Names in another layout: compare with every prefix (rare, so the linear scan is fine).
+    owner ??= m ? undefined : records.find((r) => e.name.startsWith(r.objectPrefix));
+    if (!owner) {
+      orphans.push(e);
+      continue;
+    }
+    let list = covered.get(owner.id);
+    if (!list) covered.set(owner.id, (list = []));
+    list.push(e);
+  }
+  return { covered, orphans };
+}
+
+// ---- reports and execution -----------------------------------------------------------------------
+
+function keptReport(record: BackupRecord, reasons: string[]): KeptBackupReport {
+  return {
+    id: record.id,
+    kind: record.kind,
+    status: record.status,
+    dataTimestamp: record.dataTimestamp,
+    parentId: record.parentId,
+    storedBytes: record.storedBytes,
+    reasons,
+  };
+}
+
+function deletedReport(record: BackupRecord, reason: string, bytesFreed: number): DeletedBackupReport {
+  return { id: record.id, kind: record.kind, status: record.status, dataTimestamp: record.dataTimestamp, parentId: record.parentId, reason, bytesFreed };
+}
+
+function reportPlan(plan: VolumePlan, objects: ObjectEntry[]): VolumePruneReport {
+  const { covered } = objectsByBackup(objects, [...plan.keep.map((k) => k.record), ...plan.delete.map((d) => d.record)]);
+  const bytesOf = (d: PlannedDelete) => (covered.get(d.record.id) ?? []).reduce((n, e) => n + e.size, 0);
+  return {
+    volumeId: plan.volumeId,
+    kept: plan.keep.map((k) => keptReport(k.record, k.giveBack ? [...k.reasons, 'its unfinished deletion is undone'] : k.reasons)),
+    deleted: plan.delete.map((d) => deletedReport(d.record, d.reason, bytesOf(d))),
+    orphans: [],
+    bytesFreed: 0,
+    problems: [...plan.problems],
+  };
+}
+
+async function executePlan(
+  repo: Repository,
+  plan: VolumePlan,
+  records: BackupRecord[],
+  options: PruneOptions,
+  progress: (record: BackupRecord, bytesFreed: number) => void,
+): Promise<VolumePruneReport> {
+  const kept = new Map(plan.keep.map((k) => [k.record.id, keptReport(k.record, [...k.reasons])]));
+  const keep = (record: BackupRecord, reason: string) => {
+    const entry = kept.get(record.id);
+    if (entry) entry.reasons.push(reason);
+    else kept.set(record.id, keptReport(record, [reason]));
+  };
+  const deleted: DeletedBackupReport[] = [];
+  const problems = [...plan.problems];
+
+  // Restores that stopped (lease expired) leave their backup `restoring`; give it back.
+  for (const k of plan.keep) {
+    if (k.record.status === 'restoring' && leaseExpired(k.record, new Date())) {
+      await endStaleRestore(repo, k.record).catch((err) => problems.push(`backup ${k.record.id} stays restoring: ${errorMessage(err)}`));
+    }
+  }
+
+  const reasons = new Map(plan.delete.map((d) => [d.record.id, d.reason]));
+  const queue = childrenFirst([...plan.delete.map((d) => d.record), ...plan.keep.filter((k) => k.giveBack).map((k) => k.record)], new Map(records.map((r) => [r.id, r])));
+  const gone = new Set<string>();
+  for (const record of queue) {
+    throwIfAborted(options.signal);
+    const wasKept = kept.has(record.id);
+    // A child that stays keeps its parent: do not even try. (An unfinished deletion is always
+    // handed to deleteOne, which either finishes it or gives it back.)
+    const stayingChild = records.find((r) => r.parentId === record.id && !gone.has(r.id));
+    if (stayingChild && record.status !== 'deleting') {
+      keep(record, `parent of ${stayingChild.id}`);
+      continue;
+    }
+    try {
+      let current = record;
+      if (record.status === 'creating') current = await fenceAbandonedWriter(repo, record);
+      if (record.status === 'restoring') current = await endStaleRestore(repo, record);
+      const freed = await deleteOne(repo, current);
+      gone.add(record.id);
+      kept.delete(record.id);
+      deleted.push(deletedReport(record, reasons.get(record.id) ?? 'unfinished deletion', freed));
+      options.log?.info(`deleted backup ${record.id} of volume ${record.volumeId} (${record.kind}, ${record.dataTimestamp}): ${reasons.get(record.id) ?? 'unfinished deletion'}`);
+      progress(record, freed);
+    } catch (err) {
+      const code = err instanceof VolumeBackupError ? err.code : null;
+      if (code === 'HAS_DEPENDENTS') {
+        const users = ((err as VolumeBackupError).details?.dependents as string[] | undefined) ?? [];
+        if (!wasKept || !kept.get(record.id)!.reasons.some((r) => r.startsWith('in use by'))) keep(record, `in use by ${users.join(', ')}`);
+      } else if (code === 'NOT_FOUND') {
+        gone.add(record.id); // deleted by someone else meanwhile
+      } else if (code === 'CONFLICT') {
+        keep(record, `busy: ${errorMessage(err)}`);
+      } else if (code === 'CANCELLED') {
+        throw err;
+      } else {
+        keep(record, `deletion failed: ${errorMessage(err)}`);
+        problems.push(`backup ${record.id} could not be deleted: ${errorMessage(err)}`);
+      }
+    }
+  }
+  const keptList = [...kept.values()].sort((a, b) => Date.parse(b.dataTimestamp) - Date.parse(a.dataTimestamp));
+  return { volumeId: plan.volumeId, kept: keptList, deleted, orphans: [], bytesFreed: 0, problems };
+}
+
+/**
+ * A backup whose writer stopped renewing its lease: fence it (creating → error) so that a writer
+ * that was merely slow fails at its final compare-and-swap instead of completing over deleted data.
+ */
+async function fenceAbandonedWriter(repo: Repository, record: BackupRecord): Promise<BackupRecord> {
+  return repo.updateRecord(
+    record.id,
+    (current) => {
+      if (current.status !== 'creating' || !leaseExpired(current, new Date())) {
+        throw new VolumeBackupError('CONFLICT', `backup ${record.id} is being written again (its lease was renewed)`, { backupId: record.id });
+      }
+      return { status: 'error', failReason: `its writer stopped (lease expired at ${current.leaseExpiresAt}); removed by prune`, leaseExpiresAt: null };
+    },
+    record.volumeId,
+  );
+}
+
+async function endStaleRestore(repo: Repository, record: BackupRecord): Promise<BackupRecord> {
+  return repo.updateRecord(
+    record.id,
+    (current) => {
+      if (current.status !== 'restoring' || !leaseExpired(current, new Date())) {
+        throw new VolumeBackupError('CONFLICT', `backup ${record.id} is being restored`, { backupId: record.id });
+      }
+      return { status: 'available', leaseExpiresAt: null };
+    },
+    record.volumeId,
+  );
+}
+
+// ---- orphans -------------------------------------------------------------------------------------
+
+interface OrphanState {
+  formatVersion: 1;
+  /** Object name → when a prune first saw it unreferenced. */
+  firstSeen: Record<string, string>;
+}
+
+function orphanStateName(volumeId: string): string {
+  return `${ORPHAN_STATE_PREFIX}${volumeId}.json`;
+}
+
+async function readOrphanState(repo: Repository, volumeId: string): Promise<OrphanState> {
+  try {
+    const { data } = await repo.driver.readObject(repo.container, orphanStateName(volumeId));
+    const parsed = JSON.parse(data.toString('utf8')) as OrphanState;
+    if (parsed && parsed.formatVersion === 1 && typeof parsed.firstSeen === 'object' && parsed.firstSeen) return parsed;
+  } catch (err) {
+    if (!(err instanceof ObjectNotFoundError) && !(err instanceof SyntaxError)) throw err;
+  }
+  return { formatVersion: 1, firstSeen: {} };
+}
+
+/**
+ * Objects under volume_<id>/ that no record covers. One is deleted only after prunes have seen it
+ * unreferenced for the grace period (remembered in prune/orphans/<id>.json), which covers objects
+ * copied in ahead of an `import` and writers on hosts whose records prune could not see yet.
+ */
+async function handleOrphans(
+  repo: Repository,
+  volumeId: string,
+  objects: ObjectEntry[],
+  records: BackupRecord[],
+  unreadable: boolean,
+  graceMs: number,
+  now: Date,
+  options: PruneOptions,
+): Promise<OrphanReport[]> {
+  const { orphans } = objectsByBackup(objects, records);
+  const state = await readOrphanState(repo, volumeId);
+  if (orphans.length === 0 && Object.keys(state.firstSeen).length === 0) return [];
+  const reports: OrphanReport[] = [];
+  const next: OrphanState = { formatVersion: 1, firstSeen: {} };
+  const doomed: ObjectEntry[] = [];
+  for (const e of orphans) {
+    const firstSeen = state.firstSeen[e.name] ?? null;
+    const ripe = graceMs === 0 || (firstSeen !== null && now.getTime() - Date.parse(firstSeen) >= graceMs);
+    if (unreadable) reports.push({ name: e.name, size: e.size, firstSeen, action: 'kept: records unreadable' });
+    else if (ripe) {
+      reports.push({ name: e.name, size: e.size, firstSeen, action: options.dryRun ? 'would delete' : 'deleted' });
+      doomed.push(e);
+      continue;
+    } else reports.push({ name: e.name, size: e.size, firstSeen, action: 'kept for the grace period' });
+    next.firstSeen[e.name] = firstSeen ?? now.toISOString();
+  }
+  if (options.dryRun) return reports;
+  await mapLimit(doomed, 8, async (e) => {
+    throwIfAborted(options.signal);
+    await repo.deleteObject(e.name);
+    options.log?.info(`deleted unreferenced object ${e.name} (${e.size} bytes)`);
+  });
+  if (Object.keys(next.firstSeen).length) {
+    await repo.driver.writeObject(repo.container, orphanStateName(volumeId), Buffer.from(JSON.stringify(next) + '\n'));
+  } else {
+    await repo.driver.deleteObject(repo.container, orphanStateName(volumeId));
+  }
+  return reports;
+}
+
+// ---- progress ------------------------------------------------------------------------------------
+
+function progressEmitter(options: PruneOptions, plannedCount: number, plannedBytes: number): (record: BackupRecord, bytesFreed: number) => void {
+  const started = Date.now();
+  let done = 0;
+  let bytesDone = 0;
+  return (record, bytesFreed) => {
+    done++;
+    bytesDone += bytesFreed;
+    if (!options.onProgress) return;
+    const seconds = (Date.now() - started) / 1000;
+    const rate = seconds > 0 ? bytesDone / seconds : 0;
+    const count = Math.max(plannedCount, done);
+    const perBackup = seconds / done;
+    const event: ProgressEvent = {
+      type: 'chunk',
+      operation: 'prune',
+      backupId: record.id,
+      volumeId: record.volumeId,
+      chunkIndex: done - 1,
+      chunkCount: count,
+      bytesDone,
+      bytesTotal: Math.max(plannedBytes, bytesDone),
+      percent: Math.round((done / count) * 1000) / 10,
+      bytesPerSecond: Math.round(rate),
+      etaSeconds: Math.round(perBackup * (count - done)),
+    };
+    try {
+      options.onProgress(event);
+    } catch {
+      // A listener's bug must not break a prune.
+    }
+  };
+}
