@@ -49,3 +49,10 @@ export function runCli(args: string[], options: CliOptions = {}): Promise<CliRes
     child.stdin!.end(options.input ?? '');
   });
 }
+
+/** Run and expect success; returns stdout parsed as JSON (--json is added). */
+export async function cliJson<T = unknown>(args: string[], options?: CliOptions): Promise<T> {
+  const result = await runCli([...args, '--json'], options);
+  if (result.code !== 0) throw new Error(`volume-backup ${args.join(' ')} exited ${result.code}: ${result.stderr}`);
+  return JSON.parse(result.stdout) as T;
+}
