@@ -58,11 +58,13 @@ export class GcsDriver implements Driver {
   }
 
   /** One GCS call with retries; `expected` maps the errors an operation expects (404, 412). */
-  private async call<T>(action: string, key: string, fn: () => Promise<T>, options: { signal?: AbortSignal; expected?: (err: unknown) => Error | undefined } = {}): Promise<T> {
+  private async call<T>(action: string, key: string, fn: () => Promise<T>, options: { signal?: AbortSignal; bytes?: number; expected?: (err: unknown) => Error | undefined } = {}): Promise<T> {
     try {
-      return await withRetry(fn, {
+      // The client's calls take no signal: a timed-out attempt is abandoned and its socket left to close.
+      return await withRetry(() => fn(), {
+        bytes: options.bytes,
         what: `${action} ${this.where(key)}`,
-        classify: (err) => ((err as GcsError)?.code === 'CONTENT_DOWNLOAD_MISMATCH' ? 'download did not match its hash' : transientReason(err, statusOf(err))),
+        classify: classifyGcs,
         policy: this.spec.retry,
         signal: options.signal,
         log: this.context.log,
@@ -98,7 +100,12 @@ export class GcsDriver implements Driver {
     const out: ObjectEntry[] = [];
     let pageToken: string | undefined;
     do {
-      const [files, next] = await this.call('list', keyPrefix, () => this.bucket.getFiles({ prefix: keyPrefix, autoPaginate: false, maxResults: 1000, pageToken }));
+      const [files, next] = await this.call('list', keyPrefix, async () => {
+        const page = await this.bucket.getFiles({ prefix: keyPrefix, autoPaginate: false, maxResults: 1000, pageToken });
+        // An unparseable reply comes back as text and would read as an empty page: never accept that.
+        if ((page[2] as { kind?: string } | undefined)?.kind !== 'storage#objects') throw new TransientError('unreadable listing reply');
+        return page;
+      });
       for (const f of files) out.push({ name: base ? f.name.slice(base.length + 1) : f.name, size: Number(f.metadata.size ?? 0) });
       pageToken = (next as { pageToken?: string } | null)?.pageToken;
     } while (pageToken);
@@ -136,19 +143,28 @@ export class GcsDriver implements Driver {
 
   async writeObject(container: string, name: string, data: Buffer, options: { signal?: AbortSignal; extraMetadata?: Record<string, string> | null } = {}): Promise<string> {
     const key = objectKey(this.prefix, container, name);
-    return this.call('write', key, () => this.upload(key, data, undefined), { signal: options.signal });
+    return this.call('write', key, () => this.upload(key, data, undefined), { signal: options.signal, bytes: data.length });
   }
 
-  /** save() with the MD5 declared up front (the store rejects a mismatch) and checked on return. */
+  /**
+   * save() with the MD5 declared up front, so the store rejects other bytes (400). The client's own
+   * upload validation is off: on a mismatch it deletes the object unconditionally, which for a
+   * record could remove another writer's version. We check the reply ourselves instead.
+   */
   private async upload(key: string, data: Buffer, ifGenerationMatch: number | undefined): Promise<string> {
     const file = this.bucket.file(key);
+    const digest = md5(data).toString('base64');
     await file.save(data, {
       resumable: data.length > this.resumableThreshold,
-      validation: 'md5',
-      metadata: { contentType: 'application/octet-stream', md5Hash: md5(data).toString('base64') },
+      validation: false,
+      metadata: { contentType: 'application/octet-stream', md5Hash: digest },
       preconditionOpts: ifGenerationMatch === undefined ? undefined : { ifGenerationMatch },
     });
-    return String(file.metadata.generation);
+    const stored = file.metadata as { generation?: unknown; md5Hash?: unknown };
+    if (!/^\d+$/.test(String(stored?.generation)) || stored.md5Hash !== digest) {
+      throw new TransientError(`the reply to the upload of ${key} was unreadable or described other bytes`);
+    }
+    return String(stored.generation);
   }
 
   async deleteObject(container: string, name: string): Promise<void> {
@@ -170,6 +186,7 @@ export class GcsDriver implements Driver {
     let attempts = 0;
     try {
       return await this.call('write', key, () => (attempts++, this.upload(key, data, generation)), {
+        bytes: data.length,
         expected: (err) => (statusOf(err) === 412 ? new PreconditionFailedError(name, generation === 0 ? `object ${name} already exists` : undefined) : undefined),
       });
     } catch (err) {
@@ -193,6 +210,17 @@ export class GcsDriver implements Driver {
   getExtraMetadata(): Record<string, string> | null {
     return null;
   }
+}
+
+/** Why a GCS error is worth another attempt, or null. */
+function classifyGcs(err: unknown): string | null {
+  const code = (err as GcsError)?.code;
+  if (code === 'CONTENT_DOWNLOAD_MISMATCH') return 'the download did not match its hash';
+  // The store computed another MD5/CRC32C than the one declared: the bytes were corrupted on the way.
+  if (statusOf(err) === 400 && /doesn't match calculated/i.test(String((err as Error)?.message))) return 'the store received other bytes than were sent';
+  // A reply cut short cannot be parsed; the request itself may be sent again.
+  if (err instanceof SyntaxError || /Unexpected end of JSON|invalid json response/i.test(String((err as Error)?.message))) return 'unreadable reply';
+  return transientReason(err, statusOf(err));
 }
 
 function isBucketMissing(err: unknown): boolean {

@@ -23,6 +23,7 @@ export const RetrySpec = z
     maxElapsedMs: z.number().int().positive(),
     baseDelayMs: z.number().int().min(0),
     maxDelayMs: z.number().int().min(0),
+    attemptTimeoutMs: z.number().int().positive(),
   })
   .partial();
 

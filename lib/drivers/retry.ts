@@ -12,9 +12,14 @@ export interface RetryPolicy {
   maxElapsedMs: number;
   baseDelayMs: number;
   maxDelayMs: number;
+  /**
+   * An attempt that has not settled after this long (plus one second per MiB it carries) is given up
+   * and retried: a reply cut short can leave a client waiting forever.
+   */
+  attemptTimeoutMs: number;
 }
 
-export const DEFAULT_RETRY_POLICY: RetryPolicy = { maxAttempts: 8, maxElapsedMs: 120_000, baseDelayMs: 200, maxDelayMs: 15_000 };
+export const DEFAULT_RETRY_POLICY: RetryPolicy = { maxAttempts: 8, maxElapsedMs: 120_000, baseDelayMs: 200, maxDelayMs: 15_000, attemptTimeoutMs: 60_000 };
 
 export interface RetryContext {
   /** What is being done, for log lines: "PUT s3://bucket/key". */
@@ -24,6 +29,8 @@ export interface RetryContext {
   policy?: Partial<RetryPolicy>;
   signal?: AbortSignal;
   log?: { warn(message: string): void };
+  /** Bytes the operation moves, to stretch the attempt timeout. */
+  bytes?: number;
 }
 
 /** Thrown by drivers when a body ended early or did not match its digest: the next attempt may succeed. */
@@ -34,14 +41,18 @@ export class TransientError extends Error {
   }
 }
 
-/** Run `op` until it succeeds, fails with an error `classify` deems permanent, or the budget is spent. */
-export async function withRetry<T>(op: (attempt: number) => Promise<T>, ctx: RetryContext): Promise<T> {
+/**
+ * Run `op` until it succeeds, fails with an error `classify` deems permanent, or the budget is spent.
+ * `op` gets a signal that fires when the caller cancels or the attempt times out.
+ */
+export async function withRetry<T>(op: (signal: AbortSignal, attempt: number) => Promise<T>, ctx: RetryContext): Promise<T> {
   const policy = { ...DEFAULT_RETRY_POLICY, ...ctx.policy };
   const started = Date.now();
+  const timeoutMs = policy.attemptTimeoutMs + Math.round(((ctx.bytes ?? 0) / (1024 * 1024)) * 1000);
   for (let attempt = 1; ; attempt++) {
     if (ctx.signal?.aborted) throw cancelled(ctx.signal.reason);
     try {
-      return await op(attempt);
+      return await attemptWithTimeout(op, attempt, timeoutMs, ctx.signal);
     } catch (err) {
       if (ctx.signal?.aborted) throw cancelled(ctx.signal.reason);
       const reason = ctx.classify(err);
@@ -59,6 +70,24 @@ export async function withRetry<T>(op: (attempt: number) => Promise<T>, ctx: Ret
       ctx.log?.warn(`${ctx.what}: ${reason}; retry ${attempt}/${policy.maxAttempts - 1} in ${Math.round(delay)} ms`);
       await sleep(delay, ctx.signal);
     }
+  }
+}
+
+async function attemptWithTimeout<T>(op: (signal: AbortSignal, attempt: number) => Promise<T>, attempt: number, timeoutMs: number, outer?: AbortSignal): Promise<T> {
+  const timeout = new AbortController();
+  const signal = outer ? AbortSignal.any([outer, timeout.signal]) : timeout.signal;
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      const err = new TransientError(`no reply within ${(timeoutMs / 1000).toFixed(1)} s`);
+      timeout.abort(err);
+      reject(err);
+    }, timeoutMs);
+  });
+  try {
+    return await Promise.race([op(signal, attempt), expired]);
+  } finally {
+    clearTimeout(timer);
   }
 }
 

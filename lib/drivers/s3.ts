@@ -23,6 +23,16 @@ type S3Error = Error & { $metadata?: { httpStatusCode?: number }; Code?: string 
 const statusOf = (err: unknown) => (err as S3Error)?.$metadata?.httpStatusCode;
 const nameOf = (err: unknown) => (err as S3Error)?.name;
 
+/** Why an S3 error is worth another attempt, or null. */
+function classifyS3(err: unknown): string | null {
+  if (nameOf(err) === 'SlowDown') return `throttled (${statusOf(err) ?? 503} SlowDown)`;
+  // A reply cut short or garbled on the way cannot be parsed; the request itself may be sent again.
+  if (/Deserialization error|XML parse error/i.test(String((err as Error)?.message))) return 'unreadable reply';
+  // The bytes the store received differ from what was sent: corrupted on the way, so send again.
+  if (nameOf(err) === 'BadDigest') return 'the store received other bytes than were sent (BadDigest)';
+  return transientReason(err, statusOf(err));
+}
+
 export function createS3Driver(spec: z.infer<typeof S3Spec>, context: DriverContext): Driver {
   return new S3Driver(spec, context);
 }
@@ -68,11 +78,12 @@ export class S3Driver implements Driver {
    * One S3 call with retries. `expected` turns the errors an operation expects (404, 412) into its
    * own; other permanent errors come out with the bucket and what to check.
    */
-  private async call<T>(action: string, key: string, fn: (signal?: AbortSignal) => Promise<T>, options: { signal?: AbortSignal; expected?: (err: unknown) => Error | undefined } = {}): Promise<T> {
+  private async call<T>(action: string, key: string, fn: (signal: AbortSignal) => Promise<T>, options: { signal?: AbortSignal; bytes?: number; expected?: (err: unknown) => Error | undefined } = {}): Promise<T> {
     try {
-      return await withRetry(() => fn(options.signal), {
+      return await withRetry(fn, {
+        bytes: options.bytes,
         what: `${action} ${this.where(key)}`,
-        classify: (err) => (nameOf(err) === 'SlowDown' ? 'throttled (SlowDown)' : transientReason(err, statusOf(err))),
+        classify: (err) => classifyS3(err),
         policy: this.spec.retry,
         signal: options.signal,
         log: this.context.log,
@@ -161,7 +172,7 @@ export class S3Driver implements Driver {
   async writeObject(container: string, name: string, data: Buffer, options: { signal?: AbortSignal } = {}): Promise<string> {
     const key = objectKey(this.prefix, container, name);
     if (data.length > this.threshold) return this.writeMultipart(key, data, options.signal);
-    const res = await this.call('write', key, (s) => this.client.send(new PutObjectCommand(this.putParams(key, data)), { abortSignal: s }), { signal: options.signal });
+    const res = await this.call('write', key, (s) => this.client.send(new PutObjectCommand(this.putParams(key, data)), { abortSignal: s }), { signal: options.signal, bytes: data.length });
     return res.ETag ?? '';
   }
 
@@ -175,7 +186,7 @@ export class S3Driver implements Driver {
         this.call(`upload part ${i + 1}/${parts.length} of`, key, async (s) => {
           const res = await this.client.send(new UploadPartCommand({ Bucket: this.spec.bucket, Key: key, UploadId, PartNumber: i + 1, Body: part, ContentMD5: md5(part).toString('base64') }), { abortSignal: s });
           return res.ETag!;
-        }, { signal: partSignal }), signal);
+        }, { signal: partSignal, bytes: part.length }), signal);
       const done = await this.call('complete multipart upload of', key, (s) => this.client.send(new CompleteMultipartUploadCommand({
         Bucket: this.spec.bucket, Key: key, UploadId, MultipartUpload: { Parts: etags.map((ETag, i) => ({ ETag, PartNumber: i + 1 })) },
       }), { abortSignal: s }), { signal });
@@ -219,7 +230,8 @@ export class S3Driver implements Driver {
     const key = objectKey(this.prefix, container, name);
     let attempts = 0;
     try {
-      const res = await this.call('write', key, (s) => (attempts++, this.client.send(new PutObjectCommand({ ...this.putParams(key, data), ...condition }), { abortSignal: s })), {
+        const res = await this.call('write', key, (s) => (attempts++, this.client.send(new PutObjectCommand({ ...this.putParams(key, data), ...condition }), { abortSignal: s })), {
+        bytes: data.length,
         // 412: the condition failed; 409: a concurrent conditional write won; 404 on If-Match: it is gone.
         expected: (err) => {
           const status = statusOf(err);

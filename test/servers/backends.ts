@@ -16,7 +16,7 @@ export interface DriverOptions {
   /** Talk to another endpoint (a proxy) instead of the server itself. */
   endpoint?: string;
   bucket?: string;
-  retry?: { maxAttempts?: number; maxElapsedMs?: number; baseDelayMs?: number; maxDelayMs?: number };
+  retry?: { maxAttempts?: number; maxElapsedMs?: number; baseDelayMs?: number; maxDelayMs?: number; attemptTimeoutMs?: number };
   log?: { info(message: string): void; warn(message: string): void };
   extra?: Record<string, unknown>;
 }
@@ -77,7 +77,7 @@ export function s3Backend(): Backend & { server: S3TestServer } {
       forcePathStyle: true,
       checksums: 'when_required',
       ...S3_TEST_CREDENTIALS,
-      retry: { baseDelayMs: 10, maxDelayMs: 100, ...o.retry },
+      retry: { baseDelayMs: 10, maxDelayMs: 100, attemptTimeoutMs: 10_000, ...o.retry },
       ...o.extra,
     } as DriverSpec),
     driver: (o: DriverOptions = {}) => createDriver(backend.spec(o), { log: o.log }),
@@ -106,7 +106,7 @@ export function gcsBackend(): Backend & { server: GcsTestServer } {
       prefix: o.prefix ?? '',
       endpoint: o.endpoint ?? backend.server.endpoint,
       project: 'test-project',
-      retry: { baseDelayMs: 10, maxDelayMs: 100, ...o.retry },
+      retry: { baseDelayMs: 10, maxDelayMs: 100, attemptTimeoutMs: 10_000, ...o.retry },
       ...o.extra,
     } as DriverSpec),
     driver: (o: DriverOptions = {}) => createDriver(backend.spec(o), { log: o.log }),

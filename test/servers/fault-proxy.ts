@@ -5,7 +5,7 @@
  * a misbehaving store.
  */
 import * as http from 'http';
-import { listen } from './http-util';
+import { listen, readBody } from './http-util';
 
 export type Fault =
   | 'status-503' | 'status-500' | 'status-429'
@@ -14,11 +14,14 @@ export type Fault =
   /** Forward, then send the headers and half the body and destroy the socket. */
   | 'truncate'
   /** Forward, then send half the body chunked and end cleanly (only a length/digest check notices). */
-  | 'short';
+  | 'short'
+  /** Flip one byte of the request body on its way to the store (a digest must catch it). */
+  | 'corrupt-request';
 
 export interface ProxiedRequest {
   method: string;
   url: string;
+  headers: http.IncomingHttpHeaders;
   /** 1-based count of requests seen by the proxy. */
   index: number;
 }
@@ -45,7 +48,7 @@ export async function startFaultProxy(target: string, dialect: Dialect, plan: Fa
   let count = 0;
   let current = plan;
   const server = http.createServer((req, res) => {
-    const request = { method: req.method ?? 'GET', url: req.url ?? '/', index: ++count };
+    const request = { method: req.method ?? 'GET', url: req.url ?? '/', headers: req.headers, index: ++count };
     const fault = current(request);
     if (fault) injected.push({ fault, method: request.method, url: request.url });
     if (fault === 'reset') {
@@ -67,7 +70,12 @@ export async function startFaultProxy(target: string, dialect: Dialect, plan: Fa
     );
     up.on('error', () => res.destroy());
     req.on('aborted', () => up.destroy());
-    req.pipe(up);
+    if (fault === 'corrupt-request') {
+      void readBody(req).then((body) => {
+        if (body.length) body[body.length >> 1] ^= 0xff;
+        up.end(body);
+      });
+    } else req.pipe(up);
   });
   const { port: actual, close } = await listen(server, port);
   return {

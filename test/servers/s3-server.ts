@@ -4,6 +4,7 @@
  * - conditional PutObject / CompleteMultipartUpload: `If-None-Match: *` fails with 412 when the key
  *   exists, `If-Match: <etag>` fails with 412 when the ETag differs and 404 NoSuchKey when the key is
  *   gone; writes to one key are serialized here, so check-then-write is atomic;
+ * - Content-MD5 on PutObject/UploadPart is checked (400 BadDigest), as AWS does and s3rver does not;
  * - ListMultipartUploads (GET /bucket?uploads) and AbortMultipartUpload (DELETE /bucket/key?uploadId=),
  *   read from and applied to s3rver's own store directory.
  * Everything else passes through untouched (path-style requests only). Credentials: S3RVER / S3RVER.
@@ -14,7 +15,8 @@ import { promises as fs } from 'fs';
 import * as http from 'http';
 import * as os from 'os';
 import * as path from 'path';
-import { KeyedLock, freePort, listen, waitForPort } from './http-util';
+import { createHash } from 'crypto';
+import { KeyedLock, freePort, listen, readBody, waitForPort } from './http-util';
 
 export const S3_TEST_CREDENTIALS = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' };
 
@@ -86,18 +88,24 @@ async function handle(req: http.IncomingMessage, res: http.ServerResponse, upstr
   const q = url.searchParams;
   if (req.method === 'GET' && bucket && !key && q.has('uploads')) return listUploads(res, dir, bucket, q.get('prefix') ?? '');
   if (req.method === 'DELETE' && key && q.has('uploadId')) return abortUpload(req, res, dir, bucket, q.get('uploadId')!);
+  let body: Buffer | undefined;
+  const contentMd5 = req.headers['content-md5'];
+  if (req.method === 'PUT' && key && typeof contentMd5 === 'string') {
+    body = await readBody(req);
+    const actual = createHash('md5').update(body).digest('base64');
+    if (actual !== contentMd5) return sendError(res, 400, 'BadDigest', 'The Content-MD5 you specified did not match what we received.', { ExpectedDigest: contentMd5, CalculatedDigest: actual });
+  }
   const writesKey = key && ((req.method === 'PUT' && !q.has('uploadId') && !q.has('tagging')) || req.method === 'DELETE' || (req.method === 'POST' && q.has('uploadId')));
-  if (!writesKey) return forward(req, res, upstreamPort);
+  if (!writesKey) return forward(req, res, upstreamPort, body);
   // Writes to one key take turns, so a precondition checked here still holds when s3rver writes.
   const release = await locks.acquire(`${bucket}/${key}`);
   try {
     const failed = await checkPreconditions(req, upstreamPort, key);
     if (failed) {
-      req.resume();
-      await new Promise((r) => req.once('end', r));
+      if (!body) await readBody(req);
       return sendError(res, failed.status, failed.code, failed.message, failed.extra);
     }
-    await forward(req, res, upstreamPort);
+    await forward(req, res, upstreamPort, body);
   } finally {
     release();
   }
@@ -139,7 +147,8 @@ function normalizeEtag(etag: string): string {
   return etag.trim().replace(/^W\//, '').replace(/"/g, '');
 }
 
-function forward(req: http.IncomingMessage, res: http.ServerResponse, upstreamPort: number): Promise<void> {
+/** Pass the request on to s3rver (with `body` when it was already read here) and its answer back. */
+function forward(req: http.IncomingMessage, res: http.ServerResponse, upstreamPort: number, body?: Buffer): Promise<void> {
   return new Promise((resolve, reject) => {
     const up = http.request({ host: '127.0.0.1', port: upstreamPort, method: req.method, path: req.url, headers: req.headers, agent }, (upRes) => {
       res.writeHead(upRes.statusCode ?? 502, upRes.headers);
@@ -149,7 +158,8 @@ function forward(req: http.IncomingMessage, res: http.ServerResponse, upstreamPo
     });
     up.on('error', reject);
     req.on('aborted', () => up.destroy());
-    req.pipe(up);
+    if (body) up.end(body);
+    else req.pipe(up);
   });
 }
 

@@ -1,0 +1,160 @@
+/**
+ * What only the s3 driver does: multipart uploads (parts in parallel, Content-MD5 on each, aborted
+ * when they fail or are cancelled), the single-writer fallback without conditional writes, and the
+ * errors that retrying cannot fix. Runs against s3rver behind the enforcing layer; the fault proxy
+ * records the requests the SDK sends.
+ */
+import * as assert from 'assert';
+import { createHash, randomBytes } from 'crypto';
+import { CreateMultipartUploadCommand, ListMultipartUploadsCommand, S3Client } from '@aws-sdk/client-s3';
+import { PreconditionFailedError, VolumeBackupError } from '../lib/errors';
+import { FaultProxy, ProxiedRequest, startFaultProxy } from './servers/fault-proxy';
+import { BUCKET, recordingLog, s3Backend } from './servers/backends';
+import { S3_TEST_CREDENTIALS } from './servers/s3-server';
+
+const MiB = 1024 * 1024;
+
+describe('s3 driver on s3rver', function () {
+  const backend = s3Backend();
+  let proxy: FaultProxy;
+  let seen: ProxiedRequest[];
+  let client: S3Client;
+
+  before(async () => {
+    await backend.start();
+    proxy = await startFaultProxy(backend.endpoint, 's3');
+    client = new S3Client({ endpoint: backend.endpoint, region: 'us-east-1', forcePathStyle: true, credentials: S3_TEST_CREDENTIALS });
+  });
+  after(async () => {
+    client.destroy();
+    await proxy.stop();
+    await backend.stop();
+  });
+  beforeEach(() => {
+    seen = [];
+    proxy.setPlan((r) => {
+      seen.push(r);
+      return null;
+    });
+  });
+
+  const openUploads = async (prefix: string) =>
+    ((await client.send(new ListMultipartUploadsCommand({ Bucket: BUCKET, Prefix: prefix }))).Uploads ?? []).map((u) => u.Key);
+
+  it('lists an unfinished multipart upload (so the checks below can fail)', async () => {
+    const { UploadId } = await client.send(new CreateMultipartUploadCommand({ Bucket: BUCKET, Key: 'probe/left-open' }));
+    assert.ok(UploadId);
+    assert.deepStrictEqual(await openUploads('probe/'), ['probe/left-open']);
+  });
+
+  it('uploads a large object as parallel multipart parts, each with Content-MD5, and leaves no upload open', async () => {
+    const driver = backend.driver({ endpoint: proxy.endpoint, prefix: 'mp1' });
+    const data = randomBytes(36 * MiB);
+    await driver.writeObject('', 'big', data);
+    const parts = seen.filter((r) => r.method === 'PUT' && /[?&]partNumber=/.test(r.url));
+    assert.strictEqual(parts.length, 5, '36 MiB in 8 MiB parts');
+    for (const p of parts) assert.ok(p.headers['content-md5'], `part without Content-MD5: ${p.url}`);
+    const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+    assert.strictEqual(sha((await driver.readObject('', 'big')).data), sha(data));
+    assert.deepStrictEqual(await openUploads('mp1/'), []);
+    await driver.close?.();
+  });
+
+  it('sends small objects in one PutObject with Content-MD5', async () => {
+    const driver = backend.driver({ endpoint: proxy.endpoint, prefix: 'single' });
+    await driver.writeObject('', 'small', randomBytes(1000));
+    await driver.putIfAbsent('', 'rec', Buffer.from('{}'));
+    const puts = seen.filter((r) => r.method === 'PUT');
+    assert.strictEqual(puts.length, 2);
+    for (const p of puts) assert.ok(p.headers['content-md5']);
+    assert.strictEqual(puts[1].headers['if-none-match'], '*');
+    await driver.close?.();
+  });
+
+  it('aborts a multipart upload whose part keeps failing, and names the bucket', async () => {
+    proxy.setPlan((r) => (/[?&]partNumber=3/.test(r.url) ? 'status-500' : null));
+    const log = recordingLog();
+    const driver = backend.driver({ endpoint: proxy.endpoint, prefix: 'mp2', log, retry: { maxAttempts: 3 } });
+    await assert.rejects(driver.writeObject('', 'doomed', randomBytes(30 * MiB)), (err: Error) => {
+      assert.match(err.message, new RegExp(`s3://${BUCKET}/mp2/doomed`));
+      assert.match(err.message, /part 3\/4/);
+      assert.match(err.message, /3 attempts/);
+      return true;
+    });
+    assert.strictEqual(log.warnings.filter((w) => /server error \(500\)/.test(w)).length, 2, log.warnings.join('\n'));
+    assert.deepStrictEqual(await openUploads('mp2/'), []);
+    assert.deepStrictEqual(await driver.listEntries('', ''), []);
+    await driver.close?.();
+  });
+
+  it('aborts a multipart upload that is cancelled midway', async () => {
+    const controller = new AbortController();
+    proxy.setPlan((r) => {
+      if (/[?&]partNumber=2/.test(r.url)) controller.abort(new Error('stop requested'));
+      return null;
+    });
+    const driver = backend.driver({ endpoint: proxy.endpoint, prefix: 'mp3' });
+    await assert.rejects(driver.writeObject('', 'cancelled', randomBytes(40 * MiB), { signal: controller.signal }), (err: VolumeBackupError) => err.code === 'CANCELLED' || /abort/i.test(err.message));
+    assert.deepStrictEqual(await openUploads('mp3/'), []);
+    assert.deepStrictEqual(await driver.listEntries('', ''), []);
+    await driver.close?.();
+  });
+
+  it('without conditional writes warns that only one writer is safe, and still refuses stale replaces', async () => {
+    const log = recordingLog();
+    const driver = backend.driver({ prefix: 'single-writer', log, extra: { conditionalWrites: false } });
+    assert.strictEqual(driver.conditionalWrites, false);
+    assert.ok(log.warnings.some((w) => /only one writer/.test(w) && w.includes(BUCKET)), log.warnings.join('\n'));
+    const etag = await driver.putIfAbsent('', 'rec', Buffer.from('1'));
+    await assert.rejects(driver.putIfAbsent('', 'rec', Buffer.from('2')), PreconditionFailedError);
+    const next = await driver.replaceIfMatch('', 'rec', Buffer.from('3'), etag);
+    await assert.rejects(driver.replaceIfMatch('', 'rec', Buffer.from('4'), etag), PreconditionFailedError);
+    assert.strictEqual((await driver.readObject('', 'rec')).etag, next);
+    await driver.close?.();
+  });
+
+  it('needs the enforcing layer: s3rver alone lets a second create overwrite', async () => {
+    const bare = backend.driver({ endpoint: backend.server.upstreamEndpoint, prefix: 'bare' });
+    await bare.putIfAbsent('', 'rec', Buffer.from('1'));
+    await bare.putIfAbsent('', 'rec', Buffer.from('2')); // no 412 from s3rver itself
+    assert.strictEqual((await bare.readObject('', 'rec')).data.toString(), '2');
+    await bare.close?.();
+  });
+
+  it('fails at once with the bucket and what to check when the credentials are wrong', async () => {
+    const log = recordingLog();
+    // s3rver checks the access key id (not SigV4 signatures): an unknown key is refused with 403.
+    const driver = backend.driver({ log, extra: { accessKeyId: 'NOT-A-KEY', secretAccessKey: 'wrong-secret' } });
+    await assert.rejects(driver.readObject('', 'anything'), (err: VolumeBackupError) => {
+      assert.strictEqual(err.code, 'AUTH');
+      assert.match(err.message, new RegExp(`s3://${BUCKET}`));
+      assert.match(err.message, /AWS_SECRET_ACCESS_KEY/);
+      return true;
+    });
+    assert.deepStrictEqual(log.warnings, [], 'no retries for bad credentials');
+    await driver.close?.();
+  });
+
+  it('fails at once with the bucket name when the bucket does not exist', async () => {
+    const log = recordingLog();
+    const driver = backend.driver({ bucket: 'no-such-bucket', log });
+    await assert.rejects(driver.writeObject('', 'x', Buffer.from('x')), /s3:\/\/no-such-bucket .*does not exist: create it/);
+    await assert.rejects(driver.listEntries('', ''), /no-such-bucket/);
+    assert.deepStrictEqual(log.warnings, []);
+    await driver.putContainer('');
+    await driver.writeObject('', 'x', Buffer.from('now it exists'));
+    await driver.close?.();
+  });
+
+  it('resends an object the store received corrupted (BadDigest)', async () => {
+    let corrupted = 0;
+    proxy.setPlan((r) => (r.method === 'PUT' && corrupted++ === 0 ? 'corrupt-request' : null));
+    const log = recordingLog();
+    const driver = backend.driver({ endpoint: proxy.endpoint, prefix: 'digest', log });
+    const data = randomBytes(100_000);
+    await driver.writeObject('', 'obj', data);
+    assert.ok(log.warnings.some((w) => /BadDigest/.test(w)), log.warnings.join('\n'));
+    assert.ok((await driver.readObject('', 'obj')).data.equals(data));
+    await driver.close?.();
+  });
+});
