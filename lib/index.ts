@@ -4,7 +4,7 @@
  */
 export * from './errors';
 export * from './engine/types';
-export { openRepository, OpenRepositoryOptions } from './open';
+export { openRepository, OpenRepositoryOptions, initRepository, InitRepositoryOptions } from './open';
 export { Repository } from './repository/repository';
 export { BackupRecord, BackupStatus, BackupKind, Compression, parseRecord } from './repository/records';
 export { DriverSpec, parseRepositoryUrl, createDriver, registerDriver } from './drivers';

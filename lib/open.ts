@@ -1,14 +1,16 @@
 /** Open a repository from a driver spec or a --repo URL: the one entry point nodes and CLI share. */
 import { DriverContext, DriverSpec, createDriver, parseRepositoryUrl } from './drivers';
 import { Repository, openRepositoryIn } from './repository/repository';
-import { makeCodecFor } from './codec/encryption';
+import { makeCodecFor, KdfCost } from './codec/encryption';
+import { newConfig, writeNewRepository } from './repository/init';
+import { invalid } from './errors';
 
 export interface OpenRepositoryOptions extends DriverContext {
   /** Sub-directory (posix) or key prefix (s3/gcs) inside the driver's location; "" by default. */
   container?: string;
   /** Host name recorded in records this process writes (default: the machine's name). */
   host?: string;
-  /** Make the repository (unencrypted) when it does not exist yet. */
+  /** Make the repository when it does not exist yet: encrypted with `passphrase` when one is given. */
   create?: boolean;
   /** Passphrase of an encrypted repository. */
   passphrase?: string;
@@ -22,7 +24,39 @@ export async function openRepository(where: string | DriverSpec, options: OpenRe
       container: options.container,
       host: options.host,
       create: options.create,
+      newConfig: options.passphrase ? () => newConfig({ passphrase: options.passphrase }) : undefined,
       makeCodec: (config) => makeCodecFor(config, options.passphrase),
+    });
+  } catch (err) {
+    await driver.close?.();
+    throw err;
+  }
+}
+
+export interface InitRepositoryOptions extends DriverContext {
+  container?: string;
+  host?: string;
+  /** Encrypt every object (AES-256-GCM); needs `passphrase`. */
+  encrypt?: boolean;
+  passphrase?: string;
+  /** scrypt cost of the passphrase (default: 128 MiB, about half a second); lower only for tests. */
+  kdf?: KdfCost;
+}
+
+/** Make a new repository (refused where one exists) and return it open. */
+export async function initRepository(where: string | DriverSpec, options: InitRepositoryOptions = {}): Promise<Repository> {
+  if (options.encrypt && !options.passphrase) throw invalid('an encrypted repository needs a passphrase');
+  if (!options.encrypt && options.passphrase) throw invalid('a passphrase was given for an unencrypted repository: ask for encryption, or give no passphrase');
+  const spec = typeof where === 'string' ? parseRepositoryUrl(where) : where;
+  const driver = createDriver(spec, { log: options.log });
+  try {
+    const container = driver.updateContainerName(options.container) ?? options.container ?? '';
+    const config = await newConfig({ passphrase: options.encrypt ? options.passphrase : undefined, kdf: options.kdf });
+    await writeNewRepository(driver, container, config);
+    return await openRepositoryIn(driver, {
+      container: options.container,
+      host: options.host,
+      makeCodec: (c) => makeCodecFor(c, options.passphrase),
     });
   } catch (err) {
     await driver.close?.();

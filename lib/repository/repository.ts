@@ -206,7 +206,14 @@ export function encodeRecord(record: BackupRecord): Buffer {
 /** Open the repository in a container; with `create`, make it if it does not exist yet. */
 export async function openRepositoryIn(
   driver: Driver,
-  options: { container?: string; host?: string; create?: boolean; makeCodec?: (config: RepositoryConfig) => Promise<ObjectCodec> },
+  options: {
+    container?: string;
+    host?: string;
+    create?: boolean;
+    /** The description of a repository made by `create` (default: unencrypted). */
+    newConfig?: () => Promise<RepositoryConfig>;
+    makeCodec?: (config: RepositoryConfig) => Promise<ObjectCodec>;
+  },
 ): Promise<Repository> {
   const container = driver.updateContainerName(options.container) ?? options.container ?? '';
   let config: RepositoryConfig | null = null;
@@ -224,7 +231,7 @@ export async function openRepositoryIn(
       );
     }
     await driver.putContainer(container);
-    const fresh = (await import('./config')).newRepositoryConfig(null);
+    const fresh = options.newConfig ? await options.newConfig() : (await import('./config')).newRepositoryConfig(null);
     try {
       await driver.putIfAbsent(container, REPOSITORY_CONFIG_NAME, Buffer.from(JSON.stringify(fresh, null, 2) + '\n'));
       config = fresh;

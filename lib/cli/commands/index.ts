@@ -2,6 +2,7 @@
 import type { Command } from '../command';
 import { create } from './create';
 import { del } from './delete';
+import { init } from './init';
 import { list } from './list';
 import { prune } from './prune';
 import { restore } from './restore';
@@ -11,4 +12,4 @@ import { cleanup } from './cleanup';
 import { resetStatusCommand } from './reset-status';
 import { exportCommand, importCommand } from './transfer';
 
-export const COMMANDS: Command[] = [create, restore, list, show, del, prune, exportCommand, importCommand, verify, cleanup, resetStatusCommand];
+export const COMMANDS: Command[] = [init, create, restore, list, show, del, prune, exportCommand, importCommand, verify, cleanup, resetStatusCommand];
