@@ -1,0 +1,124 @@
+/**
+ * Running a command the way a user would and measuring it: wall time, CPU time and peak RSS of the
+ * child (GNU time's "maximum resident set size" when /usr/bin/time exists, else VmHWM polled from
+ * /proc/<pid>/status), plus the helpers every measurement needs (bytes in a directory, page cache).
+ */
+import { spawn, spawnSync } from 'child_process';
+import { existsSync, promises as fs } from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+
+export interface Measured {
+  wallSeconds: number;
+  cpuSeconds: number | null;
+  peakRssBytes: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+const GNU_TIME = '/usr/bin/time';
+
+export interface RunOptions {
+  cwd?: string;
+  env?: NodeJS.ProcessEnv;
+  /** Allowed exit codes (default [0]). */
+  okCodes?: number[];
+}
+
+/** Run `cmd args` to completion; throws with its stderr when it fails. */
+export async function measure(cmd: string, args: string[], options: RunOptions = {}): Promise<Measured> {
+  const useTime = existsSync(GNU_TIME);
+  const timeFile = path.join(os.tmpdir(), `bench-time-${process.pid}-${Math.random().toString(36).slice(2)}`);
+  const argv = useTime ? ['-f', '%e %U %S %M', '-o', timeFile, cmd, ...args] : args;
+  const started = process.hrtime.bigint();
+  const child = spawn(useTime ? GNU_TIME : cmd, argv, { cwd: options.cwd, env: { ...process.env, ...options.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d: Buffer) => { if (stdout.length < 1 << 20) stdout += d.toString(); });
+  child.stderr.on('data', (d: Buffer) => { if (stderr.length < 1 << 20) stderr += d.toString(); });
+  let polledHwm = 0;
+  const poll = useTime ? null : setInterval(() => {
+    fs.readFile(`/proc/${child.pid}/status`, 'utf8').then((s) => {
+      const m = /VmHWM:\s+(\d+) kB/.exec(s);
+      if (m) polledHwm = Math.max(polledHwm, Number(m[1]) * 1024);
+    }, () => undefined);
+  }, 20);
+  const code: number = await new Promise((resolve, reject) => {
+    child.on('error', reject);
+    child.on('close', (c) => resolve(c ?? -1));
+  });
+  if (poll) clearInterval(poll);
+  const wallSeconds = Number(process.hrtime.bigint() - started) / 1e9;
+  let cpuSeconds: number | null = null;
+  let peakRssBytes: number | null = polledHwm || null;
+  if (useTime) {
+    const text = await fs.readFile(timeFile, 'utf8').catch(() => '');
+    await fs.rm(timeFile, { force: true });
+    const last = text.trim().split('\n').pop() ?? '';
+    const m = /^([\d.]+) ([\d.]+) ([\d.]+) (\d+)$/.exec(last);
+    if (m) {
+      cpuSeconds = Number(m[2]) + Number(m[3]);
+      peakRssBytes = Number(m[4]) * 1024;
+    }
+  }
+  if (!(options.okCodes ?? [0]).includes(code)) {
+    throw new Error(`${cmd} ${args.join(' ')} exited with ${code}: ${stderr.trim().slice(-2000) || stdout.trim().slice(-2000)}`);
+  }
+  return { wallSeconds, cpuSeconds, peakRssBytes, stdout, stderr };
+}
+
+/** Apparent size of every file under `dir` (what `du -sb` reports). */
+export async function dirBytes(dir: string): Promise<number> {
+  let total = 0;
+  const entries = await fs.readdir(dir, { withFileTypes: true }).catch(() => []);
+  for (const e of entries) {
+    const p = path.join(dir, e.name);
+    if (e.isDirectory()) total += await dirBytes(p);
+    else if (e.isFile()) total += (await fs.stat(p)).size;
+  }
+  return total;
+}
+
+export function commandExists(cmd: string): boolean {
+  return spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
+}
+
+/**
+ * Page cache policy for the whole run: "warm" reads each input just before it is used, so every tool
+ * starts from cached data; "cold" drops the cache before every timed step (needs root and a writable
+ * /proc/sys/vm/drop_caches; when dropping fails the run says so and falls back to warm).
+ */
+export class PageCache {
+  constructor(public mode: 'warm' | 'cold') {}
+
+  async prepare(inputs: string[]): Promise<void> {
+    if (this.mode === 'cold') {
+      spawnSync('sync');
+      try {
+        await fs.writeFile('/proc/sys/vm/drop_caches', '3\n');
+        return;
+      } catch (err) {
+        process.stderr.write(`cannot drop the page cache (${(err as Error).message}): measuring with a warm cache instead\n`);
+        this.mode = 'warm';
+      }
+    }
+    for (const input of inputs) await readAll(input);
+  }
+}
+
+async function readAll(target: string): Promise<void> {
+  const st = await fs.stat(target).catch(() => null);
+  if (!st) return;
+  if (st.isDirectory()) {
+    for (const e of await fs.readdir(target)) await readAll(path.join(target, e));
+    return;
+  }
+  if (!st.isFile()) return;
+  const handle = await fs.open(target, 'r');
+  try {
+    const buf = Buffer.allocUnsafe(4 << 20);
+    for (let pos = 0; pos < st.size; pos += buf.length) await handle.read(buf, 0, buf.length, pos);
+  } finally {
+    await handle.close();
+  }
+}

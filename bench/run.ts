@@ -1,0 +1,314 @@
+/**
+ * `npm run bench`: this project against borg and restic on the same generated volume image, in one run.
+ * Options:
+ *   --size 1G|4G|BYTES   image size (default 1G)
+ *   --quick              64 MiB image, one run, no peers/trade-offs/S3 unless asked (a CI smoke run)
+ *   --no-peers           skip borg and restic        --no-tradeoffs   skip the chunk/block/compression table
+ *   --no-s3              skip the S3 part            --no-loop        skip the in-process event-loop probe
+ *   --repeat N           run each step N times and keep the fastest (default 1)
+ *   --cold               drop the page cache before every timed step (root); default: warm cache
+ *   --work DIR           scratch directory (default $TMPDIR/volume-backup-bench)
+ *   --results DIR        where latest.md / latest.svg / latest.json go (default bench/results; quick: DIR/results)
+ *   --seed N             image seed (default 1)           --no-install   never apt-get install missing peers
+ */
+import { spawnSync } from 'child_process';
+import { existsSync, promises as fs } from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { MIB, applyChange, fileSha256, generateImage } from './image';
+import { measureLimits } from './limits';
+import { PageCache, dirBytes, measure } from './measure';
+import { LoopRow, OpResult, Report, Variant, toMarkdown, toSvg } from './report';
+import { runS3Bench } from './s3';
+import { OursSettings, Tool, borg, ours, restic } from './tools';
+
+interface Options {
+  size: number;
+  quick: boolean;
+  peers: boolean;
+  tradeoffs: boolean;
+  s3: boolean;
+  loop: boolean;
+  repeat: number;
+  cold: boolean;
+  work: string;
+  results: string | null;
+  seed: number;
+  install: boolean;
+}
+
+export function parseSize(text: string): number {
+  const m = /^(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?$/i.exec(text.trim());
+  if (!m) throw new Error(`--size ${text}: use e.g. 1G, 4G, 64M or a number of bytes`);
+  const unit = { '': 1, k: 1024, m: MIB, g: 1024 * MIB, t: 1024 * 1024 * MIB }[m[2].toLowerCase() as '' | 'k' | 'm' | 'g' | 't'];
+  return Math.round(Number(m[1]) * unit);
+}
+
+export function parseOptions(argv: string[]): Options {
+  const has = (flag: string) => argv.includes(flag);
+  const value = (flag: string): string | undefined => {
+    const i = argv.indexOf(flag);
+    if (i < 0) return undefined;
+    if (i + 1 >= argv.length) throw new Error(`${flag} needs a value`);
+    return argv[i + 1];
+  };
+  const known = new Set(['--size', '--quick', '--no-peers', '--peers', '--no-tradeoffs', '--tradeoffs', '--no-s3', '--s3', '--no-loop', '--repeat', '--cold', '--work', '--results', '--seed', '--no-install']);
+  for (let i = 0; i < argv.length; i++) {
+    if (!known.has(argv[i])) throw new Error(`unknown option ${argv[i]} (see the header of bench/run.ts)`);
+    if (['--size', '--repeat', '--work', '--results', '--seed'].includes(argv[i])) i++;
+  }
+  const quick = has('--quick');
+  const size = parseSize(value('--size') ?? (quick ? '64M' : '1G'));
+  const work = path.resolve(value('--work') ?? path.join(os.tmpdir(), 'volume-backup-bench'));
+  return {
+    size,
+    quick,
+    peers: has('--peers') || (!quick && !has('--no-peers')),
+    tradeoffs: has('--tradeoffs') || (!quick && !has('--no-tradeoffs')),
+    s3: has('--s3') || (!quick && !has('--no-s3')),
+    loop: !has('--no-loop'),
+    repeat: Math.max(1, Number(value('--repeat') ?? 1)),
+    cold: has('--cold'),
+    work,
+    results: value('--results') ?? (quick ? path.join(work, 'results') : null),
+    seed: Number(value('--seed') ?? 1),
+    install: !has('--no-install'),
+  };
+}
+
+function repoRoot(): string {
+  for (let dir = __dirname; dir !== path.dirname(dir); dir = path.dirname(dir)) {
+    if (existsSync(path.join(dir, 'package.json')) && existsSync(path.join(dir, 'bench'))) return dir;
+  }
+  return process.cwd();
+}
+
+const log = (line: string): void => { process.stderr.write(`[bench] ${line}\n`); };
+
+/** borg, restic, zstd and GNU time come from Debian; install what is missing when we may. */
+function ensurePackages(options: Options): void {
+  const wanted: [string, string][] = [['zstd', 'zstd'], ['/usr/bin/time', 'time']];
+  if (options.peers) wanted.push(['borg', 'borgbackup'], ['restic', 'restic']);
+  const missing = wanted.filter(([cmd]) => spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status !== 0).map(([, pkg]) => pkg);
+  if (missing.length === 0) return;
+  if (!options.install || process.getuid?.() !== 0) {
+    log(`missing Debian packages ${missing.join(' ')}: run apt-get install ${missing.join(' ')} as root (they are skipped)`);
+    return;
+  }
+  log(`installing ${missing.join(' ')} with apt-get`);
+  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+  let r = spawnSync('apt-get', ['install', '-y', '-qq', ...missing], { stdio: 'inherit', env });
+  if (r.status !== 0) {
+    spawnSync('apt-get', ['update', '-qq'], { stdio: 'inherit', env });
+    r = spawnSync('apt-get', ['install', '-y', '-qq', ...missing], { stdio: 'inherit', env });
+  }
+  if (r.status !== 0) log('apt-get install failed: the missing tools are skipped');
+}
+
+interface Image {
+  dir: string;
+  base: string;
+  changed: string;
+  baseSha: string;
+  changedSha: string;
+  changedBytes: number;
+}
+
+/** The base image and its changed copy, generated once per size and seed and reused by later runs. */
+async function prepareImages(options: Options): Promise<Image> {
+  const dir = path.join(options.work, 'images');
+  await fs.mkdir(dir, { recursive: true });
+  const tag = `${options.size}-s${options.seed}`;
+  const base = path.join(dir, `base-${tag}.img`);
+  const changed = path.join(dir, `changed-${tag}.img`);
+  const sidecar = path.join(dir, `${tag}.json`);
+  const known = await fs.readFile(sidecar, 'utf8').then((s) => JSON.parse(s) as Omit<Image, 'dir' | 'base' | 'changed'>, () => null);
+  if (known && existsSync(base) && existsSync(changed) && (await fs.stat(base)).size === options.size) {
+    return { dir, base, changed, ...known };
+  }
+  log(`generating the ${(options.size / MIB).toFixed(0)} MiB image (seed ${options.seed})`);
+  const baseSha = await generateImage(base, options.size, options.seed);
+  await fs.copyFile(base, changed);
+  const changedBytes = await applyChange(changed, options.size, options.seed);
+  const changedSha = await fileSha256(changed);
+  await fs.writeFile(sidecar, JSON.stringify({ baseSha, changedSha, changedBytes }));
+  return { dir, base, changed, baseSha, changedSha, changedBytes };
+}
+
+const keepFastest = (best: Map<string, OpResult>, r: OpResult): void => {
+  const key = `${r.tool}/${r.operation}`;
+  const prev = best.get(key);
+  if (!prev || r.wallSeconds < prev.wallSeconds) best.set(key, { ...r, verified: r.verified !== undefined ? r.verified && (prev?.verified ?? true) : undefined });
+  else if (r.verified === false) prev.verified = false;
+};
+
+const asResult = (tool: string, operation: OpResult['operation'], m: { wallSeconds: number; cpuSeconds: number | null; peakRssBytes: number | null }): OpResult => ({
+  tool, operation, wallSeconds: m.wallSeconds, cpuSeconds: m.cpuSeconds, peakRssBytes: m.peakRssBytes,
+});
+
+/** Full, incremental (after the 1% change, in place) and restore for every tool, interleaved by step. */
+async function compare(tools: Tool[], image: Image, options: Options, cache: PageCache): Promise<OpResult[]> {
+  const best = new Map<string, OpResult>();
+  for (let rep = 0; rep < options.repeat; rep++) {
+    const runDir = path.join(options.work, 'run');
+    await fs.rm(runDir, { recursive: true, force: true });
+    const dataDir = path.join(runDir, 'data');
+    await fs.mkdir(dataDir, { recursive: true });
+    const volume = path.join(dataDir, 'vol.img');
+    await fs.copyFile(image.base, volume);
+    const repoOf = (t: Tool) => path.join(runDir, `repo-${t.name}`);
+    const stored = new Map<string, number>();
+    for (const t of tools) {
+      await t.init(repoOf(t));
+      await cache.prepare([volume]);
+      log(`${t.name}: full backup`);
+      const m = await t.full(repoOf(t), dataDir, 'vol.img');
+      stored.set(t.name, await dirBytes(repoOf(t)));
+      keepFastest(best, { ...asResult(t.name, 'full', m), storedBytes: stored.get(t.name) });
+    }
+    await applyChange(volume, options.size, options.seed);
+    for (const t of tools) {
+      await cache.prepare([volume]);
+      log(`${t.name}: incremental backup`);
+      const m = await t.incremental(repoOf(t), dataDir, 'vol.img');
+      const after = await dirBytes(repoOf(t));
+      keepFastest(best, { ...asResult(t.name, 'incremental', m), storedBytes: after, addedBytes: after - stored.get(t.name)! });
+    }
+    for (const t of tools) {
+      const out = path.join(runDir, `out-${t.name}`);
+      await fs.mkdir(out, { recursive: true });
+      await cache.prepare([repoOf(t)]);
+      log(`${t.name}: restore`);
+      const { measured, file } = await t.restore(repoOf(t), out, dataDir, 'vol.img');
+      const sha = await fileSha256(file).catch(() => 'missing');
+      if (sha !== image.changedSha) log(`${t.name}: the restored image ${file} does NOT match the source (${sha})`);
+      keepFastest(best, { ...asResult(t.name, 'restore', measured), verified: sha === image.changedSha });
+      await fs.rm(out, { recursive: true, force: true });
+    }
+  }
+  return [...best.values()];
+}
+
+/** The same three steps for this project only, with other chunk/block/compression settings. */
+async function tradeoffs(cliEntry: string, image: Image, options: Options, cache: PageCache): Promise<Variant[]> {
+  const variants: [string, OursSettings][] = [
+    ['default (chunk 8M, block 32K, zstd)', {}],
+    ['chunk 4M', { chunkSize: '4M' }],
+    ['chunk 16M', { chunkSize: '16M' }],
+    ['block 16K', { blockSize: '16K' }],
+    ['block 64K', { blockSize: '64K' }],
+    ['zstd level 3', { compression: 'zstd', level: 3 }],
+    ['zlib level 1', { compression: 'zlib', level: 1 }],
+    ['no compression', { compression: 'none' }],
+  ];
+  const out: Variant[] = [];
+  for (const [label, settings] of variants) {
+    const tool = ours(cliEntry, settings);
+    const repo = path.join(options.work, 'variant-repo');
+    const target = path.join(options.work, 'variant-out', 'vol.img');
+    await fs.rm(repo, { recursive: true, force: true });
+    await fs.rm(path.dirname(target), { recursive: true, force: true });
+    await fs.mkdir(path.dirname(target), { recursive: true });
+    log(`trade-off: ${label}`);
+    try {
+      await cache.prepare([image.base]);
+      const full = await tool.full(repo, image.dir, path.basename(image.base));
+      const stored = await dirBytes(repo);
+      await cache.prepare([image.changed]);
+      const incr = await tool.incremental(repo, image.dir, path.basename(image.changed));
+      const after = await dirBytes(repo);
+      const { measured, file } = await tool.restore(repo, path.dirname(target), image.dir, 'vol.img');
+      const ok = (await fileSha256(file)) === image.changedSha;
+      out.push({
+        label,
+        full: { ...asResult('volume-backup', 'full', full), storedBytes: stored },
+        incremental: { ...asResult('volume-backup', 'incremental', incr), addedBytes: after - stored },
+        restore: { ...asResult('volume-backup', 'restore', measured), verified: ok },
+      });
+      if (!ok) log(`trade-off ${label}: restore does NOT match`);
+    } catch (err) {
+      log(`trade-off ${label} failed: ${(err as Error).message}`);
+    }
+  }
+  await fs.rm(path.join(options.work, 'variant-repo'), { recursive: true, force: true });
+  await fs.rm(path.join(options.work, 'variant-out'), { recursive: true, force: true });
+  return out;
+}
+
+async function loopProbe(image: Image, options: Options): Promise<LoopRow[]> {
+  const dir = path.join(options.work, 'loop');
+  await fs.rm(dir, { recursive: true, force: true });
+  await fs.mkdir(dir, { recursive: true });
+  try {
+    const m = await measure(process.execPath, [path.join(__dirname, 'loop-probe.js'), path.join(dir, 'repo'), image.base, path.join(dir, 'restored.img')]);
+    return JSON.parse(m.stdout) as LoopRow[];
+  } finally {
+    await fs.rm(dir, { recursive: true, force: true });
+  }
+}
+
+function machine(): string {
+  const cpu = os.cpus()[0]?.model ?? 'unknown CPU';
+  return `${os.cpus().length} x ${cpu.trim()}, ${(os.totalmem() / 1024 ** 3).toFixed(0)} GiB, Node ${process.version}, load average ${os.loadavg()[0].toFixed(1)} at start`;
+}
+
+export async function runBench(argv: string[]): Promise<Report> {
+  const options = parseOptions(argv);
+  await fs.mkdir(options.work, { recursive: true });
+  ensurePackages(options);
+  const cache = new PageCache(options.cold ? 'cold' : 'warm');
+  const cliEntry = path.join(__dirname, 'cli-entry.js');
+  const started = machine();
+  const image = await prepareImages(options);
+
+  const candidates: Tool[] = [ours(cliEntry)];
+  if (options.peers) candidates.push(borg(path.join(options.work, 'borg-home')), restic(path.join(options.work, 'restic-cache')));
+  const skipped: string[] = [];
+  const tools = candidates.filter((t) => {
+    const why = t.unavailable();
+    if (why) skipped.push(why);
+    return !why;
+  });
+
+  log('machine limits');
+  const limits = await measureLimits(image.base, options.work);
+  const results = await compare(tools, image, options, cache);
+  const loop = options.loop ? await loopProbe(image, options) : [];
+  const variants = options.tradeoffs ? await tradeoffs(cliEntry, image, options, cache) : [];
+  const s3 = options.s3 ? await runS3Bench(repoRoot(), options.work, Math.min(options.size, 256 * MIB), log) : { rows: [], note: undefined };
+  await fs.rm(path.join(options.work, 'run'), { recursive: true, force: true });
+
+  const report: Report = {
+    date: new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
+    machine: started,
+    imageBytes: options.size,
+    imageDescription: `seed ${options.seed}, MiB regions 25% zero / 35% random / 40% text-like`,
+    changedBytes: image.changedBytes,
+    cache: cache.mode === 'cold' ? 'dropped before every step (cold)' : 'warm (each input read just before its step)',
+    repeat: options.repeat,
+    tools: tools.map((t) => ({ name: t.name, description: t.describe() })),
+    skipped,
+    results,
+    limits,
+    variants,
+    loop,
+    s3: s3.rows,
+    s3Note: s3.note,
+  };
+  const markdown = toMarkdown(report);
+  process.stdout.write(markdown + '\n');
+  const resultsDir = options.results ?? path.join(repoRoot(), 'bench', 'results');
+  await fs.mkdir(resultsDir, { recursive: true });
+  await fs.writeFile(path.join(resultsDir, 'latest.md'), markdown);
+  await fs.writeFile(path.join(resultsDir, 'latest.svg'), toSvg(report));
+  await fs.writeFile(path.join(resultsDir, 'latest.json'), JSON.stringify(report, null, 2) + '\n');
+  log(`results written to ${resultsDir}`);
+  return report;
+}
+
+if (require.main === module) {
+  runBench(process.argv.slice(2)).catch((err) => {
+    process.stderr.write(`bench failed: ${(err as Error).stack ?? err}\n`);
+    process.exitCode = 1;
+  });
+}
