@@ -5,7 +5,8 @@
 import { z } from 'zod';
 import { createBackup } from '../../lib/engine/backup';
 import type { BackupRecord } from '../../lib/repository/records';
-import { commonBackupOptions } from '../common/backup-options';
+import { commonBackupOptions, effectiveKind, fullIfNoParent } from '../common/backup-options';
+import { volumeIdForPath } from '../../lib/repository/names';
 import { sizeAndTime } from '../common/format';
 import { operationNode } from '../common/operation-node';
 import type { Node, NodeAPI, NodeDef } from '../common/red';
@@ -30,8 +31,10 @@ export = function register(RED: NodeAPI): void {
           parentId: { setting: 'parentId', msgProperty: 'parentId' },
         });
         const input = checkOptions(Input, values, from);
-        const common = await commonBackupOptions(RED, node, def, ctx);
-        return createBackup(ctx.repo, { ...common, volume: input.volume, mode: input.mode, parentId: input.parentId });
+        const volumeId = (await commonBackupOptions(RED, node, def, ctx, input.mode)).volumeId ?? volumeIdForPath(input.volume);
+        const mode = await effectiveKind(ctx.repo, { volumeId, mode: input.mode, parentId: input.parentId, fullIfNoParent: fullIfNoParent(def) });
+        const common = await commonBackupOptions(RED, node, def, ctx, mode);
+        return createBackup(ctx.repo, { ...common, volumeId, volume: input.volume, mode, parentId: input.parentId });
       },
       summary: (record, ms) => sizeAndTime(record.storedBytes, ms),
     });

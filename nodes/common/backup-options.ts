@@ -1,6 +1,9 @@
 /** Message → CreateBackupOptions, shared by backup-create, backup-incremental and snapshot-backup. */
 import { z } from 'zod';
 import type { CreateBackupOptions } from '../../lib/engine/types';
+import { findParent, listBackups } from '../../lib/repository/catalog';
+import type { BackupKind } from '../../lib/repository/records';
+import type { Repository } from '../../lib/repository/repository';
 import { Compression } from '../../lib/repository/records';
 import type { OperationContext } from './operation-node';
 import type { Node, NodeAPI, NodeDef } from './red';
@@ -30,8 +33,11 @@ export const BackupInput = z.object({
 
 type Common = Pick<CreateBackupOptions, 'volumeId' | 'name' | 'description' | 'chunkSize' | 'blockSize' | 'compression' | 'signal' | 'onProgress' | 'log'>;
 
-/** Read the common backup properties and fill in the driver-config's defaults. */
-export async function commonBackupOptions(RED: NodeAPI, node: Node, def: NodeDef, ctx: OperationContext): Promise<Common> {
+/**
+ * Read the common backup properties. The driver-config's chunk and block sizes apply to full backups
+ * only: an incremental inherits its parent's sizes, and giving other ones would be refused.
+ */
+export async function commonBackupOptions(RED: NodeAPI, node: Node, def: NodeDef, ctx: OperationContext, kind: BackupKind = 'full'): Promise<Common> {
   const { values, from } = await resolveProperties(RED, node, def, ctx.msg, BACKUP_SOURCES);
   const input = checkOptions(BackupInput, values, from);
   const defaults = ctx.config.defaults;
@@ -39,11 +45,29 @@ export async function commonBackupOptions(RED: NodeAPI, node: Node, def: NodeDef
     volumeId: input.volumeId,
     name: input.name,
     description: input.description,
-    chunkSize: parseSize(input.chunkSize, `chunk size (from ${from.chunkSize})`) ?? defaults.chunkSize,
-    blockSize: parseSize(input.blockSize, `block size (from ${from.blockSize})`) ?? defaults.blockSize,
+    chunkSize: parseSize(input.chunkSize, `chunk size (from ${from.chunkSize})`) ?? (kind === 'full' ? defaults.chunkSize : undefined),
+    blockSize: parseSize(input.blockSize, `block size (from ${from.blockSize})`) ?? (kind === 'full' ? defaults.blockSize : undefined),
     compression: input.compression ?? defaults.compression,
     signal: ctx.signal,
     onProgress: ctx.onProgress,
     log: ctx.log,
   };
+}
+
+/**
+ * The kind of backup to make: an incremental or differential without a parent yet (a new volume, or
+ * everything older was pruned) becomes a full backup when the node allows it, instead of failing.
+ */
+export async function effectiveKind(
+  repo: Repository,
+  request: { volumeId: string; mode: BackupKind; parentId?: string; before?: Date; fullIfNoParent: boolean },
+): Promise<BackupKind> {
+  if (request.mode === 'full' || request.parentId || !request.fullIfNoParent) return request.mode;
+  const records = await listBackups(repo, { volumeId: request.volumeId });
+  return findParent(records, request.volumeId, request.mode, request.before) ? request.mode : 'full';
+}
+
+/** The node's "full backup when there is no parent" checkbox (default on). */
+export function fullIfNoParent(def: NodeDef): boolean {
+  return def.fullIfNoParent !== false && def.fullIfNoParent !== 'false';
 }

@@ -15,6 +15,11 @@ export class Limiter {
     return this.running;
   }
 
+  /** Whether an acquire now would have to wait. */
+  get full(): boolean {
+    return this.running >= this.limit || this.waiting.length > 0;
+  }
+
   get queued(): number {
     return this.waiting.length;
   }

@@ -65,8 +65,10 @@ export function operationNode<R>(RED: NodeAPI, node: Node, def: NodeDef, spec: O
       if (!isRepositoryConfigNode(config)) {
         throw new Error('no repository configured: open the node and pick or add a driver-config');
       }
-      queuedForSlot = 1;
-      showQueued();
+      if (config.limiter.full) {
+        queuedForSlot = 1;
+        showQueued();
+      }
       try {
         release = await config.limiter.acquire(signal);
       } finally {

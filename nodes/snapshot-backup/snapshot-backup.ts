@@ -11,7 +11,7 @@ import { invalid } from '../../lib/errors';
 import { volumeIdForPath } from '../../lib/repository/names';
 import type { BackupRecord } from '../../lib/repository/records';
 import { ProviderChoice, cleanupTemporarySnapshots } from '../../lib/snapshot';
-import { commonBackupOptions } from '../common/backup-options';
+import { commonBackupOptions, effectiveKind, fullIfNoParent } from '../common/backup-options';
 import { sizeAndTime } from '../common/format';
 import { operationNode } from '../common/operation-node';
 import type { Node, NodeAPI, NodeDef } from '../common/red';
@@ -89,24 +89,30 @@ export = function register(RED: NodeAPI): void {
           temporarySnapshot: { setting: '', msgProperty: 'temporarySnapshot' },
         });
         const input = checkOptions(Input, values, from);
-        const common = await commonBackupOptions(RED, node, def, ctx);
-        const options: SnapshotBackupOptions = { ...common, mode: input.mode, parentId: input.parentId };
+        const givenVolumeId = (await commonBackupOptions(RED, node, def, ctx, input.mode)).volumeId;
+        // A snapshot's path changes every time; the volume id follows the live volume instead.
+        const volumeId = givenVolumeId ?? (input.volume ? volumeIdForPath(input.volume) : undefined);
+        let before: Date | undefined;
+        const options: SnapshotBackupOptions = { parentId: input.parentId };
         if (input.source === 'existing') {
           if (input.snapshot === undefined) {
             throw invalid(`invalid input: snapshot (from ${from.snapshot}) is missing: give {path, id, createdAt} of an existing snapshot, or choose "take a snapshot"`);
           }
-          // A snapshot's path changes every time; the volume id must follow the live volume instead.
-          const volumeId = common.volumeId ?? (input.volume ? volumeIdForPath(input.volume) : undefined);
           if (!volumeId) {
             throw invalid('a backup of an existing snapshot needs the live volume (msg.volume) or a volume id (msg.volumeId), so that its backups form one chain');
           }
+          const createdAt = (input.snapshot as { createdAt?: unknown }).createdAt;
+          before = typeof createdAt === 'string' || createdAt instanceof Date ? new Date(createdAt) : undefined;
           Object.assign(options, { snapshot: input.snapshot as SnapshotBackupOptions['snapshot'], volumeId });
         } else {
-          if (!input.volume) throw invalid(`invalid input: volume (from ${from.volume}) is missing: give the path of the live volume to snapshot`);
+          if (!input.volume || !volumeId) throw invalid(`invalid input: volume (from ${from.volume}) is missing: give the path of the live volume to snapshot`);
           const temporarySnapshot = def.provider === 'msg' ? input.temporarySnapshot : providerConfigFromNode(def);
-          Object.assign(options, { volume: input.volume, temporarySnapshot });
+          Object.assign(options, { volume: input.volume, volumeId, temporarySnapshot });
           await cleanupOnce(ctx.repo.host, ctx.log);
         }
+        const mode = await effectiveKind(ctx.repo, { volumeId, mode: input.mode, parentId: input.parentId, before, fullIfNoParent: fullIfNoParent(def) });
+        const { volumeId: _ignored, ...common } = await commonBackupOptions(RED, node, def, ctx, mode);
+        Object.assign(options, common, { mode });
         // Drop unset keys: the engine's schema is strict about what it is given.
         for (const key of Object.keys(options) as (keyof SnapshotBackupOptions)[]) if (options[key] === undefined) delete options[key];
         if (options.temporarySnapshot) {

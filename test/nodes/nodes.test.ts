@@ -1,0 +1,350 @@
+/**
+ * The six nodes in a real Node-RED runtime (node-red-node-test-helper): what a flow author sees on the
+ * outputs, in Catch and Complete nodes, in the status, and in the repository afterwards.
+ */
+import * as assert from 'assert';
+import { promises as fs } from 'fs';
+import * as path from 'path';
+import { openRepository } from '../../lib/open';
+import { listBackups } from '../../lib/repository/catalog';
+import { volumeIdForPath } from '../../lib/repository/names';
+import type { BackupRecord } from '../../lib/repository/records';
+import type { ProgressEvent, RestoreResult } from '../../lib/engine/types';
+import { makeImage, sha256File, tempDir } from '../helpers/volumes';
+import { Collector, Msg, NODE_MODULES, TestNode, helper, nodeRedVersion, statusTexts } from './support';
+
+const MiB = 1024 * 1024;
+
+describe(`Node-RED nodes (node-red ${nodeRedVersion()})`, function () {
+  this.timeout(60_000);
+  let work: string;
+  let image: string;
+  let repoDir: string;
+  let imageHash: string;
+  const IMAGE_SIZE = 5 * MiB + 300 * 1024; // 6 chunks of 1 MiB, the last one short
+
+  before(async () => {
+    work = await tempDir('nodes');
+    image = path.join(work, 'disk.img');
+    await makeImage(image, IMAGE_SIZE, 11);
+    imageHash = await sha256File(image);
+    process.env.VOLUME_BACKUP_STATE_DIR = path.join(work, 'state');
+  });
+  after(async () => {
+    delete process.env.VOLUME_BACKUP_STATE_DIR;
+    await fs.rm(work, { recursive: true, force: true });
+  });
+
+  let testNumber = 0;
+  beforeEach(async () => {
+    repoDir = path.join(work, `repo-${++testNumber}`);
+    await helper.startServer();
+  });
+  afterEach(async () => {
+    await helper.unload();
+    await helper.stopServer();
+  });
+
+  /** A tab with a posix driver-config, the given nodes, and collectors for outputs, Catch and Complete. */
+  function flow(nodes: Record<string, unknown>[], config: Record<string, unknown> = {}): Record<string, unknown>[] {
+    const ids = nodes.map((n) => n.id);
+    // Nodes need x/y: without them Node-RED takes them for config nodes (and Catch would not work).
+    const placed = (n: Record<string, unknown>) => ({ x: 100, y: 100, ...n });
+    return [
+      { id: 't1', type: 'tab', label: 'test' },
+      { id: 'cfg', type: 'volume-driver-config', backend: 'posix', path: repoDir, chunkSize: '1 MiB', blockSize: '32 KiB', compression: 'zstd', progress: true, maxConcurrent: 2, ...config },
+      ...nodes.map((n) => placed({ z: 't1', repository: 'cfg', wires: [['out'], ['progress']], ...n })),
+      ...[
+        { id: 'out', z: 't1', type: 'helper' },
+        { id: 'progress', z: 't1', type: 'helper' },
+        { id: 'catch', z: 't1', type: 'catch', scope: ids, uncaught: false, wires: [['caught']] },
+        { id: 'caught', z: 't1', type: 'helper' },
+        { id: 'complete', z: 't1', type: 'complete', scope: ids, uncaught: false, wires: [['completed']] },
+        { id: 'completed', z: 't1', type: 'helper' },
+      ].map(placed),
+    ];
+  }
+
+  async function load(nodes: Record<string, unknown>[], config: Record<string, unknown> = {}, credentials: Record<string, unknown> = {}) {
+    await helper.load(NODE_MODULES, flow(nodes, config), credentials);
+    return {
+      out: new Collector(helper.getNode('out')),
+      progress: new Collector(helper.getNode('progress')),
+      caught: new Collector(helper.getNode('caught')),
+      completed: new Collector(helper.getNode('completed')),
+      node: (id: string) => helper.getNode(id) as TestNode,
+    };
+  }
+
+  const backupNode = (id = 'n1', extra: Record<string, unknown> = {}) => ({ id, type: 'volume-backup-create', volume: 'volume', volumeType: 'msg', ...extra });
+
+  async function records(): Promise<BackupRecord[]> {
+    const repo = await openRepository({ backend: 'posix', path: repoDir });
+    try {
+      return await listBackups(repo);
+    } finally {
+      await repo.close();
+    }
+  }
+
+  it('backup-create: the record on output 1 with the other msg properties kept, one progress message per chunk, Complete fires', async () => {
+    const t = await load([backupNode()]);
+    t.node('n1').receive({ volume: image, keep: 'kept', topic: 'nightly' });
+    const [result] = await t.out.waitFor(1);
+    const record = result.payload as BackupRecord;
+    assert.strictEqual(record.status, 'available');
+    assert.strictEqual(record.kind, 'full');
+    assert.strictEqual(record.size, IMAGE_SIZE);
+    assert.strictEqual(record.volumeId, volumeIdForPath(image));
+    assert.strictEqual(result.keep, 'kept');
+    assert.strictEqual(result.topic, 'nightly');
+    assert.strictEqual(result.volume, image);
+
+    const progress = t.progress.messages;
+    assert.deepStrictEqual(progress.map((m) => (m.payload as ProgressEvent).chunkIndex).sort((a, b) => a - b), [0, 1, 2, 3, 4, 5]);
+    assert.ok(progress.every((m) => m.topic === 'progress' && (m.payload as ProgressEvent).type === 'chunk' && (m.payload as ProgressEvent).chunkCount === 6));
+    assert.ok(progress.every((m) => m.keep === undefined), 'progress messages are new messages');
+
+    await t.completed.waitFor(1);
+    assert.strictEqual(t.caught.messages.length, 0);
+    const statuses = statusTexts(t.node('n1'));
+    assert.ok(statuses.some((s) => s.fill === 'blue' && /%$/.test(s.text ?? '')), `a blue percent status: ${JSON.stringify(statuses)}`);
+    const last = statuses[statuses.length - 1];
+    assert.strictEqual(last.fill, 'green');
+    assert.match(last.text ?? '', /^5\.3 MiB [\d.]+ s$/);
+
+    const stored = await records();
+    assert.deepStrictEqual(stored.map((r) => [r.id, r.status]), [[record.id, 'available']]);
+  });
+
+  it('restore: restores the backup byte for byte, verifies it, lists it; the newest backup of msg.volumeId is the default', async () => {
+    const t = await load([
+      backupNode('n1', { wires: [['restore'], ['progress']] }),
+      { id: 'restore', type: 'volume-restore', action: 'restore', actionType: 'action', backupId: 'payload.id', backupIdType: 'msg', target: 'target', targetType: 'msg', wires: [['verify'], ['progress']] },
+      { id: 'verify', type: 'volume-restore', action: 'verify', actionType: 'action', wires: [['list'], []] },
+      { id: 'list', type: 'volume-restore', action: 'list', actionType: 'action' },
+    ]);
+    const target = path.join(work, 'restored.img');
+    // verify has no backupId setting: it falls back to msg.backupId, then to the newest backup of msg.volumeId.
+    t.node('n1').receive({ volume: image, target, volumeId: 'disk-one' });
+    const [listed] = await t.out.waitFor(1);
+    assert.strictEqual(t.caught.messages.length, 0, JSON.stringify(t.caught.messages.map((m) => m.error)));
+    assert.strictEqual(await sha256File(target), imageHash);
+    const backups = listed.payload as BackupRecord[];
+    assert.strictEqual(backups.length, 1);
+    assert.strictEqual(backups[0].volumeId, 'disk-one');
+    assert.match(statusTexts(t.node('verify')).pop()?.text ?? '', /^verified 5\.3 MiB/);
+    assert.match(statusTexts(t.node('list')).pop()?.text ?? '', /^1 backup$/);
+    // restore and verify each sent 6 progress messages as well as the backup.
+    await t.progress.waitFor(12);
+    assert.strictEqual(t.progress.messages.filter((m) => (m.payload as ProgressEvent).operation === 'restore').length, 6);
+  });
+
+  it('restore with verify only: the result says what was checked and nothing is written', async () => {
+    const t = await load([backupNode('n1', { wires: [['verify'], []] }), { id: 'verify', type: 'volume-restore', action: 'restore', actionType: 'action', backupId: 'payload.id', backupIdType: 'msg' }]);
+    t.node('n1').receive({ volume: image, verifyOnly: true });
+    const [result] = await t.out.waitFor(1);
+    const restored = result.payload as RestoreResult;
+    assert.strictEqual(restored.verifyOnly, true);
+    assert.strictEqual(restored.target, null);
+    assert.strictEqual(restored.bytesVerified > 0, true);
+    assert.strictEqual(restored.size, IMAGE_SIZE);
+  });
+
+  it('backup-incremental: the automatic parent is the newest backup; msg.parentId chooses another; restore of the chain is exact', async () => {
+    const t = await load([
+      backupNode('full'),
+      { id: 'inc', type: 'volume-backup-incremental', volume: 'volume', volumeType: 'msg', mode: 'incremental', modeType: 'mode' },
+    ]);
+    t.node('full').receive({ volume: image });
+    const [full] = await t.out.waitFor(1);
+    const changed = path.join(work, 'disk.img');
+    const handle = await fs.open(changed, 'r+');
+    await handle.write(Buffer.alloc(64 * 1024, 0x5a), 0, 64 * 1024, 2 * MiB + 4096);
+    await handle.close();
+    t.node('inc').receive({ volume: image });
+    const [, inc1] = await t.out.waitFor(2);
+    t.node('inc').receive({ volume: image, parentId: (full.payload as BackupRecord).id });
+    const [, , inc2] = await t.out.waitFor(3);
+    const r1 = inc1.payload as BackupRecord;
+    const r2 = inc2.payload as BackupRecord;
+    assert.strictEqual(r1.kind, 'incremental');
+    assert.strictEqual(r1.parentId, (full.payload as BackupRecord).id);
+    assert.ok(r1.storedBytes < 200 * 1024, `an incremental stores about what changed, not ${r1.storedBytes} bytes`);
+    assert.strictEqual(r2.parentId, (full.payload as BackupRecord).id);
+    assert.strictEqual(t.caught.messages.length, 0);
+
+    imageHash = await sha256File(image);
+    await helper.unload();
+    const r = await load([{ id: 'restore', type: 'volume-restore', action: 'restore', actionType: 'action' }]);
+    const target = path.join(work, 'chain-restored.img');
+    r.node('restore').receive({ backupId: r1.id, target });
+    const [restored] = await r.out.waitFor(1);
+    assert.deepStrictEqual((restored.payload as RestoreResult).chain, [(full.payload as BackupRecord).id, r1.id]);
+    assert.strictEqual(await sha256File(target), imageHash);
+  });
+
+  it('backup-incremental: the first backup of a new volume is full; with "full when no parent" off it fails clearly', async () => {
+    const t = await load([
+      { id: 'inc', type: 'volume-backup-incremental', volume: 'volume', volumeType: 'msg', mode: 'incremental', modeType: 'mode' },
+      { id: 'strict', type: 'volume-backup-incremental', volume: 'volume', volumeType: 'msg', mode: 'differential', modeType: 'mode', fullIfNoParent: false },
+    ]);
+    t.node('strict').receive({ volume: image, volumeId: 'fresh-volume' });
+    const [caught] = await t.caught.waitFor(1);
+    assert.match(caught.error?.message ?? '', /no available full backup of volume fresh-volume/);
+    t.node('inc').receive({ volume: image, volumeId: 'fresh-volume' });
+    const [first] = await t.out.waitFor(1);
+    assert.strictEqual((first.payload as BackupRecord).kind, 'full');
+    t.node('strict').receive({ volume: image, volumeId: 'fresh-volume' });
+    const [, second] = await t.out.waitFor(2);
+    assert.strictEqual((second.payload as BackupRecord).kind, 'differential');
+    assert.strictEqual((second.payload as BackupRecord).parentId, (first.payload as BackupRecord).id);
+  });
+
+  it('a missing volume reaches Catch with the message and a clear error; the node stays usable', async () => {
+    const t = await load([backupNode()]);
+    const missing = path.join(work, 'no-such-disk.img');
+    t.node('n1').receive({ volume: missing, requestId: 42 });
+    const [caught] = await t.caught.waitFor(1);
+    assert.strictEqual(caught.requestId, 42);
+    assert.strictEqual(caught.error?.source?.id, 'n1');
+    assert.match(caught.error?.message ?? '', /no-such-disk\.img/);
+    assert.strictEqual(t.completed.messages.length, 0);
+    assert.strictEqual(t.out.messages.length, 0);
+    assert.strictEqual(statusTexts(t.node('n1')).pop()?.fill, 'red');
+    assert.ok((await records()).every((r) => r.status !== 'available'));
+
+    t.node('n1').receive({ volume: image });
+    await t.out.waitFor(1);
+    await t.completed.waitFor(1);
+  });
+
+  it('bad messages get errors that name the property and where it came from', async () => {
+    const t = await load([
+      backupNode(),
+      { id: 'restore', type: 'volume-restore', action: 'restore', actionType: 'action' },
+      { id: 'inc', type: 'volume-backup-incremental', volume: 'volume', volumeType: 'msg', mode: 'mode', modeType: 'msg' },
+    ]);
+    t.node('n1').receive({ volume: 12 } as Msg);
+    t.node('n1').receive({ volume: image, chunkSize: 'huge' } as Msg);
+    t.node('restore').receive({ backupId: 'not-a-uuid', target: path.join(work, 'x.img') });
+    t.node('restore').receive({});
+    t.node('inc').receive({ volume: image, mode: 'sideways' });
+    const caught = await t.caught.waitFor(5);
+    const bySource = (id: string) => caught.filter((m) => m.error?.source?.id === id).map((m) => m.error?.message ?? '');
+    const backupErrors = bySource('n1');
+    assert.ok(backupErrors.some((e) => /volume \(from msg\.volume\): must be text/.test(e)), backupErrors.join(' | '));
+    assert.ok(backupErrors.some((e) => /chunk size \(from msg\.chunkSize\) "huge" is not a size/.test(e)), backupErrors.join(' | '));
+    const restoreErrors = bySource('restore');
+    assert.ok(restoreErrors.some((e) => /invalid backup id "not-a-uuid"/.test(e)), restoreErrors.join(' | '));
+    assert.ok(restoreErrors.some((e) => /msg\.backupId/.test(e) && /msg\.volumeId/.test(e)), restoreErrors.join(' | '));
+    assert.match(bySource('inc')[0], /mode \(from msg\.mode\): must be "incremental" or "differential"/);
+    assert.strictEqual(t.out.messages.length, 0);
+  });
+
+  it('queueing: one runs, the next waits ("queued 1"), one more than the queue holds is refused', async () => {
+    const t = await load([backupNode('n1', { queueSize: 1 })]);
+    const n1 = t.node('n1');
+    n1.receive({ volume: image, n: 1 });
+    n1.receive({ volume: image, n: 2 });
+    n1.receive({ volume: image, n: 3 });
+    const [refused] = await t.caught.waitFor(1);
+    assert.strictEqual(refused.n, 3);
+    assert.match(refused.error?.message ?? '', /queue is full \(1 waiting\)/);
+    const done = await t.out.waitFor(2);
+    assert.deepStrictEqual(done.map((m) => m.n), [1, 2]);
+    assert.ok(statusTexts(n1).some((s) => s.fill === 'yellow' && s.text === 'queued 1'));
+    await t.completed.waitFor(2);
+  });
+
+  it('the driver-config limit is shared: with max concurrent 1 a second node waits as "queued"', async () => {
+    const t = await load([backupNode('a'), backupNode('b')], { maxConcurrent: 1 });
+    t.node('a').receive({ volume: image, volumeId: 'va' });
+    t.node('b').receive({ volume: image, volumeId: 'vb' });
+    await t.out.waitFor(2);
+    const waited = ['a', 'b'].filter((id) => statusTexts(t.node(id)).some((s) => s.fill === 'yellow' && s.text === 'queued 1'));
+    assert.strictEqual(waited.length, 1, 'exactly one of the two waited for the shared slot');
+    assert.strictEqual((await records()).filter((r) => r.status === 'available').length, 2);
+  });
+
+  it('closing (redeploy) during a backup aborts it, cleans up, and leaves no available record', async () => {
+    const big = path.join(work, 'big.img');
+    await makeImage(big, 64 * MiB, 5);
+    const t = await load([backupNode()]);
+    t.node('n1').receive({ volume: big });
+    await t.progress.waitFor(1);
+    await helper.unload();
+    assert.strictEqual(t.out.messages.length, 0);
+    const [caught] = t.caught.messages;
+    assert.ok(!caught || /cancelled/.test(caught.error?.message ?? ''));
+    const stored = await records();
+    assert.ok(stored.length <= 1);
+    assert.ok(stored.every((r) => r.status === 'error'), JSON.stringify(stored.map((r) => r.status)));
+    await fs.rm(big);
+  });
+
+  it('snapshot-backup of an existing snapshot: snapshot id and time go into the record, the volume id follows the live volume', async () => {
+    const snap = path.join(work, 'disk-snap-1.img');
+    await fs.copyFile(image, snap);
+    const t = await load([{ id: 's', type: 'volume-snapshot-backup', source: 'existing', sourceType: 'source', snapshot: 'snapshot', snapshotType: 'msg', volume: 'volume', volumeType: 'msg', mode: 'incremental', modeType: 'mode' }]);
+    const createdAt = new Date(Date.now() - 60_000).toISOString();
+    t.node('s').receive({ volume: image, snapshot: { path: snap, id: 'snap-1', createdAt } });
+    const [result] = await Promise.race([t.out.waitFor(1), t.caught.waitFor(1).then((m) => assert.fail(m[0].error?.message))]);
+    const record = result.payload as BackupRecord;
+    assert.strictEqual(record.kind, 'full', 'the first backup of the volume is full: there is no parent yet');
+    assert.strictEqual(record.snapshotId, 'snap-1');
+    assert.strictEqual(record.dataTimestamp, createdAt);
+    assert.strictEqual(record.volumeId, volumeIdForPath(image));
+    t.node('s').receive({ snapshot: { path: snap, id: 'snap-1', createdAt } });
+    const [err] = await t.caught.waitFor(1);
+    assert.match(err.error?.message ?? '', /needs the live volume \(msg\.volume\) or a volume id/);
+  });
+
+  it('snapshot-backup through a temporary snapshot (copy provider): recorded provider, temporary removed', async () => {
+    const snapshotDir = path.join(work, 'temporaries');
+    await fs.mkdir(snapshotDir, { recursive: true });
+    const t = await load([{ id: 's', type: 'volume-snapshot-backup', source: 'provider', sourceType: 'source', volume: 'volume', volumeType: 'msg', mode: 'full', modeType: 'mode', provider: 'copy', snapshotDir }]);
+    t.node('s').receive({ volume: image });
+    const [result] = await t.out.waitFor(1);
+    const record = result.payload as BackupRecord;
+    assert.strictEqual(record.snapshotProvider, 'copy');
+    assert.strictEqual(record.volumeId, volumeIdForPath(image));
+    assert.deepStrictEqual(await fs.readdir(snapshotDir), []);
+  });
+
+  it('prune: runs the engine prune, or clearly refuses where this version has none', async () => {
+    let hasPrune = false;
+    try {
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      hasPrune = typeof require('../../lib/engine/prune').pruneRepository === 'function';
+    } catch {
+      hasPrune = false;
+    }
+    const t = await load([backupNode('n1', { wires: [['prune'], []] }), { id: 'prune', type: 'volume-prune', policy: '{"keepLast": 1}', policyType: 'json', dryRun: 'true', dryRunType: 'bool' }]);
+    t.node('n1').receive({ volume: image });
+    if (hasPrune) {
+      const [report] = await t.out.waitFor(1);
+      assert.strictEqual(typeof report.payload, 'object');
+      assert.strictEqual(t.caught.messages.length, 0);
+    } else {
+      const [refused] = await t.caught.waitFor(1);
+      assert.strictEqual(refused.error?.source?.id, 'prune');
+      assert.match(refused.error?.message ?? '', /prune is not available/);
+    }
+    assert.strictEqual((await records()).filter((r) => r.status === 'available').length, 1);
+  });
+
+  it('driver-config: an unset environment variable or a missing path is reported to every message, not a crash', async () => {
+    const t = await load([backupNode()], { path: '${VOLUME_BACKUP_TEST_UNSET_VARIABLE}' });
+    t.node('n1').receive({ volume: image });
+    const [caught] = await t.caught.waitFor(1);
+    assert.match(caught.error?.message ?? '', /environment variable VOLUME_BACKUP_TEST_UNSET_VARIABLE, which is not set/);
+  });
+
+  it('a node without a driver-config answers with an error that says so', async () => {
+    const t = await load([backupNode('n1', { repository: '' })]);
+    t.node('n1').receive({ volume: image });
+    const [caught] = await t.caught.waitFor(1);
+    assert.match(caught.error?.message ?? '', /no repository configured/);
+  });
+});

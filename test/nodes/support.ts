@@ -1,0 +1,84 @@
+/**
+ * Shared set-up of the node tests: node-red-node-test-helper on the Node-RED named by NODE_RED_PATH
+ * (default: the project's devDependency; scripts/test-node-red-5.sh points it at Node-RED 5), the
+ * built nodes, core catch/complete nodes, and small helpers that collect messages.
+ */
+import * as path from 'path';
+
+/** Node-RED's main file: NODE_RED_PATH may name the package directory or its main file. */
+export const NODE_RED_MAIN = require.resolve(process.env.NODE_RED_PATH ?? 'node-red');
+
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+export const helper = require('node-red-node-test-helper');
+helper.init(NODE_RED_MAIN);
+
+export function nodeRedVersion(): string {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  return require(require.resolve('node-red/package.json', { paths: [path.dirname(NODE_RED_MAIN)] })).version;
+}
+
+function coreNode(file: string): unknown {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  return require(require.resolve(`@node-red/nodes/core/common/${file}`, { paths: [path.dirname(NODE_RED_MAIN)] }));
+}
+
+/* eslint-disable @typescript-eslint/no-require-imports */
+export const NODE_MODULES = [
+  require('../../nodes/driver-config/driver-config'),
+  require('../../nodes/backup-create/backup-create'),
+  require('../../nodes/backup-incremental/backup-incremental'),
+  require('../../nodes/snapshot-backup/snapshot-backup'),
+  require('../../nodes/restore/restore'),
+  require('../../nodes/prune/prune'),
+  coreNode('25-catch.js'),
+  coreNode('24-complete.js'),
+];
+/* eslint-enable @typescript-eslint/no-require-imports */
+
+export interface Msg {
+  _msgid?: string;
+  topic?: string;
+  payload?: unknown;
+  error?: { message: string; source?: { id: string }; code?: string };
+  [key: string]: unknown;
+}
+
+export interface TestNode {
+  id: string;
+  receive(msg: Msg): void;
+  on(event: 'input', cb: (msg: Msg) => void): void;
+  status: { args: unknown[][]; thisValues: unknown[] };
+  log: { args: unknown[][] };
+  warn: { args: unknown[][] };
+  error: { args: unknown[][] };
+}
+
+/** Messages a helper node receives, and a way to wait until there are enough. */
+export class Collector {
+  readonly messages: Msg[] = [];
+  private waiters: { count: number; resolve: () => void }[] = [];
+
+  constructor(node: TestNode | null) {
+    if (!node) throw new Error('collector on a node that was not created');
+    node.on('input', (msg) => {
+      this.messages.push(msg);
+      this.waiters = this.waiters.filter((w) => (this.messages.length >= w.count ? (w.resolve(), false) : true));
+    });
+  }
+
+  /** Resolves when `count` messages have arrived; rejects after `ms` with what did arrive. */
+  waitFor(count: number, ms = 20_000): Promise<Msg[]> {
+    if (this.messages.length >= count) return Promise.resolve(this.messages);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`expected ${count} messages, got ${this.messages.length}: ${JSON.stringify(this.messages.map((m) => m.error ?? m.payload)).slice(0, 500)}`)), ms);
+      this.waiters.push({ count, resolve: () => (clearTimeout(timer), resolve(this.messages)) });
+    });
+  }
+}
+
+/** The status texts a node has shown, in order (the helper's spy sits on Node.prototype: filter by node). */
+export function statusTexts(node: TestNode): { fill?: string; shape?: string; text?: string }[] {
+  return node.status.args
+    .filter((_, i) => node.status.thisValues[i] === node)
+    .map((a) => a[0] as { fill?: string; shape?: string; text?: string });
+}
