@@ -8,9 +8,9 @@
 import { Bucket, Storage } from '@google-cloud/storage';
 import { z } from 'zod';
 import { ObjectNotFoundError, PreconditionFailedError, invalid } from '../errors';
-import { Driver, ObjectEntry, PrefixParts, StoredObject, cinderObjectNamePrefix } from './driver';
+import { Driver, ObjectEntry, StoredObject } from './driver';
 import type { DriverContext, GcsSpec } from './index';
-import { BucketNotFoundError, accessDenied, credentialsRejected, listPrefix, md5, normalizePrefix, objectKey, storageFailure } from './object-store-helpers';
+import { BucketNotFoundError, ObjectStoreNaming, accessDenied, credentialsRejected, listPrefix, md5, normalizePrefix, objectKey, storageFailure } from './object-store-helpers';
 import { TransientError, transientReason, withRetry } from './retry';
 
 const MiB = 1024 * 1024;
@@ -22,7 +22,7 @@ export function createGcsDriver(spec: z.infer<typeof GcsSpec>, context: DriverCo
   return new GcsDriver(spec, context);
 }
 
-export class GcsDriver implements Driver {
+export class GcsDriver extends ObjectStoreNaming implements Driver {
   readonly kind = 'gcs';
   readonly location: string;
   readonly conditionalWrites = true;
@@ -32,6 +32,7 @@ export class GcsDriver implements Driver {
   private readonly resumableThreshold: number;
 
   constructor(private readonly spec: z.infer<typeof GcsSpec>, private readonly context: DriverContext) {
+    super();
     this.prefix = normalizePrefix(spec.prefix);
     this.location = `gs://${spec.bucket}${this.prefix ? `/${this.prefix}` : ''}${spec.endpoint ? ` at ${spec.endpoint}` : ''}`;
     this.resumableThreshold = spec.resumableThreshold ?? 16 * MiB;
@@ -199,17 +200,6 @@ export class GcsDriver implements Driver {
     }
   }
 
-  generateObjectNamePrefix(parts: PrefixParts): string {
-    return cinderObjectNamePrefix(parts);
-  }
-
-  updateContainerName(container: string | undefined): string | undefined {
-    return container;
-  }
-
-  getExtraMetadata(): Record<string, string> | null {
-    return null;
-  }
 }
 
 /** Why a GCS error is worth another attempt, or null. */

@@ -4,6 +4,7 @@
  */
 import { createHash } from 'crypto';
 import { ObjectNotFoundError, VolumeBackupError, errorMessage, invalid } from '../errors';
+import { PrefixParts, cinderObjectNamePrefix } from './driver';
 
 /** Join the driver's prefix, the container and an object name into one key; refuse names that escape. */
 export function objectKey(prefix: string, container: string, name = ''): string {
@@ -77,4 +78,19 @@ export async function runBounded<T, R>(items: readonly T[], limit: number, fn: (
 
 export function md5(data: Uint8Array): Buffer {
   return createHash('md5').update(data).digest();
+}
+
+/** The parts of the contract both object stores answer alike: Cinder's names, no renames, no metadata. */
+export abstract class ObjectStoreNaming {
+  generateObjectNamePrefix(parts: PrefixParts): string {
+    return cinderObjectNamePrefix(parts);
+  }
+
+  updateContainerName(container: string | undefined): string | undefined {
+    return container;
+  }
+
+  getExtraMetadata(): Record<string, string> | null {
+    return null;
+  }
 }
