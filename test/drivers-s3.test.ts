@@ -146,6 +146,17 @@ describe('s3 driver on s3rver', function () {
     await driver.close?.();
   });
 
+  it('keeps a create that succeeded although its reply was lost', async () => {
+    let dropped = 0;
+    proxy.setPlan((r) => (r.method === 'PUT' && r.url.includes('lost/rec') && dropped++ === 0 ? 'drop-reply' : null));
+    const driver = backend.driver({ endpoint: proxy.endpoint, prefix: 'lost', log: recordingLog() });
+    const etag = await driver.putIfAbsent('', 'rec', Buffer.from('mine'));
+    assert.strictEqual(dropped, 2, 'the first reply was dropped, the retry got 412');
+    assert.strictEqual((await driver.readObject('', 'rec')).etag, etag);
+    await assert.rejects(driver.putIfAbsent('', 'rec', Buffer.from('other')), PreconditionFailedError);
+    await driver.close?.();
+  });
+
   it('resends an object the store received corrupted (BadDigest)', async () => {
     let corrupted = 0;
     proxy.setPlan((r) => (r.method === 'PUT' && corrupted++ === 0 ? 'corrupt-request' : null));

@@ -15,6 +15,8 @@ export type Fault =
   | 'truncate'
   /** Forward, then send half the body chunked and end cleanly (only a length/digest check notices). */
   | 'short'
+  /** Forward, let the store act, then close the connection without answering (a lost reply). */
+  | 'drop-reply'
   /** Flip one byte of the request body on its way to the store (a digest must catch it). */
   | 'corrupt-request';
 
@@ -64,6 +66,11 @@ export async function startFaultProxy(target: string, dialect: Dialect, plan: Fa
       { host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: req.headers, agent },
       (upRes) => {
         if (fault === 'truncate' || fault === 'short') return cutShort(upRes, res, fault);
+        if (fault === 'drop-reply') {
+          upRes.resume();
+          upRes.on('end', () => req.socket.destroy());
+          return;
+        }
         res.writeHead(upRes.statusCode ?? 502, upRes.headers);
         upRes.pipe(res);
       },
