@@ -199,6 +199,17 @@ export class PosixDriver implements Driver {
         if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
       }
       const st = await fs.stat(lock).catch(() => null);
+      const deadOwner = st ? await deadHolderHere(lock) : null;
+      if (deadOwner !== null) {
+        // Its holder was killed (issue 6: prune crash tests): break it now, and if what we moved away
+        // turns out to be a newer lock, put that one back (link fails if the name is taken again).
+        const broken = `${lock}.broken-${randomBytes(4).toString('hex')}`;
+        if (await fs.rename(lock, broken).then(() => true, () => false)) {
+          if ((await fs.readFile(broken, 'utf8').catch(() => '')) !== deadOwner) await fs.link(broken, lock).catch(() => undefined);
+          await fs.rm(broken, { force: true });
+        }
+        continue;
+      }
       if (st && Date.now() - st.mtimeMs > STALE_LOCK_MS) {
         // Break a lock whose holder died: rename first, so only one breaker wins.
         const broken = `${lock}.broken-${randomBytes(4).toString('hex')}`;
@@ -225,4 +236,20 @@ export class PosixDriver implements Driver {
 
 export function etagOf(data: Buffer): string {
   return createHash('sha256').update(data).digest('hex').slice(0, 32);
+}
+
+/**
+ * The owner line of a replace lock whose holder was a process of this host that no longer exists
+ * (killed mid-replace), so it can be broken at once instead of after STALE_LOCK_MS; else null.
+ */
+async function deadHolderHere(lock: string): Promise<string | null> {
+  const owner = await fs.readFile(lock, 'utf8').catch(() => '');
+  const [host, pid] = owner.split(' ');
+  if (host !== os.hostname() || !/^\d+$/.test(pid ?? '') || Number(pid) === process.pid) return null;
+  try {
+    process.kill(Number(pid), 0);
+    return null;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'ESRCH' ? owner : null;
+  }
 }

@@ -91,7 +91,8 @@ export async function createBackup(repo: Repository, options: CreateBackupOption
         // Set-then-check against prune: our record names the parent; now the parent must still be available.
         if (parentRecord) {
           const now = await repo.getRecord(parentRecord.id).catch(() => null);
-          if (now?.status !== 'available') {
+          // Being restored is fine: a restoring backup cannot be moved to deleting (issue 6).
+          if (now?.status !== 'available' && now?.status !== 'restoring') {
             throw new VolumeBackupError('CONFLICT', `parent backup ${parentRecord.id} is ${now ? now.status : 'gone'} (being pruned or deleted): try again, or do a full backup`);
           }
         }
@@ -148,8 +149,17 @@ function checkCompatible(parent: BackupRecord, source: Volume, options: CreateBa
 }
 
 async function loadParent(repo: Repository, record: BackupRecord, signal?: AbortSignal): Promise<Parent> {
-  const metadata = await loadMetadata(repo, record, signal);
-  return { record, hashes: await loadHashList(repo, record, metadata, signal) };
+  try {
+    const metadata = await loadMetadata(repo, record, signal);
+    return { record, hashes: await loadHashList(repo, record, metadata, signal) };
+  } catch (err) {
+    // Objects gone because a prune or delete took the parent meanwhile: say so, not "corrupt" (issue 6).
+    const now = err instanceof VolumeBackupError && (err.code === 'OBJECT_MISSING' || err.code === 'CORRUPT') ? await repo.getRecord(record.id).catch(() => null) : record;
+    if (now?.status !== 'available') {
+      throw new VolumeBackupError('CONFLICT', `parent backup ${record.id} is ${now ? now.status : 'gone'} (being pruned or deleted): try again, or do a full backup`);
+    }
+    throw err;
+  }
 }
 
 interface Written {
