@@ -49,6 +49,8 @@ export class GcsDriver extends ObjectStoreNaming implements Driver {
       projectId: spec.project ?? credentials?.project_id,
       credentials,
       apiEndpoint: spec.endpoint?.replace(/\/+$/, ''),
+      // A custom endpoint gets no auth by default (emulators); explicit credentials mean a real one.
+      useAuthWithCustomEndpoint: credentials !== undefined,
       retryOptions: { autoRetry: false, maxRetries: 0 },
     });
     this.bucket = this.storage.bucket(spec.bucket);
