@@ -4,6 +4,8 @@
  *   create: {volume} {name} {dir}        delete: {path} {id} {volume} {name} {dir}
  * The create command prints the snapshot's path on its last non-empty line of output, either alone or as
  * JSON: {"path": "/dev/zvol/tank/vm@x", "id": "tank/vm@x"}.
+ * The delete command should succeed when the snapshot is already gone: after a failed create, and at
+ * start-up cleanup, it may run for a snapshot that was never made.
  */
 import { promises as fsp } from 'fs';
 import * as path from 'path';
