@@ -4,7 +4,7 @@
  * Each backs up `<dir>/<file>` by a relative path, so the incremental sees the same file changed.
  */
 import { spawnSync } from 'child_process';
-import { promises as fs } from 'fs';
+import { existsSync, promises as fs } from 'fs';
 import * as path from 'path';
 import { Measured, commandExists, measure } from './measure';
 
@@ -104,8 +104,9 @@ export function restic(cacheDir: string): Tool {
     incremental: (repo, dir, file) => measure('restic', ['backup', '--repo', repo, file], { cwd: dir, env }),
     async restore(repo, outDir, dir, file) {
       const measured = await measure('restic', ['restore', 'latest', '--repo', repo, '--target', outDir], { env });
-      // restic restores the absolute path under the target.
-      return { measured, file: path.join(outDir, path.resolve(dir, file)) };
+      // restic 0.14 keeps the path as given (relative here); later versions restore the absolute one.
+      const relative = path.join(outDir, file);
+      return { measured, file: existsSync(relative) ? relative : path.join(outDir, path.resolve(dir, file)) };
     },
   };
 }
