@@ -13,7 +13,7 @@ import { createBackup } from '../lib/engine/backup';
 import { restoreBackup } from '../lib/engine/restore';
 import { createSnapshotBackup } from '../lib/engine/snapshot-backup';
 import type { ProgressEvent } from '../lib/engine/types';
-import type { TemporarySnapshot } from '../lib/snapshot';
+import { TemporarySnapshot, runCommand, selectProvider } from '../lib/snapshot';
 import { VolumeBackupError } from '../lib/errors';
 import { makeImage, scatterWrites, sha256File, tempDir } from './helpers/volumes';
 import { LoopFs, loopFsSkipReason, mountLoopFs, run, skipSuite } from './snapshot-loopfs';
@@ -153,6 +153,13 @@ describe('snapshot backups on btrfs (loop device)', function () {
     assert.deepStrictEqual(await fsp.readdir(stateDir), []);
     const failed = (await repo.listRecords('vm1')).filter((r) => r.status !== 'available');
     assert.ok(failed.length === 1 && failed[0].status === 'error', 'the cancelled backup is recorded as error, not available');
+  });
+
+  it('auto picks btrfs for a file on btrfs and says so', async () => {
+    const lines: string[] = [];
+    const provider = await selectProvider(volume, { provider: 'auto' }, { runner: runCommand, log: { info: (m) => lines.push(m), warn: (m) => lines.push(m) } });
+    assert.strictEqual(provider.name, 'btrfs');
+    assert.match(lines.join('\n'), /snapshot provider auto: using btrfs for .*lvm: .*not a block device/);
   });
 
   it('an incremental of a later snapshot picks the newest backup older than the snapshot', async () => {
