@@ -67,6 +67,10 @@ function startS3rver(dir: string, port: number): ChildProcess {
   // The legacy provider: s3rver encrypts continuation tokens with DES, without it listings > 1000 keys fail.
   const env = { ...process.env, NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --openssl-legacy-provider`.trim() };
   const child = spawn(process.execPath, [bin, '-d', dir, '-a', '127.0.0.1', '-p', String(port), '--silent'], { env, stdio: ['ignore', 'ignore', 'inherit'] });
+  // Never outlive the process that started it (a test run that exits early, mocha --exit).
+  const reap = () => child.kill();
+  process.once('exit', reap);
+  child.once('exit', () => process.removeListener('exit', reap));
   return child;
 }
 
