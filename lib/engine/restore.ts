@@ -59,8 +59,8 @@ export async function restoreBackup(repo: Repository, options: RestoreOptions): 
   if (record.status !== 'available') {
     throw new VolumeBackupError('CONFLICT', `backup ${backupId} is ${record.status}${record.failReason ? ` (${record.failReason})` : ''}: only available backups can be restored`);
   }
-  // Set-then-check against prune: mark the backup restoring, then make sure its whole chain is still there.
-  if (!verifyOnly) await repo.transition(backupId, ['available'], 'restoring', { leaseExpiresAt: new Date(Date.now() + 60_000).toISOString() });
+  // Set-then-check against prune: mark the backup restoring (owned by this host, as Cinder does, so its start-up cleanup finds it), then make sure its whole chain is still there.
+  if (!verifyOnly) await repo.transition(backupId, ['available'], 'restoring', { leaseExpiresAt: new Date(Date.now() + 60_000).toISOString(), host: repo.host });
   const stopRenewal = verifyOnly ? () => undefined : renewRecordLease(repo, backupId, record.volumeId);
   let target: Target | null = null;
   try {
