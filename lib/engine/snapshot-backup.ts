@@ -16,9 +16,9 @@
  *   temporarySnapshot? way 2: { provider: 'auto'|'btrfs'|'reflink'|'lvm'|'command'|'copy', snapshotDir?,
  *                      lvmSize?, createCommand?, deleteCommand?, timeoutSeconds? } (see lib/snapshot/index.ts)
  *   stateDir?          way 2: where owner files of temporaries go (default lib/snapshot/owners.ts defaultStateDir)
- *   mode?, parentId?, name?, description?, chunkSize?, blockSize?, compression?, compressionLevel?
- *                      as for createBackup
- *   signal?, onProgress?, log?   as for createBackup
+ *   mode?, parentId?, name?, description?, chunkSize?, blockSize?, compression?, compressionLevel?,
+ *   lockWaitMs?        as for createBackup
+ *   signal?, onProgress?, log?, onLockWait?   as for createBackup
  *   onSnapshot?        called with the temporary snapshot once it exists, before the backup reads it
  *   runner?            runs the providers' commands (tests replace it to check the lvm commands)
  */
@@ -77,9 +77,11 @@ export const SnapshotBackupOptionsSchema = z
     blockSize: z.number().int().positive().optional(),
     compression: Compression.optional(),
     compressionLevel: z.number().int().optional(),
+    lockWaitMs: z.number().nonnegative().optional(),
     signal: z.custom<AbortSignal>((v) => v === undefined || v instanceof AbortSignal, 'signal must be an AbortSignal').optional(),
     onProgress: fn<ProgressListener>('onProgress').optional(),
     log: z.custom<Logger>((v) => v === undefined || (typeof v === 'object' && v !== null), 'log must be a logger').optional(),
+    onLockWait: fn<CreateBackupOptions['onLockWait']>('onLockWait').optional(),
     onSnapshot: fn<(snapshot: TemporarySnapshot) => void | Promise<void>>('onSnapshot').optional(),
     runner: fn<CommandRunner>('runner').optional(),
   })
@@ -119,6 +121,8 @@ export async function createSnapshotBackup(repo: Repository, input: SnapshotBack
     blockSize: o.blockSize,
     compression: o.compression,
     compressionLevel: o.compressionLevel,
+    lockWaitMs: o.lockWaitMs,
+    onLockWait: o.onLockWait,
     signal: o.signal,
     onProgress: o.onProgress,
     log: o.log,

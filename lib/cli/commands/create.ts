@@ -1,4 +1,7 @@
 import { createBackup } from '../../engine/backup';
+import { createSnapshotBackup } from '../../engine/snapshot-backup';
+import type { CreateBackupOptions } from '../../engine/types';
+import { ProviderChoice, cleanupTemporarySnapshots } from '../../snapshot';
 import { invalid } from '../../errors';
 import type { Command } from '../command';
 import { PROGRESS_OPTIONS, REPO_OPTIONS, REPO_USAGE, formatBytes, openRepo, parseBytes, printJson, progressReporter, str } from '../common';
@@ -9,8 +12,20 @@ export const create: Command = {
   usage: `volume-backup create --repo R --volume PATH [--volume-id ID] [--name N] [--description D]
                      [--incremental | --differential] [--parent ID]
                      [--chunk-size BYTES] [--block-size BYTES] [--compression none|zlib|zstd] [--json]
+                     [--snapshot PROVIDER [--snapshot-dir DIR] [--snapshot-size SIZE]
+                      [--snapshot-create JSON --snapshot-delete JSON]]
+       volume-backup create --repo R --volume-id ID --from-snapshot PATH --snapshot-id ID --snapshot-time ISO8601 …
   --volume PATH          disk image or block device to back up
   --volume-id ID         default: derived from the volume path (stable)
+  --snapshot PROVIDER    read the volume through a temporary snapshot, removed afterwards: auto, btrfs,
+                         reflink, lvm, command or copy (copy is a full copy, not point-in-time)
+  --snapshot-dir DIR     where btrfs/reflink/copy temporaries go (default: beside the volume)
+  --snapshot-size SIZE   lvm: copy-on-write area, e.g. 2G or 10%ORIGIN (default)
+  --snapshot-create JSON command: argv array, e.g. '["zfs-snap","{volume}","{name}"]'; prints the path
+  --snapshot-delete JSON command: argv array with {path} {id} {volume} {name} {dir}
+  --from-snapshot PATH   back up an existing snapshot (instead of --volume); needs --volume-id,
+  --snapshot-id ID       the snapshot's id,
+  --snapshot-time T      and its creation time (ISO 8601), which becomes the backup's data time
   --incremental          store only blocks changed since the newest available backup (or --parent)
   --differential         store only blocks changed since the newest full backup
   --chunk-size BYTES     object size, e.g. 8M (default 8 MiB); a multiple of the block size
@@ -34,10 +49,25 @@ ${REPO_USAGE}`,
     compression: { type: 'string' },
     'compression-level': { type: 'string' },
     'lock-wait': { type: 'string' },
+    snapshot: { type: 'string' },
+    'snapshot-dir': { type: 'string' },
+    'snapshot-size': { type: 'string' },
+    'snapshot-create': { type: 'string' },
+    'snapshot-delete': { type: 'string' },
+    'from-snapshot': { type: 'string' },
+    'snapshot-id': { type: 'string' },
+    'snapshot-time': { type: 'string' },
   },
   async run(values, ctx) {
     const volume = str(values, 'volume');
-    if (!volume) throw invalid('--volume is required: the path of the disk image or block device to back up');
+    const fromSnapshot = str(values, 'from-snapshot');
+    if (!volume && !fromSnapshot) throw invalid('--volume is required: the path of the disk image or block device to back up');
+    if (volume && fromSnapshot) throw invalid('--from-snapshot takes the place of --volume: give one of them');
+    const provider = str(values, 'snapshot');
+    if (provider !== undefined && !ProviderChoice.safeParse(provider).success) throw invalid(`--snapshot must be one of ${ProviderChoice.options.join(', ')}`);
+    if (fromSnapshot && (provider || !str(values, 'snapshot-id') || !str(values, 'snapshot-time') || !str(values, 'volume-id'))) {
+      throw invalid('--from-snapshot PATH needs --volume-id ID, --snapshot-id ID and --snapshot-time ISO8601 (and no --snapshot)');
+    }
     if (values.incremental && values.differential) throw invalid('choose one of --incremental and --differential');
     const mode = values.incremental ? 'incremental' : values.differential ? 'differential' : str(values, 'parent') ? 'incremental' : 'full';
     const level = str(values, 'compression-level');
@@ -47,8 +77,7 @@ ${REPO_USAGE}`,
     const repo = await openRepo(values, ctx, true);
     const progress = progressReporter(values, ctx);
     try {
-      const record = await createBackup(repo, {
-        volume,
+      const common: Omit<CreateBackupOptions, 'volume' | 'snapshot' | 'sourcePath'> = {
         volumeId: str(values, 'volume-id'),
         name: str(values, 'name'),
         description: str(values, 'description'),
@@ -61,8 +90,30 @@ ${REPO_USAGE}`,
         signal: ctx.signal,
         onProgress: progress.listener,
         lockWaitMs: lockWait === undefined ? undefined : Number(lockWait) * 1000,
-        onLockWait: (h) => ctx.stderr.write(`waiting for the volume: host ${h.host} (pid ${h.pid}) is running ${h.operation} since ${h.acquiredAt}\n`),
-      });
+        onLockWait: (h) =>
+          ctx.stderr.write(`waiting for the volume: host ${h.host} (pid ${h.pid}) is running ${h.operation} since ${h.acquiredAt}\n`),
+      };
+      const log = { info: (m: string) => ctx.stderr.write(`${m}\n`), warn: (m: string) => ctx.stderr.write(`warning: ${m}\n`) };
+      if (provider && !fromSnapshot) await cleanupTemporarySnapshots({ host: repo.host, log }); // leftovers of dead runs
+      const record = fromSnapshot
+        ? await createSnapshotBackup(repo, {
+            ...common,
+            snapshot: { path: fromSnapshot, id: str(values, 'snapshot-id') as string, createdAt: str(values, 'snapshot-time') as string },
+          })
+        : provider
+          ? await createSnapshotBackup(repo, {
+              ...common,
+              volume,
+              log,
+              temporarySnapshot: {
+                provider: provider as ProviderChoice,
+                snapshotDir: str(values, 'snapshot-dir'),
+                lvmSize: str(values, 'snapshot-size'),
+                createCommand: argvOption(values, 'snapshot-create'),
+                deleteCommand: argvOption(values, 'snapshot-delete'),
+              },
+            })
+          : await createBackup(repo, { ...common, volume: volume as string });
       progress.stop();
       if (values.json) printJson(ctx, record);
       else {
@@ -77,3 +128,17 @@ ${REPO_USAGE}`,
     }
   },
 };
+
+/** A command given as a JSON array of arguments (no shell, so no quoting rules to get wrong). */
+function argvOption(values: Parameters<Command['run']>[0], key: string): string[] | undefined {
+  const text = str(values, key);
+  if (text === undefined) return undefined;
+  let argv: unknown;
+  try {
+    argv = JSON.parse(text);
+  } catch {
+    throw invalid(`--${key} must be a JSON array of strings, e.g. '["/usr/local/bin/snap","{volume}"]'`);
+  }
+  if (!Array.isArray(argv) || !argv.every((a) => typeof a === 'string')) throw invalid(`--${key} must be a JSON array of strings`);
+  return argv;
+}
