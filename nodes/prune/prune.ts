@@ -1,41 +1,14 @@
 /**
  * prune: delete the backups a retention policy no longer keeps (never a backup another one still
- * needs). With dry run it only reports what it would delete.
+ * needs), and objects no record covers once they have been seen so for a day. With dry run it only
+ * reports what it would delete.
  */
 import { z } from 'zod';
-import { VolumeBackupError } from '../../lib/errors';
-import type { ProgressListener, Logger } from '../../lib/engine/types';
-import type { Repository } from '../../lib/repository/repository';
+import { PruneReport, pruneRepository } from '../../lib/engine/prune';
 import { formatBytes } from '../common/format';
 import { operationNode } from '../common/operation-node';
 import type { Node, NodeAPI, NodeDef } from '../common/red';
 import { checkOptions, flag, resolveProperties } from '../common/resolve';
-
-interface PruneOptions {
-  policy: unknown;
-  volumeId?: string;
-  dryRun: boolean;
-  signal?: AbortSignal;
-  onProgress?: ProgressListener;
-  log?: Logger;
-}
-type PruneReport = Record<string, unknown>;
-type PruneFunction = (repo: Repository, options: PruneOptions) => Promise<PruneReport>;
-
-/** The engine's prune, loaded when first used so this node still loads where it is missing. */
-function loadPrune(): PruneFunction {
-  let fn: unknown;
-  try {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    fn = require('../../lib/engine/prune').pruneRepository;
-  } catch {
-    fn = undefined;
-  }
-  if (typeof fn !== 'function') {
-    throw new VolumeBackupError('INVALID_ARGUMENT', 'prune is not available in this version of node-red-contrib-volume-backup yet: no backups were deleted');
-  }
-  return fn as PruneFunction;
-}
 
 const Input = z.object({
   policy: z.record(z.string(), z.unknown(), {
@@ -65,8 +38,7 @@ export = function register(RED: NodeAPI): void {
           }
         }
         const input = checkOptions(Input, values, from);
-        const prune = loadPrune();
-        return prune(ctx.repo, { ...input, signal: ctx.signal, onProgress: ctx.onProgress, log: ctx.log });
+        return pruneRepository(ctx.repo, { ...input, signal: ctx.signal, onProgress: ctx.onProgress, log: ctx.log });
       },
       summary: (report) => pruneSummary(report),
     });
@@ -74,11 +46,7 @@ export = function register(RED: NodeAPI): void {
   RED.nodes.registerType('volume-prune', Prune);
 };
 
-/** "deleted 3, 1.2 GiB" from whatever counts the report has. */
+/** "deleted 3, 1.2 GiB" / "would delete 3, 1.2 GiB" */
 function pruneSummary(report: PruneReport): string {
-  const count = (v: unknown) => (Array.isArray(v) ? v.length : typeof v === 'number' ? v : undefined);
-  const deleted = count(report.deleted) ?? count(report.wouldDelete) ?? count(report.removed);
-  const freed = typeof report.bytesFreed === 'number' ? `, ${formatBytes(report.bytesFreed)}` : '';
-  const verb = report.dryRun ? 'would delete' : 'deleted';
-  return deleted === undefined ? 'done' : `${verb} ${deleted}${freed}`;
+  return `${report.dryRun ? 'would delete' : 'deleted'} ${report.backupsDeleted}, ${formatBytes(report.bytesFreed)}`;
 }

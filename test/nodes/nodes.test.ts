@@ -312,26 +312,37 @@ describe(`Node-RED nodes (node-red ${nodeRedVersion()})`, function () {
     assert.deepStrictEqual(await fs.readdir(snapshotDir), []);
   });
 
-  it('prune: runs the engine prune, or clearly refuses where this version has none', async () => {
-    let hasPrune = false;
-    try {
-      // eslint-disable-next-line @typescript-eslint/no-require-imports
-      hasPrune = typeof require('../../lib/engine/prune').pruneRepository === 'function';
-    } catch {
-      hasPrune = false;
-    }
-    const t = await load([backupNode('n1', { wires: [['prune'], []] }), { id: 'prune', type: 'volume-prune', policy: '{"keepLast": 1}', policyType: 'json', dryRun: 'true', dryRunType: 'bool' }]);
+  it('prune: dry run reports and deletes nothing; then keepLast 1 deletes the older backup; a bad policy is refused', async () => {
+    const t = await load([
+      backupNode('n1'),
+      { id: 'prune', type: 'volume-prune', policy: '{"keepLast": 1}', policyType: 'json', dryRun: 'dryRun', dryRunType: 'msg' },
+      { id: 'prune-msg', type: 'volume-prune', policy: '', policyType: 'json' },
+    ]);
     t.node('n1').receive({ volume: image });
-    if (hasPrune) {
-      const [report] = await t.out.waitFor(1);
-      assert.strictEqual(typeof report.payload, 'object');
-      assert.strictEqual(t.caught.messages.length, 0);
-    } else {
-      const [refused] = await t.caught.waitFor(1);
-      assert.strictEqual(refused.error?.source?.id, 'prune');
-      assert.match(refused.error?.message ?? '', /prune is not available/);
-    }
-    assert.strictEqual((await records()).filter((r) => r.status === 'available').length, 1);
+    await t.out.waitFor(1);
+    t.node('n1').receive({ volume: image });
+    const [first, second] = (await t.out.waitFor(2)).map((m) => m.payload as BackupRecord);
+    t.node('prune').receive({ dryRun: true, keep: 'me' });
+    const [, , dry] = await t.out.waitFor(3);
+    const dryReport = dry.payload as { dryRun: boolean; backupsDeleted: number };
+    assert.strictEqual(dry.keep, 'me');
+    assert.strictEqual(dryReport.dryRun, true);
+    assert.strictEqual(dryReport.backupsDeleted, 1);
+    assert.strictEqual((await records()).length, 2);
+
+    t.node('prune').receive({});
+    const [, , , real] = await t.out.waitFor(4);
+    assert.strictEqual((real.payload as { backupsDeleted: number }).backupsDeleted, 1);
+    assert.deepStrictEqual((await records()).map((r) => r.id), [second.id]);
+    assert.notStrictEqual(first.id, second.id);
+    assert.match(statusTexts(t.node('prune')).pop()?.text ?? '', /^deleted 1, /);
+
+    t.node('prune-msg').receive({});
+    t.node('prune-msg').receive({ policy: { keepEverything: true } });
+    const caught = await t.caught.waitFor(2);
+    assert.match(caught[0].error?.message ?? '', /policy \(from msg\.policy\): is missing/);
+    assert.match(caught[1].error?.message ?? "", /invalid retention policy: unknown rule/);
+    assert.strictEqual((await records()).length, 1);
   });
 
   it('driver-config: an unset environment variable or a missing path is reported to every message, not a crash', async () => {
