@@ -12,6 +12,8 @@ export { Driver, ObjectEntry } from './drivers/driver';
 export { checkVolumeId, checkBackupId, volumeIdForPath } from './repository/names';
 export { DEFAULT_CHUNK_SIZE, DEFAULT_BLOCK_SIZE, DEFAULT_COMPRESSION } from './engine/settings';
 export { createBackup } from './engine/backup';
+export { createSnapshotBackup, SnapshotBackupOptions, SnapshotBackupOptionsSchema } from './engine/snapshot-backup';
+export { cleanupTemporarySnapshots, CleanupOptions as SnapshotCleanupOptions, CleanupResult as SnapshotCleanupResult, ProviderChoice, SnapshotProviderConfig, TemporarySnapshot } from './snapshot';
 export { restoreBackup } from './engine/restore';
 export { deleteBackup } from './engine/delete';
 export { pruneRepository, PruneOptions, PruneReport, VolumePruneReport, KeptBackupReport, DeletedBackupReport, OrphanReport } from './engine/prune';
