@@ -7,7 +7,7 @@
  */
 import { promises as fs } from 'fs';
 import { ObjectNotFoundError, VolumeBackupError, cancelled, errorMessage, throwIfAborted } from '../errors';
-import { decompress } from '../codec/compression';
+import { decompress, syncZstd } from '../codec/compression';
 import { chainOf } from '../repository/catalog';
 import { BackupMetadata, DataObject, Extent, HASH_BYTES, chunkCount, sha256 } from '../repository/format';
 import { loadHashList, loadMetadata } from '../repository/backup-objects';
@@ -15,7 +15,7 @@ import { renewRecordLease } from '../repository/locks';
 import { checkBackupId } from '../repository/names';
 import type { BackupRecord } from '../repository/records';
 import { Repository, mapLimit } from '../repository/repository';
-import { hashChunk } from './hash-pool';
+import { hashChunk, unpackObject } from './hash-pool';
 import { ProgressTracker } from './progress';
 import type { RestoreOptions, RestoreResult } from './types';
 import { Target, openTarget, writeFully } from './volume';
@@ -151,17 +151,7 @@ async function applyChain(
       source.forEach((k, b) => { if (!isZero[b]) needed.add(k); });
       await Promise.all([...needed].map(async (k) => {
         const obj = layers[k].objects.get(i)!;
-        const raw = await fetchObject(repo, layers[k].record, obj, options.signal);
-        let at = 0;
-        for (const [start, len] of obj.extents) {
-          for (let b = Math.floor((start - offset) / blockSize); b * blockSize < start - offset + len; b++) {
-            if (source[b] === k && !isZero[b]) {
-              const from = at + (b * blockSize - (start - offset));
-              raw.copy(view, b * blockSize, from, from + Math.min(blockSize, length - b * blockSize));
-            }
-          }
-          at += len;
-        }
+        await fetchInto(repo, layers[k].record, obj, shared, copyPlan(obj, k, source, isZero, offset, length, blockSize), options.signal);
       }));
       for (let b = 0; b < nBlocks; b++) if (isZero[b]) view.fill(0, b * blockSize, Math.min((b + 1) * blockSize, length));
       // Verify every block against the hash list of the backup being restored.
@@ -172,7 +162,9 @@ async function applyChain(
           if (hashes.compare(hashList, first + b * HASH_BYTES, first + (b + 1) * HASH_BYTES, b * HASH_BYTES, (b + 1) * HASH_BYTES) !== 0) {
             const layer = layers[source[b]];
             const objectName = isZero[b] ? '(zero map)' : layer.objects.get(i)!.name;
-            throw new VolumeBackupError('CORRUPT', `block at offset ${offset + b * blockSize} does not match its SHA-256: backup ${layer.record.id}, object ${objectName}`, { backupId: layer.record.id, objectName, offset: offset + b * blockSize });
+            // Either the supplying object or the restored backup's hash list is wrong: name both.
+            const hashList = layer.record.id === record.id ? '' : ` (or the hash list of backup ${record.id} is)`;
+            throw new VolumeBackupError('CORRUPT', `block at offset ${offset + b * blockSize} does not match its SHA-256: backup ${layer.record.id}, object ${objectName} is corrupt${hashList}`, { backupId: layer.record.id, objectName, offset: offset + b * blockSize });
           }
         }
       }
@@ -191,7 +183,33 @@ function markBlocks(source: Int32Array, isZero: Uint8Array, rel: number, len: nu
   }
 }
 
-async function fetchObject(repo: Repository, record: BackupRecord, obj: DataObject, signal?: AbortSignal): Promise<Buffer> {
+/**
+ * Which bytes of an object's raw (decompressed) data land where in the chunk: [from, to, length]
+ * triples, one per run of blocks that this object supplies (newer backups may supply some instead).
+ */
+function copyPlan(obj: DataObject, layer: number, source: Int32Array, isZero: Uint8Array, offset: number, length: number, blockSize: number): number[] {
+  const copies: number[] = [];
+  let at = 0;
+  for (const [start, len] of obj.extents) {
+    for (let b = Math.floor((start - offset) / blockSize); b * blockSize < start - offset + len; b++) {
+      if (source[b] !== layer || isZero[b]) continue;
+      const from = at + (b * blockSize - (start - offset));
+      const to = b * blockSize;
+      const n = Math.min(blockSize, length - to);
+      const last = copies.length - 3;
+      if (last >= 0 && copies[last] + copies[last + 2] === from && copies[last + 1] + copies[last + 2] === to) copies[last + 2] += n;
+      else copies.push(from, to, n);
+    }
+    at += len;
+  }
+  return copies;
+}
+
+/**
+ * Read an object, check its digest, decrypt, decompress and copy its blocks into the chunk. Without
+ * encryption the digest check and decompression run in a worker thread, straight into the chunk.
+ */
+async function fetchInto(repo: Repository, record: BackupRecord, obj: DataObject, chunk: SharedArrayBuffer, copies: number[], signal?: AbortSignal): Promise<void> {
   let stored: Buffer;
   try {
     stored = await repo.readObject(obj.name, signal);
@@ -201,16 +219,27 @@ async function fetchObject(repo: Repository, record: BackupRecord, obj: DataObje
     }
     throw err;
   }
-  if (stored.length !== obj.length || sha256(stored) !== obj.sha256) {
-    throw new VolumeBackupError('CORRUPT', `object ${obj.name} of backup ${record.id} (offset ${obj.extents[0][0]}) is corrupt: its SHA-256 does not match the metadata`, { backupId: record.id, objectName: obj.name });
+  const corrupt = () => new VolumeBackupError('CORRUPT', `object ${obj.name} of backup ${record.id} (offset ${obj.extents[0][0]}) is corrupt: its SHA-256 does not match the metadata`, { backupId: record.id, objectName: obj.name });
+  if (stored.length !== obj.length) throw corrupt();
+  const what = `object ${obj.name} of backup ${record.id}`;
+  const inWorker = obj.compression !== 'zstd' || syncZstd() !== null;
+  let plain = stored;
+  if (repo.codec.encrypted || !inWorker) {
+    if (sha256(stored) !== obj.sha256) throw corrupt();
+    try {
+      plain = repo.codec.open(stored, obj.name);
+    } catch (err) {
+      throw new VolumeBackupError('CORRUPT', `object ${obj.name} of backup ${record.id} cannot be decrypted: ${errorMessage(err)}`, { backupId: record.id, objectName: obj.name });
+    }
   }
-  let plain: Buffer;
-  try {
-    plain = repo.codec.open(stored, obj.name);
-  } catch (err) {
-    throw new VolumeBackupError('CORRUPT', `object ${obj.name} of backup ${record.id} cannot be decrypted: ${errorMessage(err)}`, { backupId: record.id, objectName: obj.name });
+  if (inWorker) {
+    const r = await unpackObject({ stored: plain, sha256: plain === stored ? obj.sha256 : null, compression: obj.compression, rawLength: obj.rawLength, chunk, copies, what });
+    if (!r.digestOk) throw corrupt();
+    return;
   }
-  return decompress(plain, obj.compression, obj.rawLength, `object ${obj.name} of backup ${record.id}`);
+  const raw = await decompress(plain, obj.compression, obj.rawLength, what);
+  const view = Buffer.from(chunk);
+  for (let c = 0; c < copies.length; c += 3) raw.copy(view, copies[c + 1], copies[c], copies[c] + copies[c + 2]);
 }
 
 /** Write a verified chunk: into a new (sparse) file only its non-zero runs; elsewhere everything. */
