@@ -249,6 +249,25 @@ describe('snapshot providers', function () {
       assert.match(choice ?? '', /using copy for .*lvm: .*not a block device.*btrfs: the volume is not on btrfs.*reflink: /);
     });
 
+    it('copy of a block device (a loop device) into a snapshot directory', async function () {
+      if (process.getuid?.() !== 0) skipSuite(this, 'attaching a loop device needs root');
+      const backing = path.join(work, 'lun.img');
+      await makeImage(backing, 4 * MiB, 22);
+      const device = (await runCommand('losetup', ['-f', '--show', backing], { timeoutMs: 10_000 })).stdout.trim();
+      try {
+        const snapDir = path.join(work, 'copies');
+        await fsp.mkdir(snapDir);
+        const record = await createSnapshotBackup(repo, { volume: device, volumeId: 'lun', temporarySnapshot: { provider: 'copy', snapshotDir: snapDir }, stateDir });
+        assert.strictEqual(record.sourcePath, device);
+        assert.deepStrictEqual(await fsp.readdir(snapDir), []);
+        const target = path.join(work, 'restored-lun.img');
+        await restoreBackup(repo, { backupId: record.id, target });
+        assert.strictEqual(await sha256File(target), await sha256File(backing));
+      } finally {
+        await runCommand('losetup', ['-d', device], { timeoutMs: 10_000 });
+      }
+    });
+
     it('copy of a block device needs a snapshot directory', async function () {
       const device = await someBlockDevice();
       if (!device) skipSuite(this, 'no block device node under /dev');

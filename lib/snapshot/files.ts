@@ -49,16 +49,23 @@ export async function temporaryDirectory(volume: string, snapshotDir: string | u
   return fsp.realpath(dir);
 }
 
-/** The innermost btrfs subvolume holding `file`: the nearest ancestor directory with inode 256. */
+/**
+ * The innermost btrfs subvolume holding `file`: the nearest ancestor directory with inode 256. Every
+ * subvolume has its own device number, so leaving it before finding its root (a bind mount of a
+ * sub-directory) means we cannot tell which subvolume to snapshot.
+ */
 export async function btrfsSubvolumeRoot(file: string): Promise<string> {
   let dir = path.dirname(file);
+  const { dev } = await fsp.stat(dir);
   for (;;) {
     const st = await fsp.stat(dir);
+    if (st.dev !== dev) break;
     if (st.ino === BTRFS_SUBVOLUME_ROOT_INO) return dir;
     const parent = path.dirname(dir);
-    if (parent === dir) throw new VolumeBackupError('SNAPSHOT', `no btrfs subvolume holds ${file}`, { volume: file });
+    if (parent === dir) break;
     dir = parent;
   }
+  throw new VolumeBackupError('SNAPSHOT', `cannot find the btrfs subvolume that holds ${file} (is its directory a bind mount?)`, { volume: file });
 }
 
 /** Refuses to touch anything that is not one of our temporaries, whatever an owner file says. */
