@@ -1,13 +1,14 @@
 /**
  * restore: write a backup (its whole chain, full first) to a file or block device, or read and check it
  * without writing (verify), or list the repository's backups (for dashboards and HTTP endpoints).
- * Without a backup id, the newest available backup of msg.volumeId is used.
+ * Without a backup id, the newest available backup of msg.volumeId (or of the volume at msg.volume) is used.
  */
 import { z } from 'zod';
 import { restoreBackup } from '../../lib/engine/restore';
 import type { RestoreResult } from '../../lib/engine/types';
 import { VolumeBackupError, invalid } from '../../lib/errors';
 import { findParent, listBackups } from '../../lib/repository/catalog';
+import { volumeIdForPath } from '../../lib/repository/names';
 import type { BackupRecord } from '../../lib/repository/records';
 import { sizeAndTime } from '../common/format';
 import { operationNode } from '../common/operation-node';
@@ -18,6 +19,7 @@ const Input = z.object({
   action: z.enum(['restore', 'verify', 'list'], { error: 'must be "restore", "verify" or "list"' }).default('restore'),
   backupId: z.string({ error: 'must be a backup id (text)' }).optional(),
   volumeId: z.string({ error: 'must be a volume id (text)' }).optional(),
+  volume: z.string({ error: 'must be the path of a volume (text)' }).optional(),
   target: z.string({ error: 'must be a path (text)' }).optional(),
   verifyOnly: flag.optional(),
 });
@@ -35,18 +37,21 @@ export = function register(RED: NodeAPI): void {
           action: { setting: 'action', msgProperty: 'action' },
           backupId: { setting: 'backupId', msgProperty: 'backupId' },
           volumeId: { setting: 'volumeId', msgProperty: 'volumeId' },
+          volume: { setting: 'volume', msgProperty: 'volume' },
           target: { setting: 'target', msgProperty: 'target' },
           verifyOnly: { setting: 'verifyOnly', msgProperty: 'verifyOnly' },
         });
         const input = checkOptions(Input, values, from);
+        // A volume's path names it as well as its id does (the id backups of that path got).
+        const volumeId = input.volumeId ?? (input.volume ? volumeIdForPath(input.volume) : undefined);
         const action = input.verifyOnly === true && input.action === 'restore' ? 'verify' : input.action;
-        if (action === 'list') return listBackups(ctx.repo, { volumeId: input.volumeId });
+        if (action === 'list') return listBackups(ctx.repo, { volumeId });
 
         let backupId = input.backupId;
         if (!backupId) {
-          if (!input.volumeId) throw invalid(`invalid input: give the backup to ${action} (msg.backupId), or a volume id (msg.volumeId) to use its newest backup`);
-          const newest = findParent(await listBackups(ctx.repo, { volumeId: input.volumeId }), input.volumeId, 'incremental');
-          if (!newest) throw new VolumeBackupError('NOT_FOUND', `volume ${input.volumeId} has no available backup in ${ctx.repo.location}`);
+          if (!volumeId) throw invalid(`invalid input: give the backup to ${action} (msg.backupId), or a volume id (msg.volumeId) or path (msg.volume) to use its newest backup`);
+          const newest = findParent(await listBackups(ctx.repo, { volumeId }), volumeId, 'incremental');
+          if (!newest) throw new VolumeBackupError('NOT_FOUND', `volume ${volumeId} has no available backup in ${ctx.repo.location}`);
           backupId = newest.id;
         }
         if (action === 'restore' && !input.target) {
