@@ -6,9 +6,10 @@
  */
 import { VolumeBackupError, throwIfAborted } from '../errors';
 import { dependentsOf, descendantsOf } from '../repository/catalog';
-import { deleteBackupObjects } from '../repository/backup-objects';
+import { deleteBackups } from './delete-batch';
 import { checkBackupId } from '../repository/names';
 import type { BackupRecord } from '../repository/records';
+import type { ParentIndex } from '../repository/parent-index';
 import type { Repository } from '../repository/repository';
 import type { DeleteOptions, DeleteResult } from './types';
 
@@ -38,41 +39,21 @@ export async function deleteBackup(repo: Repository, options: DeleteOptions): Pr
 }
 
 /**
- * Delete one backup whose dependents (if any) are all in `alsoGoing`. Exported for prune, which
- * decides its own victims. Returns the bytes freed.
+ * Delete one backup whose dependents (if any) are all in `alsoGoing`: a batch of one of the deletion
+ * protocol in delete-batch.ts. Returns the bytes freed; HAS_DEPENDENTS when something started using
+ * it meanwhile (it is given back), CONFLICT when its status does not allow deleting.
  */
-export async function deleteOne(repo: Repository, record: BackupRecord, alsoGoing: Set<string> = new Set()): Promise<number> {
-  await repo.transition(record.id, ['available', 'error', 'deleting'], 'deleting', { leaseExpiresAt: null });
-  const now = await repo.listRecords(record.volumeId);
-  const newcomers = dependentsOf(now, record.id).filter((r) => !alsoGoing.has(r.id));
-  if (newcomers.length > 0) {
-    // Give it back. As `available` only if nobody committed its deletion (see below): a deletion left
-    // by a crashed or concurrent deleter may have removed objects already, so then it can only be `error`.
-    await repo
-      .updateRecord(record.id, (current) => {
-        if (current.status !== 'deleting') throw new VolumeBackupError('CONFLICT', `backup ${record.id} is ${current.status}`);
-        return current.metadataSha256 !== null && current.failReason === null
-          ? { status: 'available', leaseExpiresAt: null }
-          : { status: 'error', failReason: current.failReason ?? 'its deletion was interrupted; some objects may be gone' };
-      }, record.volumeId)
-      .catch(() => undefined);
+export async function deleteOne(repo: Repository, record: BackupRecord, alsoGoing: Set<string> = new Set(), index?: ParentIndex): Promise<number> {
+  const outcome = await deleteBackups(repo, [record], { alsoGoing, index });
+  const freed = outcome.deleted.get(record.id);
+  if (freed !== undefined) return freed;
+  const users = outcome.givenBack.get(record.id);
+  if (users) {
     throw new VolumeBackupError(
       'HAS_DEPENDENTS',
-      `backup ${record.id} was not deleted: ${newcomers.map((r) => r.id).join(', ')} started using it as parent meanwhile`,
-      { backupId: record.id, dependents: newcomers.map((r) => r.id) },
+      `backup ${record.id} was not deleted: ${users.join(', ')} started using it as parent meanwhile`,
+      { backupId: record.id, dependents: users },
     );
   }
-  // Commit point (compare-and-swap): from here on objects go, so the record stops vouching for its
-  // metadata. A second deleter of the same backup that saw a new dependent can then no longer give it
-  // back as available (above), and if it already gave it back, this fails and nothing is deleted.
-  // (Added for prune, issue 6: two deleters of one backup, or one finishing a crashed deletion.)
-  await repo.updateRecord(record.id, (current) => {
-    if (current.status !== 'deleting') {
-      throw new VolumeBackupError('CONFLICT', `backup ${record.id} was not deleted: it became ${current.status} meanwhile`, { backupId: record.id, status: current.status });
-    }
-    return { metadataSha256: null };
-  }, record.volumeId);
-  const freed = await deleteBackupObjects(repo, record.objectPrefix);
-  await repo.deleteRecord(record);
-  return freed;
+  throw outcome.failed.get(record.id) ?? new VolumeBackupError('CONFLICT', `backup ${record.id} was not deleted`, { backupId: record.id });
 }

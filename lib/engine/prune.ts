@@ -1,9 +1,9 @@
 /**
  * Prune: apply a retention policy (lib/repository/retention.ts) to a repository, safely beside
- * backups and restores running in other processes or hosts. No repository-wide lock is taken; each
- * deletion is deleteOne's set-then-check (record → deleting by compare-and-swap, then re-list: a backup
- * that any record names as parent is given back), the same protocol writers and restorers follow from
- * their side, so at least one side always sees the other.
+ * backups and restores running in other processes or hosts. No repository-wide lock is taken; the
+ * deletions follow delete-batch.ts's set-then-check (records → deleting by compare-and-swap, then one
+ * re-listing: a backup that any record names as parent is given back), the same protocol writers and
+ * restorers follow from their side, so at least one side always sees the other.
  *
  * Order of work per volume: list the objects, then the records (a writer creates its record before
  * its first object, so an object listed earlier than the records always belongs to a listed record);
@@ -13,14 +13,17 @@
 import { VolumeBackupError, errorMessage, throwIfAborted } from '../errors';
 import type { ObjectEntry } from '../drivers/driver';
 import { ObjectNotFoundError } from '../errors';
-import { deleteOne } from './delete';
+import { deleteBackups } from './delete-batch';
 import type { CommonOptions, ProgressEvent } from './types';
 import type { BackupRecord } from '../repository/records';
 import { Repository, mapLimit } from '../repository/repository';
 import { checkVolumeId } from '../repository/names';
+import { ParentIndex } from '../repository/parent-index';
 import { PlannedDelete, VolumePlan, childrenFirst, leaseExpired, planRetention, resolvePolicy } from '../repository/retention';
 
 export const DEFAULT_ORPHAN_GRACE_PERIOD_MS = 24 * 3600_000;
+/** Backups checked by one listing of the records (and held in `deleting` together). */
+const PRUNE_BATCH = 100;
 /** Where prune remembers when it first saw each orphaned object (one small JSON object per volume). */
 export const ORPHAN_STATE_PREFIX = 'prune/orphans/';
 
@@ -237,44 +240,58 @@ async function executePlan(
   }
 
   const reasons = new Map(plan.delete.map((d) => [d.record.id, d.reason]));
-  const queue = childrenFirst([...plan.delete.map((d) => d.record), ...plan.keep.filter((k) => k.giveBack).map((k) => k.record)], new Map(records.map((r) => [r.id, r])));
+  const byId = new Map(records.map((r) => [r.id, r]));
+  const childrenOf = new Map<string, string[]>();
+  for (const r of records) if (r.parentId) childrenOf.set(r.parentId, [...(childrenOf.get(r.parentId) ?? []), r.id]);
+  const queue = childrenFirst([...plan.delete.map((d) => d.record), ...plan.keep.filter((k) => k.giveBack).map((k) => k.record)], byId);
   const gone = new Set<string>();
-  for (const record of queue) {
-    throwIfAborted(options.signal);
-    const wasKept = kept.has(record.id);
-    // A child that stays keeps its parent: do not even try. (An unfinished deletion is always
-    // handed to deleteOne, which either finishes it or gives it back.)
-    const stayingChild = records.find((r) => r.parentId === record.id && !gone.has(r.id));
-    if (stayingChild && record.status !== 'deleting') {
-      keep(record, `parent of ${stayingChild.id}`);
-      continue;
+  const index = new ParentIndex(repo, plan.volumeId, records);
+  const failed = (record: BackupRecord, err: unknown) => {
+    const code = err instanceof VolumeBackupError ? err.code : null;
+    if (code === 'NOT_FOUND') gone.add(record.id); // deleted by someone else meanwhile
+    else if (code === 'CONFLICT') keep(record, `busy: ${errorMessage(err)}`);
+    else if (code === 'CANCELLED') throw err;
+    else {
+      keep(record, `deletion failed: ${errorMessage(err)}`);
+      problems.push(`backup ${record.id} could not be deleted: ${errorMessage(err)}`);
     }
-    try {
-      let current = record;
-      if (record.status === 'creating') current = await fenceAbandonedWriter(repo, record);
-      if (record.status === 'restoring') current = await endStaleRestore(repo, record);
-      const freed = await deleteOne(repo, current);
-      gone.add(record.id);
-      kept.delete(record.id);
-      deleted.push(deletedReport(record, reasons.get(record.id) ?? 'unfinished deletion', freed));
-      options.log?.info(`deleted backup ${record.id} of volume ${record.volumeId} (${record.kind}, ${record.dataTimestamp}): ${reasons.get(record.id) ?? 'unfinished deletion'}`);
-      progress(record, freed);
-    } catch (err) {
-      const code = err instanceof VolumeBackupError ? err.code : null;
-      if (code === 'HAS_DEPENDENTS') {
-        const users = ((err as VolumeBackupError).details?.dependents as string[] | undefined) ?? [];
-        if (!wasKept || !kept.get(record.id)!.reasons.some((r) => r.startsWith('in use by'))) keep(record, `in use by ${users.join(', ')}`);
-      } else if (code === 'NOT_FOUND') {
-        gone.add(record.id); // deleted by someone else meanwhile
-      } else if (code === 'CONFLICT') {
-        keep(record, `busy: ${errorMessage(err)}`);
-      } else if (code === 'CANCELLED') {
-        throw err;
-      } else {
-        keep(record, `deletion failed: ${errorMessage(err)}`);
-        problems.push(`backup ${record.id} could not be deleted: ${errorMessage(err)}`);
+  };
+  const onDeleted = (record: BackupRecord, freed: number) => {
+    const reason = reasons.get(record.id) ?? 'unfinished deletion';
+    gone.add(record.id);
+    kept.delete(record.id);
+    deleted.push(deletedReport(record, reason, freed));
+    options.log?.info(`deleted backup ${record.id} of volume ${record.volumeId} (${record.kind}, ${record.dataTimestamp}): ${reason}`);
+    progress(record, freed);
+  };
+  // In batches (one listing checks a whole batch), children first within and across batches.
+  for (let start = 0; start < queue.length; start += PRUNE_BATCH) {
+    throwIfAborted(options.signal);
+    const batch: BackupRecord[] = [];
+    const inBatch = new Set<string>();
+    for (const record of queue.slice(start, start + PRUNE_BATCH)) {
+      // A child that stays keeps its parent: do not even try. (An unfinished deletion is always
+      // handed over, to be finished or given back.)
+      const stayingChild = (childrenOf.get(record.id) ?? []).find((c) => !gone.has(c) && !inBatch.has(c));
+      if (stayingChild && record.status !== 'deleting') {
+        keep(record, `parent of ${stayingChild}`);
+        continue;
+      }
+      try {
+        let current = record;
+        if (record.status === 'creating') current = await fenceAbandonedWriter(repo, record);
+        if (record.status === 'restoring') current = await endStaleRestore(repo, record);
+        batch.push(current);
+        inBatch.add(record.id);
+      } catch (err) {
+        failed(record, err);
       }
     }
+    const outcome = await deleteBackups(repo, batch, { index, signal: options.signal, onDeleted });
+    for (const [id, users] of outcome.givenBack) {
+      if (!kept.get(id)?.reasons.some((r) => r.startsWith('in use by'))) keep(byId.get(id)!, `in use by ${users.join(', ')}`);
+    }
+    for (const [id, err] of outcome.failed) failed(byId.get(id)!, err);
   }
   const keptList = [...kept.values()].sort((a, b) => Date.parse(b.dataTimestamp) - Date.parse(a.dataTimestamp));
   return { volumeId: plan.volumeId, kept: keptList, deleted, orphans: [], bytesFreed: 0, problems };
