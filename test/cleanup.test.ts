@@ -9,7 +9,7 @@ import * as path from 'path';
 import { BackupRecord, Repository, cleanupHost, createBackup, openRepository, verifyRepository } from '../lib';
 import { lockName } from '../lib/repository/locks';
 import { newBackupId } from '../lib/repository/names';
-import { cliJson, runCli } from './helpers/cli';
+import { cliEnv, cliJson, runCli } from './helpers/cli';
 import { finishKill, isChunkEvent, killAtFirstChunk, startCli } from './helpers/cli-process';
 import { makeImage, sha256File, tempDir } from './helpers/volumes';
 
@@ -43,7 +43,7 @@ describe('start-up cleanup and reset-status (posix, real crashes)', function () 
     await fs.rm(repoDir, { recursive: true, force: true });
   });
 
-  const cli = (...args: string[]) => runCli([...args, '--repo', repoDir], { env: { VOLUME_BACKUP_STATE_DIR: stateDir } });
+  const cli = (...args: string[]) => runCli([...args, '--repo', repoDir], { env: cliEnv({ VOLUME_BACKUP_STATE_DIR: stateDir }) });
   const recordFile = (r: { volumeId: string; id: string }) => path.join(repoDir, 'records', r.volumeId, `${r.id}.json`);
   const exists = (p: string) => fs.access(p).then(() => true, () => false);
 
