@@ -242,6 +242,43 @@ describe('prune (posix repository)', function () {
     assert.equal(r2.backupsDeleted, 0);
   });
 
+  it('a writer that names a parent after prune marked it makes prune give that parent and its ancestors back', async () => {
+    const full = await backup('full');
+    const inc1 = await backup('incremental');
+    const inc2 = await backup('incremental');
+    const newer = await backup('full');
+    // The moment that matters: after prune marked its batch `deleting`, before its one re-listing,
+    // a writer on another host creates its record naming inc1 as parent (it will then see inc1 is
+    // deleting and fail; prune must not have deleted inc1 by then, nor inc1's parent).
+    const writerId = randomUUID();
+    const driver = repo.driver;
+    const list = driver.listEntries.bind(driver);
+    let injected = false;
+    driver.listEntries = async (container: string, prefix: string) => {
+      if (!injected && prefix === 'records/disk/' && (await repo.getRecord(inc1.id)).status === 'deleting') {
+        injected = true;
+        await repo.createRecord({
+          ...inc2, id: writerId, status: 'creating', parentId: inc1.id, metadataSha256: null, storedBytes: 0,
+          objectPrefix: `volume_disk/20300101000000/backup_${writerId}`, leaseExpiresAt: new Date(Date.now() + 60_000).toISOString(),
+        });
+      }
+      return list(container, prefix);
+    };
+    try {
+      const report = await pruneRepository(repo, { policy: { keepLast: 1 } });
+      assert.ok(injected, 'the writer never got its moment');
+      const v = report.volumes[0];
+      assert.deepEqual(ids(v.deleted), [inc2.id]);
+      assert.deepEqual(v.kept.find((k) => k.id === inc1.id)?.reasons, [`in use by ${writerId}`]);
+      assert.deepEqual(v.kept.find((k) => k.id === full.id)?.reasons, [`in use by ${inc1.id}`]);
+      assert.equal((await repo.getRecord(inc1.id)).status, 'available');
+      assert.equal((await repo.getRecord(full.id)).status, 'available');
+    } finally {
+      driver.listEntries = list;
+    }
+    await assertRestores([inc1.id, full.id, newer.id]);
+  });
+
   it('bad policies are refused before anything is read or changed', async () => {
     await backup('full');
     const before = await repositorySnapshot(repoDir);
