@@ -26,6 +26,8 @@ function copyTree(from, to, filter) {
 }
 // Editor files and locales live beside the sources; icons come from the top-level icons/.
 copyTree(srcNodes, distNodes, (f) => !f.endsWith('.ts'));
+// Editor plugins (package.json node-red.plugins): their .html must sit beside the built .js, too.
+copyTree(path.join(root, 'plugins'), path.join(root, 'dist', 'plugins'), (f) => !f.endsWith('.ts'));
 if (fs.existsSync(distNodes)) {
   const nodeDirs = new Set([distNodes]);
   for (const entry of fs.readdirSync(distNodes, { withFileTypes: true })) {

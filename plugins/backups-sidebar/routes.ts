@@ -1,0 +1,151 @@
+/**
+ * The Backups sidebar's admin HTTP endpoints (behind Node-RED's admin authentication and permissions):
+ * list a driver-config's backups as chains and run verify, restore, delete and prune, with their
+ * progress sent to the editor through comms.
+ *
+ *   GET  /volume-backup/sidebar/configs                          deployed driver-configs
+ *   GET  /volume-backup/sidebar/configs/:configId/backups        volumes and chains [?volumeId=]
+ *   POST /volume-backup/sidebar/configs/:configId/operations     {action, …, wait?}
+ *   GET  /volume-backup/sidebar/operations[/:operationId]        recent operations
+ *   POST /volume-backup/sidebar/operations/:operationId/cancel
+ */
+import { promises as fs } from 'fs';
+import * as path from 'path';
+import { VolumeBackupError, errorMessage, invalid } from '../../lib/errors';
+import { findConfig, listConfigs } from './configs';
+import { ErrorView, OperationView, Operations, errorView } from './operations';
+import type { AdminRequest, AdminResponse, PluginAPI } from './red-admin';
+import { deployedSecrets, redact } from './redact';
+import { parseConfigId, parseListQuery, parseOperationBody, parseOperationId } from './requests';
+import { volumesOf } from './view';
+
+export const ROUTE_PREFIX = '/volume-backup/sidebar';
+export const PROGRESS_TOPIC = 'volume-backup/progress';
+export const READ_PERMISSION = 'volume-backup.read';
+export const WRITE_PERMISSION = 'volume-backup.write';
+
+const STATUS_BY_CODE: Record<string, number> = {
+  INVALID_ARGUMENT: 400,
+  NOT_FOUND: 404,
+  HAS_DEPENDENTS: 409,
+  CONFLICT: 409,
+  BUSY: 409,
+  PRECONDITION_FAILED: 409,
+  INCOMPATIBLE_PARENT: 409,
+  CANCELLED: 409,
+  AUTH: 502,
+  STORAGE: 502,
+  ENCRYPTION: 502,
+};
+
+export function httpStatusFor(code: string | null): number {
+  return (code && STATUS_BY_CODE[code]) || 500;
+}
+
+function sendError(res: AdminResponse, error: ErrorView, operation?: OperationView): void {
+  res.status(httpStatusFor(error.code)).json({ error: error.message, code: error.code, details: error.details, ...(operation ? { operation } : {}) });
+}
+
+/** A restore never overwrites an existing file or device unless the user confirmed it. */
+async function checkRestoreTarget(target: string, overwrite: boolean): Promise<void> {
+  const existing = await fs.stat(target).catch((err: NodeJS.ErrnoException) => {
+    if (err.code === 'ENOENT') return null;
+    throw invalid(`cannot use ${target} as the restore target: ${errorMessage(err)}`);
+  });
+  if (existing) {
+    if (existing.isDirectory()) throw invalid(`${target} is a directory: give the path of a file or block device`);
+    if (!overwrite) throw new VolumeBackupError('CONFLICT', `${target} exists: confirm overwriting it, or choose a new file`, { target });
+    return;
+  }
+  const dir = await fs.stat(path.dirname(target)).catch(() => null);
+  if (!dir?.isDirectory()) throw invalid(`the directory ${path.dirname(target)} does not exist`);
+}
+
+export function registerRoutes(RED: PluginAPI): void {
+  const operations = new Operations((view) => RED.comms.publish(PROGRESS_TOPIC, redact(view, deployedSecrets(RED)), false));
+  const read = RED.auth.needsPermission(READ_PERMISSION);
+  const write = RED.auth.needsPermission(WRITE_PERMISSION);
+
+  /**
+   * Express 4 does not catch rejected promises: every handler answers its own errors as JSON. Every
+   * reply goes through redact().
+   */
+  const handle = (fn: (req: AdminRequest, res: AdminResponse) => Promise<void>) => (req: AdminRequest, res: AdminResponse) => {
+    const safe: AdminResponse = {
+      status: (code) => (res.status(code), safe),
+      json: (body) => res.json(redact(body, deployedSecrets(RED))),
+    };
+    fn(req, safe).catch((err) => sendError(safe, errorView(err)));
+  };
+
+  RED.httpAdmin.get(
+    `${ROUTE_PREFIX}/configs`,
+    read,
+    handle(async (_req, res) => res.json({ configs: listConfigs(RED) })),
+  );
+
+  RED.httpAdmin.get(
+    `${ROUTE_PREFIX}/configs/:configId/backups`,
+    read,
+    handle(async (req, res) => {
+      const configId = parseConfigId(req.params.configId);
+      const { volumeId } = parseListQuery(req.query);
+      const { view, node } = findConfig(RED, configId);
+      const repo = await node.getRepository(false);
+      const problems: string[] = [];
+      const records = await repo.listRecords(volumeId, (name, reason) => problems.push(`${name} is not a valid record: ${reason}`));
+      res.json({
+        config: view,
+        encrypted: repo.encrypted,
+        volumes: volumesOf(records, new Date()),
+        problems,
+        operations: operations.list().filter((o) => o.configId === configId),
+      });
+    }),
+  );
+
+  RED.httpAdmin.post(
+    `${ROUTE_PREFIX}/configs/:configId/operations`,
+    write,
+    handle(async (req, res) => {
+      const configId = parseConfigId(req.params.configId);
+      const { request, wait } = parseOperationBody(req.body);
+      const { node } = findConfig(RED, configId);
+      if (request.action === 'restore') await checkRestoreTarget(request.target, request.overwrite);
+      const started = operations.start(configId, node, request);
+      if (!wait) {
+        res.status(202).json({ operation: started });
+        return;
+      }
+      const finished = await operations.wait(started.id);
+      if (finished.state === 'done') res.json({ operation: finished });
+      else sendError(res, finished.error ?? { message: `the operation ended ${finished.state}`, code: 'CANCELLED', details: null }, finished);
+    }),
+  );
+
+  RED.httpAdmin.get(
+    `${ROUTE_PREFIX}/operations`,
+    read,
+    handle(async (_req, res) => res.json({ operations: operations.list() })),
+  );
+
+  RED.httpAdmin.get(
+    `${ROUTE_PREFIX}/operations/:operationId`,
+    read,
+    handle(async (req, res) => {
+      const operation = operations.get(parseOperationId(req.params.operationId));
+      if (!operation) throw new VolumeBackupError('NOT_FOUND', `no operation ${req.params.operationId}`);
+      res.json({ operation });
+    }),
+  );
+
+  RED.httpAdmin.post(
+    `${ROUTE_PREFIX}/operations/:operationId/cancel`,
+    write,
+    handle(async (req, res) => {
+      const id = parseOperationId(req.params.operationId);
+      const cancelled = operations.cancel(id);
+      res.json({ cancelled, operation: operations.get(id) });
+    }),
+  );
+}

@@ -1,0 +1,189 @@
+/**
+ * A real Node-RED for the sidebar tests: node-red's red.js in a child process, with this package
+ * loaded through settings.nodesDir (as a user's install would load it), on 127.0.0.1 and a free port,
+ * optionally behind adminAuth. Plus the admin API calls the tests need (deploy, token, comms).
+ */
+import { ChildProcess, spawn } from 'child_process';
+import { promises as fs } from 'fs';
+import * as net from 'net';
+import * as os from 'os';
+import * as path from 'path';
+import WebSocket from 'ws';
+
+/** The package root, from test/browser/ or dist/test/browser/. */
+export const PACKAGE_ROOT = path.resolve(__dirname, '..', '..', ...(path.basename(path.resolve(__dirname, '..', '..')) === 'dist' ? ['..'] : []));
+const RED_JS = require.resolve('node-red/red.js', { paths: [PACKAGE_ROOT] });
+
+export interface User {
+  username: string;
+  password: string;
+  permissions: string;
+}
+
+export interface NodeRedOptions {
+  /** Users for adminAuth; none: the admin API is open. */
+  users?: User[];
+}
+
+export interface Reply<T = any> {
+  status: number;
+  body: T;
+  text: string;
+}
+
+export class NodeRed {
+  private output = '';
+
+  private constructor(
+    readonly url: string,
+    readonly userDir: string,
+    private readonly child: ChildProcess,
+  ) {
+    child.stdout!.setEncoding('utf8').on('data', (d: string) => (this.output = (this.output + d).slice(-20_000)));
+    child.stderr!.setEncoding('utf8').on('data', (d: string) => (this.output = (this.output + d).slice(-20_000)));
+  }
+
+  static async start(options: NodeRedOptions = {}): Promise<NodeRed> {
+    const userDir = await fs.mkdtemp(path.join(os.tmpdir(), 'vb-node-red-'));
+    const port = await freePort();
+    const settings = {
+      uiHost: '127.0.0.1',
+      uiPort: port,
+      flowFile: 'flows.json',
+      credentialSecret: false,
+      nodesDir: [PACKAGE_ROOT],
+      telemetry: { enabled: false },
+      editorTheme: { tours: false, palette: { editable: false } },
+      logging: { console: { level: 'info', metrics: false, audit: false } },
+    };
+    // adminAuth with plain-text test passwords: a settings-file authenticate function, no bcrypt needed.
+    const auth = options.users
+      ? `settings.adminAuth = {
+          type: 'credentials',
+          users: (username) => Promise.resolve(USERS.find((u) => u.username === username) ? { username, permissions: USERS.find((u) => u.username === username).permissions } : null),
+          authenticate: (username, password) => Promise.resolve(USERS.find((u) => u.username === username && u.password === password) ? { username, permissions: USERS.find((u) => u.username === username).permissions } : null),
+        };`
+      : '';
+    const file = path.join(userDir, 'settings.js');
+    await fs.writeFile(file, `const USERS = ${JSON.stringify(options.users ?? [])};\nconst settings = ${JSON.stringify(settings, null, 2)};\n${auth}\nmodule.exports = settings;\n`);
+    const child = spawn(process.execPath, [RED_JS, '-u', userDir, '-p', String(port), '-s', file], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const red = new NodeRed(`http://127.0.0.1:${port}`, userDir, child);
+    await red.waitUntilUp();
+    return red;
+  }
+
+  /** Output of the Node-RED process (its last 20 kB), for failure messages. */
+  get log(): string {
+    return this.output;
+  }
+
+  private async waitUntilUp(): Promise<void> {
+    const deadline = Date.now() + 30_000;
+    while (Date.now() < deadline) {
+      if (this.child.exitCode !== null) throw new Error(`Node-RED exited with ${this.child.exitCode}:\n${this.output}`);
+      const ok = await fetch(`${this.url}/settings`).then((r) => r.status === 200 || r.status === 401, () => false);
+      if (ok && /Started flows|Server now running/.test(this.output)) return;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    throw new Error(`Node-RED did not start within 30 s:\n${this.output}`);
+  }
+
+  async request<T = any>(method: string, route: string, body?: unknown, token?: string): Promise<Reply<T>> {
+    const headers: Record<string, string> = { 'Node-RED-API-Version': 'v2' };
+    if (body !== undefined) headers['Content-Type'] = 'application/json';
+    if (token) headers.Authorization = `Bearer ${token}`;
+    const res = await fetch(`${this.url}${route}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+    const text = await res.text();
+    let parsed: unknown = text;
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      // not JSON (Node-RED's own 401/404 replies are plain text)
+    }
+    return { status: res.status, body: parsed as T, text };
+  }
+
+  /** An admin access token (adminAuth's password grant, as the editor's login does). */
+  async token(username: string, password: string, scope = '*'): Promise<string> {
+    const reply = await this.request('POST', '/auth/token', { client_id: 'node-red-admin', grant_type: 'password', scope, username, password });
+    if (reply.status !== 200) throw new Error(`login as ${username} failed: ${reply.status} ${reply.text}`);
+    return reply.body.access_token as string;
+  }
+
+  /** Full deploy of a flow; resolves when the runtime has started it. */
+  async deploy(flows: unknown[], credentials: Record<string, Record<string, string>> = {}, token?: string): Promise<void> {
+    // The admin API takes credentials inline on each node, as the editor sends them.
+    const withCredentials = flows.map((n) => {
+      const node = n as { id: string };
+      return credentials[node.id] ? { ...node, credentials: credentials[node.id] } : node;
+    });
+    const before = this.output.length;
+    const reply = await this.request('POST', '/flows', { flows: withCredentials }, token);
+    if (reply.status !== 200) throw new Error(`deploy failed: ${reply.status} ${reply.text}`);
+    const deadline = Date.now() + 10_000;
+    while (!/Started flows/.test(this.output.slice(Math.max(0, before - 100))) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  }
+
+  /** Messages published on a comms topic, as the editor receives them over its websocket. */
+  async subscribe(topic: string, token?: string): Promise<CommsSubscription> {
+    const ws = new WebSocket(`${this.url.replace(/^http/, 'ws')}/comms`);
+    const messages: unknown[] = [];
+    const waiters: (() => void)[] = [];
+    await new Promise<void>((resolve, reject) => {
+      ws.once('open', () => resolve());
+      ws.once('error', reject);
+    });
+    ws.on('message', (data: WebSocket.RawData) => {
+      const parsed = JSON.parse(String(data)) as { topic: string; data: unknown }[] | { topic: string; data: unknown };
+      for (const m of Array.isArray(parsed) ? parsed : [parsed]) if (m.topic === topic) messages.push(m.data);
+      waiters.splice(0).forEach((w) => w());
+    });
+    if (token) ws.send(JSON.stringify({ auth: token }));
+    ws.send(JSON.stringify({ subscribe: topic }));
+    return {
+      messages,
+      async waitFor(predicate, ms = 30_000) {
+        const deadline = Date.now() + ms;
+        for (;;) {
+          const found = messages.find(predicate);
+          if (found) return found;
+          if (Date.now() > deadline) throw new Error(`no matching message on ${topic} within ${ms} ms; got ${JSON.stringify(messages).slice(0, 800)}`);
+          await new Promise<void>((r) => {
+            waiters.push(r);
+            setTimeout(r, 200);
+          });
+        }
+      },
+      close: () => ws.close(),
+    };
+  }
+
+  async stop(): Promise<void> {
+    if (this.child.exitCode === null) {
+      const exited = new Promise((r) => this.child.once('exit', r));
+      this.child.kill('SIGTERM');
+      const timer = setTimeout(() => this.child.kill('SIGKILL'), 10_000);
+      await exited;
+      clearTimeout(timer);
+    }
+    await fs.rm(this.userDir, { recursive: true, force: true });
+  }
+}
+
+export interface CommsSubscription {
+  messages: unknown[];
+  waitFor(predicate: (m: any) => boolean, ms?: number): Promise<any>;
+  close(): void;
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.unref();
+    server.on('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
