@@ -54,7 +54,7 @@ export class PosixDriver implements Driver {
   }
 
   async putContainer(container: string): Promise<void> {
-    await fs.mkdir(this.resolve(container), { recursive: true, mode: DIR_MODE });
+    await makeDirs(this.resolve(container));
   }
 
   async listEntries(container: string, prefix: string): Promise<ObjectEntry[]> {
@@ -101,7 +101,7 @@ export class PosixDriver implements Driver {
 
   /** Write to a fsynced temporary file beside the target; the caller decides how it is published. */
   private async writeTemp(file: string, data: Buffer): Promise<string> {
-    await fs.mkdir(path.dirname(file), { recursive: true, mode: DIR_MODE });
+    await makeDirs(path.dirname(file));
     const tmp = `${file}${TMP_MARK}${process.pid}-${randomBytes(6).toString('hex')}`;
     const handle = await fs.open(tmp, 'wx', FILE_MODE);
     try {
@@ -231,6 +231,22 @@ export class PosixDriver implements Driver {
 
   getExtraMetadata(): Record<string, string> | null {
     return null;
+  }
+}
+
+/**
+ * mkdir -p. Node's recursive mkdir reports ENOENT for any failure to create a missing directory (a full
+ * disk, no permission): retry step by step, so the user sees the real cause (ENOSPC, EACCES…).
+ */
+async function makeDirs(dir: string): Promise<void> {
+  try {
+    await fs.mkdir(dir, { recursive: true, mode: DIR_MODE });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || path.dirname(dir) === dir) throw err;
+    await makeDirs(path.dirname(dir));
+    await fs.mkdir(dir, { mode: DIR_MODE }).catch((e: NodeJS.ErrnoException) => {
+      if (e.code !== 'EEXIST') throw e;
+    });
   }
 }
 

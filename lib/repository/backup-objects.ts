@@ -53,3 +53,20 @@ export async function deleteBackupObjects(repo: Repository, objectPrefix: string
   await mapLimit(entries, 8, (e) => repo.deleteObject(e.name));
   return entries.reduce((sum, e) => sum + e.size, 0);
 }
+
+/**
+ * Before a backup becomes available: every object it wrote is still there with the bytes written (one
+ * listing). An object removed meanwhile (by hand, a lifecycle rule, a misconfigured prune) would
+ * otherwise leave an available backup that cannot be restored.
+ */
+export async function checkAllStored(repo: Repository, record: BackupRecord, objectCount: number, storedBytes: number): Promise<void> {
+  const entries = await repo.listObjects(record.objectPrefix);
+  const bytes = entries.reduce((sum, e) => sum + e.size, 0);
+  if (entries.length !== objectCount || bytes !== storedBytes) {
+    throw new VolumeBackupError(
+      'OBJECT_MISSING',
+      `backup ${record.id}: ${objectCount} objects (${storedBytes} bytes) were written under ${record.objectPrefix} but ${entries.length} (${bytes} bytes) are there now: objects vanished or changed while the backup ran, so it is not made available`,
+      { backupId: record.id },
+    );
+  }
+}

@@ -247,17 +247,46 @@ export async function openRepositoryIn(
   return new Repository(driver, { container, host: options.host, codec, config });
 }
 
+/**
+ * `fn` over `items`, at most `limit` at a time. On the first failure no new item is started, and the
+ * failure is thrown only once every started call has settled: a caller that cleans up after a failure
+ * (removes a failed backup's objects) must not race calls that are still writing.
+ */
 export async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T, index: number) => Promise<R>): Promise<R[]> {
   const results: R[] = new Array(items.length);
   let next = 0;
+  let failure: { error: unknown } | null = null;
   const workers = Array.from({ length: Math.min(limit, items.length) }, async () => {
-    while (next < items.length) {
+    while (!failure && next < items.length) {
       const i = next++;
-      results[i] = await fn(items[i], i);
+      try {
+        results[i] = await fn(items[i], i);
+      } catch (error) {
+        failure ??= { error };
+      }
     }
   });
   await Promise.all(workers);
+  if (failure) throw (failure as { error: unknown }).error;
   return results;
+}
+
+/**
+ * The chunk loop of backups and restores: each slot (a set of buffers) takes chunk indexes 0..count-1
+ * in turn. On the first failure the other slots take no new chunk, and it is thrown once they stopped.
+ */
+export async function forEachChunk<S>(slots: readonly S[], count: number, fn: (slot: S, chunk: number) => Promise<void>): Promise<void> {
+  let next = 0;
+  await mapLimit(slots, slots.length, async (slot) => {
+    for (let i = next++; i < count; i = next++) {
+      try {
+        await fn(slot, i);
+      } catch (err) {
+        next = count;
+        throw err;
+      }
+    }
+  });
 }
 
 export function sleep(ms: number): Promise<void> {

@@ -20,6 +20,9 @@ export interface CliOptions {
   input?: string;
   cwd?: string;
   timeoutMs?: number;
+  /** Run as this user and group (the tests run as root; permission faults need someone else). */
+  uid?: number;
+  gid?: number;
 }
 
 /** The environment for the CLI: ours without any passphrase, plus `extra`. */
@@ -30,7 +33,13 @@ export function cliEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
 }
 
 export function spawnCli(args: string[], options: CliOptions = {}): ChildProcess {
-  return spawn(process.execPath, [CLI, ...args], { env: options.env ?? cliEnv(), cwd: options.cwd, stdio: ['pipe', 'pipe', 'pipe'] });
+  return spawn(process.execPath, [CLI, ...args], {
+    env: options.env ?? cliEnv(),
+    cwd: options.cwd,
+    uid: options.uid,
+    gid: options.gid,
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
 }
 
 export function runCli(args: string[], options: CliOptions = {}): Promise<CliResult> {
