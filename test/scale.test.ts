@@ -145,8 +145,18 @@ describe('scale-out: CLI workers of several hosts on one repository', function (
           }
         }
 
+        // And a verify beside them: work in progress must never be reported as a problem.
+        const verifyRuns: { problems: { kind: string; host?: string; message: string }[] }[] = [];
+        async function verifier(): Promise<void> {
+          while (pruning) {
+            const run = await cli(['verify', '--read-data', '--json']);
+            verifyRuns.push(JSON.parse(run.stdout));
+          }
+        }
+
         const workers = HOSTS.map(worker);
         const pruneLoop = pruner();
+        const verifyLoop = verifier();
 
         // Mid-run: two more hosts start slow backups; both are SIGKILLed at their first chunk.
         const victim = startCli(['create', '--repo', backend.repo(), '--host', 'victim', '--volume', path.join(dir, 'victim.img'), '--volume-id', 'vol-victim', ...SLOW], env);
@@ -173,7 +183,7 @@ describe('scale-out: CLI workers of several hosts on one repository', function (
         assert.equal(again.code, 0, again.stderr);
         await Promise.all([...workers, worker('victim')]);
         pruning = false;
-        await pruneLoop;
+        await Promise.all([pruneLoop, verifyLoop]);
         const finalPrune = await cli(['prune', '--keep-last', '2', '--keep-failed-for', '1d', '--json']);
         pruneRuns.push(finalPrune);
 
@@ -182,6 +192,11 @@ describe('scale-out: CLI workers of several hosts on one repository', function (
         const hostsUsed = new Set(jobs.map((j) => j.host));
         for (const h of HOSTS) assert.ok(hostsUsed.has(h), `${h} got work`);
         for (const run of pruneRuns) assert.equal(run.code, 0, run.stderr);
+        assert.ok(verifyRuns.length >= 2);
+        for (const run of verifyRuns) {
+          // The only problem allowed: the ghost host's backup, if its lease ran out (60 s) before the end.
+          assert.deepEqual(run.problems.filter((p) => !(p.kind === 'stuck-record' && p.host === 'ghost')), [], 'verify beside the workers');
+        }
         const pruned = pruneRuns.flatMap((r) => (JSON.parse(r.stdout).volumes as { deleted: { id: string }[] }[]).flatMap((v) => v.deleted.map((d) => d.id)));
         assert.ok(pruned.length >= VOLUMES * 2, `prune deleted the chains keep-last 2 no longer needs (${pruned.length})`);
         assert.ok(!pruned.includes(victimId) && !pruned.includes(ghostId), 'failed backups are kept for a day');
@@ -212,7 +227,7 @@ describe('scale-out: CLI workers of several hosts on one repository', function (
           await fs.rm(target);
         });
         // eslint-disable-next-line no-console
-        console.log(`      ${backend.name}: ${jobs.length + 3} backups by ${HOSTS.length + 2} hosts, ${pruneRuns.length} prunes (${pruned.length} deleted), ${waitedForLease} waited for a volume lease, ${available.length} restored`);
+        console.log(`      ${backend.name}: ${jobs.length + 3} backups by ${HOSTS.length + 2} hosts, ${pruneRuns.length} prunes (${pruned.length} deleted), ${verifyRuns.length} verifies beside them, ${waitedForLease} waited for a volume lease, ${available.length} restored`);
       });
 
       it('two backups of one volume never run at once: the second fails with BUSY, or waits with --lock-wait', async () => {
