@@ -1,0 +1,142 @@
+/**
+ * The editor in a real browser (Debian's chromium driven by playwright-core): the six nodes in the
+ * palette under "backup", every edit dialog, a driver-config made from a node's dialog, a deploy.
+ * Screenshots go to docs/screenshots/.
+ */
+import * as assert from 'assert';
+import { promises as fs, existsSync } from 'fs';
+import * as path from 'path';
+import { tempDir } from '../helpers/volumes';
+import { NodeRedProcess, nodeRedEnv } from './node-red-process';
+
+const CHROMIUM = '/usr/bin/chromium';
+const SCREENSHOTS = path.join(nodeRedEnv.root, 'docs', 'screenshots');
+const PALETTE = [
+  ['volume-backup-create', 'backup-create'],
+  ['volume-backup-incremental', 'backup-incremental'],
+  ['volume-snapshot-backup', 'snapshot-backup'],
+  ['volume-restore', 'restore'],
+  ['volume-prune', 'prune'],
+] as const;
+
+describe('the editor in a browser', function () {
+  this.timeout(120_000);
+  let work: string;
+  let red: NodeRedProcess;
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  let context: any;
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  let page: any;
+
+  before(async function () {
+    if (!existsSync(CHROMIUM)) {
+      console.log(`      browser test skipped: ${CHROMIUM} is not installed (apt-get install chromium)`);
+      this.skip();
+    }
+    work = await tempDir('editor');
+    red = new NodeRedProcess(path.join(work, 'user-dir'), { VOLUME_BACKUP_REPO: path.join(work, 'repository') });
+    await red.start();
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const { chromium } = require('playwright-core');
+    context = await chromium.launchPersistentContext(path.join(work, 'profile'), {
+      executablePath: CHROMIUM,
+      headless: true,
+      viewport: { width: 1400, height: 900 },
+      args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    });
+    page = context.pages()[0] ?? (await context.newPage());
+    await fs.mkdir(SCREENSHOTS, { recursive: true });
+  });
+  after(async () => {
+    await context?.close();
+    await red?.stop();
+    if (work) await fs.rm(work, { recursive: true, force: true });
+  });
+
+  it('shows the five operation nodes under "backup" in the palette, and registers the driver-config', async () => {
+    await page.goto(`http://127.0.0.1:${red.port}/`);
+    await page.waitForSelector(`.red-ui-palette-node[data-palette-type='volume-backup-create']`, { timeout: 60_000 });
+    for (const [type, label] of PALETTE) {
+      const node = page.locator(`.red-ui-palette-node[data-palette-type='${type}']`);
+      assert.strictEqual(await node.count(), 1, type);
+      // The palette breaks long labels at the hyphen.
+      assert.strictEqual(((await node.locator('.red-ui-palette-label').textContent()) ?? '').replace(/\s+/g, ''), label);
+      // eslint-disable-next-line @typescript-eslint/no-explicit-any
+      const category = await node.evaluate((el: any) => el.closest('.red-ui-palette-category')?.id ?? '');
+      assert.match(category, /backup$/, `${type} is in the "backup" category`);
+    }
+    const config = await page.evaluate(() => {
+      const def = (globalThis as unknown as { RED: { nodes: { getType(t: string): { category: string; paletteLabel: string } } } }).RED.nodes.getType('volume-driver-config');
+      return { category: def.category, paletteLabel: def.paletteLabel };
+    });
+    assert.deepStrictEqual(config, { category: 'config', paletteLabel: 'driver-config' });
+    await page.locator('#red-ui-palette-container').screenshot({ path: path.join(SCREENSHOTS, 'palette.png') });
+  });
+
+  it('opens every edit dialog, makes a driver-config from it, and deploys', async () => {
+    // Place one of each node on the workspace, as dragging from the palette would.
+    await page.evaluate((types: string[]) => {
+      const RED = (globalThis as unknown as { RED: any }).RED; // eslint-disable-line @typescript-eslint/no-explicit-any
+      const z = RED.workspaces.active();
+      const withDefaults = (type: string) => {
+        const defaults = RED.nodes.getType(type).defaults as Record<string, { value: unknown }>;
+        return Object.fromEntries(Object.entries(defaults).map(([key, d]) => [key, d.value]));
+      };
+      RED.view.importNodes(types.map((type, i) => ({ ...withDefaults(type), id: `ed-${i}`, type, x: 200, y: 80 + i * 60, z, wires: [] })), { generateIds: false });
+    }, PALETTE.map(([type]) => type));
+
+    for (const [index, [type, label]] of PALETTE.entries()) {
+      await page.evaluate((id: string) => {
+        const RED = (globalThis as unknown as { RED: any }).RED; // eslint-disable-line @typescript-eslint/no-explicit-any
+        RED.editor.edit(RED.nodes.node(id));
+      }, `ed-${index}`);
+      await page.waitForSelector('#node-input-repository', { state: 'visible' });
+      await page.waitForTimeout(300); // the dialog slides in
+      if (index === 0) {
+        // Add a driver-config from the repository field's pencil button.
+        await page.click('#node-input-btn-repository-add');
+        await page.waitForSelector('#node-config-input-path', { state: 'visible' });
+        await page.fill('#node-config-input-path', path.join(work, 'repository'));
+        await page.fill('#node-config-input-name', 'local repository');
+        await page.waitForTimeout(300);
+        await page.locator('.red-ui-tray').last().screenshot({ path: path.join(SCREENSHOTS, 'driver-config.png') });
+        await page.click('#node-config-dialog-ok');
+        await page.waitForSelector('#node-config-input-path', { state: 'detached' });
+      } else {
+        // The driver-config made for the first node is offered to the others.
+        await page.selectOption('#node-input-repository', { label: 'local repository' });
+      }
+      await page.locator('.red-ui-tray').last().screenshot({ path: path.join(SCREENSHOTS, `edit-${label}.png`) });
+      await page.click('#node-dialog-ok');
+      await page.waitForSelector('#node-input-repository', { state: 'detached' });
+    }
+
+    const invalid = await page.evaluate(() => {
+      const RED = (globalThis as unknown as { RED: any }).RED; // eslint-disable-line @typescript-eslint/no-explicit-any
+      const out: unknown[] = [];
+      RED.nodes.eachNode((n: any) => { if (!n.valid) out.push({ type: n.type, errors: n.validationErrors, repository: n.repository }); }); // eslint-disable-line @typescript-eslint/no-explicit-any
+      RED.nodes.eachConfig((n: any) => { if (!n.valid) out.push({ type: n.type, errors: n.validationErrors }); }); // eslint-disable-line @typescript-eslint/no-explicit-any
+      return out;
+    });
+    assert.deepStrictEqual(invalid, [], 'every node is valid after its dialog');
+    await page.click('#red-ui-header-button-deploy');
+    const deadline = Date.now() + 20_000;
+    let flows: { type: string; path?: string; repository?: string }[] = [];
+    while (Date.now() < deadline) {
+      const res = await red.request('GET', '/flows', undefined, { 'Node-RED-API-Version': 'v2' });
+      flows = (res.body as { flows: typeof flows }).flows;
+      if (flows.some((n) => n.type === 'volume-driver-config')) break;
+      await page.waitForTimeout(200);
+    }
+    await page.screenshot({ path: path.join(SCREENSHOTS, 'deployed.png') });
+    const config = flows.find((n) => n.type === 'volume-driver-config') as { id: string; path: string } | undefined;
+    assert.ok(config, 'the driver-config was deployed');
+    assert.strictEqual(config.path, path.join(work, 'repository'));
+    for (const [type] of PALETTE) {
+      const node = flows.find((n) => n.type === type);
+      assert.ok(node, `${type} deployed`);
+      assert.strictEqual(node.repository, config.id);
+    }
+    assert.ok(!/\[error\]/.test(red.log()), red.log().slice(-2000));
+  });
+});
