@@ -6,9 +6,7 @@
  */
 import { promises as fs } from 'fs';
 import * as path from 'path';
-import { createBackup } from '../../lib/engine/backup';
-import { openRepository } from '../../lib/open';
-import type { BackupKind, BackupRecord } from '../../lib/repository/records';
+import { BackupKind, BackupRecord, createBackup, openRepository } from '../../lib';
 import { makeImage, scatterWrites, sha256File } from '../helpers/volumes';
 
 export const FIXTURE_HOST = 'backup-host-1';

@@ -1,0 +1,123 @@
+/**
+ * The Backups sidebar in a real editor: Debian's chromium driven by playwright-core against a started
+ * Node-RED. The tab shows the fixture repository's chains; a restore and a verify started from it
+ * complete and their results appear; a refused delete shows the engine's reason. Screenshots go to
+ * docs/screenshots/sidebar-*.png.
+ */
+import * as assert from 'assert';
+import { existsSync, promises as fs } from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import type { BrowserContext, Page } from 'playwright-core';
+import { sha256File, tempDir } from '../helpers/volumes';
+import { NodeRed, PACKAGE_ROOT } from './sidebar-node-red';
+import { SidebarFixture, makeSidebarRepository, sidebarFlow } from './sidebar-repository';
+
+const CHROMIUM = '/usr/bin/chromium';
+const FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+const SCREENSHOTS = path.join(PACKAGE_ROOT, 'docs', 'screenshots');
+
+describe('Backups sidebar in the editor (chromium)', function () {
+  this.timeout(90_000);
+  let dir: string;
+  let fixture: SidebarFixture;
+  let red: NodeRed;
+  let context: BrowserContext;
+  let page: Page;
+  const pageErrors: string[] = [];
+
+  before(async function () {
+    if (!existsSync(CHROMIUM)) {
+      console.log(`    (skipped: ${CHROMIUM} is missing; apt-get install chromium)`);
+      this.skip();
+    }
+    dir = await tempDir('sidebar-browser');
+    fixture = await makeSidebarRepository(dir);
+    red = await NodeRed.start();
+    await red.deploy(sidebarFlow(fixture.repoDir).flows);
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const { chromium } = require('playwright-core') as typeof import('playwright-core');
+    context = await chromium.launchPersistentContext(await fs.mkdtemp(path.join(os.tmpdir(), 'vb-chromium-')), {
+      executablePath: CHROMIUM,
+      headless: true,
+      args: FLAGS,
+      viewport: { width: 1280, height: 860 },
+    });
+    page = context.pages()[0] ?? (await context.newPage());
+    page.on('pageerror', (err) => pageErrors.push(err.message));
+    await page.goto(red.url);
+    await page.waitForSelector('#red-ui-tab-volume-backups', { timeout: 30_000, state: 'attached' });
+    // Make the sidebar wide enough to read a chain in the screenshots.
+    await page.evaluate(`(() => {
+      const sidebar = document.getElementById('red-ui-sidebar');
+      const workspace = document.getElementById('red-ui-workspace');
+      const separator = document.getElementById('red-ui-sidebar-separator');
+      if (sidebar && workspace && separator) {
+        sidebar.style.width = '460px';
+        workspace.style.right = '468px';
+        separator.style.right = '460px';
+      }
+    })()`);
+    // Tabs of plugins sit in the sidebar's tab menu (the caret), as a user finds them.
+    await page.click('#red-ui-sidebar .red-ui-tab-link-button-menu');
+    await page.click('#red-ui-tabs-menu-option-volume-backups');
+  });
+
+  after(async () => {
+    await context?.close();
+    await red?.stop();
+    if (dir) await fs.rm(dir, { recursive: true, force: true });
+  });
+
+  const row = (label: string) => page.locator(`.vb-backup[data-backup-id="${fixture.backups[label].id}"]`);
+
+  it('shows the repository: volumes, chains drawn full → incrementals, a failure with its reason', async () => {
+    await page.waitForFunction(`document.querySelectorAll('#volume-backups-sidebar .vb-backup').length === 8`, undefined, { timeout: 20_000 });
+    const volumes = await page.locator('.vb-volume .vb-volume-title').allTextContents();
+    assert.deepStrictEqual(volumes, ['db-disk', 'web-disk']);
+    const chains = await page.locator('.vb-volume[data-volume-id="db-disk"] .vb-chain').evaluateAll((els: any[]) =>
+      els.map((el) => [...el.querySelectorAll('.vb-backup')].map((b: any) => b.dataset.kind)),
+    );
+    assert.deepStrictEqual(chains, [['full'], ['full', 'incremental'], ['full', 'incremental', 'incremental']]);
+    assert.match(await row('dbFailed').locator('.vb-fail').textContent() ?? '', /operator stopped it/);
+    assert.strictEqual(await row('dbFailed').getAttribute('data-status'), 'error');
+    assert.match(await row('dbIncr1a').locator('.vb-line2').textContent() ?? '', new RegExp(`snapshot ${fixture.backups.dbIncr1a.snapshotId}.*host backup-host-1`));
+    await fs.mkdir(SCREENSHOTS, { recursive: true });
+    await page.locator('#red-ui-sidebar').screenshot({ path: path.join(SCREENSHOTS, 'sidebar-chains.png') });
+  });
+
+  it('restores a backup from the sidebar: confirmation, live progress, the result, the same bytes', async () => {
+    const target = path.join(dir, 'restored-from-editor.img');
+    await row('dbIncr1b').click();
+    await row('dbIncr1b').locator('.vb-action-restore').click();
+    await page.fill('#vb-restore-target', target);
+    await page.click('#vb-confirm-restore');
+    const result = row('dbIncr1b').locator('.vb-result[data-state="done"]');
+    await result.waitFor({ timeout: 30_000 });
+    assert.match((await result.textContent()) ?? '', new RegExp(`restored 6 MiB to ${target}`));
+    assert.strictEqual(await sha256File(target), fixture.hashes.dbIncr1b);
+    await page.locator('#red-ui-sidebar').screenshot({ path: path.join(SCREENSHOTS, 'sidebar-restore.png') });
+  });
+
+  it('verifies a backup from the sidebar and shows what was checked', async () => {
+    await row('dbIncr2a').click();
+    await row('dbIncr2a').locator('.vb-action-verify').click();
+    await page.click('#vb-confirm-verify');
+    const result = row('dbIncr2a').locator('.vb-result[data-state="done"]');
+    await result.waitFor({ timeout: 30_000 });
+    assert.match((await result.textContent()) ?? '', /verified: 6 MiB, \d+ blocks checked, chain of 2/);
+  });
+
+  it('shows the engine\'s reason when a delete is refused because others depend on the backup', async () => {
+    await row('dbFull1').click();
+    await row('dbFull1').locator('.vb-action-delete').click();
+    await page.click('#vb-confirm-delete');
+    const reason = page.locator('.vb-dialog .vb-dialog-error');
+    await page.waitForFunction(`/depends on it/.test(document.querySelector('.vb-dialog .vb-dialog-error')?.textContent ?? '')`, undefined, { timeout: 15_000 });
+    assert.match((await reason.textContent()) ?? '', new RegExp(`${fixture.backups.dbIncr1a.id} depends on it`));
+    await page.locator('.red-ui-notification', { has: page.locator('.vb-dialog') }).screenshot({ path: path.join(SCREENSHOTS, 'sidebar-delete-refused.png') });
+    await page.click('#vb-dialog-cancel');
+    assert.strictEqual(await row('dbFull1').count(), 1, 'the backup is still listed');
+    assert.deepStrictEqual(pageErrors, [], 'no script errors in the editor');
+  });
+});
