@@ -1,7 +1,7 @@
 /**
  * The editor in a real browser (Debian's chromium driven by playwright-core): the six nodes in the
  * palette under "backup", every edit dialog, a driver-config made from a node's dialog, a deploy.
- * Screenshots go to docs/screenshots/.
+ * Screenshots go to test-output/screenshots/ (docs/screenshots/ with UPDATE_SCREENSHOTS=1).
  */
 import * as assert from 'assert';
 import { promises as fs, existsSync } from 'fs';
@@ -10,7 +10,8 @@ import { tempDir } from '../helpers/volumes';
 import { NodeRedProcess, nodeRedEnv } from './node-red-process';
 
 const CHROMIUM = '/usr/bin/chromium';
-const SCREENSHOTS = path.join(nodeRedEnv.root, 'docs', 'screenshots');
+// UPDATE_SCREENSHOTS=1 refreshes the ones the README shows; otherwise they go to the git-ignored test-output/.
+const SCREENSHOTS = process.env.UPDATE_SCREENSHOTS ? path.join(nodeRedEnv.root, 'docs', 'screenshots') : path.join(nodeRedEnv.root, 'test-output', 'screenshots');
 const PALETTE = [
   ['volume-backup-create', 'backup-create'],
   ['volume-backup-incremental', 'backup-incremental'],

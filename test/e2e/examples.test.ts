@@ -14,7 +14,10 @@ import { NodeRedProcess, nodeRedEnv, startMosquitto } from './node-red-process';
 
 const NODE_TYPES = ['volume-driver-config', 'volume-backup-create', 'volume-backup-incremental', 'volume-snapshot-backup', 'volume-restore', 'volume-prune'];
 
-describe('end to end: the example flows in a real Node-RED', function () {
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const NODE_RED_VERSION = require(require.resolve('node-red/package.json', { paths: [path.dirname(require.resolve(process.env.NODE_RED_PATH ?? 'node-red'))] })).version;
+
+describe(`end to end: the example flows in a real Node-RED ${NODE_RED_VERSION}`, function () {
   this.timeout(120_000);
   let work: string;
   let volume: string;
