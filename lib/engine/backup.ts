@@ -9,25 +9,23 @@
  * becomes `available`. Any failure or cancel removes what was written and leaves the record in `error`.
  */
 import { VolumeBackupError, cancelled, errorMessage, throwIfAborted } from '../errors';
-import { compress } from '../codec/compression';
+import { compress, compressBound } from '../codec/compression';
 import { findParent } from '../repository/catalog';
 import {
   BackupMetadata, DataObject, Extent, HASH_BYTES, METADATA_FORMAT_VERSION, blockCount, chunkCount, dataObjectName,
   encodeMetadata, hashListObjectName, metadataObjectName, runsToExtents, sha256,
 } from '../repository/format';
 import { acquireVolumeLease, renewRecordLease } from '../repository/locks';
-import { checkText, checkVolumeId, newBackupId, volumeIdForPath } from '../repository/names';
+import { checkBackupId, checkText, checkVolumeId, newBackupId, volumeIdForPath } from '../repository/names';
 import { BackupKind, BackupRecord, Compression, RECORD_FORMAT_VERSION } from '../repository/records';
-import { Repository, mapLimit } from '../repository/repository';
-import { deleteBackupObjects, loadHashList, loadMetadata } from '../repository/backup-objects';
-import { hashChunk } from './hash-pool';
+import { Repository, forEachChunk } from '../repository/repository';
+import { checkAllStored, deleteBackupObjects, loadHashList, loadMetadata } from '../repository/backup-objects';
+import { packChunk } from './hash-pool';
 import { ProgressTracker } from './progress';
-import { DEFAULT_BLOCK_SIZE, DEFAULT_CHUNK_SIZE, DEFAULT_COMPRESSION, checkSizes } from './settings';
+import { CHUNKS_IN_FLIGHT, DEFAULT_BLOCK_SIZE, DEFAULT_CHUNK_SIZE, DEFAULT_COMPRESSION, checkSizes } from './settings';
 import type { CreateBackupOptions } from './types';
 import { Volume, openSource, readFully } from './volume';
 
-/** Chunks read, hashed, compressed or written at the same time: memory ≈ 3 x this x chunk size. */
-export const CHUNKS_IN_FLIGHT = 4;
 
 interface Parent {
   record: BackupRecord;
@@ -97,6 +95,7 @@ export async function createBackup(repo: Repository, options: CreateBackupOption
           }
         }
         const written = await writeBackupObjects(repo, record, source, parent, compression.data, options);
+        await checkAllStored(repo, record, written.objectCount, written.storedBytes);
         return await repo.transition(id, ['creating'], 'available', {
           storedBytes: written.storedBytes,
           objectCount: written.objectCount,
@@ -121,6 +120,7 @@ export async function createBackup(repo: Repository, options: CreateBackupOption
 async function chooseParent(repo: Repository, volumeId: string, mode: BackupKind, options: CreateBackupOptions): Promise<BackupRecord> {
   const records = await repo.listRecords(volumeId);
   if (options.parentId) {
+    checkBackupId(options.parentId);
     const parent = records.find((r) => r.id === options.parentId);
     if (!parent) throw new VolumeBackupError('NOT_FOUND', `parent ${options.parentId} is not a backup of volume ${volumeId}`);
     if (parent.status !== 'available') throw new VolumeBackupError('CONFLICT', `parent ${parent.id} is ${parent.status}, not available`);
@@ -184,46 +184,50 @@ async function writeBackupObjects(
   const objects: DataObject[] = [];
   const zeroExtents: Extent[] = [];
   let storedBytes = 0;
-  const buffers = Array.from({ length: Math.min(CHUNKS_IN_FLIGHT, chunks) }, () => new SharedArrayBuffer(chunkSize));
+  // Each slot: the chunk as read, and what will be stored (compressed); both shared with the workers.
+  const slots = Array.from({ length: Math.min(CHUNKS_IN_FLIGHT, chunks) }, () => ({
+    input: new SharedArrayBuffer(chunkSize),
+    output: new SharedArrayBuffer(compressBound(chunkSize)),
+  }));
   const progress = new ProgressTracker(options.onProgress, { operation: 'backup', backupId: record.id, volumeId: record.volumeId, chunkCount: chunks, bytesTotal: size });
   progress.start();
 
-  let nextChunk = 0;
-  await mapLimit(buffers, buffers.length, async (shared) => {
-    for (let i = nextChunk++; i < chunks; i = nextChunk++) {
+  // Every chunk task has stopped when this throws: failBackup then removes everything written.
+  await forEachChunk(slots, chunks, async (slot, i) => {
+    throwIfAborted(options.signal);
+    const offset = i * chunkSize;
+    const length = Math.min(chunkSize, size - offset);
+    await readFully(source, Buffer.from(slot.input, 0, length), length, offset);
+    const firstBlock = i * blocksPerChunk;
+    const parentHashes = parent && firstBlock < parentBlocks
+      ? new Uint8Array(parent.hashes.subarray(firstBlock * HASH_BYTES, Math.min(parentBlocks, firstBlock + blocksPerChunk) * HASH_BYTES)) // a copy: a view would send the whole list
+      : parent ? new Uint8Array(0) : null;
+    // Hashing, zero detection, the comparison with the parent, packing and compression: one worker task.
+    const r = await packChunk({
+      input: slot.input, length, blockSize, parentHashes, output: slot.output,
+      compression, level: options.compressionLevel, digest: !repo.codec.encrypted,
+    });
+    r.hashes.copy(hashList, firstBlock * HASH_BYTES);
+    zeroExtents.push(...runsToExtents(r.zeroed, offset, blockSize, offset + length));
+    if (r.rawLength > 0) {
+      const extents = runsToExtents(r.store, offset, blockSize, offset + length);
+      let packed: Buffer = Buffer.from(slot.output, 0, r.length);
+      let applied = r.compression;
+      if (applied === null) {
+        // No synchronous codec in the workers for this algorithm: compress on the thread pool.
+        const c = await compress(packed, compression, options.compressionLevel);
+        packed = c.data;
+        applied = c.compression;
+      }
+      const name = dataObjectName(objectPrefix, i + 1);
+      const stored = repo.codec.seal(packed, name);
+      const digest = r.sha256 !== null && r.compression !== null && stored === packed ? r.sha256 : sha256(stored);
       throwIfAborted(options.signal);
-      const offset = i * chunkSize;
-      const length = Math.min(chunkSize, size - offset);
-      const view = Buffer.from(shared, 0, length);
-      await readFully(source, view, length, offset);
-      const { hashes, zeros } = await hashChunk(shared, length, blockSize);
-      const firstBlock = i * blocksPerChunk;
-      hashes.copy(hashList, firstBlock * HASH_BYTES);
-
-      const store = new Uint8Array(zeros.length);
-      const zeroed = new Uint8Array(zeros.length);
-      for (let b = 0; b < zeros.length; b++) {
-        const g = firstBlock + b;
-        const changed = !parent || g >= parentBlocks ||
-          hashes.compare(parent.hashes, g * HASH_BYTES, (g + 1) * HASH_BYTES, b * HASH_BYTES, (b + 1) * HASH_BYTES) !== 0;
-        if (changed) (zeros[b] ? zeroed : store)[b] = 1;
-      }
-      zeroExtents.push(...runsToExtents(zeroed, offset, blockSize, offset + length));
-      const extents = runsToExtents(store, offset, blockSize, offset + length);
-      if (extents.length > 0) {
-        const raw = Buffer.allocUnsafe(extents.reduce((n, [, len]) => n + len, 0));
-        let at = 0;
-        for (const [start, len] of extents) at += view.copy(raw, at, start - offset, start - offset + len);
-        const packed = await compress(raw, compression, options.compressionLevel);
-        const name = dataObjectName(objectPrefix, i + 1);
-        const stored = repo.codec.seal(packed.data, name);
-        throwIfAborted(options.signal);
-        await repo.writeObject(name, stored, options.signal);
-        objects.push({ name, chunk: i, extents, compression: packed.compression, rawLength: raw.length, length: stored.length, sha256: sha256(stored) });
-        storedBytes += stored.length;
-      }
-      progress.chunk(i, length);
+      await repo.writeObject(name, stored, options.signal);
+      objects.push({ name, chunk: i, extents, compression: applied, rawLength: r.rawLength, length: stored.length, sha256: digest });
+      storedBytes += stored.length;
     }
+    progress.chunk(i, length);
   });
 
   objects.sort((a, b) => a.chunk - b.chunk);

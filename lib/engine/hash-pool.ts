@@ -5,7 +5,7 @@
 import * as os from 'os';
 import * as path from 'path';
 import Piscina from 'piscina';
-import type { HashResult, HashTask } from './hash-worker';
+import type { HashResult, HashTask, PackResult, PackTask, UnpackResult, UnpackTask } from './hash-worker';
 
 let pool: Piscina | null = null;
 
@@ -29,6 +29,17 @@ export async function hashChunk(buffer: SharedArrayBuffer, length: number, block
   const task: HashTask = { buffer, length, blockSize };
   const result = (await getPool().run(task)) as HashResult;
   return { hashes: Buffer.from(result.hashes.buffer, result.hashes.byteOffset, result.hashes.byteLength), zeros: result.zeros };
+}
+
+/** The backup step of a chunk (hash, zero-detect, compare with the parent, pack, compress, digest). */
+export async function packChunk(task: Omit<PackTask, 'kind'>): Promise<PackResult & { hashes: Buffer }> {
+  const r = (await getPool().run({ ...task, kind: 'pack' })) as PackResult;
+  return { ...r, hashes: Buffer.from(r.hashes.buffer, r.hashes.byteOffset, r.hashes.byteLength) };
+}
+
+/** The restore step of an object (digest check, decompress, copy blocks into the chunk). */
+export async function unpackObject(task: Omit<UnpackTask, 'kind'>): Promise<UnpackResult> {
+  return (await getPool().run({ ...task, kind: 'unpack' })) as UnpackResult;
 }
 
 /** Stop the threads (the CLI calls this before exiting; an idle pool also winds down by itself). */

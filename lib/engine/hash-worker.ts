@@ -1,11 +1,18 @@
 /**
- * Runs in a worker thread: SHA-256 of every block of a chunk and which blocks are all zeros.
- * Hashing is synchronous CPU work; doing it here keeps the event loop free and uses every core.
- * The chunk sits in a SharedArrayBuffer, so neither side copies it; only the small results travel.
+ * Runs in a worker thread: the CPU work of a chunk, off the event loop and on every core.
+ * - hash:   SHA-256 of every block and which blocks are all zeros (restore's verification);
+ * - pack:   the backup step: hash and zero-detect every block, pick the blocks to store (non-zero and,
+ *           with a parent, changed), pack them, compress into the slot's output buffer and digest it;
+ * - unpack: the restore step: check an object's digest, decompress it and copy its blocks into place.
+ * Chunks and outputs live in SharedArrayBuffers that both sides see, so no chunk is ever copied between
+ * threads; only flags, hashes and digests travel. A zero block's hash is a constant: it is not recomputed.
  */
-import { createHash } from 'crypto';
+import * as crypto from 'crypto';
+import { compressInto, decompressInto } from '../codec/compression';
+import type { Compression } from '../repository/records';
 
 export interface HashTask {
+  kind?: 'hash';
   buffer: SharedArrayBuffer;
   length: number;
   blockSize: number;
@@ -18,19 +25,165 @@ export interface HashResult {
   zeros: Uint8Array;
 }
 
-let zeroBlock = Buffer.alloc(0);
+export interface PackTask {
+  kind: 'pack';
+  input: SharedArrayBuffer;
+  length: number;
+  blockSize: number;
+  /** The parent's hashes of this chunk's blocks (fewer when the parent was shorter), or null: store all. */
+  parentHashes: Uint8Array | null;
+  output: SharedArrayBuffer;
+  compression: Compression;
+  level?: number;
+  /** Also return the SHA-256 of the output (when the stored bytes are the output: no encryption). */
+  digest: boolean;
+}
 
-export default function hashBlocks(task: HashTask): HashResult {
-  const data = Buffer.from(task.buffer, 0, task.length);
-  const count = Math.ceil(task.length / task.blockSize);
+export interface PackResult extends HashResult {
+  /** 1 where the block goes into the object. */
+  store: Uint8Array;
+  /** 1 where a changed block is now all zeros (recorded in the zero map, not stored). */
+  zeroed: Uint8Array;
+  /** Bytes of the packed blocks before compression (0: nothing to store). */
+  rawLength: number;
+  /** Bytes at the start of `output`: compressed, or the raw packed blocks when `compression` is null. */
+  length: number;
+  /** What was applied; null when this thread cannot compress it (the caller compresses the raw output). */
+  compression: Compression | null;
+  sha256: string | null;
+}
+
+export interface UnpackTask {
+  kind: 'unpack';
+  /** The stored (decrypted) object: the first `storedLength` bytes of this buffer. */
+  stored: SharedArrayBuffer;
+  storedLength: number;
+  /** Its expected SHA-256, when `stored` is what the repository holds (no encryption); else null. */
+  sha256: string | null;
+  compression: Compression;
+  rawLength: number;
+  /** Where the blocks go, and [from, to, length] triples: raw offset → chunk offset. */
+  chunk: SharedArrayBuffer;
+  copies: number[];
+  what: string;
+}
+
+export interface UnpackResult {
+  /** False when the digest did not match (the caller reports which object). */
+  digestOk: boolean;
+  /** False when this thread cannot decompress it (zstd without zstd-napi): the caller does it. */
+  done: boolean;
+  /** Why it does not decompress to its recorded length (errors lose their class between threads). */
+  corrupt?: string;
+}
+
+const ZERO_HASHES = new Map<number, Buffer>();
+let zeroBlock = Buffer.alloc(0);
+let scratch = Buffer.alloc(0);
+
+const oneShot = (crypto as unknown as { hash?: (alg: string, data: Uint8Array, enc: 'buffer') => Buffer }).hash;
+const sha256Of = (data: Uint8Array): Buffer => (oneShot ? oneShot('sha256', data, 'buffer') : crypto.createHash('sha256').update(data).digest());
+
+function zeroHash(length: number): Buffer {
+  let h = ZERO_HASHES.get(length);
+  if (!h) {
+    h = sha256Of(Buffer.alloc(length));
+    ZERO_HASHES.set(length, h);
+  }
+  return h;
+}
+
+function hashBlocks(data: Buffer, blockSize: number): { hashes: Buffer; zeros: Uint8Array } {
+  const count = Math.ceil(data.length / blockSize);
   const hashes = Buffer.alloc(count * 32);
   const zeros = new Uint8Array(count);
-  if (zeroBlock.length !== task.blockSize) zeroBlock = Buffer.alloc(task.blockSize);
+  if (zeroBlock.length !== blockSize) zeroBlock = Buffer.alloc(blockSize);
   for (let i = 0; i < count; i++) {
-    const start = i * task.blockSize;
-    const block = data.subarray(start, Math.min(start + task.blockSize, task.length));
-    createHash('sha256').update(block).digest().copy(hashes, i * 32);
-    if (block.equals(block.length === zeroBlock.length ? zeroBlock : zeroBlock.subarray(0, block.length))) zeros[i] = 1;
+    const start = i * blockSize;
+    const block = data.subarray(start, Math.min(start + blockSize, data.length));
+    if (block.equals(block.length === blockSize ? zeroBlock : zeroBlock.subarray(0, block.length))) {
+      zeros[i] = 1;
+      zeroHash(block.length).copy(hashes, i * 32);
+    } else {
+      sha256Of(block).copy(hashes, i * 32);
+    }
   }
   return { hashes, zeros };
+}
+
+function pack(task: PackTask): PackResult {
+  const data = Buffer.from(task.input, 0, task.length);
+  const { hashes, zeros } = hashBlocks(data, task.blockSize);
+  const count = zeros.length;
+  const store = new Uint8Array(count);
+  const zeroed = new Uint8Array(count);
+  const parent = task.parentHashes ? Buffer.from(task.parentHashes.buffer, task.parentHashes.byteOffset, task.parentHashes.byteLength) : null;
+  const parentBlocks = parent ? parent.length / 32 : 0;
+  let rawLength = 0;
+  let storedBlocks = 0;
+  for (let b = 0; b < count; b++) {
+    const changed = !parent || b >= parentBlocks || hashes.compare(parent, b * 32, b * 32 + 32, b * 32, b * 32 + 32) !== 0;
+    if (!changed) continue;
+    if (zeros[b]) zeroed[b] = 1;
+    else {
+      store[b] = 1;
+      storedBlocks++;
+      rawLength += Math.min(task.blockSize, task.length - b * task.blockSize);
+    }
+  }
+  const base = { hashes, zeros, store, zeroed, rawLength };
+  if (rawLength === 0) return { ...base, length: 0, compression: 'none', sha256: null };
+  // Every block stored: compress the chunk in place; else pack the stored runs first.
+  let raw: Buffer;
+  if (storedBlocks === count) raw = data;
+  else {
+    if (scratch.length < rawLength) scratch = Buffer.allocUnsafe(task.input.byteLength);
+    let at = 0;
+    for (let b = 0; b < count; b++) {
+      if (!store[b]) continue;
+      const start = b * task.blockSize;
+      at += data.copy(scratch, at, start, Math.min(start + task.blockSize, task.length));
+    }
+    raw = scratch.subarray(0, rawLength);
+  }
+  const out = Buffer.from(task.output);
+  const packed = compressInto(raw, out, task.compression, task.level);
+  if (!packed) {
+    raw.copy(out);
+    return { ...base, length: rawLength, compression: null, sha256: null };
+  }
+  const stored = out.subarray(0, packed.length);
+  return { ...base, length: packed.length, compression: packed.compression, sha256: task.digest ? sha256Of(stored).toString('hex') : null };
+}
+
+function unpack(task: UnpackTask): UnpackResult {
+  try {
+    return unpackOrThrow(task);
+  } catch (err) {
+    return { digestOk: true, done: true, corrupt: (err as Error).message };
+  }
+}
+
+function unpackOrThrow(task: UnpackTask): UnpackResult {
+  const stored = Buffer.from(task.stored, 0, task.storedLength);
+  if (task.sha256 !== null && sha256Of(stored).toString('hex') !== task.sha256) return { digestOk: false, done: true };
+  const chunk = Buffer.from(task.chunk);
+  const { copies } = task;
+  // One extent covering the copies exactly (a full backup's usual object): decompress straight into place.
+  let raw: Buffer;
+  if (copies.length === 3 && copies[0] === 0 && copies[2] === task.rawLength) {
+    const dst = chunk.subarray(copies[1], copies[1] + task.rawLength);
+    return { digestOk: true, done: decompressInto(stored, task.compression, dst, task.what) };
+  }
+  if (scratch.length < task.rawLength) scratch = Buffer.allocUnsafe(Math.max(task.rawLength, task.chunk.byteLength));
+  raw = scratch.subarray(0, task.rawLength);
+  if (!decompressInto(stored, task.compression, raw, task.what)) return { digestOk: true, done: false };
+  for (let i = 0; i < copies.length; i += 3) raw.copy(chunk, copies[i + 1], copies[i], copies[i] + copies[i + 2]);
+  return { digestOk: true, done: true };
+}
+
+export default function run(task: HashTask | PackTask | UnpackTask): HashResult | PackResult | UnpackResult {
+  if (task.kind === 'pack') return pack(task);
+  if (task.kind === 'unpack') return unpack(task);
+  return hashBlocks(Buffer.from(task.buffer, 0, task.length), task.blockSize);
 }

@@ -7,20 +7,20 @@
  */
 import { promises as fs } from 'fs';
 import { ObjectNotFoundError, VolumeBackupError, cancelled, errorMessage, throwIfAborted } from '../errors';
-import { decompress, syncZstd } from '../codec/compression';
+import { compressBound, decompress, syncZstd } from '../codec/compression';
 import { chainOf } from '../repository/catalog';
 import { BackupMetadata, DataObject, Extent, HASH_BYTES, chunkCount, sha256 } from '../repository/format';
 import { loadHashList, loadMetadata } from '../repository/backup-objects';
 import { renewRecordLease } from '../repository/locks';
 import { checkBackupId } from '../repository/names';
 import type { BackupRecord } from '../repository/records';
-import { Repository, mapLimit } from '../repository/repository';
+import { Repository, forEachChunk } from '../repository/repository';
 import { hashChunk, unpackObject } from './hash-pool';
 import { ProgressTracker } from './progress';
+import { CHUNKS_IN_FLIGHT } from './settings';
 import type { RestoreOptions, RestoreResult } from './types';
 import { Target, openTarget, writeFully } from './volume';
 
-const CHUNKS_IN_FLIGHT = 4;
 
 /** What one backup of the chain contributes, indexed by chunk. */
 interface Layer {
@@ -126,51 +126,54 @@ async function applyChain(
   });
   progress.start();
   let bytesWritten = 0;
-  const buffers = Array.from({ length: Math.min(CHUNKS_IN_FLIGHT, chunks) }, () => new SharedArrayBuffer(chunkSize));
-  let nextChunk = 0;
-  await mapLimit(buffers, buffers.length, async (shared) => {
-    for (let i = nextChunk++; i < chunks; i = nextChunk++) {
-      throwIfAborted(options.signal);
-      const offset = i * chunkSize;
-      const length = Math.min(chunkSize, size - offset);
-      const nBlocks = Math.ceil(length / blockSize);
-      const view = Buffer.from(shared, 0, length);
-      // Which layer supplies each block: the newest that stored it (-1: nobody, which is corruption).
-      const source = new Int32Array(nBlocks).fill(-1);
-      const isZero = new Uint8Array(nBlocks);
-      layers.forEach((layer, k) => {
-        for (const [start, len] of layer.objects.get(i)?.extents ?? []) markBlocks(source, isZero, start - offset, len, blockSize, k, 0);
-        for (const [start, len] of layer.zeros.get(i) ?? []) markBlocks(source, isZero, start - offset, len, blockSize, k, 1);
-      });
-      const missing = source.indexOf(-1);
-      if (missing >= 0) {
-        throw new VolumeBackupError('CORRUPT', `no backup in the chain of ${record.id} holds the block at offset ${offset + missing * blockSize}: the metadata is incomplete`);
-      }
-      // Fetch each needed object once and copy the blocks it supplies.
-      const needed = new Set<number>();
-      source.forEach((k, b) => { if (!isZero[b]) needed.add(k); });
-      await Promise.all([...needed].map(async (k) => {
-        const obj = layers[k].objects.get(i)!;
-        await fetchInto(repo, layers[k].record, obj, shared, copyPlan(obj, k, source, isZero, offset, length, blockSize), options.signal);
-      }));
-      for (let b = 0; b < nBlocks; b++) if (isZero[b]) view.fill(0, b * blockSize, Math.min((b + 1) * blockSize, length));
-      // Verify every block against the hash list of the backup being restored.
-      const { hashes } = await hashChunk(shared, length, blockSize);
-      const first = (offset / blockSize) * HASH_BYTES;
-      if (hashes.compare(hashList, first, first + hashes.length) !== 0) {
-        for (let b = 0; b < nBlocks; b++) {
-          if (hashes.compare(hashList, first + b * HASH_BYTES, first + (b + 1) * HASH_BYTES, b * HASH_BYTES, (b + 1) * HASH_BYTES) !== 0) {
-            const layer = layers[source[b]];
-            const objectName = isZero[b] ? '(zero map)' : layer.objects.get(i)!.name;
-            // Either the supplying object or the restored backup's hash list is wrong: name both.
-            const hashList = layer.record.id === record.id ? '' : ` (or the hash list of backup ${record.id} is)`;
-            throw new VolumeBackupError('CORRUPT', `block at offset ${offset + b * blockSize} does not match its SHA-256: backup ${layer.record.id}, object ${objectName} is corrupt${hashList}`, { backupId: layer.record.id, objectName, offset: offset + b * blockSize });
-          }
+  // Each slot: the chunk being rebuilt, and the object being unpacked into it (shared with the workers,
+  // so objects are copied once into a reused buffer instead of piling up as garbage in every thread).
+  const slots = Array.from({ length: Math.min(CHUNKS_IN_FLIGHT, chunks) }, () => ({
+    chunk: new SharedArrayBuffer(chunkSize),
+    stored: new SharedArrayBuffer(compressBound(chunkSize)),
+  }));
+  await forEachChunk(slots, chunks, async ({ chunk: shared, stored }, i) => {
+    throwIfAborted(options.signal);
+    const offset = i * chunkSize;
+    const length = Math.min(chunkSize, size - offset);
+    const nBlocks = Math.ceil(length / blockSize);
+    const view = Buffer.from(shared, 0, length);
+    // Which layer supplies each block: the newest that stored it (-1: nobody, which is corruption).
+    const source = new Int32Array(nBlocks).fill(-1);
+    const isZero = new Uint8Array(nBlocks);
+    layers.forEach((layer, k) => {
+      for (const [start, len] of layer.objects.get(i)?.extents ?? []) markBlocks(source, isZero, start - offset, len, blockSize, k, 0);
+      for (const [start, len] of layer.zeros.get(i) ?? []) markBlocks(source, isZero, start - offset, len, blockSize, k, 1);
+    });
+    const missing = source.indexOf(-1);
+    if (missing >= 0) {
+      throw new VolumeBackupError('CORRUPT', `no backup in the chain of ${record.id} holds the block at offset ${offset + missing * blockSize}: the metadata is incomplete`);
+    }
+    // Fetch each needed object once and copy the blocks it supplies.
+    const needed = new Set<number>();
+    source.forEach((k, b) => { if (!isZero[b]) needed.add(k); });
+    // One object at a time per chunk: the parallelism is across chunks.
+    for (const k of needed) {
+      const obj = layers[k].objects.get(i)!;
+      await fetchInto(repo, layers[k].record, obj, { chunk: shared, stored }, copyPlan(obj, k, source, isZero, offset, length, blockSize), options.signal);
+    }
+    for (let b = 0; b < nBlocks; b++) if (isZero[b]) view.fill(0, b * blockSize, Math.min((b + 1) * blockSize, length));
+    // Verify every block against the hash list of the backup being restored.
+    const { hashes } = await hashChunk(shared, length, blockSize);
+    const first = (offset / blockSize) * HASH_BYTES;
+    if (hashes.compare(hashList, first, first + hashes.length) !== 0) {
+      for (let b = 0; b < nBlocks; b++) {
+        if (hashes.compare(hashList, first + b * HASH_BYTES, first + (b + 1) * HASH_BYTES, b * HASH_BYTES, (b + 1) * HASH_BYTES) !== 0) {
+          const layer = layers[source[b]];
+          const objectName = isZero[b] ? '(zero map)' : layer.objects.get(i)!.name;
+          // Either the supplying object or the restored backup's hash list is wrong: name both.
+          const hashList = layer.record.id === record.id ? '' : ` (or the hash list of backup ${record.id} is)`;
+          throw new VolumeBackupError('CORRUPT', `block at offset ${offset + b * blockSize} does not match its SHA-256: backup ${layer.record.id}, object ${objectName} is corrupt${hashList}`, { backupId: layer.record.id, objectName, offset: offset + b * blockSize });
         }
       }
-      if (target) bytesWritten += await writeChunk(target, view, offset, isZero, blockSize);
-      progress.chunk(i, length);
     }
+    if (target) bytesWritten += await writeChunk(target, view, offset, isZero, blockSize);
+    progress.chunk(i, length);
   });
   progress.end();
   return { bytesWritten };
@@ -209,7 +212,14 @@ function copyPlan(obj: DataObject, layer: number, source: Int32Array, isZero: Ui
  * Read an object, check its digest, decrypt, decompress and copy its blocks into the chunk. Without
  * encryption the digest check and decompression run in a worker thread, straight into the chunk.
  */
-async function fetchInto(repo: Repository, record: BackupRecord, obj: DataObject, chunk: SharedArrayBuffer, copies: number[], signal?: AbortSignal): Promise<void> {
+async function fetchInto(
+  repo: Repository,
+  record: BackupRecord,
+  obj: DataObject,
+  slot: { chunk: SharedArrayBuffer; stored: SharedArrayBuffer },
+  copies: number[],
+  signal?: AbortSignal,
+): Promise<void> {
   let stored: Buffer;
   try {
     stored = await repo.readObject(obj.name, signal);
@@ -222,7 +232,7 @@ async function fetchInto(repo: Repository, record: BackupRecord, obj: DataObject
   const corrupt = () => new VolumeBackupError('CORRUPT', `object ${obj.name} of backup ${record.id} (offset ${obj.extents[0][0]}) is corrupt: its SHA-256 does not match the metadata`, { backupId: record.id, objectName: obj.name });
   if (stored.length !== obj.length) throw corrupt();
   const what = `object ${obj.name} of backup ${record.id}`;
-  const inWorker = obj.compression !== 'zstd' || syncZstd() !== null;
+  const inWorker = (obj.compression !== 'zstd' || syncZstd() !== null) && obj.length <= slot.stored.byteLength;
   let plain = stored;
   if (repo.codec.encrypted || !inWorker) {
     if (sha256(stored) !== obj.sha256) throw corrupt();
@@ -233,12 +243,17 @@ async function fetchInto(repo: Repository, record: BackupRecord, obj: DataObject
     }
   }
   if (inWorker) {
-    const r = await unpackObject({ stored: plain, sha256: plain === stored ? obj.sha256 : null, compression: obj.compression, rawLength: obj.rawLength, chunk, copies, what });
+    plain.copy(Buffer.from(slot.stored));
+    const r = await unpackObject({
+      stored: slot.stored, storedLength: plain.length, sha256: plain === stored ? obj.sha256 : null,
+      compression: obj.compression, rawLength: obj.rawLength, chunk: slot.chunk, copies, what,
+    });
     if (!r.digestOk) throw corrupt();
+    if (r.corrupt) throw new VolumeBackupError('CORRUPT', r.corrupt, { backupId: record.id, objectName: obj.name });
     return;
   }
   const raw = await decompress(plain, obj.compression, obj.rawLength, what);
-  const view = Buffer.from(chunk);
+  const view = Buffer.from(slot.chunk);
   for (let c = 0; c < copies.length; c += 3) raw.copy(view, copies[c + 1], copies[c], copies[c] + copies[c + 2]);
 }
 

@@ -13,6 +13,12 @@ export const DEFAULT_CHUNK_SIZE = 8 * 1024 * 1024;
 export const DEFAULT_BLOCK_SIZE = 32 * 1024;
 export const DEFAULT_COMPRESSION: Compression = 'zstd';
 export const MIN_BLOCK_SIZE = 4096;
+/**
+ * Chunks being read, processed by the workers or written at once, in a backup or a restore. Memory is
+ * bounded by this x the chunk size (x2 in a backup: the chunk and its compressed form), not by the
+ * volume. Two worker threads need two chunks, the third is being read or written.
+ */
+export const CHUNKS_IN_FLIGHT = Number(process.env.VOLUME_BACKUP_CHUNKS_IN_FLIGHT) || 3;
 export const MAX_CHUNK_SIZE = 256 * 1024 * 1024;
 
 export function checkSizes(chunkSize: number, blockSize: number): void {
