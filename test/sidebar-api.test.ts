@@ -6,6 +6,8 @@
  */
 import * as assert from 'assert';
 import { promises as fs } from 'fs';
+import * as http from 'http';
+import type { AddressInfo } from 'net';
 import * as path from 'path';
 import { initRepository } from '../lib/open';
 import { sha256File, tempDir } from './helpers/volumes';
@@ -21,6 +23,7 @@ describe('Backups sidebar endpoints (a started Node-RED)', function () {
   let fixture: SidebarFixture;
   let red: NodeRed;
   let configId: string;
+  let deniedEndpoint: http.Server;
   const replies: string[] = [];
 
   async function call(method: string, route: string, body?: unknown) {
@@ -35,13 +38,19 @@ describe('Backups sidebar endpoints (a started Node-RED)', function () {
     // An encrypted repository, to have a passphrase among the credentials the endpoints must not leak.
     const encryptedDir = path.join(dir, 'encrypted');
     await (await initRepository({ backend: 'posix', path: encryptedDir }, { encrypt: true, passphrase: SECRETS[2], kdf: { N: 2 ** 14, r: 8, p: 1 } })).close();
+    // An S3 endpoint that refuses every request at once: the error quotes the endpoint as configured.
+    deniedEndpoint = http.createServer((_req, res) => {
+      res.writeHead(403, { 'Content-Type': 'application/xml' }).end('<?xml version="1.0"?><Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>');
+    });
+    await new Promise<void>((resolve) => deniedEndpoint.listen(0, '127.0.0.1', resolve));
+    const s3Port = (deniedEndpoint.address() as AddressInfo).port;
     red = await NodeRed.start();
     const flow = sidebarFlow(fixture.repoDir);
     configId = flow.configId;
     await red.deploy(
       [
         ...flow.flows,
-        { id: 'c0ffee0000000001', type: 'volume-driver-config', name: 'Cloud', backend: 's3', bucket: 'backups', prefix: 'nodes', endpoint: `http://user:${SECRETS[3]}@127.0.0.1:9/` },
+        { id: 'c0ffee0000000001', type: 'volume-driver-config', name: 'Cloud', backend: 's3', bucket: 'backups', prefix: 'nodes', endpoint: `http://user:${SECRETS[3]}@127.0.0.1:${s3Port}/` },
         { id: 'c0ffee0000000002', type: 'volume-driver-config', name: 'Encrypted', backend: 'posix', path: encryptedDir },
       ],
       {
@@ -53,6 +62,7 @@ describe('Backups sidebar endpoints (a started Node-RED)', function () {
 
   after(async () => {
     await red?.stop();
+    deniedEndpoint?.close();
     await fs.rm(dir, { recursive: true, force: true });
   });
 
@@ -62,7 +72,7 @@ describe('Backups sidebar endpoints (a started Node-RED)', function () {
     const byName = Object.fromEntries(reply.body.configs.map((c: { name: string }) => [c.name, c]));
     assert.deepStrictEqual(Object.keys(byName).sort(), ['Cloud', 'Demo repository', 'Encrypted']);
     assert.deepStrictEqual(byName['Demo repository'], { id: configId, name: 'Demo repository', backend: 'posix', location: fixture.repoDir });
-    assert.strictEqual(byName.Cloud.location, 's3://backups/nodes at http://127.0.0.1:9');
+    assert.match(byName.Cloud.location, /^s3:\/\/backups\/nodes at http:\/\/127\.0\.0\.1:\d+$/);
   });
 
   it('shows each volume as chains, newest first, with status, sizes, snapshot ids, host and failures', async () => {
@@ -204,7 +214,9 @@ describe('Backups sidebar endpoints (a started Node-RED)', function () {
 
   it('never returns a secret in any reply', async () => {
     await call('GET', `${API}/configs/c0ffee0000000002/backups`); // encrypted: opened with the passphrase
-    await call('GET', `${API}/configs/c0ffee0000000001/backups`); // s3 endpoint that is not there
+    const denied = await call('GET', `${API}/configs/c0ffee0000000001/backups`); // s3 endpoint that says no
+    assert.strictEqual(denied.status, 502, denied.text);
+    assert.match(denied.body.error, /http:\/\/user:\*\*\*@127\.0\.0\.1|http:\/\/\*\*\*@127\.0\.0\.1/, 'the endpoint is quoted without its password');
     await call('GET', `${API}/operations`);
     assert.ok(replies.length > 20);
     for (const text of replies) for (const secret of SECRETS) assert.ok(!text.includes(secret), `a reply contains ${secret}: ${text.slice(0, 300)}`);
