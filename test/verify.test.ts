@@ -145,6 +145,14 @@ describe('verify', function () {
     assert.match(creating.message, /volume-backup cleanup --host gone-host.*reset-status/);
     assert.ok(result.notes.some((n) => n.backupId === live.id && /being created by host busy-host/.test(n.message)));
     assert.ok(!result.problems.some((p) => p.kind === 'orphaned-objects'), 'the stuck backup\'s objects have a record');
+
+    // The stuck backup's volume lease, expired long ago, is only a note.
+    const lease = { host: 'gone-host', pid: 999999, operation: 'backup', backupId: null, token: 't', acquiredAt: past, expiresAt: past };
+    await fs.mkdir(path.join(repoDir, 'locks'), { recursive: true });
+    await fs.writeFile(path.join(repoDir, 'locks', `${other.volumeId}.json`), JSON.stringify(lease));
+    const again = await verifyRepository(repo);
+    assert.equal(again.problems.length, result.problems.length);
+    assert.ok(again.notes.some((n) => /the lease of volume vol-b \(host gone-host, pid 999999, backup\) expired/.test(n.message)), JSON.stringify(again.notes));
   });
 
   it('notes what a failed backup left without failing, and --backup checks only that backup and its chain', async () => {

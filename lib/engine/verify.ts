@@ -12,7 +12,7 @@
 import { VolumeBackupError, errorMessage, throwIfAborted } from '../errors';
 import { chainOf } from '../repository/catalog';
 import { loadHashList, loadMetadata } from '../repository/backup-objects';
-import { DEFAULT_LEASE_TTL_MS } from '../repository/locks';
+import { DEFAULT_LEASE_TTL_MS, listVolumeLeases } from '../repository/locks';
 import { checkBackupId } from '../repository/names';
 import type { BackupRecord } from '../repository/records';
 import { Repository, mapLimit } from '../repository/repository';
@@ -126,7 +126,10 @@ export async function verifyRepository(repo: Repository, options: VerifyOptions 
       findings.add({ kind: 'unreadable', message: `backup ${record.id} could not be checked: ${errorMessage(err)}`, backupIds: [record.id] });
     }
   });
-  if (objects) await findOrphans(repo, objects, findings);
+  if (objects) {
+    await findOrphans(repo, objects, findings);
+    await noteStaleLeases(repo, findings, now());
+  }
 
   const problems = findings.problems;
   return {
@@ -313,5 +316,18 @@ async function findOrphans(repo: Repository, objects: ObjectEntry[], findings: F
       backupIds: [],
       objectName: prefix,
     });
+  }
+}
+
+/** A lease left by a process that stopped is harmless (the next backup takes it over), but worth a note. */
+async function noteStaleLeases(repo: Repository, findings: Findings, now: Date): Promise<void> {
+  for (const { volumeId, holder } of await listVolumeLeases(repo)) {
+    if (!holder) {
+      findings.notes.push({ message: `the lease of volume ${volumeId} is unreadable; the next backup of the volume replaces it` });
+    } else if (Date.parse(holder.expiresAt) < now.getTime()) {
+      findings.notes.push({
+        message: `the lease of volume ${volumeId} (host ${holder.host}, pid ${holder.pid}, ${holder.operation}) expired at ${holder.expiresAt}: that process stopped; the next backup takes the lease over, or "volume-backup cleanup --host ${holder.host}" on that host releases it`,
+      });
+    }
   }
 }
