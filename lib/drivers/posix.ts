@@ -96,7 +96,10 @@ export class PosixDriver implements Driver {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new ObjectNotFoundError(container, name);
       throw err;
     }
-    return { data, etag: etagOf(data) };
+    // The etag is a digest of the whole object: computed only when asked for (records and locks ask;
+    // a restore reading hundreds of MiB of data objects does not, and checks its own digests).
+    let etag: string | undefined;
+    return { data, get etag() { return (etag ??= etagOf(data)); } };
   }
 
   /** Write to a fsynced temporary file beside the target; the caller decides how it is published. */
