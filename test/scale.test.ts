@@ -240,7 +240,8 @@ describe('scale-out: CLI workers of several hosts on one repository', function (
           const busy = await cli(['create', '--host', 'host-b', '--volume', versions[1][0], '--volume-id', 'vol-shared']);
           assert.equal(busy.code, 1);
           assert.match(busy.stderr, new RegExp(`volume vol-shared is busy: host host-a \\(pid ${first.pid}\\) is running backup`));
-          waiting = startCli(['create', '--repo', backend.repo(), '--host', 'host-b', '--volume', versions[1][0], '--volume-id', 'vol-shared', '--lock-wait', '120', '--json', '--progress', 'none'], env);
+          // An incremental: it may only choose its parent once it holds the lease, i.e. the backup it waited for.
+          waiting = startCli(['create', '--repo', backend.repo(), '--host', 'host-b', '--volume', versions[1][0], '--volume-id', 'vol-shared', '--incremental', '--lock-wait', '120', '--json', '--progress', 'none'], env);
           await waiting.waitForLine((l) => /waiting for the volume: host host-a/.test(l));
         } finally {
           process.kill(first.pid, 'SIGCONT');
@@ -253,8 +254,9 @@ describe('scale-out: CLI workers of several hosts on one repository', function (
         const b = JSON.parse(waiter.stdout) as BackupRecord;
         assert.equal(a.status, 'available');
         assert.equal(b.status, 'available');
-        // The second began only after the first had finished.
+        // The second began only after the first had finished, and builds on it.
         assert.ok(Date.parse(b.createdAt) >= Date.parse(a.updatedAt), `${b.createdAt} vs ${a.updatedAt}`);
+        assert.equal(b.parentId, a.id);
       });
     });
   }

@@ -39,19 +39,20 @@ export async function createBackup(repo: Repository, options: CreateBackupOption
   if (!compression.success) throw new VolumeBackupError('INVALID_ARGUMENT', `unknown compression ${JSON.stringify(options.compression)}: use none, zlib or zstd`);
   const name = checkText('name', options.name, 255);
   const description = checkText('description', options.description, 4096);
+  checkCompressionLevel(compression.data, options.compressionLevel);
   throwIfAborted(options.signal);
 
   const source = await openSource(options.volume);
   try {
     const volumeId = checkVolumeId(options.volumeId ?? volumeIdForPath(options.sourcePath ?? options.volume));
-    const parentRecord = mode.data === 'full' ? null : await chooseParent(repo, volumeId, mode.data, options);
-    const chunkSize = parentRecord?.chunkSize ?? options.chunkSize ?? DEFAULT_CHUNK_SIZE;
-    const blockSize = parentRecord?.blockSize ?? options.blockSize ?? DEFAULT_BLOCK_SIZE;
-    checkSizes(chunkSize, blockSize);
-    if (parentRecord) checkCompatible(parentRecord, source, options);
-
     const lease = await acquireVolumeLease(repo, volumeId, { operation: 'backup', signal: options.signal, waitMs: options.lockWaitMs, onWait: options.onLockWait });
     try {
+      // The parent is chosen under the volume's lease: a backup that waited for another builds on that one.
+      const parentRecord = mode.data === 'full' ? null : await chooseParent(repo, volumeId, mode.data, options);
+      const chunkSize = parentRecord?.chunkSize ?? options.chunkSize ?? DEFAULT_CHUNK_SIZE;
+      const blockSize = parentRecord?.blockSize ?? options.blockSize ?? DEFAULT_BLOCK_SIZE;
+      checkSizes(chunkSize, blockSize);
+      if (parentRecord) checkCompatible(parentRecord, source, options);
       const parent = parentRecord ? await loadParent(repo, parentRecord, options.signal) : null;
       const createdAt = new Date();
       const id = newBackupId();
@@ -114,6 +115,17 @@ export async function createBackup(repo: Repository, options: CreateBackupOption
     }
   } finally {
     await source.handle.close();
+  }
+}
+
+/** The levels each algorithm takes (zstd's negative levels are its fast modes). */
+const LEVELS: Record<Compression, [number, number]> = { none: [-Infinity, Infinity], zlib: [0, 9], zstd: [-7, 22] };
+
+function checkCompressionLevel(compression: Compression, level: unknown): void {
+  if (level === undefined) return;
+  const [min, max] = LEVELS[compression];
+  if (typeof level !== 'number' || !Number.isInteger(level) || level < min || level > max) {
+    throw new VolumeBackupError('INVALID_ARGUMENT', `compression level ${JSON.stringify(level)?.slice(0, 40)} is invalid for ${compression}: use a whole number from ${min} to ${max}`);
   }
 }
 
