@@ -77,7 +77,7 @@ export async function deleteBackups(repo: Repository, records: readonly BackupRe
   await index.refresh();
   const blockers = new Map<string, string[]>();
   for (const id of marked) {
-    const users = index.dependents(id).filter((d) => !marked.has(d) && !alsoGoing.has(d));
+    const users = await stillNeeding(repo, volumeId, index.dependents(id).filter((d) => !marked.has(d) && !alsoGoing.has(d)));
     if (users.length) blockers.set(id, users);
   }
   // A marked backup whose marked child stays must stay too.
@@ -134,6 +134,24 @@ export async function deleteBackups(repo: Repository, records: readonly BackupRe
     });
   }
   return outcome;
+}
+
+/**
+ * The dependents that may still need their parent: all but those whose own deletion is committed
+ * (deleting, metadataSha256 cleared: they can only ever end deleted or `error`) or that are gone. So
+ * a crash that left a committed chain is finished in any order, not turned into `error` backups.
+ */
+async function stillNeeding(repo: Repository, volumeId: string, ids: string[]): Promise<string[]> {
+  const needing: string[] = [];
+  for (const id of ids) {
+    try {
+      const { record } = await repo.readRecord(id, volumeId);
+      if (!(record.status === 'deleting' && record.metadataSha256 === null)) needing.push(id);
+    } catch (err) {
+      if (!(err instanceof VolumeBackupError && err.code === 'NOT_FOUND')) needing.push(id); // unreadable: assume it needs it
+    }
+  }
+  return needing;
 }
 
 /** Undo a mark: available if its deletion was never committed, else error (objects may be gone). */
