@@ -60,5 +60,11 @@ export function throwIfAborted(signal: AbortSignal | undefined): void {
 }
 
 export function errorMessage(err: unknown): string {
+  // A zod failure's message is a JSON dump of every issue: say the first few in one line instead.
+  const issues = (err as { name?: string; issues?: { path: PropertyKey[]; message: string }[] } | null)?.issues;
+  if (err instanceof Error && err.name === 'ZodError' && Array.isArray(issues)) {
+    const shown = issues.slice(0, 3).map((i) => `${i.path.map(String).join('.') || 'value'}: ${i.message}`);
+    return shown.join('; ') + (issues.length > 3 ? `; and ${issues.length - 3} more` : '');
+  }
   return err instanceof Error ? err.message : String(err);
 }

@@ -121,7 +121,12 @@ export class Repository {
   }
 
   async createRecord(record: BackupRecord): Promise<VersionedRecord> {
-    const checked = parseRecord(record);
+    let checked: BackupRecord;
+    try {
+      checked = parseRecord(record);
+    } catch (err) {
+      throw invalid(`invalid backup record for ${String(record?.id).slice(0, 40)}: ${errorMessage(err)}`);
+    }
     const etag = await this.driver.putIfAbsent(this.container, this.recordName(checked.volumeId, checked.id), encodeRecord(checked));
     return { record: checked, etag };
   }
