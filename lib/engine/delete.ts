@@ -9,7 +9,7 @@ import { dependentsOf, descendantsOf } from '../repository/catalog';
 import { deleteBackups } from './delete-batch';
 import { checkBackupId } from '../repository/names';
 import type { BackupRecord } from '../repository/records';
-import type { ParentIndex } from '../repository/parent-index';
+import { ParentIndex } from '../repository/parent-index';
 import type { Repository } from '../repository/repository';
 import type { DeleteOptions, DeleteResult } from './types';
 
@@ -27,10 +27,12 @@ export async function deleteBackup(repo: Repository, options: DeleteOptions): Pr
     );
   }
   const victims = [...descendants, record];
+  // One index for the whole cascade: each check lists the records and reads only new ones.
+  const index = new ParentIndex(repo, record.volumeId, records);
   const result: DeleteResult = { deleted: [], bytesFreed: 0 };
   for (const victim of victims) {
     throwIfAborted(options.signal);
-    const freed = await deleteOne(repo, victim, new Set(victims.map((v) => v.id)));
+    const freed = await deleteOne(repo, victim, new Set(victims.map((v) => v.id)), index);
     result.deleted.push(victim);
     result.bytesFreed += freed;
     options.onDeleted?.(victim);
