@@ -34,6 +34,7 @@ const Settings = z.object({
   storageClass: optionalText,
   serverSideEncryption: z.enum(['AES256', 'aws:kms', 'aws:kms:dsse']).optional().catch(undefined),
   kmsKeyId: optionalText,
+  conditionalWrites: z.boolean().optional(),
   project: optionalText,
   container: optionalText,
   host: optionalText,
@@ -78,6 +79,8 @@ function driverSpecFrom(settings: z.infer<typeof Settings>, credentials: Credent
         storageClass: settings.storageClass,
         serverSideEncryption: settings.serverSideEncryption,
         kmsKeyId: settings.kmsKeyId,
+        // Configs saved before this setting existed keep the safe default.
+        conditionalWrites: settings.conditionalWrites ?? true,
         accessKeyId: nonEmpty(credentials.accessKeyId),
         secretAccessKey: nonEmpty(credentials.secretAccessKey),
         sessionToken: nonEmpty(credentials.sessionToken),

@@ -1,6 +1,7 @@
 /**
- * driver-config credentials on a real S3 server (s3rver behind the test layer): what the node's
- * credentials hold is what S3 receives, and no secret appears in a message, status or log line.
+ * driver-config on a real S3 server (s3rver behind the test layer): what the node's credentials hold
+ * is what S3 receives, and no secret appears in a message, status or log line; the S3 settings of
+ * the editor (conditional writes) reach the driver.
  */
 import * as assert from 'assert';
 import { S3TestServer, S3_TEST_CREDENTIALS, startS3Server } from '../servers/s3-server';
@@ -74,6 +75,7 @@ describe(`driver-config credentials (node-red ${nodeRedVersion()})`, function ()
       assert.ok(seen.length > 0);
       assert.ok(seen.every((h) => String(h.authorization).includes('Credential=S3RVER/')), 'every request is signed with the configured key id');
       assert.ok(seen.every((h) => h['x-amz-security-token'] === SESSION), 'every request carries the configured session token');
+      assert.ok(seen.some((h) => h['if-none-match'] === '*'), 'records are written with If-None-Match by default');
 
       const logged = helper.log().args.map((a: unknown[]) => JSON.stringify(a));
       const node = helper.getNode('n1') as TestNode;
@@ -90,6 +92,42 @@ describe(`driver-config credentials (node-red ${nodeRedVersion()})`, function ()
       assert.strictEqual(err.attempt, 2);
       assert.match(err.error?.message ?? '', /credentials for s3:\/\/node-credentials/);
       assert.ok(!JSON.stringify(err).includes(SECRET));
+    } finally {
+      await proxy.stop();
+    }
+  });
+
+  it('conditional writes off: the driver reads, compares and writes (no If-None-Match/If-Match), and the log warns of one writer only', async () => {
+    const seen: http.IncomingHttpHeaders[] = [];
+    const proxy = await startFaultProxy(server.endpoint, 's3', (request) => {
+      seen.push(request.headers);
+      return null;
+    });
+    try {
+      const flow = [
+        { id: 't1', type: 'tab' },
+        {
+          id: 'cfg', type: 'volume-driver-config', backend: 's3', bucket: 'node-single-writer', endpoint: proxy.endpoint, region: 'us-east-1',
+          forcePathStyle: true, checksums: 'when_required', conditionalWrites: false, chunkSize: '1 MiB', progress: false, maxConcurrent: 2,
+        },
+        { id: 'n1', z: 't1', x: 1, y: 1, type: 'volume-backup-create', repository: 'cfg', volume: 'volume', volumeType: 'msg', wires: [['out'], []] },
+        { id: 'out', z: 't1', x: 1, y: 1, type: 'helper' },
+        { id: 'catch', z: 't1', x: 1, y: 1, type: 'catch', scope: ['n1'], uncaught: false, wires: [['caught']] },
+        { id: 'caught', z: 't1', x: 1, y: 1, type: 'helper' },
+      ];
+      await helper.load(NODE_MODULES, flow, { cfg: { ...S3_TEST_CREDENTIALS } });
+      const out = new Collector(helper.getNode('out'));
+      const caught = new Collector(helper.getNode('caught'));
+      (helper.getNode('n1') as TestNode).receive({ volume: image });
+      const [result] = await Promise.race([out.waitFor(1), caught.waitFor(1).then((m) => assert.fail(m[0].error?.message))]);
+      assert.strictEqual((result.payload as { status: string }).status, 'available');
+
+      const cfg = helper.getNode('cfg') as TestNode & { getRepository(create: boolean): Promise<{ driver: { conditionalWrites?: boolean } }> };
+      assert.strictEqual((await cfg.getRepository(false)).driver.conditionalWrites, false);
+      assert.ok(seen.some((h) => h['content-length'] !== undefined), 'the backup went through the proxy');
+      assert.ok(seen.every((h) => h['if-none-match'] === undefined && h['if-match'] === undefined), 'no conditional request was sent');
+      const warnings = cfg.warn.args.filter((_, i) => (cfg.warn as unknown as { thisValues: unknown[] }).thisValues[i] === cfg).map((a) => String(a[0]));
+      assert.ok(warnings.some((w) => /conditional writes are off for s3:\/\/node-single-writer.*only one writer/.test(w)), JSON.stringify(warnings));
     } finally {
       await proxy.stop();
     }
