@@ -117,6 +117,27 @@ describe(`Node-RED nodes (node-red ${nodeRedVersion()})`, function () {
     assert.deepStrictEqual(stored.map((r) => [r.id, r.status]), [[record.id, 'available']]);
   });
 
+  it('driver-config with progress off: no message on output 2 of backup or restore, the status still shows the percentage', async () => {
+    const t = await load(
+      [
+        backupNode('n1', { wires: [['restore'], ['progress']] }),
+        { id: 'restore', type: 'volume-restore', action: 'restore', actionType: 'action', backupId: 'payload.id', backupIdType: 'msg', target: 'target', targetType: 'msg', wires: [['out'], ['progress']] },
+      ],
+      { progress: false },
+    );
+    const target = path.join(work, 'restored-quietly.img');
+    t.node('n1').receive({ volume: image, target });
+    const [restored] = await Promise.race([t.out.waitFor(1), t.caught.waitFor(1).then((m) => assert.fail(m[0].error?.message))]);
+    assert.strictEqual((restored.payload as RestoreResult).size, IMAGE_SIZE);
+    assert.strictEqual(await sha256File(target), imageHash);
+    await t.completed.waitFor(2); // both nodes have finished: nothing more can come out
+    assert.deepStrictEqual(t.progress.messages, []);
+    for (const id of ['n1', 'restore']) {
+      const statuses = statusTexts(t.node(id));
+      assert.ok(statuses.some((s) => s.fill === 'blue' && /%$/.test(s.text ?? '')), `${id} still showed a percent status: ${JSON.stringify(statuses)}`);
+    }
+  });
+
   it('restore: restores the backup byte for byte, verifies it, lists it; the newest backup of msg.volumeId is the default', async () => {
     const t = await load([
       backupNode('n1', { wires: [['restore'], ['progress']] }),
