@@ -22,6 +22,9 @@ import type { RestoreOptions, RestoreResult } from './types';
 import { Target, openTarget, writeFully } from './volume';
 
 
+/** Bytes restored between background write-backs of the target. */
+const FLUSH_BYTES = 64 * 1024 * 1024;
+
 /** What one backup of the chain contributes, indexed by chunk. */
 interface Layer {
   record: BackupRecord;
@@ -132,6 +135,16 @@ async function applyChain(
     chunk: new SharedArrayBuffer(chunkSize),
     stored: new SharedArrayBuffer(compressBound(chunkSize)),
   }));
+  // Start writing back to the disk while later chunks are still being rebuilt, so the final fsync does
+  // not wait for the whole volume: one datasync in the background after every FLUSH_BYTES written.
+  let unflushed = 0;
+  let flushing: Promise<void> | null = null;
+  let flushError: unknown = null;
+  const flushInBackground = (): void => {
+    if (!target || flushing || unflushed < FLUSH_BYTES) return;
+    unflushed = 0;
+    flushing = target.handle.datasync().catch((err) => { flushError ??= err; }).finally(() => { flushing = null; });
+  };
   await forEachChunk(slots, chunks, async ({ chunk: shared, stored }, i) => {
     throwIfAborted(options.signal);
     const offset = i * chunkSize;
@@ -172,9 +185,16 @@ async function applyChain(
         }
       }
     }
-    if (target) bytesWritten += await writeChunk(target, view, offset, isZero, blockSize);
+    if (target) {
+      const written = await writeChunk(target, view, offset, isZero, blockSize);
+      bytesWritten += written;
+      unflushed += written;
+      flushInBackground();
+    }
     progress.chunk(i, length);
   });
+  await flushing;
+  if (flushError) throw flushError;
   progress.end();
   return { bytesWritten };
 }
