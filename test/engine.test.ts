@@ -3,7 +3,7 @@
  * what incrementals store, corruption and missing objects, refused deletes, cancel, bad input.
  */
 import { strict as assert } from 'assert';
-import { promises as fs } from 'fs';
+import { promises as fs, readFileSync, rmSync, writeFileSync } from 'fs';
 import * as path from 'path';
 import {
   BackupRecord, Repository, VolumeBackupError, createBackup, deleteBackup, exportRecord, importRecord, listBackups,
@@ -294,6 +294,33 @@ describe('engine (posix repository)', function () {
     await fs.writeFile(small, 'keep me');
     await expectError(restoreBackup(repo, { backupId: rec.id, target: small }), 'INVALID_ARGUMENT', /larger target/);
     assert.equal(await fs.readFile(small, 'utf8'), 'keep me');
+  });
+
+  it('a verify whose chain is deleted meanwhile says so instead of reporting damage', async () => {
+    const img = path.join(dir, 'disk.img');
+    await makeImage(img, 4 * MiB, 97);
+    const full = await createBackup(repo, { volume: img, volumeId: 'v', ...SMALL });
+    await scatterWrites(img, 0.05, 98);
+    const incr = await createBackup(repo, { volume: img, volumeId: 'v', mode: 'incremental' });
+    const objectFiles = (await listFiles(repoDir)).filter((n) => n.includes(`backup_${full.id}-`));
+    let pruned = false;
+    const err = await expectError(
+      restoreBackup(repo, {
+        backupId: incr.id,
+        verifyOnly: true,
+        onProgress: (e) => {
+          if (e.type !== 'start' || pruned) return;
+          pruned = true;
+          // What a concurrent prune (another process) does: mark the full backup deleting, remove its objects.
+          const recordFile = path.join(repoDir, `records/v/${full.id}.json`);
+          writeFileSync(recordFile, JSON.stringify({ ...JSON.parse(readFileSync(recordFile, 'utf8')), status: 'deleting' }));
+          for (const f of objectFiles) rmSync(path.join(repoDir, f));
+        },
+      }),
+      'CONFLICT',
+      new RegExp(`${full.id} of its chain is being deleted`),
+    );
+    assert.ok(pruned && err);
   });
 
   it('export and import adopt a backup copied into another repository', async () => {

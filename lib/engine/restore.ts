@@ -99,7 +99,13 @@ export async function restoreBackup(repo: Repository, options: RestoreOptions): 
       durationMs: Date.now() - started,
     };
   } catch (err) {
-    const failure = options.signal?.aborted && !(err instanceof VolumeBackupError && err.code === 'CANCELLED') ? cancelled(options.signal.reason) : err;
+    let failure = options.signal?.aborted && !(err instanceof VolumeBackupError && err.code === 'CANCELLED') ? cancelled(options.signal.reason) : err;
+    // A verify-only run does not mark the backup, so a prune may delete its chain meanwhile: say so
+    // rather than report the vanished objects as damage.
+    if (verifyOnly && err instanceof VolumeBackupError && (err.code === 'OBJECT_MISSING' || err.code === 'CORRUPT')) {
+      const gone = await chainBeingDeleted(repo, record);
+      if (gone) failure = new VolumeBackupError('CONFLICT', `backup ${backupId} could not be verified: ${gone}`, { backupId });
+    }
     // A half-restored file we created must not look like a good copy.
     if (target?.created) await fs.rm(target.path, { force: true }).catch(() => undefined);
     throw failure;
@@ -297,4 +303,17 @@ async function writeChunk(target: Target, view: Buffer, offset: number, isZero: 
     }
   }
   return written;
+}
+
+/** Why the chain of `record` is going away (a backup of it deleted or being deleted), or null. */
+async function chainBeingDeleted(repo: Repository, record: BackupRecord): Promise<string | null> {
+  const records = await repo.listRecords(record.volumeId).catch(() => null);
+  if (!records) return null;
+  const byId = new Map(records.map((r) => [r.id, r]));
+  for (let id: string | null = record.id; id; id = byId.get(id)?.parentId ?? null) {
+    const link = byId.get(id);
+    if (!link) return `backup ${id} of its chain was deleted while it was read`;
+    if (link.status === 'deleting') return `backup ${id} of its chain is being deleted`;
+  }
+  return null;
 }

@@ -47,5 +47,14 @@ export async function importRecord(repo: Repository, text: string): Promise<Back
   }
   const now = new Date().toISOString();
   const adopted: BackupRecord = { ...record, host: repo.host, updatedAt: now, leaseExpiresAt: null };
-  return (await repo.createRecord(adopted)).record;
+  const created = (await repo.createRecord(adopted)).record;
+  // Set-then-check against prune: with our record in place, the parent must still be there.
+  if (record.parentId) {
+    const parent = (await repo.listRecords(record.volumeId)).find((r) => r.id === record.parentId);
+    if (!parent || (parent.status !== 'available' && parent.status !== 'restoring')) {
+      await repo.deleteRecord(created);
+      throw new VolumeBackupError('CONFLICT', `cannot import backup ${record.id}: its parent ${record.parentId} was ${parent ? parent.status : 'deleted'} meanwhile`);
+    }
+  }
+  return created;
 }
