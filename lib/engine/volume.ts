@@ -37,7 +37,7 @@ export async function openSource(volumePath: string): Promise<Volume> {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') throw new VolumeBackupError('NOT_FOUND', `volume ${abs} does not exist: check the path`);
     if (code === 'EACCES') throw new VolumeBackupError('INVALID_ARGUMENT', `volume ${abs} is not readable: check its permissions`);
-    throw err;
+    throw new VolumeBackupError('INVALID_ARGUMENT', `cannot read volume ${shortPath(abs)}: ${code ?? errorMessage(err)}`);
   }
   if (!st.isFile() && !st.isBlockDevice()) throw invalid(`volume ${abs} is not a regular file or a block device`);
   const size = st.isBlockDevice() ? await blockDeviceSize(st.rdev, abs) : st.size;
@@ -75,7 +75,7 @@ export async function openTarget(targetPath: string, size: number): Promise<Targ
   const abs = path.resolve(targetPath);
   const st = await fs.stat(abs).catch((err: NodeJS.ErrnoException) => {
     if (err.code === 'ENOENT') return null;
-    throw err;
+    throw new VolumeBackupError('INVALID_ARGUMENT', `cannot use restore target ${shortPath(abs)}: ${err.code ?? errorMessage(err)}`);
   });
   if (!st) {
     let handle;
@@ -101,4 +101,9 @@ export async function writeFully(target: Target, data: Buffer, position: number)
     const { bytesWritten } = await target.handle.write(data, done, data.length - done, position + done);
     done += bytesWritten;
   }
+}
+
+/** A path for a message: hostile input can be 100 000 characters long. */
+function shortPath(p: string): string {
+  return p.length <= 300 ? p : `${p.slice(0, 200)}…${p.slice(-60)} (${p.length} characters)`;
 }
