@@ -20,6 +20,8 @@ export interface ObjectOptions {
   signal?: AbortSignal;
   /** The driver's getExtraMetadata() value, passed to every reader and writer as in Cinder. */
   extraMetadata?: Record<string, string> | null;
+  /** writeObject: the hex SHA-256 of the data when the caller already computed it (a driver may use it instead of hashing again). */
+  sha256?: string;
 }
 
 export interface PrefixParts {

@@ -9,7 +9,7 @@ import { promises as fs } from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { ObjectNotFoundError, PreconditionFailedError, invalid } from '../errors';
-import { Driver, ObjectEntry, PrefixParts, StoredObject, cinderObjectNamePrefix } from './driver';
+import { Driver, ObjectEntry, ObjectOptions, PrefixParts, StoredObject, cinderObjectNamePrefix } from './driver';
 
 const FILE_MODE = 0o660;
 const DIR_MODE = 0o770;
@@ -126,7 +126,7 @@ export class PosixDriver implements Driver {
     await handle.close();
   }
 
-  async writeObject(container: string, name: string, data: Buffer): Promise<string> {
+  async writeObject(container: string, name: string, data: Buffer, options?: ObjectOptions): Promise<string> {
     const file = this.resolve(container, name);
     const tmp = await this.writeTemp(file, data);
     try {
@@ -136,7 +136,8 @@ export class PosixDriver implements Driver {
       throw err;
     }
     await this.syncDir(path.dirname(file));
-    return etagOf(data);
+    // The etag is the digest's prefix: reuse the caller's digest of these bytes (a backup has one).
+    return options?.sha256 ? options.sha256.slice(0, 32) : etagOf(data);
   }
 
   async deleteObject(container: string, name: string): Promise<void> {

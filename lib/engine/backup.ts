@@ -235,7 +235,7 @@ async function writeBackupObjects(
       const stored = repo.codec.seal(packed, name);
       const digest = r.sha256 !== null && r.compression !== null && stored === packed ? r.sha256 : sha256(stored);
       throwIfAborted(options.signal);
-      await repo.writeObject(name, stored, options.signal);
+      await repo.writeObject(name, stored, options.signal, digest);
       objects.push({ name, chunk: i, extents, compression: applied, rawLength: r.rawLength, length: stored.length, sha256: digest });
       storedBytes += stored.length;
     }

@@ -183,8 +183,9 @@ export class Repository {
   // ---- objects ---------------------------------------------------------------------------------
 
   /** Write a data, metadata or hash-list object; `stored` is exactly what lands in the store. */
-  async writeObject(name: string, stored: Buffer, signal?: AbortSignal): Promise<void> {
-    await this.driver.writeObject(this.container, name, stored, { signal, extraMetadata: this.driver.getExtraMetadata() });
+  /** `sha256`: the stored bytes' hex digest when the caller has it (drivers may skip hashing them again). */
+  async writeObject(name: string, stored: Buffer, signal?: AbortSignal, sha256?: string): Promise<void> {
+    await this.driver.writeObject(this.container, name, stored, { signal, extraMetadata: this.driver.getExtraMetadata(), sha256 });
   }
 
   async readObject(name: string, signal?: AbortSignal): Promise<Buffer> {
