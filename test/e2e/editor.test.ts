@@ -1,6 +1,7 @@
 /**
  * The editor in a real browser (Debian's chromium driven by playwright-core): the six nodes in the
- * palette under "backup", every edit dialog, a driver-config made from a node's dialog, a deploy.
+ * palette under "backup", every edit dialog, a driver-config made from a node's dialog, a deploy, and
+ * the first example flow after a backup ran (green status, record in the debug sidebar).
  * Screenshots go to test-output/screenshots/ (docs/screenshots/ with UPDATE_SCREENSHOTS=1).
  */
 import * as assert from 'assert';
@@ -23,6 +24,7 @@ const PALETTE = [
 describe('the editor in a browser', function () {
   this.timeout(120_000);
   let work: string;
+  let volume: string;
   let red: NodeRedProcess;
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
   let context: any;
@@ -35,7 +37,9 @@ describe('the editor in a browser', function () {
       this.skip();
     }
     work = await tempDir('editor');
-    red = new NodeRedProcess(path.join(work, 'user-dir'), { VOLUME_BACKUP_REPO: path.join(work, 'repository') });
+    volume = path.join(work, 'demo-volume.img');
+    nodeRedEnv.makeDemoImage(volume, 32 * 1024 * 1024);
+    red = new NodeRedProcess(path.join(work, 'user-dir'), { VOLUME_BACKUP_REPO: path.join(work, 'repository'), VOLUME_BACKUP_VOLUME: volume });
     await red.start();
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     const { chromium } = require('playwright-core');
@@ -71,7 +75,8 @@ describe('the editor in a browser', function () {
       return { category: def.category, paletteLabel: def.paletteLabel };
     });
     assert.deepStrictEqual(config, { category: 'config', paletteLabel: 'driver-config' });
-    await page.locator('#red-ui-palette-container').screenshot({ path: path.join(SCREENSHOTS, 'palette.png') });
+    // Just the "backup" category (the palette starts with common and function): the screenshot scrolls to it.
+    await page.locator(`.red-ui-palette-category[id$='backup']`).screenshot({ path: path.join(SCREENSHOTS, 'palette.png') });
   });
 
   it('opens every edit dialog, makes a driver-config from it, and deploys', async () => {
@@ -129,7 +134,7 @@ describe('the editor in a browser', function () {
       if (flows.some((n) => n.type === 'volume-driver-config')) break;
       await page.waitForTimeout(200);
     }
-    await page.screenshot({ path: path.join(SCREENSHOTS, 'deployed.png') });
+    await deployFinished();
     const config = flows.find((n) => n.type === 'volume-driver-config') as { id: string; path: string } | undefined;
     assert.ok(config, 'the driver-config was deployed');
     assert.strictEqual(config.path, path.join(work, 'repository'));
@@ -140,4 +145,46 @@ describe('the editor in a browser', function () {
     }
     assert.ok(!/\[error\]/.test(red.log()), red.log().slice(-2000));
   });
+
+  it('shows the first example after a backup: inject → full backup (green size and time) → debug, the record in the sidebar', async () => {
+    const flows = nodeRedEnv.exampleTabs(['01-']);
+    const tab = flows.find((n) => n.type === 'tab') as { id: string };
+    await nodeRedEnv.deployFlows(red.port, flows);
+    await page.reload();
+    await page.waitForSelector(`.red-ui-palette-node[data-palette-type='volume-backup-create']`, { timeout: 60_000 });
+    await page.evaluate((id: string) => {
+      const RED = (globalThis as unknown as { RED: any }).RED; // eslint-disable-line @typescript-eslint/no-explicit-any
+      RED.workspaces.show(id);
+      RED.sidebar.show('debug');
+    }, tab.id);
+    await page.waitForSelector(`#red-ui-tab-${tab.id}.active`);
+
+    const res = await red.request('POST', '/inject/vb-ex1-now');
+    assert.strictEqual(res.status, 200, res.text);
+    const status = page.locator(`[id='vb-ex1-full'] .red-ui-flow-node-status-label`);
+    const deadline = Date.now() + 60_000;
+    while (!/^32 MiB [\d.]+ (ms|s)$/.test((await status.textContent().catch(() => '')) ?? '') && Date.now() < deadline) await page.waitForTimeout(200);
+    assert.match((await status.textContent()) ?? '', /^32 MiB [\d.]+ (ms|s)$/, 'the full backup node shows its size and time');
+    await page.waitForSelector('.red-ui-debug-msg', { timeout: 10_000 });
+    const debugText = await page.locator('.red-ui-debug-msg').first().textContent();
+    assert.match(debugText ?? '', /backup record/);
+    await deployFinished();
+    await page.mouse.move(0, 0); // no hover highlight
+
+    // The flow (its nodes lie within x < 720, y < 300 of the workspace) and the debug sidebar beside it.
+    const tabs = await page.locator('#red-ui-workspace-tabs').boundingBox();
+    const sidebar = await page.locator('#red-ui-sidebar').boundingBox();
+    assert.ok(tabs && sidebar);
+    await page.screenshot({
+      path: path.join(SCREENSHOTS, 'deployed.png'),
+      clip: { x: tabs.x, y: tabs.y, width: sidebar.x + sidebar.width - tabs.x, height: 360 },
+    });
+  });
+
+  /** The deploy is over in the editor: nothing left to deploy, no spinner, no notification over the flow. */
+  async function deployFinished(): Promise<void> {
+    await page.waitForFunction(() => !(globalThis as unknown as { RED: { nodes: { dirty(): boolean } } }).RED.nodes.dirty(), undefined, { timeout: 20_000 });
+    await page.waitForSelector('.red-ui-deploy-button-spinner', { state: 'hidden', timeout: 20_000 });
+    await page.waitForSelector('.red-ui-notification', { state: 'detached', timeout: 20_000 });
+  }
 });
