@@ -17,7 +17,9 @@ export interface ConfigView {
   location: string;
 }
 
-const text = (v: unknown): string => (typeof v === 'string' ? v.trim() : '');
+/** A setting as the deployed node sees it: "${NAME}" is replaced by the environment variable, as Node-RED does. */
+const text = (v: unknown): string =>
+  typeof v === 'string' ? v.trim().replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g, (whole, name: string) => process.env[name] ?? whole) : '';
 
 /** An endpoint URL as it may be shown: no user, password, query or fragment. */
 function safeEndpoint(endpoint: string): string {

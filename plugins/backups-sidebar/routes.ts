@@ -10,6 +10,7 @@
  *   POST /volume-backup/sidebar/operations/:operationId/cancel
  */
 import { promises as fs } from 'fs';
+import * as os from 'os';
 import * as path from 'path';
 import { VolumeBackupError, errorMessage, invalid } from '../../lib/errors';
 import { findConfig, listConfigs } from './configs';
@@ -81,7 +82,8 @@ export function registerRoutes(RED: PluginAPI): void {
   RED.httpAdmin.get(
     `${ROUTE_PREFIX}/configs`,
     read,
-    handle(async (_req, res) => res.json({ configs: listConfigs(RED) })),
+    // The restore dialog suggests a file in VOLUME_BACKUP_RESTORE_DIR (as the examples use it), or the temp directory.
+    handle(async (_req, res) => res.json({ configs: listConfigs(RED), restoreDir: process.env.VOLUME_BACKUP_RESTORE_DIR || os.tmpdir() })),
   );
 
   RED.httpAdmin.get(
@@ -96,6 +98,7 @@ export function registerRoutes(RED: PluginAPI): void {
       const records = await repo.listRecords(volumeId, (name, reason) => problems.push(`${name} is not a valid record: ${reason}`));
       res.json({
         config: view,
+        location: repo.location,
         encrypted: repo.encrypted,
         volumes: volumesOf(records, new Date()),
         problems,

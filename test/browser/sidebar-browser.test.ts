@@ -1,8 +1,9 @@
 /**
  * The Backups sidebar in a real editor: Debian's chromium driven by playwright-core against a started
  * Node-RED. The tab shows the fixture repository's chains; a restore and a verify started from it
- * complete and their results appear; a refused delete shows the engine's reason. Screenshots go to
- * docs/screenshots/sidebar-*.png.
+ * complete and their results appear; a refused delete shows the engine's reason; a prune preview lists
+ * what the policy would delete. Screenshots: test-output/screenshots/sidebar-*.png (docs/screenshots/
+ * with UPDATE_SCREENSHOTS=1).
  */
 import * as assert from 'assert';
 import { existsSync, promises as fs } from 'fs';
@@ -15,7 +16,8 @@ import { SidebarFixture, makeSidebarRepository, sidebarFlow } from './sidebar-re
 
 const CHROMIUM = '/usr/bin/chromium';
 const FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
-const SCREENSHOTS = path.join(PACKAGE_ROOT, 'docs', 'screenshots');
+// UPDATE_SCREENSHOTS=1 refreshes the committed ones (docs/screenshots); otherwise they go to the git-ignored test-output/.
+const SCREENSHOTS = path.join(PACKAGE_ROOT, ...(process.env.UPDATE_SCREENSHOTS ? ['docs', 'screenshots'] : ['test-output', 'screenshots']));
 
 describe('Backups sidebar in the editor (chromium)', function () {
   this.timeout(90_000);
@@ -118,6 +120,20 @@ describe('Backups sidebar in the editor (chromium)', function () {
     await page.locator('.red-ui-notification', { has: page.locator('.vb-dialog') }).screenshot({ path: path.join(SCREENSHOTS, 'sidebar-delete-refused.png') });
     await page.click('#vb-dialog-cancel');
     assert.strictEqual(await row('dbFull1').count(), 1, 'the backup is still listed');
+  });
+
+  it('previews a prune: the policy\'s deletions are listed, nothing is deleted, pruning needs the preview', async () => {
+    await page.locator('.vb-volume[data-volume-id="db-disk"] .vb-action-prune').click();
+    await page.fill('#vb-prune-keepLast', '1');
+    await page.click('#vb-confirm-prune');
+    await page.waitForFunction(`/preview this policy first/.test(document.querySelector('.vb-dialog .vb-dialog-error')?.textContent ?? '')`, undefined, { timeout: 10_000 });
+    await page.click('#vb-prune-preview');
+    await page.locator('.vb-prune-deletes li').first().waitFor({ timeout: 15_000 });
+    const listed = await page.locator('.vb-prune-deletes li').evaluateAll((els: any[]) => els.map((el) => el.dataset.backupId).sort());
+    const b = fixture.backups;
+    assert.deepStrictEqual(listed, [b.dbFull1.id, b.dbIncr1a.id, b.dbIncr1b.id, b.dbFailed.id].sort());
+    await page.click('#vb-dialog-cancel');
+    assert.strictEqual(await page.locator('#volume-backups-sidebar .vb-backup').count(), 8, 'a preview deletes nothing');
     assert.deepStrictEqual(pageErrors, [], 'no script errors in the editor');
   });
 });
