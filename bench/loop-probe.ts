@@ -39,6 +39,8 @@ async function main(): Promise<void> {
   const repo = await openRepository(repoPath, { create: true });
   try {
     const reports: LoopReport[] = [];
+    // What the machine alone does to an idle event loop (other processes competing for the cores).
+    reports.push(await probe('idle baseline (2 s, nothing running in this process)', () => new Promise((r) => setTimeout(r, 2000))));
     let backupId = '';
     reports.push(await probe('backup (library, in-process)', async (onProgress) => {
       backupId = (await createBackup(repo, { volume: image, volumeId: 'loop-probe', onProgress })).id;
