@@ -44,6 +44,11 @@ export interface Driver {
   listEntries(container: string, prefix: string): Promise<ObjectEntry[]>;
   /** Read a whole object. Throws ObjectNotFoundError when it does not exist. */
   readObject(container: string, name: string, options?: ObjectOptions): Promise<StoredObject>;
+  /**
+   * Optional: read a whole object into `target` (memory the caller reuses: no allocation per object).
+   * Returns its length, or -1 when it is larger than `target` (use readObject). Throws like readObject.
+   */
+  readObjectInto?(container: string, name: string, target: Uint8Array, options?: ObjectOptions): Promise<number>;
   /** Write (or overwrite) a whole object; durable when the promise resolves. Returns the new etag. */
   writeObject(container: string, name: string, data: Buffer, options?: ObjectOptions): Promise<string>;
   /** Delete an object; deleting one that does not exist is not an error. */

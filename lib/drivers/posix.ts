@@ -102,6 +102,30 @@ export class PosixDriver implements Driver {
     return { data, get etag() { return (etag ??= etagOf(data)); } };
   }
 
+  async readObjectInto(container: string, name: string, target: Uint8Array): Promise<number> {
+    const file = this.resolve(container, name);
+    let handle: fs.FileHandle;
+    try {
+      handle = await fs.open(file, 'r');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new ObjectNotFoundError(container, name);
+      throw err;
+    }
+    try {
+      const { size } = await handle.stat();
+      if (size > target.length) return -1;
+      let done = 0;
+      while (done < size) {
+        const { bytesRead } = await handle.read(target, done, size - done, done);
+        if (bytesRead === 0) break;
+        done += bytesRead;
+      }
+      return done;
+    } finally {
+      await handle.close();
+    }
+  }
+
   /** Write to a fsynced temporary file beside the target; the caller decides how it is published. */
   private async writeTemp(file: string, data: Buffer): Promise<string> {
     await makeDirs(path.dirname(file));

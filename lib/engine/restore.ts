@@ -246,8 +246,26 @@ async function fetchInto(
   copies: number[],
   signal?: AbortSignal,
 ): Promise<void> {
+  const what = `object ${obj.name} of backup ${record.id}`;
+  const corrupt = () => new VolumeBackupError('CORRUPT', `object ${obj.name} of backup ${record.id} (offset ${obj.extents[0][0]}) is corrupt: its SHA-256 does not match the metadata`, { backupId: record.id, objectName: obj.name });
+  const inWorker = (obj.compression !== 'zstd' || syncZstd() !== null) && obj.length <= slot.stored.byteLength;
+  const unpack = async (storedLength: number, digest: string | null): Promise<void> => {
+    const r = await unpackObject({
+      stored: slot.stored, storedLength, sha256: digest, compression: obj.compression, rawLength: obj.rawLength, chunk: slot.chunk, copies, what,
+    });
+    if (!r.digestOk) throw corrupt();
+    if (r.corrupt) throw new VolumeBackupError('CORRUPT', r.corrupt, { backupId: record.id, objectName: obj.name });
+  };
   let stored: Buffer;
   try {
+    // Unencrypted objects go from the store straight into the slot's shared buffer when the driver can.
+    if (inWorker && !repo.codec.encrypted) {
+      const n = await repo.readObjectInto(obj.name, new Uint8Array(slot.stored), signal);
+      if (n >= 0) {
+        if (n !== obj.length) throw corrupt();
+        return await unpack(n, obj.sha256);
+      }
+    }
     stored = await repo.readObject(obj.name, signal);
   } catch (err) {
     if (err instanceof ObjectNotFoundError) {
@@ -255,10 +273,7 @@ async function fetchInto(
     }
     throw err;
   }
-  const corrupt = () => new VolumeBackupError('CORRUPT', `object ${obj.name} of backup ${record.id} (offset ${obj.extents[0][0]}) is corrupt: its SHA-256 does not match the metadata`, { backupId: record.id, objectName: obj.name });
   if (stored.length !== obj.length) throw corrupt();
-  const what = `object ${obj.name} of backup ${record.id}`;
-  const inWorker = (obj.compression !== 'zstd' || syncZstd() !== null) && obj.length <= slot.stored.byteLength;
   let plain = stored;
   if (repo.codec.encrypted || !inWorker) {
     if (sha256(stored) !== obj.sha256) throw corrupt();
@@ -270,13 +285,7 @@ async function fetchInto(
   }
   if (inWorker) {
     plain.copy(Buffer.from(slot.stored));
-    const r = await unpackObject({
-      stored: slot.stored, storedLength: plain.length, sha256: plain === stored ? obj.sha256 : null,
-      compression: obj.compression, rawLength: obj.rawLength, chunk: slot.chunk, copies, what,
-    });
-    if (!r.digestOk) throw corrupt();
-    if (r.corrupt) throw new VolumeBackupError('CORRUPT', r.corrupt, { backupId: record.id, objectName: obj.name });
-    return;
+    return unpack(plain.length, plain === stored ? obj.sha256 : null);
   }
   const raw = await decompress(plain, obj.compression, obj.rawLength, what);
   const view = Buffer.from(slot.chunk);

@@ -192,6 +192,12 @@ export class Repository {
     return (await this.driver.readObject(this.container, name, { signal, extraMetadata: this.driver.getExtraMetadata() })).data;
   }
 
+  /** Read an object into `target` when the driver can (no allocation); -1 when it cannot or it does not fit. */
+  async readObjectInto(name: string, target: Uint8Array, signal?: AbortSignal): Promise<number> {
+    if (!this.driver.readObjectInto) return -1;
+    return this.driver.readObjectInto(this.container, name, target, { signal, extraMetadata: this.driver.getExtraMetadata() });
+  }
+
   async deleteObject(name: string): Promise<void> {
     await this.driver.deleteObject(this.container, name);
   }
