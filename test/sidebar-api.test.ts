@@ -124,6 +124,10 @@ describe('Backups sidebar endpoints (a started Node-RED)', function () {
       assert.ok(comms.messages.some((m: any) => m.id === id && m.progress && m.progress.bytesTotal > 0), 'progress went out');
       const polled = await call('GET', `${API}/operations/${id}`);
       assert.strictEqual(polled.body.operation.state, 'done');
+      const late = await call('POST', `${API}/operations/${id}/cancel`);
+      assert.strictEqual(late.status, 200, late.text);
+      assert.strictEqual(late.body.cancelled, false, 'a finished operation cannot be cancelled');
+      assert.strictEqual(late.body.operation.state, 'done');
     } finally {
       comms.close();
     }

@@ -48,21 +48,27 @@ describe('Backups sidebar in the editor (chromium)', function () {
     page = context.pages()[0] ?? (await context.newPage());
     page.on('pageerror', (err) => pageErrors.push(err.message));
     await page.goto(red.url);
-    await page.waitForSelector('#red-ui-tab-volume-backups', { timeout: 30_000, state: 'attached' });
-    // Make the sidebar wide enough to read a chain in the screenshots.
-    await page.evaluate(`(() => {
-      const sidebar = document.getElementById('red-ui-sidebar');
-      const workspace = document.getElementById('red-ui-workspace');
-      const separator = document.getElementById('red-ui-sidebar-separator');
-      if (sidebar && workspace && separator) {
-        sidebar.style.width = '460px';
-        workspace.style.right = '468px';
-        separator.style.right = '460px';
-      }
-    })()`);
-    // Tabs of plugins sit in the sidebar's tab menu (the caret), as a user finds them.
-    await page.click('#red-ui-sidebar .red-ui-tab-link-button-menu');
-    await page.click('#red-ui-tabs-menu-option-volume-backups');
+    // The tab as a user opens it: Node-RED 4 lists plugin tabs in the sidebar's tab menu (the caret);
+    // Node-RED 5 gives every sidebar tab a button in its tab bar.
+    const nodeRed5Button = 'button[data-tab-id="volume-backups"]';
+    await page.waitForSelector(`#red-ui-tab-volume-backups, ${nodeRed5Button}`, { timeout: 30_000, state: 'attached' });
+    if ((await page.locator(nodeRed5Button).count()) > 0) {
+      await page.click(nodeRed5Button);
+    } else {
+      // Wide enough to read a chain in the screenshots.
+      await page.evaluate(`(() => {
+        const sidebar = document.getElementById('red-ui-sidebar');
+        const workspace = document.getElementById('red-ui-workspace');
+        const separator = document.getElementById('red-ui-sidebar-separator');
+        if (sidebar && workspace && separator) {
+          sidebar.style.width = '460px';
+          workspace.style.right = '468px';
+          separator.style.right = '460px';
+        }
+      })()`);
+      await page.click('#red-ui-sidebar .red-ui-tab-link-button-menu');
+      await page.click('#red-ui-tabs-menu-option-volume-backups');
+    }
   });
 
   after(async () => {
@@ -85,7 +91,7 @@ describe('Backups sidebar in the editor (chromium)', function () {
     assert.strictEqual(await row('dbFailed').getAttribute('data-status'), 'error');
     assert.match(await row('dbIncr1a').locator('.vb-line2').textContent() ?? '', new RegExp(`snapshot ${fixture.backups.dbIncr1a.snapshotId}.*host backup-host-1`));
     await fs.mkdir(SCREENSHOTS, { recursive: true });
-    await page.locator('#red-ui-sidebar').screenshot({ path: path.join(SCREENSHOTS, 'sidebar-chains.png') });
+    await page.locator('#volume-backups-sidebar').screenshot({ path: path.join(SCREENSHOTS, 'sidebar-chains.png') });
   });
 
   it('restores a backup from the sidebar: confirmation, live progress, the result, the same bytes', async () => {
@@ -98,7 +104,7 @@ describe('Backups sidebar in the editor (chromium)', function () {
     await result.waitFor({ timeout: 30_000 });
     assert.match((await result.textContent()) ?? '', new RegExp(`restored 6 MiB to ${target}`));
     assert.strictEqual(await sha256File(target), fixture.hashes.dbIncr1b);
-    await page.locator('#red-ui-sidebar').screenshot({ path: path.join(SCREENSHOTS, 'sidebar-restore.png') });
+    await page.locator('#volume-backups-sidebar').screenshot({ path: path.join(SCREENSHOTS, 'sidebar-restore.png') });
   });
 
   it('verifies a backup from the sidebar and shows what was checked', async () => {

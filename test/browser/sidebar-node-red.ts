@@ -12,7 +12,8 @@ import WebSocket from 'ws';
 
 /** The package root, from test/browser/ or dist/test/browser/. */
 export const PACKAGE_ROOT = path.resolve(__dirname, '..', '..', ...(path.basename(path.resolve(__dirname, '..', '..')) === 'dist' ? ['..'] : []));
-const RED_JS = require.resolve('node-red/red.js', { paths: [PACKAGE_ROOT] });
+/** node-red's red.js: from NODE_RED_PATH (a node-red package directory, as scripts/test-node-red-5.sh sets it) or the devDependency. */
+const RED_JS = process.env.NODE_RED_PATH ? require.resolve(path.join(process.env.NODE_RED_PATH, 'red.js')) : require.resolve('node-red/red.js', { paths: [PACKAGE_ROOT] });
 
 export interface User {
   username: string;
@@ -66,6 +67,7 @@ export class NodeRed {
       : '';
     const file = path.join(userDir, 'settings.js');
     await fs.writeFile(file, `const USERS = ${JSON.stringify(options.users ?? [])};\nconst settings = ${JSON.stringify(settings, null, 2)};\n${auth}\nmodule.exports = settings;\n`);
+    // The Node-RED runs on the Node that runs the tests (scripts/test-node-red-5.sh: Node 22 for Node-RED 5).
     const child = spawn(process.execPath, [RED_JS, '-u', userDir, '-p', String(port), '-s', file], { stdio: ['ignore', 'pipe', 'pipe'] });
     const red = new NodeRed(`http://127.0.0.1:${port}`, userDir, child);
     await red.waitUntilUp();
