@@ -20,13 +20,16 @@ export async function openRepository(where: string | DriverSpec, options: OpenRe
   const spec = typeof where === 'string' ? parseRepositoryUrl(where) : where;
   const driver = createDriver(spec, { log: options.log });
   try {
-    return await openRepositoryIn(driver, {
+    const repo = await openRepositoryIn(driver, {
       container: options.container,
       host: options.host,
       create: options.create,
       newConfig: options.passphrase ? () => newConfig({ passphrase: options.passphrase }) : undefined,
       makeCodec: (config) => makeCodecFor(config, options.passphrase),
     });
+    // Someone who gives a passphrase expects encryption: say so when this repository has none.
+    if (options.passphrase && !repo.encrypted) options.log?.warn(`a passphrase was given, but the repository at ${repo.location} is not encrypted: its backups are stored unencrypted`);
+    return repo;
   } catch (err) {
     await driver.close?.();
     throw err;

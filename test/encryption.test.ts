@@ -298,6 +298,12 @@ describe('encryption', function () {
     // makeCodecFor with an unencrypted config is the identity, whatever passphrase.
     const plain = await makeCodecFor({ ...repo.config, encryption: null }, 'anything');
     assert.equal(plain.encrypted, false);
+    // A passphrase given for an unencrypted repository is not silently taken as "encrypted".
+    const plainDir = path.join(dir, 'plain');
+    await (await initRepository(plainDir)).close();
+    const r2 = await runCli(['list', '--repo', plainDir], { env: cliEnv({ VOLUME_BACKUP_PASSPHRASE: PASSPHRASE }) });
+    assert.equal(r2.code, 0, r2.stderr);
+    assert.match(r2.stderr, /warning: a passphrase was given, but the repository .* is not encrypted/);
   });
 });
 

@@ -65,6 +65,9 @@ export interface Driver {
   /** Replace an object only if its etag is still `etag`. Throws PreconditionFailedError otherwise. */
   replaceIfMatch(container: string, name: string, data: Buffer, etag: string): Promise<string>;
 
+  /** Remove temporary files that killed writers of this machine left (stores with atomic uploads need none). */
+  removeStaleTemporaries?(container: string): Promise<number>;
+
   /** Release sockets, timers and clients. */
   close?(): Promise<void>;
 }

@@ -16,6 +16,9 @@ const DIR_MODE = 0o770;
 /** A replace lock older than this was left by a process that died; nothing holds one for long. */
 const STALE_LOCK_MS = 30_000;
 const TMP_MARK = '.tmp-';
+/** Temporary files name their writer (pid and a tag of this machine's name), so leftovers of killed ones can be found. */
+const HOST_TAG = createHash('sha256').update(os.hostname()).digest('hex').slice(0, 8);
+const TMP_OWNER = /\.tmp-(\d+)@([0-9a-f]{8})-[0-9a-f]{12}$/;
 
 export interface PosixDriverOptions {
   /** Base directory; containers are directories below it ("" is the base itself). */
@@ -129,7 +132,7 @@ export class PosixDriver implements Driver {
   /** Write to a fsynced temporary file beside the target; the caller decides how it is published. */
   private async writeTemp(file: string, data: Buffer): Promise<string> {
     await makeDirs(path.dirname(file));
-    const tmp = `${file}${TMP_MARK}${process.pid}-${randomBytes(6).toString('hex')}`;
+    const tmp = `${file}${TMP_MARK}${process.pid}@${HOST_TAG}-${randomBytes(6).toString('hex')}`;
     const handle = await fs.open(tmp, 'wx', FILE_MODE);
     try {
       await handle.writeFile(data);
@@ -229,13 +232,8 @@ export class PosixDriver implements Driver {
       const st = await fs.stat(lock).catch(() => null);
       const deadOwner = st ? await deadHolderHere(lock) : null;
       if (deadOwner !== null) {
-        // Its holder was killed (issue 6: prune crash tests): break it now, and if what we moved away
-        // turns out to be a newer lock, put that one back (link fails if the name is taken again).
-        const broken = `${lock}.broken-${randomBytes(4).toString('hex')}`;
-        if (await fs.rename(lock, broken).then(() => true, () => false)) {
-          if ((await fs.readFile(broken, 'utf8').catch(() => '')) !== deadOwner) await fs.link(broken, lock).catch(() => undefined);
-          await fs.rm(broken, { force: true });
-        }
+        // Its holder was killed (issue 6: prune crash tests): break it now.
+        await breakDeadLock(lock, deadOwner);
         continue;
       }
       if (st && Date.now() - st.mtimeMs > STALE_LOCK_MS) {
@@ -247,6 +245,29 @@ export class PosixDriver implements Driver {
       if (attempt > 2000) throw new PreconditionFailedError(path.basename(lock), `timed out waiting for lock ${lock}`);
       await new Promise((r) => setTimeout(r, 5 + Math.random() * 20));
     }
+  }
+
+  /** Remove the temporary files and replace locks that killed processes of this machine left behind (start-up cleanup). */
+  async removeStaleTemporaries(container: string): Promise<number> {
+    let removed = 0;
+    const walk = async (dir: string): Promise<void> => {
+      for (const entry of await fs.readdir(dir, { withFileTypes: true }).catch(() => [])) {
+        const full = path.join(dir, entry.name);
+        if (entry.isDirectory()) await walk(full);
+        const owner = entry.isFile() ? TMP_OWNER.exec(entry.name) : null;
+        if (owner && owner[2] === HOST_TAG && processGone(Number(owner[1]))) {
+          await fs.rm(full, { force: true });
+          removed++;
+        }
+        const deadOwner = entry.isFile() && entry.name.endsWith('.lock') ? await deadHolderHere(full) : null;
+        if (deadOwner !== null) {
+          await breakDeadLock(full, deadOwner);
+          removed++;
+        }
+      }
+    };
+    await walk(this.resolve(container));
+    return removed;
   }
 
   generateObjectNamePrefix(parts: PrefixParts): string {
@@ -289,11 +310,26 @@ export function etagOf(data: Buffer): string {
 async function deadHolderHere(lock: string): Promise<string | null> {
   const owner = await fs.readFile(lock, 'utf8').catch(() => '');
   const [host, pid] = owner.split(' ');
-  if (host !== os.hostname() || !/^\d+$/.test(pid ?? '') || Number(pid) === process.pid) return null;
+  if (host !== os.hostname() || !/^\d+$/.test(pid ?? '')) return null;
+  return processGone(Number(pid)) ? owner : null;
+}
+
+/** Remove a lock whose holder is gone; if what was moved away turns out to be a newer lock, put it back (link fails if the name is taken again). */
+async function breakDeadLock(lock: string, deadOwner: string): Promise<void> {
+  const broken = `${lock}.broken-${randomBytes(4).toString('hex')}`;
+  if (await fs.rename(lock, broken).then(() => true, () => false)) {
+    if ((await fs.readFile(broken, 'utf8').catch(() => '')) !== deadOwner) await fs.link(broken, lock).catch(() => undefined);
+    await fs.rm(broken, { force: true });
+  }
+}
+
+/** True when no process of this machine has this pid (and it is not us). */
+function processGone(pid: number): boolean {
+  if (pid === process.pid) return false;
   try {
-    process.kill(Number(pid), 0);
-    return null;
+    process.kill(pid, 0);
+    return false;
   } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'ESRCH' ? owner : null;
+    return (err as NodeJS.ErrnoException).code === 'ESRCH';
   }
 }

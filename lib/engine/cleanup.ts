@@ -132,6 +132,16 @@ export async function cleanupHost(repo: Repository, options: HostCleanupOptions 
     }
   }
 
+  // Half-written temporary files of killed processes (posix): only on the machine itself.
+  if (host === repo.host && repo.driver.removeStaleTemporaries) {
+    try {
+      const removed = await repo.driver.removeStaleTemporaries(repo.container);
+      if (removed > 0) log?.info(`cleanup: removed ${removed} temporary file(s) that killed processes of this machine left behind`);
+    } catch (err) {
+      result.errors.push({ message: `temporary files: ${errorMessage(err)}` });
+    }
+  }
+
   if (options.snapshots !== false) {
     try {
       result.snapshots = await cleanupTemporarySnapshots({ host, stateDir: options.stateDir, log });
