@@ -1,18 +1,28 @@
 /**
- * A real Node-RED for the sidebar tests: node-red's red.js in a child process, with this package
- * loaded through settings.nodesDir (as a user's install would load it), on 127.0.0.1 and a free port,
- * optionally behind adminAuth. Plus the admin API calls the tests need (deploy, token, comms).
+ * A real Node-RED for the sidebar tests: node-red's red.js in a child process with the settings
+ * `npm start` uses (scripts/node-red-env.js: this package through nodesDir, 127.0.0.1, nothing phoning
+ * home), on a free port, optionally behind adminAuth. Plus the admin API calls the tests need (deploy,
+ * login, comms). test/e2e/node-red-process.ts has no adminAuth (its readiness check needs an open
+ * /settings), hence this small launcher.
  */
 import { ChildProcess, spawn } from 'child_process';
 import { promises as fs } from 'fs';
-import * as net from 'net';
 import * as os from 'os';
 import * as path from 'path';
 import WebSocket from 'ws';
+import { freePort } from '../servers/http-util';
 
 /** The package root, from test/browser/ or dist/test/browser/. */
 export const PACKAGE_ROOT = path.resolve(__dirname, '..', '..', ...(path.basename(path.resolve(__dirname, '..', '..')) === 'dist' ? ['..'] : []));
 /** node-red's red.js: from NODE_RED_PATH (a node-red package directory, as scripts/test-node-red-5.sh sets it) or the devDependency. */
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const nodeRedEnv = require(path.join(PACKAGE_ROOT, 'scripts', 'node-red-env.js')) as {
+  writeSettings(userDir: string, options: { port: number; extra?: Record<string, unknown> }): string;
+};
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const bcrypt = require(require.resolve('bcryptjs', { paths: [path.dirname(require.resolve('node-red/package.json', { paths: [PACKAGE_ROOT] }))] })) as {
+  hashSync(password: string, rounds: number): string;
+};
 const RED_JS = process.env.NODE_RED_PATH ? require.resolve(path.join(process.env.NODE_RED_PATH, 'red.js')) : require.resolve('node-red/red.js', { paths: [PACKAGE_ROOT] });
 
 export interface User {
@@ -47,26 +57,12 @@ export class NodeRed {
   static async start(options: NodeRedOptions = {}): Promise<NodeRed> {
     const userDir = await fs.mkdtemp(path.join(os.tmpdir(), 'vb-node-red-'));
     const port = await freePort();
-    const settings = {
-      uiHost: '127.0.0.1',
-      uiPort: port,
-      flowFile: 'flows.json',
-      credentialSecret: false,
-      nodesDir: [PACKAGE_ROOT],
-      telemetry: { enabled: false },
-      editorTheme: { tours: false, palette: { editable: false } },
-      logging: { console: { level: 'info', metrics: false, audit: false } },
+    // adminAuth as a user configures it: bcrypt hashes of the (test) passwords.
+    const adminAuth = options.users && {
+      type: 'credentials',
+      users: options.users.map((u) => ({ username: u.username, password: bcrypt.hashSync(u.password, 4), permissions: u.permissions })),
     };
-    // adminAuth with plain-text test passwords: a settings-file authenticate function, no bcrypt needed.
-    const auth = options.users
-      ? `settings.adminAuth = {
-          type: 'credentials',
-          users: (username) => Promise.resolve(USERS.find((u) => u.username === username) ? { username, permissions: USERS.find((u) => u.username === username).permissions } : null),
-          authenticate: (username, password) => Promise.resolve(USERS.find((u) => u.username === username && u.password === password) ? { username, permissions: USERS.find((u) => u.username === username).permissions } : null),
-        };`
-      : '';
-    const file = path.join(userDir, 'settings.js');
-    await fs.writeFile(file, `const USERS = ${JSON.stringify(options.users ?? [])};\nconst settings = ${JSON.stringify(settings, null, 2)};\n${auth}\nmodule.exports = settings;\n`);
+    const file = nodeRedEnv.writeSettings(userDir, { port, extra: adminAuth ? { adminAuth } : {} });
     // The Node-RED runs on the Node that runs the tests (scripts/test-node-red-5.sh: Node 22 for Node-RED 5).
     const child = spawn(process.execPath, [RED_JS, '-u', userDir, '-p', String(port), '-s', file], { stdio: ['ignore', 'pipe', 'pipe'] });
     const red = new NodeRed(`http://127.0.0.1:${port}`, userDir, child);
@@ -176,16 +172,4 @@ export interface CommsSubscription {
   messages: unknown[];
   waitFor(predicate: (m: any) => boolean, ms?: number): Promise<any>;
   close(): void;
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.unref();
-    server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
 }
