@@ -5,7 +5,7 @@
  * for a while so an editor opened later can still read their outcome.
  */
 import { randomUUID } from 'crypto';
-import { VolumeBackupError, errorMessage } from '../../lib/errors';
+import { VolumeBackupError, cancelled, errorMessage } from '../../lib/errors';
 import { deleteBackup } from '../../lib/engine/delete';
 import { pruneRepository } from '../../lib/engine/prune';
 import { restoreBackup } from '../../lib/engine/restore';
@@ -116,7 +116,7 @@ export class Operations {
     const running = this.operations.get(id);
     if (!running) throw new VolumeBackupError('NOT_FOUND', `no operation ${id}`);
     if (running.view.finishedAt) return false;
-    running.abort.abort(new Error('cancelled from the Backups sidebar'));
+    running.abort.abort(new Error('stopped from the Backups sidebar'));
     return true;
   }
 
@@ -133,7 +133,7 @@ export class Operations {
       view.state = 'done';
     } catch (err) {
       view.state = abort.signal.aborted ? 'cancelled' : 'failed';
-      view.error = errorView(abort.signal.aborted && !(err instanceof VolumeBackupError) ? abort.signal.reason : err);
+      view.error = errorView(abort.signal.aborted && !(err instanceof VolumeBackupError) ? cancelled(abort.signal.reason) : err);
     } finally {
       release?.();
       view.finishedAt = new Date().toISOString();
