@@ -9,7 +9,6 @@ import { ChildProcess, spawn } from 'child_process';
 import { promises as fs } from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import WebSocket from 'ws';
 import { freePort } from '../servers/http-util';
 
 /** The package root, from test/browser/ or dist/test/browser/. */
@@ -23,6 +22,15 @@ const nodeRedEnv = require(path.join(PACKAGE_ROOT, 'scripts', 'node-red-env.js')
 const bcrypt = require(require.resolve('bcryptjs', { paths: [path.dirname(require.resolve('node-red/package.json', { paths: [PACKAGE_ROOT] }))] })) as {
   hashSync(password: string, rounds: number): string;
 };
+/** The websocket client Node-RED itself depends on (the editor's comms are a plain websocket). */
+interface CommsSocket {
+  once(event: 'open' | 'error', listener: (err?: Error) => void): void;
+  on(event: 'message', listener: (data: Buffer) => void): void;
+  send(text: string): void;
+  close(): void;
+}
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const WebSocket = require(require.resolve('ws', { paths: [path.dirname(require.resolve('node-red/package.json', { paths: [PACKAGE_ROOT] }))] })) as new (url: string) => CommsSocket;
 const RED_JS = process.env.NODE_RED_PATH ? require.resolve(path.join(process.env.NODE_RED_PATH, 'red.js')) : require.resolve('node-red/red.js', { paths: [PACKAGE_ROOT] });
 
 export interface User {
@@ -129,9 +137,9 @@ export class NodeRed {
     const waiters: (() => void)[] = [];
     await new Promise<void>((resolve, reject) => {
       ws.once('open', () => resolve());
-      ws.once('error', reject);
+      ws.once('error', (err) => reject(err));
     });
-    ws.on('message', (data: WebSocket.RawData) => {
+    ws.on('message', (data) => {
       const parsed = JSON.parse(String(data)) as { topic: string; data: unknown }[] | { topic: string; data: unknown };
       for (const m of Array.isArray(parsed) ? parsed : [parsed]) if (m.topic === topic) messages.push(m.data);
       waiters.splice(0).forEach((w) => w());
