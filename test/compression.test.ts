@@ -1,0 +1,67 @@
+/**
+ * Compression as the engine uses it: zstd at the level asked for (in worker threads, via zstd-napi), raw
+ * when it does not shrink, and the fallback when zstd-napi is not built — whose objects the normal build
+ * restores, and the other way round (one frame format).
+ */
+import { strict as assert } from 'assert';
+import { promises as fs } from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { MIB, RandomBytes, fileSha256, generateImage } from '../bench/image';
+import { compressBound, compressInto, decompressInto, syncZstd } from '../lib/codec/compression';
+import { runCli } from './helpers/cli';
+
+describe('compression', function () {
+  this.timeout(120_000);
+  let dir: string;
+  let image: string;
+  let imageSha: string;
+  before(async () => {
+    dir = await fs.mkdtemp(path.join(os.tmpdir(), 'compression-'));
+    image = path.join(dir, 'vol.img');
+    imageSha = await generateImage(image, 16 * MIB, 11);
+  });
+  after(async () => {
+    await fs.rm(dir, { recursive: true, force: true });
+  });
+
+  it('zstd honours the level (zstd-napi is built here) and round-trips; random data is stored raw', async () => {
+    assert.ok(syncZstd(), 'zstd-napi should be built on this machine (npm install ran its install script)');
+    const data = (await fs.readFile(image)).subarray(0, 8 * MIB);
+    const out = Buffer.alloc(compressBound(data.length));
+    const fast = compressInto(data, out, 'zstd', 1)!;
+    const small = compressInto(data, Buffer.alloc(compressBound(data.length)), 'zstd', 9)!;
+    assert.equal(fast.compression, 'zstd');
+    assert.ok(small.length < fast.length, `level 9 (${small.length}) should be smaller than level 1 (${fast.length})`);
+    const back = Buffer.alloc(data.length);
+    assert.equal(decompressInto(out.subarray(0, fast.length), 'zstd', back, 'test object'), true);
+    assert.ok(back.equals(data));
+    const random = new RandomBytes('compression-test').next(MIB);
+    const raw = compressInto(random, Buffer.alloc(compressBound(MIB)), 'zstd', 1)!;
+    assert.deepEqual(raw, { length: MIB, compression: 'none' });
+    assert.throws(() => decompressInto(out.subarray(0, fast.length), 'zstd', Buffer.alloc(data.length - 1), 'object X'), /object X cannot be decompressed|object X decompressed to/);
+  });
+
+  it('without zstd-napi a backup still works (level 3 on the thread pool), and each build restores the other\'s objects', async () => {
+    const preload = path.join(__dirname, 'helpers', 'no-zstd-napi.js');
+    const without = { env: { ...process.env, NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} -r ${preload}`.trim() } };
+    const repo = path.join(dir, 'repo');
+    const create = async (opts: object) => {
+      const r = await runCli(['create', '--repo', repo, '--volume', image, '--volume-id', 'v', '--progress', 'none', '--json'], opts);
+      assert.equal(r.code, 0, r.stderr);
+      return JSON.parse(r.stdout) as { id: string; storedBytes: number };
+    };
+    const restore = async (id: string, opts: object) => {
+      const target = path.join(dir, `${id}.img`);
+      const r = await runCli(['restore', '--repo', repo, '--backup', id, '--target', target, '--progress', 'none'], opts);
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(await fileSha256(target), imageSha);
+      await fs.rm(target);
+    };
+    const fallback = await create(without);
+    const normal = await create({});
+    assert.notEqual(fallback.storedBytes, normal.storedBytes, 'the fallback compresses at level 3, the workers at level 1');
+    await restore(fallback.id, {});
+    await restore(normal.id, without);
+  });
+});
