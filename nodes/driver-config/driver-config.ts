@@ -5,11 +5,13 @@
  */
 import * as os from 'os';
 import { z } from 'zod';
+import { cleanupHost } from '../../lib/engine/cleanup';
 import { openRepository } from '../../lib/open';
-import { invalid } from '../../lib/errors';
+import { errorMessage, invalid } from '../../lib/errors';
 import type { DriverSpec } from '../../lib/drivers';
 import { Compression } from '../../lib/repository/records';
 import type { Repository } from '../../lib/repository/repository';
+import { cleanupSummary } from '../common/cleanup-summary';
 import { Limiter } from '../common/limiter';
 import type { Node, NodeAPI, NodeDef } from '../common/red';
 import type { RepositoryConfigNode, RepositoryDefaults } from '../common/repository-config';
@@ -40,6 +42,7 @@ const Settings = z.object({
   host: optionalText,
   compression: z.union([Compression, z.literal('')]).optional().transform((v) => (v ? v : undefined)),
   progress: z.boolean().optional(),
+  cleanupAtStart: z.boolean().optional(),
   maxConcurrent: z.coerce.number().int().min(1).max(64).optional().catch(undefined),
 });
 
@@ -131,15 +134,43 @@ export = function register(RED: NodeAPI): void {
     node.opening = null;
 
     const log = { info: (m: string) => node.log(m), warn: (m: string) => node.warn(m) };
-    const open = (create: boolean): Promise<Repository> => {
-      if (problem || !spec || !settings) return Promise.reject(problem ?? new Error('driver-config is not set up'));
-      return openRepository(spec, {
+    const host = settings?.host ?? os.hostname();
+    // Configs saved before this setting existed clean up too.
+    let cleanupPending = settings?.cleanupAtStart !== false;
+    const closing = new AbortController();
+
+    /**
+     * Cinder's init_host for this instance: the leftovers of this host's stopped processes (never another
+     * host's). Once per deploy, before the first operation uses the repository; a failure only warns.
+     */
+    const cleanUp = async (repo: Repository): Promise<void> => {
+      if (!cleanupPending) return;
+      cleanupPending = false;
+      try {
+        const result = await cleanupHost(repo, { host, log, signal: closing.signal });
+        const summary = cleanupSummary(result);
+        if (summary) node.log(summary);
+        if (result.errors.length) {
+          // What is left stays for the next deploy's cleanup (or the CLI's `cleanup`).
+          node.warn(`start-up cleanup of host ${host}: ${result.errors.length} leftover(s) could not be cleaned (${result.errors.map((e) => e.message).join('; ')}); operations go ahead`);
+        }
+      } catch (err) {
+        if (closing.signal.aborted) return;
+        node.warn(`start-up cleanup of host ${host} failed: ${errorMessage(err)}; operations go ahead`);
+      }
+    };
+
+    const open = async (create: boolean): Promise<Repository> => {
+      if (problem || !spec || !settings) throw problem ?? new Error('driver-config is not set up');
+      const repo = await openRepository(spec, {
         container: settings.container,
-        host: settings.host ?? os.hostname(),
+        host,
         create,
         passphrase: credentials.passphrase || undefined,
         log,
       });
+      await cleanUp(repo);
+      return repo;
     };
 
     node.getRepository = async (create: boolean): Promise<Repository> => {
@@ -165,6 +196,7 @@ export = function register(RED: NodeAPI): void {
     };
 
     node.on('close', (_removed, done) => {
+      closing.abort();
       const opening = node.opening;
       node.opening = null;
       const idle = Promise.race([node.limiter.idle(), new Promise<void>((r) => setTimeout(r, CLOSE_GRACE_MS).unref())]);

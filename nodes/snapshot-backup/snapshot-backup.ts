@@ -10,7 +10,7 @@ import { createSnapshotBackup, SnapshotBackupOptions } from '../../lib/engine/sn
 import { invalid } from '../../lib/errors';
 import { volumeIdForPath } from '../../lib/repository/names';
 import type { BackupRecord } from '../../lib/repository/records';
-import { ProviderChoice, cleanupTemporarySnapshots } from '../../lib/snapshot';
+import { ProviderChoice } from '../../lib/snapshot';
 import { commonBackupOptions, effectiveKind, fullIfNoParent } from '../common/backup-options';
 import { sizeAndTime } from '../common/format';
 import { operationNode } from '../common/operation-node';
@@ -53,25 +53,6 @@ function providerConfigFromNode(def: NodeDef): Record<string, unknown> {
   };
 }
 
-/**
- * Temporaries a crashed Node-RED left behind are removed before this process takes its first one
- * (once per host name); a failed cleanup is logged and does not stop the backup.
- */
-const cleanups = new Map<string, Promise<void>>();
-function cleanupOnce(host: string, log: { info(m: string): void; warn(m: string): void }): Promise<void> {
-  let done = cleanups.get(host);
-  if (!done) {
-    done = cleanupTemporarySnapshots({ host, log }).then(
-      (result) => {
-        if (result.removed.length) log.info(`removed ${result.removed.length} temporary snapshot(s) left behind by a stopped process`);
-      },
-      (err) => log.warn(`start-up cleanup of temporary snapshots failed: ${err instanceof Error ? err.message : String(err)}`),
-    );
-    cleanups.set(host, done);
-  }
-  return done;
-}
-
 export = function register(RED: NodeAPI): void {
   function SnapshotBackup(this: Node, def: NodeDef): void {
     RED.nodes.createNode(this, def);
@@ -108,7 +89,6 @@ export = function register(RED: NodeAPI): void {
           if (!input.volume || !volumeId) throw invalid(`invalid input: volume (from ${from.volume}) is missing: give the path of the live volume to snapshot`);
           const temporarySnapshot = def.provider === 'msg' ? input.temporarySnapshot : providerConfigFromNode(def);
           Object.assign(options, { volume: input.volume, volumeId, temporarySnapshot });
-          await cleanupOnce(ctx.repo.host, ctx.log);
         }
         const mode = await effectiveKind(ctx.repo, { volumeId, mode: input.mode, parentId: input.parentId, before, fullIfNoParent: fullIfNoParent(def) });
         const { volumeId: _ignored, ...common } = await commonBackupOptions(RED, node, def, ctx, mode);

@@ -11,7 +11,7 @@ import { volumeIdForPath } from '../../lib/repository/names';
 import type { BackupRecord } from '../../lib/repository/records';
 import type { ProgressEvent, RestoreResult } from '../../lib/engine/types';
 import { makeImage, sha256File, tempDir } from '../helpers/volumes';
-import { Collector, Msg, NODE_MODULES, TestNode, helper, nodeRedVersion, statusTexts } from './support';
+import { Msg, TestNode, helper, loadTestFlow, nodeRedVersion, statusTexts } from './support';
 
 const MiB = 1024 * 1024;
 
@@ -45,36 +45,8 @@ describe(`Node-RED nodes (node-red ${nodeRedVersion()})`, function () {
     await helper.stopServer();
   });
 
-  /** A tab with a posix driver-config, the given nodes, and collectors for outputs, Catch and Complete. */
-  function flow(nodes: Record<string, unknown>[], config: Record<string, unknown> = {}): Record<string, unknown>[] {
-    const ids = nodes.map((n) => n.id);
-    // Nodes need x/y: without them Node-RED takes them for config nodes (and Catch would not work).
-    const placed = (n: Record<string, unknown>) => ({ x: 100, y: 100, ...n });
-    return [
-      { id: 't1', type: 'tab', label: 'test' },
-      { id: 'cfg', type: 'volume-driver-config', backend: 'posix', path: repoDir, chunkSize: '1 MiB', blockSize: '32 KiB', compression: 'zstd', progress: true, maxConcurrent: 2, ...config },
-      ...nodes.map((n) => placed({ z: 't1', repository: 'cfg', wires: [['out'], ['progress']], ...n })),
-      ...[
-        { id: 'out', z: 't1', type: 'helper' },
-        { id: 'progress', z: 't1', type: 'helper' },
-        { id: 'catch', z: 't1', type: 'catch', scope: ids, uncaught: false, wires: [['caught']] },
-        { id: 'caught', z: 't1', type: 'helper' },
-        { id: 'complete', z: 't1', type: 'complete', scope: ids, uncaught: false, wires: [['completed']] },
-        { id: 'completed', z: 't1', type: 'helper' },
-      ].map(placed),
-    ];
-  }
-
-  async function load(nodes: Record<string, unknown>[], config: Record<string, unknown> = {}, credentials: Record<string, unknown> = {}) {
-    await helper.load(NODE_MODULES, flow(nodes, config), credentials);
-    return {
-      out: new Collector(helper.getNode('out')),
-      progress: new Collector(helper.getNode('progress')),
-      caught: new Collector(helper.getNode('caught')),
-      completed: new Collector(helper.getNode('completed')),
-      node: (id: string) => helper.getNode(id) as TestNode,
-    };
-  }
+  const load = (nodes: Record<string, unknown>[], config: Record<string, unknown> = {}, credentials: Record<string, unknown> = {}) =>
+    loadTestFlow(repoDir, nodes, config, credentials);
 
   const backupNode = (id = 'n1', extra: Record<string, unknown> = {}) => ({ id, type: 'volume-backup-create', volume: 'volume', volumeType: 'msg', ...extra });
 

@@ -82,3 +82,41 @@ export function statusTexts(node: TestNode): { fill?: string; shape?: string; te
     .filter((_, i) => node.status.thisValues[i] === node)
     .map((a) => a[0] as { fill?: string; shape?: string; text?: string });
 }
+
+/** What a node logged with node.log or node.warn, in order (the helper's spies sit on Node.prototype too). */
+export function loggedTexts(node: TestNode, level: 'log' | 'warn'): string[] {
+  const spy = node[level] as unknown as { args: unknown[][]; thisValues: unknown[] };
+  return spy.args.filter((_, i) => spy.thisValues[i] === node).map((a) => String(a[0]));
+}
+
+/** A tab with a posix driver-config on `repoDir`, the given nodes, and helper nodes for outputs, Catch and Complete. */
+export function testFlow(repoDir: string, nodes: Record<string, unknown>[], config: Record<string, unknown> = {}): Record<string, unknown>[] {
+  const ids = nodes.map((n) => n.id);
+  // Nodes need x/y: without them Node-RED takes them for config nodes (and Catch would not work).
+  const placed = (n: Record<string, unknown>) => ({ x: 100, y: 100, ...n });
+  return [
+    { id: 't1', type: 'tab', label: 'test' },
+    { id: 'cfg', type: 'volume-driver-config', backend: 'posix', path: repoDir, chunkSize: '1 MiB', blockSize: '32 KiB', compression: 'zstd', progress: true, maxConcurrent: 2, ...config },
+    ...nodes.map((n) => placed({ z: 't1', repository: 'cfg', wires: [['out'], ['progress']], ...n })),
+    ...[
+      { id: 'out', z: 't1', type: 'helper' },
+      { id: 'progress', z: 't1', type: 'helper' },
+      { id: 'catch', z: 't1', type: 'catch', scope: ids, uncaught: false, wires: [['caught']] },
+      { id: 'caught', z: 't1', type: 'helper' },
+      { id: 'complete', z: 't1', type: 'complete', scope: ids, uncaught: false, wires: [['completed']] },
+      { id: 'completed', z: 't1', type: 'helper' },
+    ].map(placed),
+  ];
+}
+
+/** Deploy testFlow and collect what reaches the outputs, Catch and Complete. */
+export async function loadTestFlow(repoDir: string, nodes: Record<string, unknown>[], config: Record<string, unknown> = {}, credentials: Record<string, unknown> = {}) {
+  await helper.load(NODE_MODULES, testFlow(repoDir, nodes, config), credentials);
+  return {
+    out: new Collector(helper.getNode('out')),
+    progress: new Collector(helper.getNode('progress')),
+    caught: new Collector(helper.getNode('caught')),
+    completed: new Collector(helper.getNode('completed')),
+    node: (id: string) => helper.getNode(id) as TestNode,
+  };
+}
