@@ -7,13 +7,14 @@ import type { Repository } from '../../lib/repository/repository';
 import { Compression } from '../../lib/repository/records';
 import type { OperationContext } from './operation-node';
 import type { Node, NodeAPI, NodeDef } from './red';
-import { PropertySource, checkOptions, parseSize, resolveProperties } from './resolve';
+import { PropertySource, checkOptions, parseSeconds, parseSize, resolveProperties } from './resolve';
 
 /** Properties every backup node reads: node setting name → standard msg property. */
 export const BACKUP_SOURCES = {
   volumeId: { setting: 'volumeId', msgProperty: 'volumeId' },
   name: { setting: 'backupName', msgProperty: 'backupName' },
   description: { setting: 'description', msgProperty: 'description' },
+  lockWait: { setting: 'lockWait', msgProperty: 'lockWait' },
   // No node setting: these come from the message or from the driver-config.
   chunkSize: { setting: 'chunkSize', msgProperty: 'chunkSize' },
   blockSize: { setting: 'blockSize', msgProperty: 'blockSize' },
@@ -29,9 +30,13 @@ export const BackupInput = z.object({
   chunkSize: size,
   blockSize: size,
   compression: Compression.optional(),
+  lockWait: z.union([z.number(), z.string()], { error: 'must be a number of seconds' }).optional(),
 });
 
-type Common = Pick<CreateBackupOptions, 'volumeId' | 'name' | 'description' | 'chunkSize' | 'blockSize' | 'compression' | 'signal' | 'onProgress' | 'log'>;
+type Common = Pick<
+  CreateBackupOptions,
+  'volumeId' | 'name' | 'description' | 'chunkSize' | 'blockSize' | 'compression' | 'lockWaitMs' | 'onLockWait' | 'signal' | 'onProgress' | 'log'
+>;
 
 /**
  * Read the common backup properties. The driver-config's chunk and block sizes apply to full backups
@@ -48,6 +53,9 @@ export async function commonBackupOptions(RED: NodeAPI, node: Node, def: NodeDef
     chunkSize: parseSize(input.chunkSize, `chunk size (from ${from.chunkSize})`) ?? (kind === 'full' ? defaults.chunkSize : undefined),
     blockSize: parseSize(input.blockSize, `block size (from ${from.blockSize})`) ?? (kind === 'full' ? defaults.blockSize : undefined),
     compression: input.compression ?? defaults.compression,
+    // Another backup of the same volume (any node, process or host) holds its lock: fail at once (BUSY), or wait.
+    lockWaitMs: parseSeconds(input.lockWait, `the lock wait (from ${from.lockWait})`) ?? 0,
+    onLockWait: ctx.onLockWait,
     signal: ctx.signal,
     onProgress: ctx.onProgress,
     log: ctx.log,

@@ -4,7 +4,7 @@
  * done(err), and abort on close. A node only says how to turn a message into an engine call.
  */
 import { errorMessage } from '../../lib/errors';
-import type { ProgressEvent } from '../../lib/engine/types';
+import type { CreateBackupOptions, ProgressEvent } from '../../lib/engine/types';
 import type { Repository } from '../../lib/repository/repository';
 import { shorten } from './format';
 import { BoundedQueue } from './queue';
@@ -19,6 +19,8 @@ export interface OperationContext {
   config: RepositoryConfigNode;
   signal: AbortSignal;
   onProgress: (event: ProgressEvent) => void;
+  /** The engine waits for another operation's lock on the volume: shown in the status. */
+  onLockWait: NonNullable<CreateBackupOptions['onLockWait']>;
   log: { info(message: string): void; warn(message: string): void };
 }
 
@@ -86,8 +88,11 @@ export function operationNode<R>(RED: NodeAPI, node: Node, def: NodeDef, spec: O
         }
         if (event.type === 'chunk' && config.defaults.progress) send([null, { topic: 'progress', payload: event }]);
       };
+      const onLockWait: OperationContext['onLockWait'] = (holder) => {
+        node.status({ fill: 'yellow', shape: 'ring', text: shorten(`waiting: volume busy (host ${holder.host})`, 64) });
+      };
       const log = { info: (m: string) => node.log(m), warn: (m: string) => node.warn(m) };
-      const result = await spec.run({ msg, repo, config, signal, onProgress, log });
+      const result = await spec.run({ msg, repo, config, signal, onProgress, onLockWait, log });
       release();
       release = null;
       node.status({ fill: 'green', shape: 'dot', text: shorten(spec.summary(result, Date.now() - started)) });

@@ -106,6 +106,18 @@ export function parseSize(value: unknown, label: string): number | undefined {
   return bytes;
 }
 
+const MAX_WAIT_SECONDS = 24 * 3600;
+
+/** A wait in seconds, given as a number or numeric text ("30", "2.5"), as milliseconds; at most a day. */
+export function parseSeconds(value: unknown, label: string): number | undefined {
+  if (value === undefined || value === null || value === '') return undefined;
+  const seconds = typeof value === 'number' ? value : typeof value === 'string' && /^\s*\d+(\.\d+)?\s*$/.test(value) ? Number(value) : NaN;
+  if (!Number.isFinite(seconds) || seconds < 0 || seconds > MAX_WAIT_SECONDS) {
+    throw invalid(`${label} must be a number of seconds from 0 to ${MAX_WAIT_SECONDS}, not ${JSON.stringify(value)?.slice(0, 40) ?? typeof value}`);
+  }
+  return Math.round(seconds * 1000);
+}
+
 /** zod pieces shared by the operation nodes. */
 export const text = (what: string) =>
   z.string({ error: (issue) => (issue.input === undefined ? `is missing: ${what}` : `must be text (${what}), not ${typeof issue.input}`) }).min(1);

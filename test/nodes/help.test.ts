@@ -39,5 +39,12 @@ describe('node help texts', () => {
     }
     assert.match(help('driver-config'), /Incremental and differential backups inherit their parent's sizes/);
     assert.match(help('driver-config'), /Conditional writes/);
+    assert.match(help('driver-config'), /Clean up this host's leftovers at start/);
+    assert.match(help('driver-config'), /Records of other hosts are never touched/);
+    for (const name of ['backup-create', 'backup-incremental', 'snapshot-backup']) {
+      assert.match(help(name), /<dt class="optional">lockWait/, name);
+      assert.match(help(name), /with 0, the default, it fails at once with an error \(code <code>BUSY<\/code>\)/, name);
+      assert.match(help(name), /waiting: volume busy/, name);
+    }
   });
 });
