@@ -43,9 +43,7 @@ function main() {
       if (firstStart) {
         // Every example but MQTT (it needs a broker on 127.0.0.1:1883; import it from the menu).
         await deployFlows(port, exampleTabs(['01-', '02-', '03-', '05-', '06-']));
-        const res = await request(port, 'POST', '/inject/vb-ex1-now');
-        if (res.status !== 200) throw new Error(`could not start the first backup: HTTP ${res.status} ${res.text}`);
-        console.log('Deployed the example flows and started a backup of the demo image.');
+        await makeDemoChain();
       }
       console.log(
         [
@@ -64,6 +62,57 @@ function main() {
       child.kill('SIGTERM');
       process.exitCode = 1;
     });
+}
+
+/** Fire an inject node, retrying while the deployed flows are still starting (404). */
+async function inject(id) {
+  for (let attempt = 0; ; attempt++) {
+    const res = await request(port, 'POST', `/inject/${id}`);
+    if (res.status === 200) return;
+    if (res.status !== 404 || attempt >= 50) throw new Error(`could not trigger ${id}: HTTP ${res.status} ${res.text}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+/** Wait until the demo volume has `count` available backups (the flows make them asynchronously). */
+async function waitForBackups(count) {
+  const { openRepository, listBackups } = require('../dist/lib');
+  const deadline = Date.now() + 120000;
+  for (;;) {
+    const repo = await openRepository(env.VOLUME_BACKUP_REPO).catch(() => null);
+    const records = repo ? await listBackups(repo).finally(() => repo.close()) : [];
+    if (records.filter((r) => r.status === 'available').length >= count) return;
+    if (Date.now() > deadline) throw new Error(`the demo backups did not complete: look at the editor's debug sidebar`);
+    await new Promise((r) => setTimeout(r, 300));
+  }
+}
+
+/** Overwrite a few scattered pieces of the demo image, as a running system would between backups. */
+function touchDemoImage(seed) {
+  const fd = fs.openSync(env.VOLUME_BACKUP_VOLUME, 'r+');
+  try {
+    const size = fs.fstatSync(fd).size;
+    for (let i = 0; i < 8; i++) {
+      const offset = ((seed * 7919 + i * 104729) * 65536) % (size - 65536);
+      fs.writeSync(fd, Buffer.alloc(65536, `change ${seed}.${i} `), 0, 65536, offset);
+    }
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/** A full backup and two incrementals, so the editor's Backups sidebar shows a chain from the start. */
+async function makeDemoChain() {
+  await inject('vb-ex1-now');
+  await waitForBackups(1);
+  // Only ever change our own demo image, never a volume the user pointed us at.
+  const ownDemo = env.VOLUME_BACKUP_VOLUME === path.join(demoDir, 'demo-disk.img');
+  for (let i = 1; i <= (ownDemo ? 2 : 0); i++) {
+    touchDemoImage(i);
+    await inject('vb-ex1-hourly');
+    await waitForBackups(1 + i);
+  }
+  console.log(`Deployed the example flows and made ${ownDemo ? 'a demo chain: a full backup of the demo image and two incrementals' : 'a full backup'}.`);
 }
 
 main();

@@ -202,6 +202,12 @@ describe('fault suite: storage faults', function () {
         skipped('permission denied', `needs root to run the CLI as another user; running as uid ${process.getuid?.()}`);
         return this.skip();
       }
+      // The unprivileged user must be able to run the CLI at all (the checkout readable by it).
+      const probe = await runCli(['--help'], asNobody);
+      if (probe.code !== 0) {
+        skipped('permission denied', `uid ${NOBODY} cannot run the CLI from this checkout (${probe.stderr.split('\n')[0]}): make the checkout readable by others`);
+        return this.skip();
+      }
       volume = path.join(base, 'perm.img');
       await makeImage(volume, MiB, 6, 64 * KiB);
       await fs.chmod(volume, 0o644);

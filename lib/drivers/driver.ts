@@ -77,3 +77,17 @@ export function cinderObjectNamePrefix(parts: PrefixParts): string {
   const ts = parts.createdAt.toISOString().replace(/[-:T]/g, '').slice(0, 14);
   return `volume_${parts.volumeId}/${ts}/backup_${parts.backupId}`;
 }
+
+/** An endpoint URL fit for messages: any user:password in it replaced by "***". */
+export function displayEndpoint(endpoint: string): string {
+  try {
+    const url = new URL(endpoint);
+    if (url.username || url.password) {
+      url.username = '***';
+      url.password = '';
+    }
+    return url.toString().replace(/\/$/, '');
+  } catch {
+    return endpoint.replace(/\/\/[^/@]*@/, '//***@');
+  }
+}

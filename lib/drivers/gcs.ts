@@ -8,7 +8,7 @@
 import { Bucket, Storage } from '@google-cloud/storage';
 import { z } from 'zod';
 import { ObjectNotFoundError, PreconditionFailedError, invalid } from '../errors';
-import { Driver, ObjectEntry, StoredObject } from './driver';
+import { Driver, ObjectEntry, StoredObject, displayEndpoint } from './driver';
 import type { DriverContext, GcsSpec } from './index';
 import { BucketNotFoundError, ObjectStoreNaming, accessDenied, credentialsRejected, listPrefix, md5, normalizePrefix, objectKey, storageFailure } from './object-store-helpers';
 import { TransientError, transientReason, withRetry } from './retry';
@@ -34,7 +34,7 @@ export class GcsDriver extends ObjectStoreNaming implements Driver {
   constructor(private readonly spec: z.infer<typeof GcsSpec>, private readonly context: DriverContext) {
     super();
     this.prefix = normalizePrefix(spec.prefix);
-    this.location = `gs://${spec.bucket}${this.prefix ? `/${this.prefix}` : ''}${spec.endpoint ? ` at ${spec.endpoint}` : ''}`;
+    this.location = `gs://${spec.bucket}${this.prefix ? `/${this.prefix}` : ''}${spec.endpoint ? ` at ${displayEndpoint(spec.endpoint)}` : ''}`;
     this.resumableThreshold = spec.resumableThreshold ?? 16 * MiB;
     let credentials: Record<string, string> | undefined;
     if (spec.credentials) {
@@ -57,7 +57,7 @@ export class GcsDriver extends ObjectStoreNaming implements Driver {
   }
 
   private where(key?: string): string {
-    return `gs://${this.spec.bucket}${key ? `/${key}` : ''}${this.spec.endpoint ? ` (endpoint ${this.spec.endpoint})` : ''}`;
+    return `gs://${this.spec.bucket}${key ? `/${key}` : ''}${this.spec.endpoint ? ` (endpoint ${displayEndpoint(this.spec.endpoint)})` : ''}`;
   }
 
   /** One GCS call with retries; `expected` maps the errors an operation expects (404, 412). */

@@ -10,7 +10,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { z } from 'zod';
 import { ObjectNotFoundError, PreconditionFailedError } from '../errors';
-import { Driver, ObjectEntry, StoredObject } from './driver';
+import { Driver, ObjectEntry, StoredObject, displayEndpoint } from './driver';
 import type { DriverContext, S3Spec } from './index';
 import { BucketNotFoundError, ObjectStoreNaming, accessDenied, credentialsRejected, listPrefix, md5, normalizePrefix, objectKey, storageFailure } from './object-store-helpers';
 import { uploadMultipart } from './s3-multipart';
@@ -53,7 +53,7 @@ export class S3Driver extends ObjectStoreNaming implements Driver {
   constructor(private readonly spec: z.infer<typeof S3Spec>, private readonly context: DriverContext) {
     super();
     this.prefix = normalizePrefix(spec.prefix);
-    this.location = `s3://${spec.bucket}${this.prefix ? `/${this.prefix}` : ''}${spec.endpoint ? ` at ${spec.endpoint}` : ''}`;
+    this.location = `s3://${spec.bucket}${this.prefix ? `/${this.prefix}` : ''}${spec.endpoint ? ` at ${displayEndpoint(spec.endpoint)}` : ''}`;
     this.conditionalWrites = spec.conditionalWrites;
     this.threshold = spec.multipartThreshold ?? 16 * MiB;
     this.partSize = Math.max(spec.partSize ?? 8 * MiB, 5 * MiB);
@@ -76,7 +76,7 @@ export class S3Driver extends ObjectStoreNaming implements Driver {
   }
 
   private where(key?: string): string {
-    return `s3://${this.spec.bucket}${key ? `/${key}` : ''}${this.spec.endpoint ? ` (endpoint ${this.spec.endpoint})` : ''}`;
+    return `s3://${this.spec.bucket}${key ? `/${key}` : ''}${this.spec.endpoint ? ` (endpoint ${displayEndpoint(this.spec.endpoint)})` : ''}`;
   }
 
   /**
