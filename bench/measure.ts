@@ -92,8 +92,9 @@ export class PageCache {
   constructor(public mode: 'warm' | 'cold') {}
 
   async prepare(inputs: string[]): Promise<void> {
+    // Flush what earlier steps left dirty, so no step pays for another's write-back.
+    spawnSync('sync');
     if (this.mode === 'cold') {
-      spawnSync('sync');
       try {
         await fs.writeFile('/proc/sys/vm/drop_caches', '3\n');
         return;

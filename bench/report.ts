@@ -103,7 +103,7 @@ export function toMarkdown(report: Report): string {
   const { limits } = report;
   out.push(`## Benchmark: ${(report.imageBytes / MIB).toFixed(0)} MiB volume image, local repository`);
   out.push('');
-  out.push(`${report.date} on ${report.machine}. Image: ${report.imageDescription}. Change: ${mb(report.changedBytes)} (${((report.changedBytes / report.imageBytes) * 100).toFixed(1)}%) in scattered 64 KiB writes. Page cache: ${report.cache}. ${report.repeat > 1 ? `Fastest of ${report.repeat} runs per step.` : 'One run per step.'}`);
+  out.push(`${report.date} on ${report.machine}. Image: ${report.imageDescription}. Change: ${mb(report.changedBytes)} (${((report.changedBytes / report.imageBytes) * 100).toFixed(1)}%) in scattered 64 KiB writes. Page cache: ${report.cache}; \`sync\` before every step. ${report.repeat > 1 ? `Fastest of ${report.repeat} runs per step.` : 'One run per step.'}`);
   out.push('');
   for (const t of report.tools) out.push(`- **${t.name}**: ${t.description}`);
   for (const s of report.skipped) out.push(`- skipped: ${s}`);
