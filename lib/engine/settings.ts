@@ -18,7 +18,7 @@ export const MIN_BLOCK_SIZE = 4096;
  * bounded by this x the chunk size (x2 in a backup: the chunk and its compressed form), not by the
  * volume. Two worker threads need two chunks, the third is being read or written.
  */
-export const CHUNKS_IN_FLIGHT = Number(process.env.VOLUME_BACKUP_CHUNKS_IN_FLIGHT) || 3;
+export const CHUNKS_IN_FLIGHT = 3;
 export const MAX_CHUNK_SIZE = 256 * 1024 * 1024;
 
 export function checkSizes(chunkSize: number, blockSize: number): void {
