@@ -5,11 +5,11 @@
  */
 import { strict as assert } from 'assert';
 import { promises as fs } from 'fs';
-import * as os from 'os';
 import * as path from 'path';
 import { MIB, RandomBytes, fileSha256, generateImage } from '../bench/image';
 import { compressBound, compressInto, decompressInto, syncZstd } from '../lib/codec/compression';
 import { runCli } from './helpers/cli';
+import { tempDir } from './helpers/volumes';
 
 describe('compression', function () {
   this.timeout(120_000);
@@ -17,7 +17,7 @@ describe('compression', function () {
   let image: string;
   let imageSha: string;
   before(async () => {
-    dir = await fs.mkdtemp(path.join(os.tmpdir(), 'compression-'));
+    dir = await tempDir('compression');
     image = path.join(dir, 'vol.img');
     imageSha = await generateImage(image, 16 * MIB, 11);
   });

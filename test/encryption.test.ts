@@ -11,6 +11,7 @@ import {
   Repository, VolumeBackupError, createBackup, deleteBackup, initRepository, listBackups, openRepository, restoreBackup,
 } from '../lib';
 import { AesGcmCodec, ENCRYPTION_OVERHEAD, makeCodecFor } from '../lib/codec/encryption';
+import { expectError } from './helpers/assert';
 import { cliEnv, runCli } from './helpers/cli';
 import { listFiles, makeImage, scatterWrites, sha256File, tempDir } from './helpers/volumes';
 
@@ -21,18 +22,6 @@ const SMALL = { chunkSize: 64 * KiB, blockSize: 4 * KiB };
 const FAST_KDF = { N: 2 ** 14, r: 8, p: 1 };
 const PASSPHRASE = 'correct horse battery staple';
 const MARKER = 'CONFIDENTIAL-PAYROLL-RECORD-7f3a9c';
-
-async function expectCode(promise: Promise<unknown>, code: string, pattern: RegExp): Promise<VolumeBackupError> {
-  try {
-    await promise;
-  } catch (err) {
-    assert.ok(err instanceof VolumeBackupError, `expected a VolumeBackupError, got ${String(err)}`);
-    assert.equal(err.code, code, err.message);
-    assert.match(err.message, pattern);
-    return err;
-  }
-  assert.fail(`expected an error ${code}`);
-}
 
 /** A volume with text, random and zero regions plus a distinctive marker written every 16 KiB. */
 async function makeSecretVolume(file: string, size: number, seed: number): Promise<void> {
@@ -141,9 +130,9 @@ describe('encryption', function () {
     const rec = await createBackup(repo, { volume: img, volumeId: 'v', ...SMALL });
     const before = await snapshotTree(repoDir);
 
-    await expectCode(openRepository(repoDir), 'ENCRYPTION', /encrypted.*passphrase/);
-    await expectCode(openRepository(repoDir, { passphrase: 'wrong' }), 'ENCRYPTION', /wrong passphrase/);
-    await expectCode(openRepository(repoDir, { passphrase: 'wrong', create: true }), 'ENCRYPTION', /wrong passphrase/);
+    await expectError(openRepository(repoDir), 'ENCRYPTION', /encrypted.*passphrase/);
+    await expectError(openRepository(repoDir, { passphrase: 'wrong' }), 'ENCRYPTION', /wrong passphrase/);
+    await expectError(openRepository(repoDir, { passphrase: 'wrong', create: true }), 'ENCRYPTION', /wrong passphrase/);
 
     // Through the CLI: a new target is not created, an existing one is left untouched.
     const fresh = path.join(dir, 'fresh.img');
@@ -183,7 +172,7 @@ describe('encryption', function () {
     const [aData, bData] = [await fs.readFile(a), await fs.readFile(b)];
     await fs.writeFile(a, bData);
     await fs.writeFile(b, aData);
-    const err = await expectCode(restoreBackup(repo, { backupId: rec.id, verifyOnly: true }), 'CORRUPT', new RegExp(path.basename(files[1]) + '|' + path.basename(files[2])));
+    const err = await expectError(restoreBackup(repo, { backupId: rec.id, verifyOnly: true }), 'CORRUPT', new RegExp(path.basename(files[1]) + '|' + path.basename(files[2])));
     assert.match(err.message, new RegExp(rec.id));
     await fs.writeFile(a, aData);
     await fs.writeFile(b, bData);
@@ -294,7 +283,7 @@ describe('encryption', function () {
     } finally {
       await r.close();
     }
-    await expectCode(openRepository(auto), 'ENCRYPTION', /encrypted/);
+    await expectError(openRepository(auto), 'ENCRYPTION', /encrypted/);
     // makeCodecFor with an unencrypted config is the identity, whatever passphrase.
     const plain = await makeCodecFor({ ...repo.config, encryption: null }, 'anything');
     assert.equal(plain.encrypted, false);

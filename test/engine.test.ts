@@ -6,27 +6,16 @@ import { strict as assert } from 'assert';
 import { promises as fs, readFileSync, rmSync, writeFileSync } from 'fs';
 import * as path from 'path';
 import {
-  BackupRecord, Repository, VolumeBackupError, createBackup, deleteBackup, exportRecord, importRecord, listBackups,
+  BackupRecord, Repository, createBackup, deleteBackup, exportRecord, importRecord, listBackups,
   openRepository, restoreBackup,
 } from '../lib';
+import { expectError } from './helpers/assert';
 import { listFiles, makeImage, scatterWrites, sha256File, tempDir, treeBytes } from './helpers/volumes';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
 // Small chunks so that a few MiB make many chunks.
 const SMALL = { chunkSize: 256 * KiB, blockSize: 4 * KiB };
-
-async function expectError(promise: Promise<unknown>, code: string, pattern: RegExp): Promise<VolumeBackupError> {
-  try {
-    await promise;
-  } catch (err) {
-    assert.ok(err instanceof VolumeBackupError, `expected a VolumeBackupError, got ${String(err)}`);
-    assert.equal(err.code, code, err.message);
-    assert.match(err.message, pattern);
-    return err;
-  }
-  assert.fail(`expected an error ${code}`);
-}
 
 describe('engine (posix repository)', function () {
   this.timeout(120_000);

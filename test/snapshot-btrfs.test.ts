@@ -14,7 +14,7 @@ import { restoreBackup } from '../lib/engine/restore';
 import { createSnapshotBackup } from '../lib/engine/snapshot-backup';
 import type { ProgressEvent } from '../lib/engine/types';
 import { TemporarySnapshot, runCommand, selectProvider } from '../lib/snapshot';
-import { VolumeBackupError } from '../lib/errors';
+import { isError } from './helpers/assert';
 import { makeImage, scatterWrites, sha256File, tempDir } from './helpers/volumes';
 import { LoopFs, loopFsSkipReason, mountLoopFs, run, skipSuite } from './snapshot-loopfs';
 import { StampLayout, Writer, readGenerations, startWriter, waitForPasses } from './snapshot-writer';
@@ -145,7 +145,7 @@ describe('snapshot backups on btrfs (loop device)', function () {
         },
         onProgress: () => controller.abort(new Error('stopped by the test')),
       }),
-      (err: unknown) => err instanceof VolumeBackupError && err.code === 'CANCELLED',
+      isError('CANCELLED'),
     );
     assert.ok(taken, 'a snapshot was taken before the cancel');
     assert.strictEqual(await fsp.stat(taken!.path).then(() => true, () => false), false, `the snapshot ${taken!.path} is gone`);

@@ -15,19 +15,11 @@ import { VolumeBackupError } from '../lib/errors';
 import { CommandRunner, TemporarySnapshot, createProvider, removeTemporary, runCommand, selectProvider } from '../lib/snapshot';
 import { fileSystemType } from '../lib/snapshot/files';
 import { parseCreateOutput } from '../lib/snapshot/command';
+import { isError } from './helpers/assert';
 import { makeImage, sha256File, tempDir } from './helpers/volumes';
 import { skipSuite } from './snapshot-loopfs';
 
 const MiB = 1024 * 1024;
-
-function isError(code: string, text?: RegExp) {
-  return (err: unknown) => {
-    assert.ok(err instanceof VolumeBackupError, `expected a VolumeBackupError, got ${err}`);
-    assert.strictEqual(err.code, code, err.message);
-    if (text) assert.match(err.message, text);
-    return true;
-  };
-}
 
 function recordingLog() {
   const lines: string[] = [];

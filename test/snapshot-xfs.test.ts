@@ -12,7 +12,7 @@ import { restoreBackup } from '../lib/engine/restore';
 import { createSnapshotBackup } from '../lib/engine/snapshot-backup';
 import type { ProgressEvent } from '../lib/engine/types';
 import type { TemporarySnapshot } from '../lib/snapshot';
-import { VolumeBackupError } from '../lib/errors';
+import { isError } from './helpers/assert';
 import { makeImage, sha256File, tempDir } from './helpers/volumes';
 import { LoopFs, loopFsSkipReason, mountLoopFs, skipSuite } from './snapshot-loopfs';
 import { StampLayout, Writer, readGenerations, startWriter, waitForPasses } from './snapshot-writer';
@@ -100,7 +100,7 @@ describe('reflink snapshot backups on XFS (loop device)', function () {
         onSnapshot: (s) => void (taken = s),
         onProgress: () => controller.abort(),
       }),
-      (err: unknown) => err instanceof VolumeBackupError && err.code === 'CANCELLED',
+      isError('CANCELLED'),
     );
     assert.ok(taken);
     assert.deepStrictEqual((await fsp.readdir(loop!.mountPoint)).sort(), ['disk.img']);
