@@ -15,8 +15,8 @@ import { createSnapshotBackup } from '../lib/engine/snapshot-backup';
 import type { ProgressEvent } from '../lib/engine/types';
 import { TemporarySnapshot, runCommand, selectProvider } from '../lib/snapshot';
 import { isError } from './helpers/assert';
-import { makeImage, scatterWrites, sha256File, tempDir } from './helpers/volumes';
-import { LoopFs, loopFsSkipReason, mountLoopFs, run, skipSuite } from './snapshot-loopfs';
+import { scatterWrites, sha256File } from './helpers/volumes';
+import { LoopFs, LoopFsVolume, run, setUpLoopFsVolume } from './snapshot-loopfs';
 import { StampLayout, Writer, readGenerations, startWriter, waitForPasses } from './snapshot-writer';
 
 const MiB = 1024 * 1024;
@@ -38,7 +38,8 @@ async function temporariesLeft(dir: string, mountPoint: string): Promise<string[
 
 describe('snapshot backups on btrfs (loop device)', function () {
   this.timeout(180_000);
-  let loop: LoopFs | null = null;
+  let fixture: LoopFsVolume | undefined;
+  let loop: LoopFs;
   let work: string;
   let repo: Repository;
   let vmDir: string;
@@ -47,15 +48,8 @@ describe('snapshot backups on btrfs (loop device)', function () {
   let writer: Writer | null = null;
 
   before(async function () {
-    const why = await loopFsSkipReason('btrfs');
-    if (why) skipSuite(this, why);
-    loop = await mountLoopFs('btrfs', 512);
-    vmDir = path.join(loop.mountPoint, 'vms');
-    await run('btrfs', ['subvolume', 'create', vmDir]);
-    volume = path.join(vmDir, 'disk.img');
-    await makeImage(volume, SIZE, 5);
-    work = await tempDir('snapbtrfs');
-    stateDir = path.join(work, 'state');
+    fixture = await setUpLoopFsVolume(this, 'btrfs', { size: SIZE, seed: 5, subvolume: 'vms' });
+    ({ loop, volumeDir: vmDir, volume, work, stateDir } = fixture);
     repo = await openRepository(path.join(work, 'repo'), { create: true });
   });
 
@@ -67,8 +61,7 @@ describe('snapshot backups on btrfs (loop device)', function () {
   after(async () => {
     await writer?.stop();
     await repo?.close();
-    await loop?.unmount();
-    if (work) await fsp.rm(work, { recursive: true, force: true });
+    await fixture?.remove();
   });
 
   it('restores a volume written to during the backup to the snapshot exactly, not a torn mix, and removes the snapshot', async () => {
@@ -109,7 +102,7 @@ describe('snapshot backups on btrfs (loop device)', function () {
     assert.ok(spread(restoredGens) <= 1, `one instant holds at most two adjacent generations, got ${restoredGens.join(',')}`);
     assert.ok(Math.min(...liveGens) >= Math.max(...restoredGens) + 2 * (SIZE / CHUNK - 1), 'the writer kept writing during the backup');
 
-    assert.deepStrictEqual(await temporariesLeft(vmDir, loop!.mountPoint), []);
+    assert.deepStrictEqual(await temporariesLeft(vmDir, loop.mountPoint), []);
     assert.deepStrictEqual(await fsp.readdir(stateDir), [], 'no owner file left');
   });
 
@@ -149,7 +142,7 @@ describe('snapshot backups on btrfs (loop device)', function () {
     );
     assert.ok(taken, 'a snapshot was taken before the cancel');
     assert.strictEqual(await fsp.stat(taken!.path).then(() => true, () => false), false, `the snapshot ${taken!.path} is gone`);
-    assert.deepStrictEqual(await temporariesLeft(vmDir, loop!.mountPoint), []);
+    assert.deepStrictEqual(await temporariesLeft(vmDir, loop.mountPoint), []);
     assert.deepStrictEqual(await fsp.readdir(stateDir), []);
     const failed = (await repo.listRecords('vm1')).filter((r) => r.status !== 'available');
     assert.ok(failed.length === 1 && failed[0].status === 'error', 'the cancelled backup is recorded as error, not available');
@@ -164,7 +157,7 @@ describe('snapshot backups on btrfs (loop device)', function () {
 
   it('an incremental of a later snapshot picks the newest backup older than the snapshot', async () => {
     const volumeId = 'vm2';
-    const snapDir = path.join(loop!.mountPoint, 'user-snapshots');
+    const snapDir = path.join(loop.mountPoint, 'user-snapshots');
     await fsp.mkdir(snapDir);
     const userSnapshot = async (name: string) => {
       const createdAt = new Date();
@@ -174,7 +167,7 @@ describe('snapshot backups on btrfs (loop device)', function () {
     const pause = () => new Promise((r) => setTimeout(r, 20));
 
     // t1: full backup through a temporary snapshot (in a directory the user chose).
-    const full = await createSnapshotBackup(repo, { volume, volumeId, temporarySnapshot: { provider: 'btrfs', snapshotDir: loop!.mountPoint }, stateDir, chunkSize: CHUNK });
+    const full = await createSnapshotBackup(repo, { volume, volumeId, temporarySnapshot: { provider: 'btrfs', snapshotDir: loop.mountPoint }, stateDir, chunkSize: CHUNK });
     await pause();
     await scatterWrites(volume, 0.05, 11);
     const s2 = await userSnapshot('s2'); // t2
@@ -204,7 +197,7 @@ describe('snapshot backups on btrfs (loop device)', function () {
       assert.strictEqual(await sha256File(target), await sha256File(source), `backup ${record.id} restores to ${source}`);
     }
     for (const name of ['s2', 's4']) await run('btrfs', ['subvolume', 'delete', path.join(snapDir, name)]);
-    assert.deepStrictEqual(await temporariesLeft(vmDir, loop!.mountPoint), []);
-    assert.deepStrictEqual((await fsp.readdir(loop!.mountPoint)).filter((n) => n.startsWith('volume-backup-tmp-')), []);
+    assert.deepStrictEqual(await temporariesLeft(vmDir, loop.mountPoint), []);
+    assert.deepStrictEqual((await fsp.readdir(loop.mountPoint)).filter((n) => n.startsWith('volume-backup-tmp-')), []);
   });
 });

@@ -8,8 +8,8 @@ import { promises as fsp } from 'fs';
 import * as path from 'path';
 import type { BackupRecord } from '../lib';
 import { cliJson, runCli } from './helpers/cli';
-import { makeImage, scatterWrites, sha256File, tempDir } from './helpers/volumes';
-import { LoopFs, loopFsSkipReason, mountLoopFs, run, skipSuite } from './snapshot-loopfs';
+import { scatterWrites, sha256File } from './helpers/volumes';
+import { LoopFs, LoopFsVolume, run, setUpLoopFsVolume } from './snapshot-loopfs';
 import { StampLayout, Writer, readGenerations, startWriter } from './snapshot-writer';
 
 const MiB = 1024 * 1024;
@@ -18,7 +18,8 @@ const LAYOUT: StampLayout = { stride: 256 * 1024, count: SIZE / (256 * 1024) };
 
 describe('volume-backup create --snapshot / --from-snapshot (btrfs loop device)', function () {
   this.timeout(180_000);
-  let loop: LoopFs | null = null;
+  let fixture: LoopFsVolume | undefined;
+  let loop: LoopFs;
   let work: string;
   let repo: string;
   let vmDir: string;
@@ -28,22 +29,14 @@ describe('volume-backup create --snapshot / --from-snapshot (btrfs loop device)'
   const env = () => ({ ...process.env, VOLUME_BACKUP_STATE_DIR: stateDir });
 
   before(async function () {
-    const why = await loopFsSkipReason('btrfs');
-    if (why) skipSuite(this, why);
-    loop = await mountLoopFs('btrfs', 512);
-    vmDir = path.join(loop.mountPoint, 'vms');
-    await run('btrfs', ['subvolume', 'create', vmDir]);
-    volume = path.join(vmDir, 'disk.img');
-    await makeImage(volume, SIZE, 9);
-    work = await tempDir('snapcli');
+    fixture = await setUpLoopFsVolume(this, 'btrfs', { size: SIZE, seed: 9, subvolume: 'vms' });
+    ({ loop, volumeDir: vmDir, volume, work, stateDir } = fixture);
     repo = path.join(work, 'repo');
-    stateDir = path.join(work, 'state');
   });
 
   after(async () => {
     await writer?.stop();
-    await loop?.unmount();
-    if (work) await fsp.rm(work, { recursive: true, force: true });
+    await fixture?.remove();
   });
 
   it('--snapshot btrfs backs up a live image as of one instant and leaves no snapshot subvolume', async () => {
@@ -59,7 +52,7 @@ describe('volume-backup create --snapshot / --from-snapshot (btrfs loop device)'
     await cliJson(['restore', '--repo', repo, '--backup', record.id, '--target', target]);
     const gens = readGenerations(target, LAYOUT);
     assert.ok(Math.max(...gens) - Math.min(...gens) <= 1, `one instant, not a torn mix: ${gens.join(',')}`);
-    const subvolumes = await run('btrfs', ['subvolume', 'list', loop!.mountPoint]);
+    const subvolumes = await run('btrfs', ['subvolume', 'list', loop.mountPoint]);
     assert.deepStrictEqual(subvolumes.trim().split('\n').map((l) => l.split(' path ')[1]), ['vms']);
     assert.deepStrictEqual((await fsp.readdir(vmDir)).sort(), ['disk.img']);
   });
@@ -69,7 +62,7 @@ describe('volume-backup create --snapshot / --from-snapshot (btrfs loop device)'
     await new Promise((r) => setTimeout(r, 20));
     await scatterWrites(volume, 0.05, 3);
     const snapshotTime = new Date().toISOString();
-    const snap = path.join(loop!.mountPoint, 'nightly');
+    const snap = path.join(loop.mountPoint, 'nightly');
     await run('btrfs', ['subvolume', 'snapshot', '-r', vmDir, snap]);
     await new Promise((r) => setTimeout(r, 20));
     await scatterWrites(volume, 0.05, 4);

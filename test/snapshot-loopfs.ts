@@ -7,7 +7,7 @@ import { execFile } from 'child_process';
 import { promises as fsp } from 'fs';
 import * as path from 'path';
 import { promisify } from 'util';
-import { tempDir } from './helpers/volumes';
+import { makeImage, tempDir } from './helpers/volumes';
 
 const exec = promisify(execFile);
 
@@ -94,4 +94,49 @@ export async function mountLoopFs(kind: LoopFsKind, sizeMiB = 512): Promise<Loop
     throw err;
   }
   return { kind, mountPoint, device, unmount };
+}
+
+/** A test volume on a loop-mounted file system, and a work directory beside it (off the loop device). */
+export interface LoopFsVolume {
+  loop: LoopFs;
+  /** The directory holding the volume: the mount point, or a btrfs subvolume in it. */
+  volumeDir: string;
+  /** The volume image, `disk.img` in volumeDir. */
+  volume: string;
+  /** For the repository, restored images and the like; removed with the rest. */
+  work: string;
+  /** The state directory (temporary-snapshot owner records) for the backups of the test. */
+  stateDir: string;
+  /** Unmounts and detaches the file system and removes the work directory. */
+  remove(): Promise<void>;
+}
+
+/**
+ * For a suite's `before` hook: skips the suite (saying why) when this kind of file system cannot be made
+ * here; otherwise mounts one, optionally creates a btrfs subvolume in it, and writes the volume image.
+ */
+export async function setUpLoopFsVolume(
+  ctx: Mocha.Context,
+  kind: LoopFsKind,
+  opts: { size: number; seed: number; subvolume?: string },
+): Promise<LoopFsVolume> {
+  const why = await loopFsSkipReason(kind);
+  if (why) skipSuite(ctx, why);
+  const loop = await mountLoopFs(kind, 512);
+  let work: string | undefined;
+  const remove = async () => {
+    await loop.unmount();
+    if (work) await fsp.rm(work, { recursive: true, force: true });
+  };
+  try {
+    const volumeDir = opts.subvolume ? path.join(loop.mountPoint, opts.subvolume) : loop.mountPoint;
+    if (opts.subvolume) await run('btrfs', ['subvolume', 'create', volumeDir]);
+    const volume = path.join(volumeDir, 'disk.img');
+    await makeImage(volume, opts.size, opts.seed);
+    work = await tempDir(`snap${kind}`);
+    return { loop, volumeDir, volume, work, stateDir: path.join(work, 'state'), remove };
+  } catch (err) {
+    await remove();
+    throw err;
+  }
 }

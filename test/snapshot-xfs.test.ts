@@ -13,8 +13,8 @@ import { createSnapshotBackup } from '../lib/engine/snapshot-backup';
 import type { ProgressEvent } from '../lib/engine/types';
 import type { TemporarySnapshot } from '../lib/snapshot';
 import { isError } from './helpers/assert';
-import { makeImage, sha256File, tempDir } from './helpers/volumes';
-import { LoopFs, loopFsSkipReason, mountLoopFs, skipSuite } from './snapshot-loopfs';
+import { sha256File } from './helpers/volumes';
+import { LoopFs, LoopFsVolume, setUpLoopFsVolume } from './snapshot-loopfs';
 import { StampLayout, Writer, readGenerations, startWriter, waitForPasses } from './snapshot-writer';
 
 const MiB = 1024 * 1024;
@@ -24,7 +24,8 @@ const LAYOUT: StampLayout = { stride: 256 * 1024, count: SIZE / (256 * 1024) };
 
 describe('reflink snapshot backups on XFS (loop device)', function () {
   this.timeout(180_000);
-  let loop: LoopFs | null = null;
+  let fixture: LoopFsVolume | undefined;
+  let loop: LoopFs;
   let work: string;
   let repo: Repository;
   let volume: string;
@@ -32,13 +33,8 @@ describe('reflink snapshot backups on XFS (loop device)', function () {
   let writer: Writer | null = null;
 
   before(async function () {
-    const why = await loopFsSkipReason('xfs');
-    if (why) skipSuite(this, why);
-    loop = await mountLoopFs('xfs', 512);
-    volume = path.join(loop.mountPoint, 'disk.img');
-    await makeImage(volume, SIZE, 7);
-    work = await tempDir('snapxfs');
-    stateDir = path.join(work, 'state');
+    fixture = await setUpLoopFsVolume(this, 'xfs', { size: SIZE, seed: 7 });
+    ({ loop, volume, work, stateDir } = fixture);
     repo = await openRepository(path.join(work, 'repo'), { create: true });
   });
 
@@ -50,8 +46,7 @@ describe('reflink snapshot backups on XFS (loop device)', function () {
   after(async () => {
     await writer?.stop();
     await repo?.close();
-    await loop?.unmount();
-    if (work) await fsp.rm(work, { recursive: true, force: true });
+    await fixture?.remove();
   });
 
   it('auto picks reflink; the restore equals the clone exactly while a writer keeps changing the volume; the clone is gone', async () => {
@@ -76,14 +71,14 @@ describe('reflink snapshot backups on XFS (loop device)', function () {
 
     assert.match(lines.join('\n'), /snapshot provider auto: using reflink for /);
     assert.strictEqual(record.snapshotProvider, 'reflink');
-    assert.strictEqual(path.dirname(taken!.path), loop!.mountPoint, 'the clone sits beside the volume');
+    assert.strictEqual(path.dirname(taken!.path), loop.mountPoint, 'the clone sits beside the volume');
     const target = path.join(work, 'restored.img');
     await restoreBackup(repo, { backupId: record.id, target });
     assert.strictEqual(await sha256File(target), cloneHash);
     const gens = readGenerations(target, LAYOUT);
     assert.ok(Math.max(...gens) - Math.min(...gens) <= 1, `one instant, not a torn mix: ${gens.join(',')}`);
     assert.ok(Math.min(...liveGens) > Math.max(...gens) + 2, 'the writer kept writing during the backup');
-    assert.deepStrictEqual((await fsp.readdir(loop!.mountPoint)).sort(), ['disk.img']);
+    assert.deepStrictEqual((await fsp.readdir(loop.mountPoint)).sort(), ['disk.img']);
     assert.deepStrictEqual(await fsp.readdir(stateDir), []);
   });
 
@@ -103,7 +98,7 @@ describe('reflink snapshot backups on XFS (loop device)', function () {
       isError('CANCELLED'),
     );
     assert.ok(taken);
-    assert.deepStrictEqual((await fsp.readdir(loop!.mountPoint)).sort(), ['disk.img']);
+    assert.deepStrictEqual((await fsp.readdir(loop.mountPoint)).sort(), ['disk.img']);
     assert.deepStrictEqual(await fsp.readdir(stateDir), []);
   });
 });
