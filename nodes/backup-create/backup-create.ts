@@ -4,24 +4,19 @@ import { createBackup } from '../../lib/engine/backup';
 import type { BackupRecord } from '../../lib/repository/records';
 import { commonBackupOptions } from '../common/backup-options';
 import { sizeAndTime } from '../common/format';
-import { operationNode } from '../common/operation-node';
-import type { Node, NodeAPI, NodeDef } from '../common/red';
+import { registerOperationNode } from '../common/operation-node';
+import type { NodeAPI } from '../common/red';
 import { checkOptions, resolveProperties, text } from '../common/resolve';
 
 export = function register(RED: NodeAPI): void {
-  function BackupCreate(this: Node, def: NodeDef): void {
-    RED.nodes.createNode(this, def);
-    const node = this;
-    operationNode<BackupRecord>(RED, node, def, {
-      createRepository: true,
-      async run(ctx) {
-        const { values, from } = await resolveProperties(RED, node, def, ctx.msg, { volume: { setting: 'volume', msgProperty: 'volume' } });
-        const { volume } = checkOptions(z.object({ volume: text('the path of the disk image or block device to back up') }), values, from);
-        const common = await commonBackupOptions(RED, node, def, ctx);
-        return createBackup(ctx.repo, { ...common, volume, mode: 'full' });
-      },
-      summary: (record, ms) => sizeAndTime(record.size, ms),
-    });
-  }
-  RED.nodes.registerType('volume-backup-create', BackupCreate);
+  registerOperationNode<BackupRecord>(RED, 'volume-backup-create', (node, def) => ({
+    createRepository: true,
+    async run(ctx) {
+      const { values, from } = await resolveProperties(RED, node, def, ctx.msg, { volume: { setting: 'volume', msgProperty: 'volume' } });
+      const { volume } = checkOptions(z.object({ volume: text('the path of the disk image or block device to back up') }), values, from);
+      const common = await commonBackupOptions(RED, node, def, ctx);
+      return createBackup(ctx.repo, { ...common, volume, mode: 'full' });
+    },
+    summary: (record, ms) => sizeAndTime(record.size, ms),
+  }));
 };

@@ -8,8 +8,8 @@ import type { BackupRecord } from '../../lib/repository/records';
 import { commonBackupOptions, effectiveKind, fullIfNoParent } from '../common/backup-options';
 import { volumeIdForPath } from '../../lib/repository/names';
 import { sizeAndTime } from '../common/format';
-import { operationNode } from '../common/operation-node';
-import type { Node, NodeAPI, NodeDef } from '../common/red';
+import { registerOperationNode } from '../common/operation-node';
+import type { NodeAPI } from '../common/red';
 import { checkOptions, resolveProperties, text } from '../common/resolve';
 
 const Input = z.object({
@@ -19,25 +19,20 @@ const Input = z.object({
 });
 
 export = function register(RED: NodeAPI): void {
-  function BackupIncremental(this: Node, def: NodeDef): void {
-    RED.nodes.createNode(this, def);
-    const node = this;
-    operationNode<BackupRecord>(RED, node, def, {
-      createRepository: true,
-      async run(ctx) {
-        const { values, from } = await resolveProperties(RED, node, def, ctx.msg, {
-          volume: { setting: 'volume', msgProperty: 'volume' },
-          mode: { setting: 'mode', msgProperty: 'mode' },
-          parentId: { setting: 'parentId', msgProperty: 'parentId' },
-        });
-        const input = checkOptions(Input, values, from);
-        const volumeId = (await commonBackupOptions(RED, node, def, ctx, input.mode)).volumeId ?? volumeIdForPath(input.volume);
-        const mode = await effectiveKind(ctx.repo, { volumeId, mode: input.mode, parentId: input.parentId, fullIfNoParent: fullIfNoParent(def) });
-        const common = await commonBackupOptions(RED, node, def, ctx, mode);
-        return createBackup(ctx.repo, { ...common, volumeId, volume: input.volume, mode, parentId: input.parentId });
-      },
-      summary: (record, ms) => sizeAndTime(record.storedBytes, ms),
-    });
-  }
-  RED.nodes.registerType('volume-backup-incremental', BackupIncremental);
+  registerOperationNode<BackupRecord>(RED, 'volume-backup-incremental', (node, def) => ({
+    createRepository: true,
+    async run(ctx) {
+      const { values, from } = await resolveProperties(RED, node, def, ctx.msg, {
+        volume: { setting: 'volume', msgProperty: 'volume' },
+        mode: { setting: 'mode', msgProperty: 'mode' },
+        parentId: { setting: 'parentId', msgProperty: 'parentId' },
+      });
+      const input = checkOptions(Input, values, from);
+      const volumeId = (await commonBackupOptions(RED, node, def, ctx, input.mode)).volumeId ?? volumeIdForPath(input.volume);
+      const mode = await effectiveKind(ctx.repo, { volumeId, mode: input.mode, parentId: input.parentId, fullIfNoParent: fullIfNoParent(def) });
+      const common = await commonBackupOptions(RED, node, def, ctx, mode);
+      return createBackup(ctx.repo, { ...common, volumeId, volume: input.volume, mode, parentId: input.parentId });
+    },
+    summary: (record, ms) => sizeAndTime(record.storedBytes, ms),
+  }));
 };

@@ -33,7 +33,19 @@ export interface OperationSpec<R> {
   summary(result: R, durationMs: number): string;
 }
 
-export function operationNode<R>(RED: NodeAPI, node: Node, def: NodeDef, spec: OperationSpec<R>): void {
+/**
+ * Registers an operation node type: Node-RED constructs it for each node of the flow, and `makeSpec`
+ * says, for that node and its settings, how a message becomes an engine call.
+ */
+export function registerOperationNode<R>(RED: NodeAPI, type: string, makeSpec: (node: Node, def: NodeDef) => OperationSpec<R>): void {
+  function OperationNode(this: Node, def: NodeDef): void {
+    RED.nodes.createNode(this, def);
+    operationNode(RED, this, def, makeSpec(this, def));
+  }
+  RED.nodes.registerType(type, OperationNode);
+}
+
+function operationNode<R>(RED: NodeAPI, node: Node, def: NodeDef, spec: OperationSpec<R>): void {
   const queueSize = parseQueueSize(def.queueSize);
   let queuedForSlot = 0;
   const showQueued = () => {

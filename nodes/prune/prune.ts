@@ -6,8 +6,8 @@
 import { z } from 'zod';
 import { PruneReport, pruneRepository } from '../../lib/engine/prune';
 import { formatBytes } from '../common/format';
-import { operationNode } from '../common/operation-node';
-import type { Node, NodeAPI, NodeDef } from '../common/red';
+import { registerOperationNode } from '../common/operation-node';
+import type { NodeAPI } from '../common/red';
 import { checkOptions, flag, resolveProperties } from '../common/resolve';
 
 const Input = z.object({
@@ -19,31 +19,26 @@ const Input = z.object({
 });
 
 export = function register(RED: NodeAPI): void {
-  function Prune(this: Node, def: NodeDef): void {
-    RED.nodes.createNode(this, def);
-    const node = this;
-    operationNode<PruneReport>(RED, node, def, {
-      createRepository: false,
-      async run(ctx) {
-        const { values, from } = await resolveProperties(RED, node, def, ctx.msg, {
-          policy: { setting: 'policy', msgProperty: 'policy' },
-          volumeId: { setting: 'volumeId', msgProperty: 'volumeId' },
-          dryRun: { setting: 'dryRun', msgProperty: 'dryRun' },
-        });
-        if (typeof values.policy === 'string') {
-          try {
-            values.policy = JSON.parse(values.policy);
-          } catch {
-            // left as text: the check below says what is expected
-          }
+  registerOperationNode<PruneReport>(RED, 'volume-prune', (node, def) => ({
+    createRepository: false,
+    async run(ctx) {
+      const { values, from } = await resolveProperties(RED, node, def, ctx.msg, {
+        policy: { setting: 'policy', msgProperty: 'policy' },
+        volumeId: { setting: 'volumeId', msgProperty: 'volumeId' },
+        dryRun: { setting: 'dryRun', msgProperty: 'dryRun' },
+      });
+      if (typeof values.policy === 'string') {
+        try {
+          values.policy = JSON.parse(values.policy);
+        } catch {
+          // left as text: the check below says what is expected
         }
-        const input = checkOptions(Input, values, from);
-        return pruneRepository(ctx.repo, { ...input, signal: ctx.signal, onProgress: ctx.onProgress, log: ctx.log });
-      },
-      summary: (report) => pruneSummary(report),
-    });
-  }
-  RED.nodes.registerType('volume-prune', Prune);
+      }
+      const input = checkOptions(Input, values, from);
+      return pruneRepository(ctx.repo, { ...input, signal: ctx.signal, onProgress: ctx.onProgress, log: ctx.log });
+    },
+    summary: (report) => pruneSummary(report),
+  }));
 };
 
 /** "deleted 3, 1.2 GiB" / "would delete 3, 1.2 GiB" */

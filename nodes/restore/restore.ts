@@ -11,8 +11,8 @@ import { findParent, listBackups } from '../../lib/repository/catalog';
 import { volumeIdForPath } from '../../lib/repository/names';
 import type { BackupRecord } from '../../lib/repository/records';
 import { sizeAndTime } from '../common/format';
-import { operationNode } from '../common/operation-node';
-import type { Node, NodeAPI, NodeDef } from '../common/red';
+import { registerOperationNode } from '../common/operation-node';
+import type { NodeAPI } from '../common/red';
 import { checkOptions, flag, resolveProperties } from '../common/resolve';
 
 const Input = z.object({
@@ -27,50 +27,45 @@ const Input = z.object({
 type Result = RestoreResult | BackupRecord[];
 
 export = function register(RED: NodeAPI): void {
-  function Restore(this: Node, def: NodeDef): void {
-    RED.nodes.createNode(this, def);
-    const node = this;
-    operationNode<Result>(RED, node, def, {
-      createRepository: false,
-      async run(ctx) {
-        const { values, from } = await resolveProperties(RED, node, def, ctx.msg, {
-          action: { setting: 'action', msgProperty: 'action' },
-          backupId: { setting: 'backupId', msgProperty: 'backupId' },
-          volumeId: { setting: 'volumeId', msgProperty: 'volumeId' },
-          volume: { setting: 'volume', msgProperty: 'volume' },
-          target: { setting: 'target', msgProperty: 'target' },
-          verifyOnly: { setting: 'verifyOnly', msgProperty: 'verifyOnly' },
-        });
-        const input = checkOptions(Input, values, from);
-        // A volume's path names it as well as its id does (the id backups of that path got).
-        const volumeId = input.volumeId ?? (input.volume ? volumeIdForPath(input.volume) : undefined);
-        const action = input.verifyOnly === true && input.action === 'restore' ? 'verify' : input.action;
-        if (action === 'list') return listBackups(ctx.repo, { volumeId });
+  registerOperationNode<Result>(RED, 'volume-restore', (node, def) => ({
+    createRepository: false,
+    async run(ctx) {
+      const { values, from } = await resolveProperties(RED, node, def, ctx.msg, {
+        action: { setting: 'action', msgProperty: 'action' },
+        backupId: { setting: 'backupId', msgProperty: 'backupId' },
+        volumeId: { setting: 'volumeId', msgProperty: 'volumeId' },
+        volume: { setting: 'volume', msgProperty: 'volume' },
+        target: { setting: 'target', msgProperty: 'target' },
+        verifyOnly: { setting: 'verifyOnly', msgProperty: 'verifyOnly' },
+      });
+      const input = checkOptions(Input, values, from);
+      // A volume's path names it as well as its id does (the id backups of that path got).
+      const volumeId = input.volumeId ?? (input.volume ? volumeIdForPath(input.volume) : undefined);
+      const action = input.verifyOnly === true && input.action === 'restore' ? 'verify' : input.action;
+      if (action === 'list') return listBackups(ctx.repo, { volumeId });
 
-        let backupId = input.backupId;
-        if (!backupId) {
-          if (!volumeId) throw invalid(`invalid input: give the backup to ${action} (msg.backupId), or a volume id (msg.volumeId) or path (msg.volume) to use its newest backup`);
-          const newest = findParent(await listBackups(ctx.repo, { volumeId }), volumeId, 'incremental');
-          if (!newest) throw new VolumeBackupError('NOT_FOUND', `volume ${volumeId} has no available backup in ${ctx.repo.location}`);
-          backupId = newest.id;
-        }
-        if (action === 'restore' && !input.target) {
-          throw invalid(`invalid input: target (from ${from.target}) is missing: give the file or block device to restore to, or choose "verify"`);
-        }
-        return restoreBackup(ctx.repo, {
-          backupId,
-          target: action === 'restore' ? input.target : undefined,
-          verifyOnly: action === 'verify',
-          signal: ctx.signal,
-          onProgress: ctx.onProgress,
-          log: ctx.log,
-        });
-      },
-      summary: (result, ms) => {
-        if (Array.isArray(result)) return `${result.length} backup${result.length === 1 ? '' : 's'}`;
-        return result.verifyOnly ? `verified ${sizeAndTime(result.bytesVerified, ms)}` : sizeAndTime(result.size, ms);
-      },
-    });
-  }
-  RED.nodes.registerType('volume-restore', Restore);
+      let backupId = input.backupId;
+      if (!backupId) {
+        if (!volumeId) throw invalid(`invalid input: give the backup to ${action} (msg.backupId), or a volume id (msg.volumeId) or path (msg.volume) to use its newest backup`);
+        const newest = findParent(await listBackups(ctx.repo, { volumeId }), volumeId, 'incremental');
+        if (!newest) throw new VolumeBackupError('NOT_FOUND', `volume ${volumeId} has no available backup in ${ctx.repo.location}`);
+        backupId = newest.id;
+      }
+      if (action === 'restore' && !input.target) {
+        throw invalid(`invalid input: target (from ${from.target}) is missing: give the file or block device to restore to, or choose "verify"`);
+      }
+      return restoreBackup(ctx.repo, {
+        backupId,
+        target: action === 'restore' ? input.target : undefined,
+        verifyOnly: action === 'verify',
+        signal: ctx.signal,
+        onProgress: ctx.onProgress,
+        log: ctx.log,
+      });
+    },
+    summary: (result, ms) => {
+      if (Array.isArray(result)) return `${result.length} backup${result.length === 1 ? '' : 's'}`;
+      return result.verifyOnly ? `verified ${sizeAndTime(result.bytesVerified, ms)}` : sizeAndTime(result.size, ms);
+    },
+  }));
 };

@@ -13,8 +13,8 @@ import type { BackupRecord } from '../../lib/repository/records';
 import { ProviderChoice } from '../../lib/snapshot';
 import { commonBackupOptions, effectiveKind, fullIfNoParent } from '../common/backup-options';
 import { sizeAndTime } from '../common/format';
-import { operationNode } from '../common/operation-node';
-import type { Node, NodeAPI, NodeDef } from '../common/red';
+import { registerOperationNode } from '../common/operation-node';
+import type { NodeAPI, NodeDef } from '../common/red';
 import { checkOptions, resolveProperties } from '../common/resolve';
 
 const Input = z.object({
@@ -54,55 +54,50 @@ function providerConfigFromNode(def: NodeDef): Record<string, unknown> {
 }
 
 export = function register(RED: NodeAPI): void {
-  function SnapshotBackup(this: Node, def: NodeDef): void {
-    RED.nodes.createNode(this, def);
-    const node = this;
-    operationNode<BackupRecord>(RED, node, def, {
-      createRepository: true,
-      async run(ctx) {
-        const { values, from } = await resolveProperties(RED, node, def, ctx.msg, {
-          source: { setting: 'source', msgProperty: 'snapshotSource' },
-          snapshot: { setting: 'snapshot', msgProperty: 'snapshot' },
-          volume: { setting: 'volume', msgProperty: 'volume' },
-          mode: { setting: 'mode', msgProperty: 'mode' },
-          parentId: { setting: 'parentId', msgProperty: 'parentId' },
-          // Node form first (the provider select); "msg" there means msg.temporarySnapshot.
-          temporarySnapshot: { setting: '', msgProperty: 'temporarySnapshot' },
-        });
-        const input = checkOptions(Input, values, from);
-        const givenVolumeId = (await commonBackupOptions(RED, node, def, ctx, input.mode)).volumeId;
-        // A snapshot's path changes every time; the volume id follows the live volume instead.
-        const volumeId = givenVolumeId ?? (input.volume ? volumeIdForPath(input.volume) : undefined);
-        let before: Date | undefined;
-        const options: SnapshotBackupOptions = { parentId: input.parentId };
-        if (input.source === 'existing') {
-          if (input.snapshot === undefined) {
-            throw invalid(`invalid input: snapshot (from ${from.snapshot}) is missing: give {path, id, createdAt} of an existing snapshot, or choose "take a snapshot"`);
-          }
-          if (!volumeId) {
-            throw invalid('a backup of an existing snapshot needs the live volume (msg.volume) or a volume id (msg.volumeId), so that its backups form one chain');
-          }
-          const createdAt = (input.snapshot as { createdAt?: unknown }).createdAt;
-          before = typeof createdAt === 'string' || createdAt instanceof Date ? new Date(createdAt) : undefined;
-          Object.assign(options, { snapshot: input.snapshot as SnapshotBackupOptions['snapshot'], volumeId });
-        } else {
-          if (!input.volume || !volumeId) throw invalid(`invalid input: volume (from ${from.volume}) is missing: give the path of the live volume to snapshot`);
-          const temporarySnapshot = def.provider === 'msg' ? input.temporarySnapshot : providerConfigFromNode(def);
-          Object.assign(options, { volume: input.volume, volumeId, temporarySnapshot });
+  registerOperationNode<BackupRecord>(RED, 'volume-snapshot-backup', (node, def) => ({
+    createRepository: true,
+    async run(ctx) {
+      const { values, from } = await resolveProperties(RED, node, def, ctx.msg, {
+        source: { setting: 'source', msgProperty: 'snapshotSource' },
+        snapshot: { setting: 'snapshot', msgProperty: 'snapshot' },
+        volume: { setting: 'volume', msgProperty: 'volume' },
+        mode: { setting: 'mode', msgProperty: 'mode' },
+        parentId: { setting: 'parentId', msgProperty: 'parentId' },
+        // Node form first (the provider select); "msg" there means msg.temporarySnapshot.
+        temporarySnapshot: { setting: '', msgProperty: 'temporarySnapshot' },
+      });
+      const input = checkOptions(Input, values, from);
+      const givenVolumeId = (await commonBackupOptions(RED, node, def, ctx, input.mode)).volumeId;
+      // A snapshot's path changes every time; the volume id follows the live volume instead.
+      const volumeId = givenVolumeId ?? (input.volume ? volumeIdForPath(input.volume) : undefined);
+      let before: Date | undefined;
+      const options: SnapshotBackupOptions = { parentId: input.parentId };
+      if (input.source === 'existing') {
+        if (input.snapshot === undefined) {
+          throw invalid(`invalid input: snapshot (from ${from.snapshot}) is missing: give {path, id, createdAt} of an existing snapshot, or choose "take a snapshot"`);
         }
-        const mode = await effectiveKind(ctx.repo, { volumeId, mode: input.mode, parentId: input.parentId, before, fullIfNoParent: fullIfNoParent(def) });
-        const { volumeId: _ignored, ...common } = await commonBackupOptions(RED, node, def, ctx, mode);
-        Object.assign(options, common, { mode });
-        // Drop unset keys: the engine's schema is strict about what it is given.
-        for (const key of Object.keys(options) as (keyof SnapshotBackupOptions)[]) if (options[key] === undefined) delete options[key];
-        if (options.temporarySnapshot) {
-          const t = options.temporarySnapshot as Record<string, unknown>;
-          for (const key of Object.keys(t)) if (t[key] === undefined) delete t[key];
+        if (!volumeId) {
+          throw invalid('a backup of an existing snapshot needs the live volume (msg.volume) or a volume id (msg.volumeId), so that its backups form one chain');
         }
-        return createSnapshotBackup(ctx.repo, options);
-      },
-      summary: (record, ms) => sizeAndTime(record.size, ms),
-    });
-  }
-  RED.nodes.registerType('volume-snapshot-backup', SnapshotBackup);
+        const createdAt = (input.snapshot as { createdAt?: unknown }).createdAt;
+        before = typeof createdAt === 'string' || createdAt instanceof Date ? new Date(createdAt) : undefined;
+        Object.assign(options, { snapshot: input.snapshot as SnapshotBackupOptions['snapshot'], volumeId });
+      } else {
+        if (!input.volume || !volumeId) throw invalid(`invalid input: volume (from ${from.volume}) is missing: give the path of the live volume to snapshot`);
+        const temporarySnapshot = def.provider === 'msg' ? input.temporarySnapshot : providerConfigFromNode(def);
+        Object.assign(options, { volume: input.volume, volumeId, temporarySnapshot });
+      }
+      const mode = await effectiveKind(ctx.repo, { volumeId, mode: input.mode, parentId: input.parentId, before, fullIfNoParent: fullIfNoParent(def) });
+      const { volumeId: _ignored, ...common } = await commonBackupOptions(RED, node, def, ctx, mode);
+      Object.assign(options, common, { mode });
+      // Drop unset keys: the engine's schema is strict about what it is given.
+      for (const key of Object.keys(options) as (keyof SnapshotBackupOptions)[]) if (options[key] === undefined) delete options[key];
+      if (options.temporarySnapshot) {
+        const t = options.temporarySnapshot as Record<string, unknown>;
+        for (const key of Object.keys(t)) if (t[key] === undefined) delete t[key];
+      }
+      return createSnapshotBackup(ctx.repo, options);
+    },
+    summary: (record, ms) => sizeAndTime(record.size, ms),
+  }));
 };
