@@ -78,6 +78,21 @@ export function cinderObjectNamePrefix(parts: PrefixParts): string {
   return `volume_${parts.volumeId}/${ts}/backup_${parts.backupId}`;
 }
 
+/** The parts of the contract every driver here answers alike: Cinder's names, no renames, no metadata. */
+export abstract class CinderNaming {
+  generateObjectNamePrefix(parts: PrefixParts): string {
+    return cinderObjectNamePrefix(parts);
+  }
+
+  updateContainerName(container: string | undefined): string | undefined {
+    return container;
+  }
+
+  getExtraMetadata(): Record<string, string> | null {
+    return null;
+  }
+}
+
 /** An endpoint URL fit for messages: any user:password in it replaced by "***". */
 export function displayEndpoint(endpoint: string): string {
   try {

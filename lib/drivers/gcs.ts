@@ -8,9 +8,9 @@
 import { Bucket, Storage } from '@google-cloud/storage';
 import { z } from 'zod';
 import { ObjectNotFoundError, PreconditionFailedError, invalid } from '../errors';
-import { Driver, ObjectEntry, StoredObject, displayEndpoint } from './driver';
+import { CinderNaming, Driver, ObjectEntry, StoredObject } from './driver';
 import type { DriverContext, GcsSpec } from './index';
-import { BucketNotFoundError, ObjectStoreNaming, accessDenied, credentialsRejected, listPrefix, md5, normalizePrefix, objectKey, storageFailure } from './object-store-helpers';
+import { BucketNotFoundError, accessDenied, bucketLocation, bucketWhere, credentialsRejected, listPrefix, md5, normalizePrefix, objectKey, storageFailure } from './object-store-helpers';
 import { TransientError, transientReason, withRetry } from './retry';
 
 const MiB = 1024 * 1024;
@@ -22,7 +22,7 @@ export function createGcsDriver(spec: z.infer<typeof GcsSpec>, context: DriverCo
   return new GcsDriver(spec, context);
 }
 
-export class GcsDriver extends ObjectStoreNaming implements Driver {
+export class GcsDriver extends CinderNaming implements Driver {
   readonly kind = 'gcs';
   readonly location: string;
   readonly conditionalWrites = true;
@@ -34,7 +34,7 @@ export class GcsDriver extends ObjectStoreNaming implements Driver {
   constructor(private readonly spec: z.infer<typeof GcsSpec>, private readonly context: DriverContext) {
     super();
     this.prefix = normalizePrefix(spec.prefix);
-    this.location = `gs://${spec.bucket}${this.prefix ? `/${this.prefix}` : ''}${spec.endpoint ? ` at ${displayEndpoint(spec.endpoint)}` : ''}`;
+    this.location = bucketLocation('gs', spec, this.prefix);
     this.resumableThreshold = spec.resumableThreshold ?? 16 * MiB;
     let credentials: Record<string, string> | undefined;
     if (spec.credentials) {
@@ -57,7 +57,7 @@ export class GcsDriver extends ObjectStoreNaming implements Driver {
   }
 
   private where(key?: string): string {
-    return `gs://${this.spec.bucket}${key ? `/${key}` : ''}${this.spec.endpoint ? ` (endpoint ${displayEndpoint(this.spec.endpoint)})` : ''}`;
+    return bucketWhere('gs', this.spec, key);
   }
 
   /** One GCS call with retries; `expected` maps the errors an operation expects (404, 412). */

@@ -1,10 +1,10 @@
 /**
- * What the s3 and gcs drivers share: object keys under a bucket prefix, the messages for errors that
- * retrying cannot fix, a bounded parallel runner that stops on the first failure, and digests.
+ * What the s3 and gcs drivers share: object keys under a bucket prefix, how messages name a bucket,
+ * the messages for errors that retrying cannot fix, a bounded parallel runner that stops on the first failure, and digests.
  */
 import { createHash } from 'crypto';
 import { ObjectNotFoundError, VolumeBackupError, errorMessage, invalid } from '../errors';
-import { PrefixParts, cinderObjectNamePrefix } from './driver';
+import { displayEndpoint } from './driver';
 
 /** Join the driver's prefix, the container and an object name into one key; refuse names that escape. */
 export function objectKey(prefix: string, container: string, name = ''): string {
@@ -24,6 +24,26 @@ export function listPrefix(prefix: string, container: string, namePrefix: string
 
 export function normalizePrefix(prefix: string): string {
   return prefix.replace(/^\/+|\/+$/g, '');
+}
+
+/** What a driver's settings say about its bucket: its name, and a custom endpoint if any. */
+interface BucketSpec {
+  bucket: string;
+  endpoint?: string;
+}
+
+function bucketUrl(scheme: string, bucket: string, key?: string): string {
+  return `${scheme}://${bucket}${key ? `/${key}` : ''}`;
+}
+
+/** A repository's location: "s3://bucket/prefix", with " at <endpoint>" for a custom endpoint. */
+export function bucketLocation(scheme: string, spec: BucketSpec, prefix: string): string {
+  return `${bucketUrl(scheme, spec.bucket, prefix)}${spec.endpoint ? ` at ${displayEndpoint(spec.endpoint)}` : ''}`;
+}
+
+/** The bucket, or an object in it, as errors name it: "s3://bucket/key (endpoint <endpoint>)". */
+export function bucketWhere(scheme: string, spec: BucketSpec, key?: string): string {
+  return `${bucketUrl(scheme, spec.bucket, key)}${spec.endpoint ? ` (endpoint ${displayEndpoint(spec.endpoint)})` : ''}`;
 }
 
 /** A bucket that does not exist holds no object either; the message says what to check. */
@@ -78,19 +98,4 @@ export async function runBounded<T, R>(items: readonly T[], limit: number, fn: (
 
 export function md5(data: Uint8Array): Buffer {
   return createHash('md5').update(data).digest();
-}
-
-/** The parts of the contract both object stores answer alike: Cinder's names, no renames, no metadata. */
-export abstract class ObjectStoreNaming {
-  generateObjectNamePrefix(parts: PrefixParts): string {
-    return cinderObjectNamePrefix(parts);
-  }
-
-  updateContainerName(container: string | undefined): string | undefined {
-    return container;
-  }
-
-  getExtraMetadata(): Record<string, string> | null {
-    return null;
-  }
 }

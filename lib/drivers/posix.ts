@@ -9,7 +9,7 @@ import { promises as fs } from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { ObjectNotFoundError, PreconditionFailedError, invalid } from '../errors';
-import { Driver, ObjectEntry, ObjectOptions, PrefixParts, StoredObject, cinderObjectNamePrefix } from './driver';
+import { CinderNaming, Driver, ObjectEntry, ObjectOptions, StoredObject } from './driver';
 
 const FILE_MODE = 0o660;
 const DIR_MODE = 0o770;
@@ -25,13 +25,14 @@ export interface PosixDriverOptions {
   path: string;
 }
 
-export class PosixDriver implements Driver {
+export class PosixDriver extends CinderNaming implements Driver {
   readonly kind = 'posix';
   readonly location: string;
   readonly conditionalWrites = true;
   private readonly base: string;
 
   constructor(options: PosixDriverOptions) {
+    super();
     if (typeof options.path !== 'string' || options.path.length === 0 || options.path.includes('\0')) {
       throw invalid('the posix repository needs a directory path');
     }
@@ -268,18 +269,6 @@ export class PosixDriver implements Driver {
     };
     await walk(this.resolve(container));
     return removed;
-  }
-
-  generateObjectNamePrefix(parts: PrefixParts): string {
-    return cinderObjectNamePrefix(parts);
-  }
-
-  updateContainerName(container: string | undefined): string | undefined {
-    return container;
-  }
-
-  getExtraMetadata(): Record<string, string> | null {
-    return null;
   }
 }
 

@@ -10,9 +10,9 @@ import {
 } from '@aws-sdk/client-s3';
 import { z } from 'zod';
 import { ObjectNotFoundError, PreconditionFailedError } from '../errors';
-import { Driver, ObjectEntry, StoredObject, displayEndpoint } from './driver';
+import { CinderNaming, Driver, ObjectEntry, StoredObject } from './driver';
 import type { DriverContext, S3Spec } from './index';
-import { BucketNotFoundError, ObjectStoreNaming, accessDenied, credentialsRejected, listPrefix, md5, normalizePrefix, objectKey, storageFailure } from './object-store-helpers';
+import { BucketNotFoundError, accessDenied, bucketLocation, bucketWhere, credentialsRejected, listPrefix, md5, normalizePrefix, objectKey, storageFailure } from './object-store-helpers';
 import { uploadMultipart } from './s3-multipart';
 import { TransientError, transientReason, withRetry } from './retry';
 
@@ -41,7 +41,7 @@ export function createS3Driver(spec: z.infer<typeof S3Spec>, context: DriverCont
   return new S3Driver(spec, context);
 }
 
-export class S3Driver extends ObjectStoreNaming implements Driver {
+export class S3Driver extends CinderNaming implements Driver {
   readonly kind = 's3';
   readonly location: string;
   readonly conditionalWrites: boolean;
@@ -53,7 +53,7 @@ export class S3Driver extends ObjectStoreNaming implements Driver {
   constructor(private readonly spec: z.infer<typeof S3Spec>, private readonly context: DriverContext) {
     super();
     this.prefix = normalizePrefix(spec.prefix);
-    this.location = `s3://${spec.bucket}${this.prefix ? `/${this.prefix}` : ''}${spec.endpoint ? ` at ${displayEndpoint(spec.endpoint)}` : ''}`;
+    this.location = bucketLocation('s3', spec, this.prefix);
     this.conditionalWrites = spec.conditionalWrites;
     this.threshold = spec.multipartThreshold ?? 16 * MiB;
     this.partSize = Math.max(spec.partSize ?? 8 * MiB, 5 * MiB);
@@ -76,7 +76,7 @@ export class S3Driver extends ObjectStoreNaming implements Driver {
   }
 
   private where(key?: string): string {
-    return `s3://${this.spec.bucket}${key ? `/${key}` : ''}${this.spec.endpoint ? ` (endpoint ${displayEndpoint(this.spec.endpoint)})` : ''}`;
+    return bucketWhere('s3', this.spec, key);
   }
 
   /**
