@@ -6,9 +6,8 @@
 import * as assert from 'assert';
 import { promises as fs } from 'fs';
 import * as path from 'path';
-import { openRepository } from '../../lib/open';
-import { listBackups } from '../../lib/repository/catalog';
 import type { BackupRecord } from '../../lib/repository/records';
+import { backupsIn } from '../helpers/repository';
 import { sha256File, tempDir } from '../helpers/volumes';
 import { NodeRedProcess, nodeRedEnv, startMosquitto } from './node-red-process';
 
@@ -51,14 +50,7 @@ describe(`end to end: the example flows in a real Node-RED ${NODE_RED_VERSION}`,
     await fs.rm(work, { recursive: true, force: true });
   });
 
-  async function records(): Promise<BackupRecord[]> {
-    const repo = await openRepository({ backend: 'posix', path: repoDir });
-    try {
-      return await listBackups(repo);
-    } finally {
-      await repo.close();
-    }
-  }
+  const records = () => backupsIn(repoDir);
 
   async function inject(id: string): Promise<void> {
     const res = await red.request('POST', `/inject/${id}`);

@@ -5,14 +5,11 @@
  * - two backups of the same volume never run at once: the second fails with BUSY, or waits when told to.
  */
 import * as assert from 'assert';
-import { promises as fs } from 'fs';
-import * as path from 'path';
-import { openRepository } from '../../lib/open';
 import type { Repository } from '../../lib/repository/repository';
 import type { BackupRecord } from '../../lib/repository/records';
 import { spawnCli } from '../helpers/cli';
-import { makeImage, tempDir } from '../helpers/volumes';
-import { helper, loadTestFlow, loggedTexts, nodeRedVersion, statusTexts } from './support';
+import { withRepository } from '../helpers/repository';
+import { helper, loadTestFlow, nodeTestSuite, loggedTexts, nodeRedVersion, statusTexts } from './support';
 
 const MiB = 1024 * 1024;
 const THIS_HOST = 'node-red-a';
@@ -35,49 +32,17 @@ function killedBackup(repoDir: string, volume: string, volumeId: string, host: s
   });
 }
 
-async function withRepo<T>(repoDir: string, fn: (repo: Repository) => Promise<T>): Promise<T> {
-  const repo = await openRepository({ backend: 'posix', path: repoDir });
-  try {
-    return await fn(repo);
-  } finally {
-    await repo.close();
-  }
-}
-
 const objectsOf = (repo: Repository, record: BackupRecord) => repo.driver.listEntries(repo.container, record.objectPrefix);
 
 describe(`Node-RED nodes: start-up cleanup and volume locks (node-red ${nodeRedVersion()})`, function () {
   this.timeout(120_000);
-  let work: string;
-  let image: string;
-  let repoDir: string;
-
-  before(async () => {
-    work = await tempDir('nodes-leftovers');
-    image = path.join(work, 'disk.img');
-    // Big enough that a backup is still writing when it is killed, or when a second one starts.
-    await makeImage(image, 48 * MiB, 5);
-    process.env.VOLUME_BACKUP_STATE_DIR = path.join(work, 'state');
-  });
-  after(async () => {
-    delete process.env.VOLUME_BACKUP_STATE_DIR;
-    await fs.rm(work, { recursive: true, force: true });
-  });
-
-  let testNumber = 0;
-  beforeEach(async () => {
-    repoDir = path.join(work, `repo-${++testNumber}`);
-    await helper.startServer();
-  });
-  afterEach(async () => {
-    await helper.unload();
-    await helper.stopServer();
-  });
+  // Big enough that a backup is still writing when it is killed, or when a second one starts.
+  const suite = nodeTestSuite('nodes-leftovers', { size: 48 * MiB, seed: 5 });
 
   it("driver-config: before the first operation, this host's interrupted backup becomes error with its objects removed; another host's is untouched", async () => {
-    await killedBackup(repoDir, image, 'vol-mine', THIS_HOST);
-    await killedBackup(repoDir, image, 'vol-theirs', OTHER_HOST);
-    const [mine, theirs] = await withRepo(repoDir, async (repo) => {
+    await killedBackup(suite.repoDir, suite.image, 'vol-mine', THIS_HOST);
+    await killedBackup(suite.repoDir, suite.image, 'vol-theirs', OTHER_HOST);
+    const [mine, theirs] = await withRepository(suite.repoDir, async (repo) => {
       const records = await repo.listRecords();
       const find = (volumeId: string) => records.find((r) => r.volumeId === volumeId)!;
       for (const r of [find('vol-mine'), find('vol-theirs')]) {
@@ -87,13 +52,13 @@ describe(`Node-RED nodes: start-up cleanup and volume locks (node-red ${nodeRedV
       return [find('vol-mine'), find('vol-theirs')];
     });
 
-    const t = await loadTestFlow(repoDir, [{ id: 'n1', type: 'volume-backup-create', volume: 'volume', volumeType: 'msg' }], { host: THIS_HOST });
-    t.node('n1').receive({ volume: image, volumeId: 'vol-new' });
+    const t = await loadTestFlow(suite.repoDir, [{ id: 'n1', type: 'volume-backup-create', volume: 'volume', volumeType: 'msg' }], { host: THIS_HOST });
+    t.node('n1').receive({ volume: suite.image, volumeId: 'vol-new' });
     const [result] = await t.out.waitFor(1, 60_000);
     assert.strictEqual((result.payload as BackupRecord).status, 'available');
     assert.strictEqual((result.payload as BackupRecord).host, THIS_HOST);
 
-    await withRepo(repoDir, async (repo) => {
+    await withRepository(suite.repoDir, async (repo) => {
       const cleaned = await repo.getRecord(mine.id);
       assert.strictEqual(cleaned.status, 'error');
       assert.match(cleaned.failReason ?? '', /interrupted/);
@@ -107,11 +72,11 @@ describe(`Node-RED nodes: start-up cleanup and volume locks (node-red ${nodeRedV
   });
 
   it('driver-config with "clean up at start" off leaves the leftovers alone', async () => {
-    await killedBackup(repoDir, image, 'vol-mine', THIS_HOST);
-    const t = await loadTestFlow(repoDir, [{ id: 'n1', type: 'volume-backup-create', volume: 'volume', volumeType: 'msg' }], { host: THIS_HOST, cleanupAtStart: false });
-    t.node('n1').receive({ volume: image, volumeId: 'vol-new' });
+    await killedBackup(suite.repoDir, suite.image, 'vol-mine', THIS_HOST);
+    const t = await loadTestFlow(suite.repoDir, [{ id: 'n1', type: 'volume-backup-create', volume: 'volume', volumeType: 'msg' }], { host: THIS_HOST, cleanupAtStart: false });
+    t.node('n1').receive({ volume: suite.image, volumeId: 'vol-new' });
     await t.out.waitFor(1, 60_000);
-    await withRepo(repoDir, async (repo) => {
+    await withRepository(suite.repoDir, async (repo) => {
       const left = (await repo.listRecords('vol-mine'))[0];
       assert.strictEqual(left.status, 'creating');
     });
@@ -119,13 +84,13 @@ describe(`Node-RED nodes: start-up cleanup and volume locks (node-red ${nodeRedV
 
   /** n1 starts a backup of the image; at its first stored chunk, n2 gets a backup of the same volume. */
   async function overlappingBackups(n2: Record<string, unknown>, second: Record<string, unknown> = {}) {
-    const t = await loadTestFlow(repoDir, [
+    const t = await loadTestFlow(suite.repoDir, [
       { id: 'n1', type: 'volume-backup-create', volume: 'volume', volumeType: 'msg' },
       { id: 'n2', type: 'volume-backup-create', volume: 'volume', volumeType: 'msg', ...n2 },
     ]);
-    t.node('n1').receive({ volume: image, topic: 'first' });
+    t.node('n1').receive({ volume: suite.image, topic: 'first' });
     await t.progress.waitFor(1, 60_000);
-    t.node('n2').receive({ volume: image, topic: 'second', ...second });
+    t.node('n2').receive({ volume: suite.image, topic: 'second', ...second });
     return t;
   }
 
@@ -137,7 +102,7 @@ describe(`Node-RED nodes: start-up cleanup and volume locks (node-red ${nodeRedV
     assert.match(caught.error?.message ?? '', /volume \S+ is busy: host \S+ \(pid \d+\) is running backup/);
     const [done] = await t.out.waitFor(1, 60_000);
     assert.strictEqual(done.topic, 'first');
-    const records = await withRepo(repoDir, (repo) => repo.listRecords());
+    const records = await withRepository(suite.repoDir, (repo) => repo.listRecords());
     assert.deepStrictEqual(records.map((r) => r.status), ['available'], 'the refused backup made no record');
     assert.strictEqual(statusTexts(t.node('n2')).at(-1)?.fill, 'red');
   });
@@ -159,14 +124,14 @@ describe(`Node-RED nodes: start-up cleanup and volume locks (node-red ${nodeRedV
       assert.ok(statuses.some((s) => s.fill === 'yellow' && /^waiting: volume busy \(host \S+\)$/.test(s.text ?? '')), `waiting status: ${JSON.stringify(statuses)}`);
       assert.strictEqual(statuses.at(-1)?.fill, 'green');
       await helper.unload();
-      repoDir = `${repoDir}-msg`;
+      suite.repoDir = `${suite.repoDir}-msg`;
     }
   });
 
   it('a lock wait that is not a number of seconds is a clear error', async () => {
-    const t = await loadTestFlow(repoDir, [{ id: 'n1', type: 'volume-backup-create', volume: 'volume', volumeType: 'msg' }]);
-    t.node('n1').receive({ volume: image, lockWait: 'soon' });
-    t.node('n1').receive({ volume: image, lockWait: -1 });
+    const t = await loadTestFlow(suite.repoDir, [{ id: 'n1', type: 'volume-backup-create', volume: 'volume', volumeType: 'msg' }]);
+    t.node('n1').receive({ volume: suite.image, lockWait: 'soon' });
+    t.node('n1').receive({ volume: suite.image, lockWait: -1 });
     const caught = await t.caught.waitFor(2);
     for (const m of caught) assert.match(m.error?.message ?? '', /lock wait \(from msg\.lockWait\) must be a number of seconds from 0 to 86400/);
     assert.deepStrictEqual(t.out.messages, []);

@@ -5,72 +5,44 @@
 import * as assert from 'assert';
 import { promises as fs } from 'fs';
 import * as path from 'path';
-import { openRepository } from '../../lib/open';
-import { listBackups } from '../../lib/repository/catalog';
 import { volumeIdForPath } from '../../lib/repository/names';
 import type { BackupRecord } from '../../lib/repository/records';
 import type { ProgressEvent, RestoreResult } from '../../lib/engine/types';
-import { makeImage, sha256File, tempDir } from '../helpers/volumes';
-import { Msg, TestNode, helper, loadTestFlow, nodeRedVersion, statusTexts } from './support';
+import { backupsIn } from '../helpers/repository';
+import { makeImage, sha256File } from '../helpers/volumes';
+import { Msg, helper, loadTestFlow, nodeRedVersion, nodeTestSuite, statusTexts } from './support';
 
 const MiB = 1024 * 1024;
 
 describe(`Node-RED nodes (node-red ${nodeRedVersion()})`, function () {
   this.timeout(60_000);
-  let work: string;
-  let image: string;
-  let repoDir: string;
-  let imageHash: string;
   const IMAGE_SIZE = 5 * MiB + 300 * 1024; // 6 chunks of 1 MiB, the last one short
+  const suite = nodeTestSuite('nodes', { size: IMAGE_SIZE, seed: 11 });
+  let imageHash: string;
 
   before(async () => {
-    work = await tempDir('nodes');
-    image = path.join(work, 'disk.img');
-    await makeImage(image, IMAGE_SIZE, 11);
-    imageHash = await sha256File(image);
-    process.env.VOLUME_BACKUP_STATE_DIR = path.join(work, 'state');
-  });
-  after(async () => {
-    delete process.env.VOLUME_BACKUP_STATE_DIR;
-    await fs.rm(work, { recursive: true, force: true });
-  });
-
-  let testNumber = 0;
-  beforeEach(async () => {
-    repoDir = path.join(work, `repo-${++testNumber}`);
-    await helper.startServer();
-  });
-  afterEach(async () => {
-    await helper.unload();
-    await helper.stopServer();
+    imageHash = await sha256File(suite.image);
   });
 
   const load = (nodes: Record<string, unknown>[], config: Record<string, unknown> = {}, credentials: Record<string, unknown> = {}) =>
-    loadTestFlow(repoDir, nodes, config, credentials);
+    loadTestFlow(suite.repoDir, nodes, config, credentials);
 
   const backupNode = (id = 'n1', extra: Record<string, unknown> = {}) => ({ id, type: 'volume-backup-create', volume: 'volume', volumeType: 'msg', ...extra });
 
-  async function records(): Promise<BackupRecord[]> {
-    const repo = await openRepository({ backend: 'posix', path: repoDir });
-    try {
-      return await listBackups(repo);
-    } finally {
-      await repo.close();
-    }
-  }
+  const records = () => backupsIn(suite.repoDir);
 
   it('backup-create: the record on output 1 with the other msg properties kept, one progress message per chunk, Complete fires', async () => {
     const t = await load([backupNode()]);
-    t.node('n1').receive({ volume: image, keep: 'kept', topic: 'nightly' });
+    t.node('n1').receive({ volume: suite.image, keep: 'kept', topic: 'nightly' });
     const [result] = await t.out.waitFor(1);
     const record = result.payload as BackupRecord;
     assert.strictEqual(record.status, 'available');
     assert.strictEqual(record.kind, 'full');
     assert.strictEqual(record.size, IMAGE_SIZE);
-    assert.strictEqual(record.volumeId, volumeIdForPath(image));
+    assert.strictEqual(record.volumeId, volumeIdForPath(suite.image));
     assert.strictEqual(result.keep, 'kept');
     assert.strictEqual(result.topic, 'nightly');
-    assert.strictEqual(result.volume, image);
+    assert.strictEqual(result.volume, suite.image);
 
     const progress = t.progress.messages;
     assert.deepStrictEqual(progress.map((m) => (m.payload as ProgressEvent).chunkIndex).sort((a, b) => a - b), [0, 1, 2, 3, 4, 5]);
@@ -97,8 +69,8 @@ describe(`Node-RED nodes (node-red ${nodeRedVersion()})`, function () {
       ],
       { progress: false },
     );
-    const target = path.join(work, 'restored-quietly.img');
-    t.node('n1').receive({ volume: image, target });
+    const target = path.join(suite.work, 'restored-quietly.img');
+    t.node('n1').receive({ volume: suite.image, target });
     const [restored] = await Promise.race([t.out.waitFor(1), t.caught.waitFor(1).then((m) => assert.fail(m[0].error?.message))]);
     assert.strictEqual((restored.payload as RestoreResult).size, IMAGE_SIZE);
     assert.strictEqual(await sha256File(target), imageHash);
@@ -117,9 +89,9 @@ describe(`Node-RED nodes (node-red ${nodeRedVersion()})`, function () {
       { id: 'verify', type: 'volume-restore', action: 'verify', actionType: 'action', wires: [['list'], []] },
       { id: 'list', type: 'volume-restore', action: 'list', actionType: 'action' },
     ]);
-    const target = path.join(work, 'restored.img');
+    const target = path.join(suite.work, 'restored.img');
     // verify has no backupId setting: it falls back to msg.backupId, then to the newest backup of msg.volumeId.
-    t.node('n1').receive({ volume: image, target, volumeId: 'disk-one' });
+    t.node('n1').receive({ volume: suite.image, target, volumeId: 'disk-one' });
     const [listed] = await t.out.waitFor(1);
     assert.strictEqual(t.caught.messages.length, 0, JSON.stringify(t.caught.messages.map((m) => m.error)));
     assert.strictEqual(await sha256File(target), imageHash);
@@ -135,7 +107,7 @@ describe(`Node-RED nodes (node-red ${nodeRedVersion()})`, function () {
 
   it('restore with verify only: the result says what was checked and nothing is written', async () => {
     const t = await load([backupNode('n1', { wires: [['verify'], []] }), { id: 'verify', type: 'volume-restore', action: 'restore', actionType: 'action', backupId: 'payload.id', backupIdType: 'msg' }]);
-    t.node('n1').receive({ volume: image, verifyOnly: true });
+    t.node('n1').receive({ volume: suite.image, verifyOnly: true });
     const [result] = await t.out.waitFor(1);
     const restored = result.payload as RestoreResult;
     assert.strictEqual(restored.verifyOnly, true);
@@ -149,15 +121,15 @@ describe(`Node-RED nodes (node-red ${nodeRedVersion()})`, function () {
       backupNode('full'),
       { id: 'inc', type: 'volume-backup-incremental', volume: 'volume', volumeType: 'msg', mode: 'incremental', modeType: 'mode' },
     ]);
-    t.node('full').receive({ volume: image });
+    t.node('full').receive({ volume: suite.image });
     const [full] = await t.out.waitFor(1);
-    const changed = path.join(work, 'disk.img');
+    const changed = path.join(suite.work, 'disk.img');
     const handle = await fs.open(changed, 'r+');
     await handle.write(Buffer.alloc(64 * 1024, 0x5a), 0, 64 * 1024, 2 * MiB + 4096);
     await handle.close();
-    t.node('inc').receive({ volume: image });
+    t.node('inc').receive({ volume: suite.image });
     const [, inc1] = await t.out.waitFor(2);
-    t.node('inc').receive({ volume: image, parentId: (full.payload as BackupRecord).id });
+    t.node('inc').receive({ volume: suite.image, parentId: (full.payload as BackupRecord).id });
     const [, , inc2] = await t.out.waitFor(3);
     const r1 = inc1.payload as BackupRecord;
     const r2 = inc2.payload as BackupRecord;
@@ -167,10 +139,10 @@ describe(`Node-RED nodes (node-red ${nodeRedVersion()})`, function () {
     assert.strictEqual(r2.parentId, (full.payload as BackupRecord).id);
     assert.strictEqual(t.caught.messages.length, 0);
 
-    imageHash = await sha256File(image);
+    imageHash = await sha256File(suite.image);
     await helper.unload();
     const r = await load([{ id: 'restore', type: 'volume-restore', action: 'restore', actionType: 'action' }]);
-    const target = path.join(work, 'chain-restored.img');
+    const target = path.join(suite.work, 'chain-restored.img');
     r.node('restore').receive({ backupId: r1.id, target });
     const [restored] = await r.out.waitFor(1);
     assert.deepStrictEqual((restored.payload as RestoreResult).chain, [(full.payload as BackupRecord).id, r1.id]);
@@ -182,13 +154,13 @@ describe(`Node-RED nodes (node-red ${nodeRedVersion()})`, function () {
       { id: 'inc', type: 'volume-backup-incremental', volume: 'volume', volumeType: 'msg', mode: 'incremental', modeType: 'mode' },
       { id: 'strict', type: 'volume-backup-incremental', volume: 'volume', volumeType: 'msg', mode: 'differential', modeType: 'mode', fullIfNoParent: false },
     ]);
-    t.node('strict').receive({ volume: image, volumeId: 'fresh-volume' });
+    t.node('strict').receive({ volume: suite.image, volumeId: 'fresh-volume' });
     const [caught] = await t.caught.waitFor(1);
     assert.match(caught.error?.message ?? '', /no available full backup of volume fresh-volume/);
-    t.node('inc').receive({ volume: image, volumeId: 'fresh-volume' });
+    t.node('inc').receive({ volume: suite.image, volumeId: 'fresh-volume' });
     const [first] = await t.out.waitFor(1);
     assert.strictEqual((first.payload as BackupRecord).kind, 'full');
-    t.node('strict').receive({ volume: image, volumeId: 'fresh-volume' });
+    t.node('strict').receive({ volume: suite.image, volumeId: 'fresh-volume' });
     const [, second] = await t.out.waitFor(2);
     assert.strictEqual((second.payload as BackupRecord).kind, 'differential');
     assert.strictEqual((second.payload as BackupRecord).parentId, (first.payload as BackupRecord).id);
@@ -196,7 +168,7 @@ describe(`Node-RED nodes (node-red ${nodeRedVersion()})`, function () {
 
   it('a missing volume reaches Catch with the message and a clear error; the node stays usable', async () => {
     const t = await load([backupNode()]);
-    const missing = path.join(work, 'no-such-disk.img');
+    const missing = path.join(suite.work, 'no-such-disk.img');
     t.node('n1').receive({ volume: missing, requestId: 42 });
     const [caught] = await t.caught.waitFor(1);
     assert.strictEqual(caught.requestId, 42);
@@ -207,7 +179,7 @@ describe(`Node-RED nodes (node-red ${nodeRedVersion()})`, function () {
     assert.strictEqual(statusTexts(t.node('n1')).pop()?.fill, 'red');
     assert.ok((await records()).every((r) => r.status !== 'available'));
 
-    t.node('n1').receive({ volume: image });
+    t.node('n1').receive({ volume: suite.image });
     await t.out.waitFor(1);
     await t.completed.waitFor(1);
   });
@@ -219,10 +191,10 @@ describe(`Node-RED nodes (node-red ${nodeRedVersion()})`, function () {
       { id: 'inc', type: 'volume-backup-incremental', volume: 'volume', volumeType: 'msg', mode: 'mode', modeType: 'msg' },
     ]);
     t.node('n1').receive({ volume: 12 } as Msg);
-    t.node('n1').receive({ volume: image, chunkSize: 'huge' } as Msg);
-    t.node('restore').receive({ backupId: 'not-a-uuid', target: path.join(work, 'x.img') });
+    t.node('n1').receive({ volume: suite.image, chunkSize: 'huge' } as Msg);
+    t.node('restore').receive({ backupId: 'not-a-uuid', target: path.join(suite.work, 'x.img') });
     t.node('restore').receive({});
-    t.node('inc').receive({ volume: image, mode: 'sideways' });
+    t.node('inc').receive({ volume: suite.image, mode: 'sideways' });
     const caught = await t.caught.waitFor(5);
     const bySource = (id: string) => caught.filter((m) => m.error?.source?.id === id).map((m) => m.error?.message ?? '');
     const backupErrors = bySource('n1');
@@ -238,9 +210,9 @@ describe(`Node-RED nodes (node-red ${nodeRedVersion()})`, function () {
   it('queueing: one runs, the next waits ("queued 1"), one more than the queue holds is refused', async () => {
     const t = await load([backupNode('n1', { queueSize: 1 })]);
     const n1 = t.node('n1');
-    n1.receive({ volume: image, n: 1 });
-    n1.receive({ volume: image, n: 2 });
-    n1.receive({ volume: image, n: 3 });
+    n1.receive({ volume: suite.image, n: 1 });
+    n1.receive({ volume: suite.image, n: 2 });
+    n1.receive({ volume: suite.image, n: 3 });
     const [refused] = await t.caught.waitFor(1);
     assert.strictEqual(refused.n, 3);
     assert.match(refused.error?.message ?? '', /queue is full \(1 waiting\)/);
@@ -252,8 +224,8 @@ describe(`Node-RED nodes (node-red ${nodeRedVersion()})`, function () {
 
   it('the driver-config limit is shared: with max concurrent 1 a second node waits as "queued"', async () => {
     const t = await load([backupNode('a'), backupNode('b')], { maxConcurrent: 1 });
-    t.node('a').receive({ volume: image, volumeId: 'va' });
-    t.node('b').receive({ volume: image, volumeId: 'vb' });
+    t.node('a').receive({ volume: suite.image, volumeId: 'va' });
+    t.node('b').receive({ volume: suite.image, volumeId: 'vb' });
     await t.out.waitFor(2);
     const waited = ['a', 'b'].filter((id) => statusTexts(t.node(id)).some((s) => s.fill === 'yellow' && s.text === 'queued 1'));
     assert.strictEqual(waited.length, 1, 'exactly one of the two waited for the shared slot');
@@ -261,7 +233,7 @@ describe(`Node-RED nodes (node-red ${nodeRedVersion()})`, function () {
   });
 
   it('closing (redeploy) during a backup aborts it, cleans up, and leaves no available record', async () => {
-    const big = path.join(work, 'big.img');
+    const big = path.join(suite.work, 'big.img');
     await makeImage(big, 64 * MiB, 5);
     const t = await load([backupNode()]);
     t.node('n1').receive({ volume: big });
@@ -277,31 +249,31 @@ describe(`Node-RED nodes (node-red ${nodeRedVersion()})`, function () {
   });
 
   it('snapshot-backup of an existing snapshot: snapshot id and time go into the record, the volume id follows the live volume', async () => {
-    const snap = path.join(work, 'disk-snap-1.img');
-    await fs.copyFile(image, snap);
+    const snap = path.join(suite.work, 'disk-snap-1.img');
+    await fs.copyFile(suite.image, snap);
     const t = await load([{ id: 's', type: 'volume-snapshot-backup', source: 'existing', sourceType: 'source', snapshot: 'snapshot', snapshotType: 'msg', volume: 'volume', volumeType: 'msg', mode: 'incremental', modeType: 'mode' }]);
     const createdAt = new Date(Date.now() - 60_000).toISOString();
-    t.node('s').receive({ volume: image, snapshot: { path: snap, id: 'snap-1', createdAt } });
+    t.node('s').receive({ volume: suite.image, snapshot: { path: snap, id: 'snap-1', createdAt } });
     const [result] = await Promise.race([t.out.waitFor(1), t.caught.waitFor(1).then((m) => assert.fail(m[0].error?.message))]);
     const record = result.payload as BackupRecord;
     assert.strictEqual(record.kind, 'full', 'the first backup of the volume is full: there is no parent yet');
     assert.strictEqual(record.snapshotId, 'snap-1');
     assert.strictEqual(record.dataTimestamp, createdAt);
-    assert.strictEqual(record.volumeId, volumeIdForPath(image));
+    assert.strictEqual(record.volumeId, volumeIdForPath(suite.image));
     t.node('s').receive({ snapshot: { path: snap, id: 'snap-1', createdAt } });
     const [err] = await t.caught.waitFor(1);
     assert.match(err.error?.message ?? '', /needs the live volume \(msg\.volume\) or a volume id/);
   });
 
   it('snapshot-backup through a temporary snapshot (copy provider): recorded provider, temporary removed', async () => {
-    const snapshotDir = path.join(work, 'temporaries');
+    const snapshotDir = path.join(suite.work, 'temporaries');
     await fs.mkdir(snapshotDir, { recursive: true });
     const t = await load([{ id: 's', type: 'volume-snapshot-backup', source: 'provider', sourceType: 'source', volume: 'volume', volumeType: 'msg', mode: 'full', modeType: 'mode', provider: 'copy', snapshotDir }]);
-    t.node('s').receive({ volume: image });
+    t.node('s').receive({ volume: suite.image });
     const [result] = await t.out.waitFor(1);
     const record = result.payload as BackupRecord;
     assert.strictEqual(record.snapshotProvider, 'copy');
-    assert.strictEqual(record.volumeId, volumeIdForPath(image));
+    assert.strictEqual(record.volumeId, volumeIdForPath(suite.image));
     assert.deepStrictEqual(await fs.readdir(snapshotDir), []);
   });
 
@@ -311,9 +283,9 @@ describe(`Node-RED nodes (node-red ${nodeRedVersion()})`, function () {
       { id: 'prune', type: 'volume-prune', policy: '{"keepLast": 1}', policyType: 'json', dryRun: 'dryRun', dryRunType: 'msg' },
       { id: 'prune-msg', type: 'volume-prune', policy: '', policyType: 'json' },
     ]);
-    t.node('n1').receive({ volume: image });
+    t.node('n1').receive({ volume: suite.image });
     await t.out.waitFor(1);
-    t.node('n1').receive({ volume: image });
+    t.node('n1').receive({ volume: suite.image });
     const [first, second] = (await t.out.waitFor(2)).map((m) => m.payload as BackupRecord);
     t.node('prune').receive({ dryRun: true, keep: 'me' });
     const [, , dry] = await t.out.waitFor(3);
@@ -340,14 +312,14 @@ describe(`Node-RED nodes (node-red ${nodeRedVersion()})`, function () {
 
   it('driver-config: an unset environment variable or a missing path is reported to every message, not a crash', async () => {
     const t = await load([backupNode()], { path: '${VOLUME_BACKUP_TEST_UNSET_VARIABLE}' });
-    t.node('n1').receive({ volume: image });
+    t.node('n1').receive({ volume: suite.image });
     const [caught] = await t.caught.waitFor(1);
     assert.match(caught.error?.message ?? '', /environment variable VOLUME_BACKUP_TEST_UNSET_VARIABLE, which is not set/);
   });
 
   it('a node without a driver-config answers with an error that says so', async () => {
     const t = await load([backupNode('n1', { repository: '' })]);
-    t.node('n1').receive({ volume: image });
+    t.node('n1').receive({ volume: suite.image });
     const [caught] = await t.caught.waitFor(1);
     assert.match(caught.error?.message ?? '', /no repository configured/);
   });

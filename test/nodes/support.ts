@@ -3,7 +3,9 @@
  * (default: the project's devDependency; scripts/test-node-red-5.sh points it at Node-RED 5), the
  * built nodes, core catch/complete nodes, and small helpers that collect messages.
  */
+import { promises as fs } from 'fs';
 import * as path from 'path';
+import { makeImage, tempDir } from '../helpers/volumes';
 
 /** Node-RED's main file: NODE_RED_PATH may name the package directory or its main file. */
 export const NODE_RED_MAIN = require.resolve(process.env.NODE_RED_PATH ?? 'node-red');
@@ -119,4 +121,42 @@ export async function loadTestFlow(repoDir: string, nodes: Record<string, unknow
     completed: new Collector(helper.getNode('completed')),
     node: (id: string) => helper.getNode(id) as TestNode,
   };
+}
+
+/** Where a node test suite works; filled in by the hooks nodeTestSuite registers. */
+export interface NodeTestSuite {
+  /** The suite's temporary directory (removed after it); the nodes' state directory is `state` in it. */
+  work: string;
+  /** A test image of the size asked for, `disk.img` in work. */
+  image: string;
+  /** A repository directory of its own for each test. */
+  repoDir: string;
+}
+
+/**
+ * Registers the hooks of a suite of node tests: a work directory with a test image and the nodes' state
+ * directory for the suite; a new repository directory and a started Node-RED test runtime for each test.
+ */
+export function nodeTestSuite(label: string, image: { size: number; seed: number }): NodeTestSuite {
+  const suite = {} as NodeTestSuite;
+  let testNumber = 0;
+  before(async () => {
+    suite.work = await tempDir(label);
+    suite.image = path.join(suite.work, 'disk.img');
+    await makeImage(suite.image, image.size, image.seed);
+    process.env.VOLUME_BACKUP_STATE_DIR = path.join(suite.work, 'state');
+  });
+  after(async () => {
+    delete process.env.VOLUME_BACKUP_STATE_DIR;
+    await fs.rm(suite.work, { recursive: true, force: true });
+  });
+  beforeEach(async () => {
+    suite.repoDir = path.join(suite.work, `repo-${++testNumber}`);
+    await helper.startServer();
+  });
+  afterEach(async () => {
+    await helper.unload();
+    await helper.stopServer();
+  });
+  return suite;
 }
