@@ -34,18 +34,24 @@ describe(`driver-config credentials (node-red ${nodeRedVersion()})`, function ()
     await helper.stopServer();
   });
 
-  const SECRET = 'secret-key-7f3a9c0d';
-  const SESSION = 'session-token-51be20aa';
-  const PASSPHRASE = 'passphrase-c0ffee42';
-
-  it('S3 credentials reach the store through the node\'s credentials and show up in no message, status or log', async () => {
-    // The proxy records each request's headers: the signature names the access key id, and the session
-    // token travels as a header. (s3rver checks the key id but not the secret's signature.)
+  /** A proxy in front of the S3 server that lets every request through and keeps its headers. */
+  async function headerRecordingProxy() {
     const seen: http.IncomingHttpHeaders[] = [];
     const proxy = await startFaultProxy(server.endpoint, 's3', (request) => {
       seen.push(request.headers);
       return null;
     });
+    return { proxy, seen };
+  }
+
+  const SECRET = 'secret-key-7f3a9c0d';
+  const SESSION = 'session-token-51be20aa';
+  const PASSPHRASE = 'passphrase-c0ffee42';
+
+  it('S3 credentials reach the store through the node\'s credentials and show up in no message, status or log', async () => {
+    // The signature names the access key id, and the session token travels as a header. (s3rver checks
+    // the key id but not the secret's signature.)
+    const { proxy, seen } = await headerRecordingProxy();
     try {
       const flow = [
         { id: 't1', type: 'tab' },
@@ -98,11 +104,7 @@ describe(`driver-config credentials (node-red ${nodeRedVersion()})`, function ()
   });
 
   it('conditional writes off: the driver reads, compares and writes (no If-None-Match/If-Match), and the log warns of one writer only', async () => {
-    const seen: http.IncomingHttpHeaders[] = [];
-    const proxy = await startFaultProxy(server.endpoint, 's3', (request) => {
-      seen.push(request.headers);
-      return null;
-    });
+    const { proxy, seen } = await headerRecordingProxy();
     try {
       const flow = [
         { id: 't1', type: 'tab' },

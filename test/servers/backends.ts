@@ -53,30 +53,35 @@ export function posixBackend(): Backend {
   };
 }
 
-export function s3Backend(): Backend & { server: S3TestServer } {
+/**
+ * A backend on the test server of an object store; `settings` are the store's own driver settings.
+ * Its bucket is made at start.
+ */
+function objectStoreBackend<S extends { endpoint: string; stop(): Promise<void> }>(
+  name: 's3' | 'gcs',
+  startServer: () => Promise<S>,
+  settings: Record<string, unknown>,
+): Backend & { server: S } {
   const backend = {
-    name: 's3' as const,
-    server: null as unknown as S3TestServer,
+    name,
+    server: null as unknown as S,
     get endpoint() {
       return backend.server.endpoint;
     },
     bucket: BUCKET,
     async start() {
-      backend.server = await startS3Server();
+      backend.server = await startServer();
       await backend.driver().putContainer('');
     },
     async stop() {
       await backend.server?.stop();
     },
     spec: (o: DriverOptions = {}): DriverSpec => ({
-      backend: 's3',
+      backend: name,
       bucket: o.bucket ?? BUCKET,
       prefix: o.prefix ?? '',
       endpoint: o.endpoint ?? backend.server.endpoint,
-      region: 'us-east-1',
-      forcePathStyle: true,
-      checksums: 'when_required',
-      ...S3_TEST_CREDENTIALS,
+      ...settings,
       retry: { baseDelayMs: 10, maxDelayMs: 100, attemptTimeoutMs: 10_000, ...o.retry },
       ...o.extra,
     } as DriverSpec),
@@ -85,33 +90,12 @@ export function s3Backend(): Backend & { server: S3TestServer } {
   return backend;
 }
 
+export function s3Backend(): Backend & { server: S3TestServer } {
+  return objectStoreBackend('s3', startS3Server, { region: 'us-east-1', forcePathStyle: true, checksums: 'when_required', ...S3_TEST_CREDENTIALS });
+}
+
 export function gcsBackend(): Backend & { server: GcsTestServer } {
-  const backend = {
-    name: 'gcs' as const,
-    server: null as unknown as GcsTestServer,
-    get endpoint() {
-      return backend.server.endpoint;
-    },
-    bucket: BUCKET,
-    async start() {
-      backend.server = await startGcsServer();
-      await backend.driver().putContainer('');
-    },
-    async stop() {
-      await backend.server?.stop();
-    },
-    spec: (o: DriverOptions = {}): DriverSpec => ({
-      backend: 'gcs',
-      bucket: o.bucket ?? BUCKET,
-      prefix: o.prefix ?? '',
-      endpoint: o.endpoint ?? backend.server.endpoint,
-      project: 'test-project',
-      retry: { baseDelayMs: 10, maxDelayMs: 100, attemptTimeoutMs: 10_000, ...o.retry },
-      ...o.extra,
-    } as DriverSpec),
-    driver: (o: DriverOptions = {}) => createDriver(backend.spec(o), { log: o.log }),
-  };
-  return backend;
+  return objectStoreBackend('gcs', startGcsServer, { project: 'test-project' });
 }
 
 /** A log that keeps what it was told, for assertions on warnings. */
