@@ -10,7 +10,7 @@ import { volumeIdForPath } from '../../lib/repository/names';
 import { sizeAndTime } from '../common/format';
 import { registerOperationNode } from '../common/operation-node';
 import type { NodeAPI } from '../common/red';
-import { checkOptions, resolveProperties, text } from '../common/resolve';
+import { checkOptions, resolveProperties, sameNamed, text } from '../common/resolve';
 
 const Input = z.object({
   volume: text('the path of the disk image or block device to back up'),
@@ -22,11 +22,7 @@ export = function register(RED: NodeAPI): void {
   registerOperationNode<BackupRecord>(RED, 'volume-backup-incremental', (node, def) => ({
     createRepository: true,
     async run(ctx) {
-      const { values, from } = await resolveProperties(RED, node, def, ctx.msg, {
-        volume: { setting: 'volume', msgProperty: 'volume' },
-        mode: { setting: 'mode', msgProperty: 'mode' },
-        parentId: { setting: 'parentId', msgProperty: 'parentId' },
-      });
+      const { values, from } = await resolveProperties(RED, node, def, ctx.msg, sameNamed('volume', 'mode', 'parentId'));
       const input = checkOptions(Input, values, from);
       const volumeId = (await commonBackupOptions(RED, node, def, ctx, input.mode)).volumeId ?? volumeIdForPath(input.volume);
       const mode = await effectiveKind(ctx.repo, { volumeId, mode: input.mode, parentId: input.parentId, fullIfNoParent: fullIfNoParent(def) });

@@ -7,18 +7,15 @@ import type { Repository } from '../../lib/repository/repository';
 import { Compression } from '../../lib/repository/records';
 import type { OperationContext } from './operation-node';
 import type { Node, NodeAPI, NodeDef } from './red';
-import { PropertySource, checkOptions, parseSeconds, parseSize, resolveProperties } from './resolve';
+import { PropertySource, checkOptions, parseSeconds, parseSize, resolveProperties, sameNamed } from './resolve';
 
 /** Properties every backup node reads: node setting name → standard msg property. */
 export const BACKUP_SOURCES = {
-  volumeId: { setting: 'volumeId', msgProperty: 'volumeId' },
+  ...sameNamed('volumeId'),
   name: { setting: 'backupName', msgProperty: 'backupName' },
-  description: { setting: 'description', msgProperty: 'description' },
-  lockWait: { setting: 'lockWait', msgProperty: 'lockWait' },
+  ...sameNamed('description', 'lockWait'),
   // No node setting: these come from the message or from the driver-config.
-  chunkSize: { setting: 'chunkSize', msgProperty: 'chunkSize' },
-  blockSize: { setting: 'blockSize', msgProperty: 'blockSize' },
-  compression: { setting: 'compression', msgProperty: 'compression' },
+  ...sameNamed('chunkSize', 'blockSize', 'compression'),
 } satisfies Record<string, PropertySource>;
 
 const size = z.union([z.number(), z.string()]).optional();

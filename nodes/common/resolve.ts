@@ -30,6 +30,11 @@ export interface PropertySource {
   msgProperty: string;
 }
 
+/** Sources whose node setting and msg property have the same name, the usual case: `volume` → msg.volume. */
+export function sameNamed<K extends string>(...names: K[]): Record<K, PropertySource> {
+  return Object.fromEntries(names.map((name): [K, PropertySource] => [name, { setting: name, msgProperty: name }])) as Record<K, PropertySource>;
+}
+
 export interface ResolvedProperty {
   value: unknown;
   /** Where the value came from, for error messages ("msg.volume", "the node's volume setting"). */

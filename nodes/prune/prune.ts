@@ -8,7 +8,7 @@ import { PruneReport, pruneRepository } from '../../lib/engine/prune';
 import { formatBytes } from '../common/format';
 import { registerOperationNode } from '../common/operation-node';
 import type { NodeAPI } from '../common/red';
-import { checkOptions, flag, resolveProperties } from '../common/resolve';
+import { checkOptions, flag, resolveProperties, sameNamed } from '../common/resolve';
 
 const Input = z.object({
   policy: z.record(z.string(), z.unknown(), {
@@ -22,11 +22,7 @@ export = function register(RED: NodeAPI): void {
   registerOperationNode<PruneReport>(RED, 'volume-prune', (node, def) => ({
     createRepository: false,
     async run(ctx) {
-      const { values, from } = await resolveProperties(RED, node, def, ctx.msg, {
-        policy: { setting: 'policy', msgProperty: 'policy' },
-        volumeId: { setting: 'volumeId', msgProperty: 'volumeId' },
-        dryRun: { setting: 'dryRun', msgProperty: 'dryRun' },
-      });
+      const { values, from } = await resolveProperties(RED, node, def, ctx.msg, sameNamed('policy', 'volumeId', 'dryRun'));
       if (typeof values.policy === 'string') {
         try {
           values.policy = JSON.parse(values.policy);

@@ -13,7 +13,7 @@ import type { BackupRecord } from '../../lib/repository/records';
 import { sizeAndTime } from '../common/format';
 import { registerOperationNode } from '../common/operation-node';
 import type { NodeAPI } from '../common/red';
-import { checkOptions, flag, resolveProperties } from '../common/resolve';
+import { checkOptions, flag, resolveProperties, sameNamed } from '../common/resolve';
 
 const Input = z.object({
   action: z.enum(['restore', 'verify', 'list'], { error: 'must be "restore", "verify" or "list"' }).default('restore'),
@@ -30,14 +30,7 @@ export = function register(RED: NodeAPI): void {
   registerOperationNode<Result>(RED, 'volume-restore', (node, def) => ({
     createRepository: false,
     async run(ctx) {
-      const { values, from } = await resolveProperties(RED, node, def, ctx.msg, {
-        action: { setting: 'action', msgProperty: 'action' },
-        backupId: { setting: 'backupId', msgProperty: 'backupId' },
-        volumeId: { setting: 'volumeId', msgProperty: 'volumeId' },
-        volume: { setting: 'volume', msgProperty: 'volume' },
-        target: { setting: 'target', msgProperty: 'target' },
-        verifyOnly: { setting: 'verifyOnly', msgProperty: 'verifyOnly' },
-      });
+      const { values, from } = await resolveProperties(RED, node, def, ctx.msg, sameNamed('action', 'backupId', 'volumeId', 'volume', 'target', 'verifyOnly'));
       const input = checkOptions(Input, values, from);
       // A volume's path names it as well as its id does (the id backups of that path got).
       const volumeId = input.volumeId ?? (input.volume ? volumeIdForPath(input.volume) : undefined);

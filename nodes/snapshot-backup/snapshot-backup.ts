@@ -15,7 +15,7 @@ import { commonBackupOptions, effectiveKind, fullIfNoParent } from '../common/ba
 import { sizeAndTime } from '../common/format';
 import { registerOperationNode } from '../common/operation-node';
 import type { NodeAPI, NodeDef } from '../common/red';
-import { checkOptions, resolveProperties } from '../common/resolve';
+import { checkOptions, resolveProperties, sameNamed } from '../common/resolve';
 
 const Input = z.object({
   source: z.enum(['existing', 'provider'], { error: 'must be "existing" or "provider"' }).default('existing'),
@@ -59,10 +59,7 @@ export = function register(RED: NodeAPI): void {
     async run(ctx) {
       const { values, from } = await resolveProperties(RED, node, def, ctx.msg, {
         source: { setting: 'source', msgProperty: 'snapshotSource' },
-        snapshot: { setting: 'snapshot', msgProperty: 'snapshot' },
-        volume: { setting: 'volume', msgProperty: 'volume' },
-        mode: { setting: 'mode', msgProperty: 'mode' },
-        parentId: { setting: 'parentId', msgProperty: 'parentId' },
+        ...sameNamed('snapshot', 'volume', 'mode', 'parentId'),
         // Node form first (the provider select); "msg" there means msg.temporarySnapshot.
         temporarySnapshot: { setting: '', msgProperty: 'temporarySnapshot' },
       });
