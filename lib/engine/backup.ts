@@ -26,7 +26,6 @@ import { CHUNKS_IN_FLIGHT, DEFAULT_BLOCK_SIZE, DEFAULT_CHUNK_SIZE, DEFAULT_COMPR
 import type { CreateBackupOptions } from './types';
 import { Volume, openSource, readFully } from './volume';
 
-
 interface Parent {
   record: BackupRecord;
   hashes: Buffer;
@@ -135,7 +134,7 @@ async function chooseParent(repo: Repository, volumeId: string, mode: BackupKind
     checkBackupId(options.parentId);
     const parent = records.find((r) => r.id === options.parentId);
     if (!parent) throw new VolumeBackupError('NOT_FOUND', `parent ${options.parentId} is not a backup of volume ${volumeId}`);
-    if (parent.status !== 'available') throw new VolumeBackupError('CONFLICT', `parent ${parent.id} is ${parent.status}, not available`);
+    if (parent.status !== 'available' && parent.status !== 'restoring') throw new VolumeBackupError('CONFLICT', `parent ${parent.id} is ${parent.status}, not available`);
     return parent;
   }
   const parent = findParent(records, volumeId, mode, options.snapshot?.createdAt);
