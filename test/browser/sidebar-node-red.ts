@@ -52,13 +52,18 @@ export interface Reply<T = any> {
 
 export class NodeRed {
   private output = '';
+  /** How many times the runtime said "Started flows" (counted as lines arrive; the output is trimmed). */
+  private flowStarts = 0;
 
   private constructor(
     readonly url: string,
     readonly userDir: string,
     private readonly child: ChildProcess,
   ) {
-    child.stdout!.setEncoding('utf8').on('data', (d: string) => (this.output = (this.output + d).slice(-20_000)));
+    child.stdout!.setEncoding('utf8').on('data', (d: string) => {
+      this.flowStarts += (d.match(/Started flows/g) ?? []).length;
+      this.output = (this.output + d).slice(-20_000);
+    });
     child.stderr!.setEncoding('utf8').on('data', (d: string) => (this.output = (this.output + d).slice(-20_000)));
   }
 
@@ -123,11 +128,17 @@ export class NodeRed {
       const node = n as { id: string };
       return credentials[node.id] ? { ...node, credentials: credentials[node.id] } : node;
     });
-    const before = this.output.length;
+    // Count the runtime's "Started flows" lines: the one this deploy causes is the next one (the start-up's
+    // own may still sit at the end of the output, so looking for the text alone would not wait at all).
+    const started = () => this.flowStarts;
+    const before = started();
     const reply = await this.request('POST', '/flows', { flows: withCredentials }, token);
     if (reply.status !== 200) throw new Error(`deploy failed: ${reply.status} ${reply.text}`);
-    const deadline = Date.now() + 10_000;
-    while (!/Started flows/.test(this.output.slice(Math.max(0, before - 100))) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    const deadline = Date.now() + 20_000;
+    while (started() <= before) {
+      if (Date.now() > deadline) throw new Error(`the deployed flows did not start within 20 s:\n${this.output.slice(-2000)}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
   }
 
   /** Messages published on a comms topic, as the editor receives them over its websocket. */
