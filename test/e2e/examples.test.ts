@@ -53,7 +53,12 @@ describe(`end to end: the example flows in a real Node-RED ${NODE_RED_VERSION}`,
   const records = () => backupsIn(repoDir);
 
   async function inject(id: string): Promise<void> {
-    const res = await red.request('POST', `/inject/${id}`);
+    // 404 while the deployed flows are still starting on a busy machine: ask again, for a while.
+    let res = await red.request('POST', `/inject/${id}`);
+    for (let i = 0; res.status === 404 && i < 50; i++) {
+      await new Promise((r) => setTimeout(r, 200));
+      res = await red.request('POST', `/inject/${id}`);
+    }
     assert.strictEqual(res.status, 200, `inject ${id}: ${res.text}`);
   }
 
