@@ -279,7 +279,7 @@ describe('snapshot providers', function () {
 
     /** Answers lvs like LVM would for vg0/data; records every command. */
     function fakeLvm(attr = '-wi-ao----') {
-      return sinon.stub<Parameters<CommandRunner>, ReturnType<CommandRunner>>().callsFake(async (file, args) => {
+      return sinon.stub<Parameters<CommandRunner>, ReturnType<CommandRunner>>().callsFake(async (file) => {
         if (file === 'lvs') return { stdout: `  vg0|data|${attr}\n`, stderr: '' };
         return { stdout: '', stderr: '' };
       });

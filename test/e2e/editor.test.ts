@@ -91,7 +91,7 @@ describe('the editor in a browser', function () {
       RED.view.importNodes(types.map((type, i) => ({ ...withDefaults(type), id: `ed-${i}`, type, x: 200, y: 80 + i * 60, z, wires: [] })), { generateIds: false });
     }, PALETTE.map(([type]) => type));
 
-    for (const [index, [type, label]] of PALETTE.entries()) {
+    for (const [index, [, label]] of PALETTE.entries()) {
       await page.evaluate((id: string) => {
         const RED = (globalThis as unknown as { RED: any }).RED; // eslint-disable-line @typescript-eslint/no-explicit-any
         RED.editor.edit(RED.nodes.node(id));
