@@ -30,10 +30,11 @@ export async function importRecord(repo: Repository, text: string): Promise<Back
   if (record.encrypted !== repo.codec.encrypted) {
     throw new VolumeBackupError('INVALID_ARGUMENT', `cannot import backup ${record.id}: it is ${record.encrypted ? '' : 'not '}encrypted and this repository is ${repo.codec.encrypted ? '' : 'not '}`);
   }
-  if ((await repo.listRecords(record.volumeId)).some((r) => r.id === record.id)) {
+  const existing = await repo.listRecords(record.volumeId);
+  if (existing.some((r) => r.id === record.id)) {
     throw new VolumeBackupError('CONFLICT', `backup ${record.id} already exists in ${repo.location}`);
   }
-  if (record.parentId && !(await repo.listRecords(record.volumeId)).some((r) => r.id === record.parentId)) {
+  if (record.parentId && !existing.some((r) => r.id === record.parentId)) {
     throw new VolumeBackupError('INVALID_ARGUMENT', `cannot import backup ${record.id}: its parent ${record.parentId} is not in this repository (import the parent first)`);
   }
   // The objects must already be here and be the ones the record describes.
