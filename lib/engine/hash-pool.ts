@@ -5,7 +5,7 @@
 import * as os from 'os';
 import * as path from 'path';
 import Piscina from 'piscina';
-import type { HashResult, HashTask, PackResult, PackTask, UnpackResult, UnpackTask } from './hash-worker';
+import type { PackResult, PackTask, UnpackResult, UnpackTask, VerifyResult, VerifyTask } from './hash-worker';
 
 let pool: Piscina | null = null;
 
@@ -19,18 +19,6 @@ function getPool(): Piscina {
   return pool;
 }
 
-export interface BlockHashes {
-  hashes: Buffer;
-  zeros: Uint8Array;
-}
-
-/** Hash the first `length` bytes of `buffer` block by block; do not change the buffer until this resolves. */
-export async function hashChunk(buffer: SharedArrayBuffer, length: number, blockSize: number): Promise<BlockHashes> {
-  const task: HashTask = { buffer, length, blockSize };
-  const result = (await getPool().run(task)) as HashResult;
-  return { hashes: Buffer.from(result.hashes.buffer, result.hashes.byteOffset, result.hashes.byteLength), zeros: result.zeros };
-}
-
 /** The backup step of a chunk (hash, zero-detect, compare with the parent, pack, compress, digest). */
 export async function packChunk(task: Omit<PackTask, 'kind'>): Promise<PackResult & { hashes: Buffer }> {
   const r = (await getPool().run({ ...task, kind: 'pack' })) as PackResult;
@@ -40,6 +28,11 @@ export async function packChunk(task: Omit<PackTask, 'kind'>): Promise<PackResul
 /** The restore step of an object (digest check, decompress, copy blocks into the chunk). */
 export async function unpackObject(task: Omit<UnpackTask, 'kind'>): Promise<UnpackResult> {
   return (await getPool().run({ ...task, kind: 'unpack' })) as UnpackResult;
+}
+
+/** The restore's check of a chunk rebuilt without a worker: the first data block that does not match, or -1. */
+export async function verifyChunk(task: Omit<VerifyTask, 'kind'>): Promise<number> {
+  return ((await getPool().run({ ...task, kind: 'verify' })) as VerifyResult).badBlock;
 }
 
 /** Stop the threads (the CLI calls this before exiting; an idle pool also winds down by itself). */

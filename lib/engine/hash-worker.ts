@@ -1,22 +1,16 @@
 /**
  * Runs in a worker thread: the CPU work of a chunk, off the event loop and on every core.
- * - hash:   SHA-256 of every block and which blocks are all zeros (restore's verification);
  * - pack:   the backup step: hash and zero-detect every block, pick the blocks to store (non-zero and,
  *           with a parent, changed), pack them, compress into the slot's output buffer and digest it;
- * - unpack: the restore step: check an object's digest, decompress it and copy its blocks into place.
+ * - unpack: the restore step: check an object's digest, decompress it and copy its blocks into place,
+ *           then (for the chunk's last object) verify the chunk's blocks against the hash list;
+ * - verify: the same verification alone (a chunk rebuilt on the main thread).
  * Chunks and outputs live in SharedArrayBuffers that both sides see, so no chunk is ever copied between
  * threads; only flags, hashes and digests travel. A zero block's hash is a constant: it is not recomputed.
  */
 import * as crypto from 'crypto';
 import { compressInto, decompressInto } from '../codec/compression';
 import type { Compression } from '../repository/records';
-
-export interface HashTask {
-  kind?: 'hash';
-  buffer: SharedArrayBuffer;
-  length: number;
-  blockSize: number;
-}
 
 export interface HashResult {
   /** 32 bytes per block. */
@@ -62,10 +56,35 @@ export interface UnpackTask {
   sha256: string | null;
   compression: Compression;
   rawLength: number;
-  /** Where the blocks go, and [from, to, length] triples: raw offset → chunk offset. */
+  /** Where the blocks go (the chunk starts at `chunkOffset`), and [from, to, length] triples: raw offset → chunk offset. */
   chunk: SharedArrayBuffer;
+  chunkOffset: number;
+  chunkSize: number;
   copies: number[];
   what: string;
+  /** Once the object is in place, verify the chunk (its last object): saves a second thread hop. */
+  verify?: BlockCheck;
+}
+
+/** The restore's check of a rebuilt chunk: the SHA-256 of every data block against the hash list. */
+export interface BlockCheck {
+  length: number;
+  blockSize: number;
+  /** The hash list's 32 bytes per block of this chunk. */
+  expected: Uint8Array;
+  /** 1 where the block is zeros by the metadata: not in the buffer (a sparse target), checked by the caller. */
+  zero: Uint8Array;
+}
+
+export interface VerifyTask extends BlockCheck {
+  kind: 'verify';
+  chunk: SharedArrayBuffer;
+  chunkOffset: number;
+}
+
+export interface VerifyResult {
+  /** The first data block whose SHA-256 is not the expected one, or -1. */
+  badBlock: number;
 }
 
 export interface UnpackResult {
@@ -75,6 +94,8 @@ export interface UnpackResult {
   done: boolean;
   /** Why it does not decompress to its recorded length (errors lose their class between threads). */
   corrupt?: string;
+  /** The verification's result, when the task asked for one and the object was unpacked. */
+  badBlock?: number;
 }
 
 const ZERO_HASHES = new Map<number, Buffer>();
@@ -167,23 +188,35 @@ function unpack(task: UnpackTask): UnpackResult {
 function unpackOrThrow(task: UnpackTask): UnpackResult {
   const stored = Buffer.from(task.stored, 0, task.storedLength);
   if (task.sha256 !== null && sha256Of(stored).toString('hex') !== task.sha256) return { digestOk: false, done: true };
-  const chunk = Buffer.from(task.chunk);
+  const chunk = Buffer.from(task.chunk, task.chunkOffset);
   const { copies } = task;
   // One extent covering the copies exactly (a full backup's usual object): decompress straight into place.
-  let raw: Buffer;
   if (copies.length === 3 && copies[0] === 0 && copies[2] === task.rawLength) {
     const dst = chunk.subarray(copies[1], copies[1] + task.rawLength);
-    return { digestOk: true, done: decompressInto(stored, task.compression, dst, task.what) };
+    if (!decompressInto(stored, task.compression, dst, task.what)) return { digestOk: true, done: false };
+  } else {
+    // Grown to a whole chunk at once (a chain's objects vary in size): one allocation per thread.
+    if (scratch.length < task.rawLength) scratch = Buffer.allocUnsafe(Math.max(task.rawLength, task.chunkSize));
+    const raw = scratch.subarray(0, task.rawLength);
+    if (!decompressInto(stored, task.compression, raw, task.what)) return { digestOk: true, done: false };
+    for (let i = 0; i < copies.length; i += 3) raw.copy(chunk, copies[i + 1], copies[i], copies[i] + copies[i + 2]);
   }
-  if (scratch.length < task.rawLength) scratch = Buffer.allocUnsafe(Math.max(task.rawLength, task.chunk.byteLength));
-  raw = scratch.subarray(0, task.rawLength);
-  if (!decompressInto(stored, task.compression, raw, task.what)) return { digestOk: true, done: false };
-  for (let i = 0; i < copies.length; i += 3) raw.copy(chunk, copies[i + 1], copies[i], copies[i] + copies[i + 2]);
-  return { digestOk: true, done: true };
+  return { digestOk: true, done: true, badBlock: task.verify ? checkBlocks(chunk, task.verify) : undefined };
 }
 
-export default function run(task: HashTask | PackTask | UnpackTask): HashResult | PackResult | UnpackResult {
+function checkBlocks(chunk: Buffer, check: BlockCheck): number {
+  const expected = Buffer.from(check.expected.buffer, check.expected.byteOffset, check.expected.byteLength);
+  for (let b = 0; b * check.blockSize < check.length; b++) {
+    if (check.zero[b]) continue;
+    const start = b * check.blockSize;
+    const hash = sha256Of(chunk.subarray(start, Math.min(start + check.blockSize, check.length)));
+    if (hash.compare(expected, b * 32, b * 32 + 32) !== 0) return b;
+  }
+  return -1;
+}
+
+export default function run(task: PackTask | UnpackTask | VerifyTask): PackResult | UnpackResult | VerifyResult {
   if (task.kind === 'pack') return pack(task);
   if (task.kind === 'unpack') return unpack(task);
-  return hashBlocks(Buffer.from(task.buffer, 0, task.length), task.blockSize);
+  return { badBlock: checkBlocks(Buffer.from(task.chunk, task.chunkOffset), task) };
 }

@@ -15,11 +15,13 @@ import { renewRecordLease } from '../repository/locks';
 import { checkBackupId } from '../repository/names';
 import type { BackupRecord } from '../repository/records';
 import { Repository, forEachChunk } from '../repository/repository';
-import { hashChunk, unpackObject } from './hash-pool';
+import { unpackObject, verifyChunk } from './hash-pool';
+import type { BlockCheck } from './hash-worker';
+import { DIRECT_ALIGNMENT, SharedSlice, allocateSharedSlices } from './aligned-memory';
 import { ProgressTracker } from './progress';
 import { CHUNKS_IN_FLIGHT } from './settings';
 import type { RestoreOptions, RestoreResult } from './types';
-import { Target, openTarget, writeFully } from './volume';
+import { Target, closeTarget, openTarget, writeAt } from './volume';
 
 
 /** Bytes restored between background write-backs of the target. */
@@ -111,7 +113,7 @@ export async function restoreBackup(repo: Repository, options: RestoreOptions): 
     throw failure;
   } finally {
     stopRenewal();
-    await target?.handle.close().catch(() => undefined);
+    if (target) await closeTarget(target).catch(() => undefined);
     if (!verifyOnly) {
       await repo.transition(backupId, ['restoring'], 'available', { leaseExpiresAt: null }).catch((err) => {
         options.log?.warn(`backup ${backupId} could not be set back to available: ${errorMessage(err)}`);
@@ -135,14 +137,14 @@ async function applyChain(
   });
   progress.start();
   let bytesWritten = 0;
-  // Each slot: the chunk being rebuilt, and the object being unpacked into it (shared with the workers,
-  // so objects are copied once into a reused buffer instead of piling up as garbage in every thread).
-  const slots = Array.from({ length: Math.min(CHUNKS_IN_FLIGHT, chunks) }, () => ({
-    chunk: new SharedArrayBuffer(chunkSize),
-    stored: new SharedArrayBuffer(compressBound(chunkSize)),
-  }));
-  // Start writing back to the disk while later chunks are still being rebuilt, so the final fsync does
-  // not wait for the whole volume: one datasync in the background after every FLUSH_BYTES written.
+  // Each slot: the chunk being rebuilt (page-aligned, so it can be written with O_DIRECT), and the
+  // object being unpacked into it (shared with the workers, so objects are copied once into a reused
+  // buffer instead of piling up as garbage in every thread).
+  const slotCount = Math.min(CHUNKS_IN_FLIGHT, chunks);
+  const { slices, aligned } = allocateSharedSlices(slotCount, chunkSize);
+  const slots = slices.map((chunk) => ({ chunk, stored: new SharedArrayBuffer(compressBound(chunkSize)) }));
+  // Buffered writes (no O_DIRECT here) start going to the disk while later chunks are still being
+  // rebuilt, so the final fsync does not wait for the whole volume: a background datasync every FLUSH_BYTES.
   let unflushed = 0;
   let flushing: Promise<void> | null = null;
   let flushError: unknown = null;
@@ -151,12 +153,12 @@ async function applyChain(
     unflushed = 0;
     flushing = target.handle.datasync().catch((err) => { flushError ??= err; }).finally(() => { flushing = null; });
   };
-  await forEachChunk(slots, chunks, async ({ chunk: shared, stored }, i) => {
+  await forEachChunk(slots, chunks, async (slot, i) => {
     throwIfAborted(options.signal);
     const offset = i * chunkSize;
     const length = Math.min(chunkSize, size - offset);
     const nBlocks = Math.ceil(length / blockSize);
-    const view = Buffer.from(shared, 0, length);
+    const view = Buffer.from(slot.chunk.buffer, slot.chunk.offset, length);
     // Which layer supplies each block: the newest that stored it (-1: nobody, which is corruption).
     const source = new Int32Array(nBlocks).fill(-1);
     const isZero = new Uint8Array(nBlocks);
@@ -168,33 +170,43 @@ async function applyChain(
     if (missing >= 0) {
       throw new VolumeBackupError('CORRUPT', `no backup in the chain of ${record.id} holds the block at offset ${offset + missing * blockSize}: the metadata is incomplete`);
     }
-    // Fetch each needed object once and copy the blocks it supplies.
-    const needed = new Set<number>();
-    source.forEach((k, b) => { if (!isZero[b]) needed.add(k); });
-    // One object at a time per chunk: the parallelism is across chunks.
-    for (const k of needed) {
-      const obj = layers[k].objects.get(i)!;
-      await fetchInto(repo, layers[k].record, obj, { chunk: shared, stored }, copyPlan(obj, k, source, isZero, offset, length, blockSize), options.signal);
-    }
-    for (let b = 0; b < nBlocks; b++) if (isZero[b]) view.fill(0, b * blockSize, Math.min((b + 1) * blockSize, length));
-    // Verify every block against the hash list of the backup being restored.
-    const { hashes } = await hashChunk(shared, length, blockSize);
+    // Zero blocks are holes in a new (sparse) target; anywhere else they must be written as zeros.
+    const writesZeros = target !== null && !target.created;
+    if (writesZeros) for (let b = 0; b < nBlocks; b++) if (isZero[b]) view.fill(0, b * blockSize, Math.min((b + 1) * blockSize, length));
+    // Every block is verified against the hash list of the backup being restored: zero blocks here
+    // (their hash is a constant), data blocks in the worker that unpacks the chunk's last object.
     const first = (offset / blockSize) * HASH_BYTES;
-    if (hashes.compare(hashList, first, first + hashes.length) !== 0) {
-      for (let b = 0; b < nBlocks; b++) {
-        if (hashes.compare(hashList, first + b * HASH_BYTES, first + (b + 1) * HASH_BYTES, b * HASH_BYTES, (b + 1) * HASH_BYTES) !== 0) {
-          const layer = layers[source[b]];
-          const objectName = isZero[b] ? '(zero map)' : layer.objects.get(i)!.name;
-          // Either the supplying object or the restored backup's hash list is wrong: name both.
-          const hashList = layer.record.id === record.id ? '' : ` (or the hash list of backup ${record.id} is)`;
-          throw new VolumeBackupError('CORRUPT', `block at offset ${offset + b * blockSize} does not match its SHA-256: backup ${layer.record.id}, object ${objectName} is corrupt${hashList}`, { backupId: layer.record.id, objectName, offset: offset + b * blockSize });
-        }
+    // A copy: a view would take the whole hash list with it to the worker (structured clone).
+    const check: BlockCheck = { length, blockSize, expected: new Uint8Array(hashList.subarray(first, first + nBlocks * HASH_BYTES)), zero: isZero };
+    const needed = [...new Set(Array.from(source).filter((_, b) => !isZero[b]))];
+    // Fetch each needed object once and copy the blocks it supplies; one object at a time per chunk:
+    // the parallelism is across chunks.
+    let badBlock = -1;
+    let verified = needed.length === 0;
+    for (const [n, k] of needed.entries()) {
+      const obj = layers[k].objects.get(i)!;
+      const last = n === needed.length - 1;
+      const r = await fetchInto(repo, layers[k].record, obj, slot, copyPlan(obj, k, source, isZero, offset, length, blockSize), last ? check : undefined, options.signal);
+      if (r !== undefined) {
+        badBlock = r;
+        verified = true;
       }
     }
+    if (!verified) badBlock = await verifyChunk({ chunk: slot.chunk.buffer, chunkOffset: slot.chunk.offset, ...check });
+    const badZero = firstBadZeroBlock(check);
+    if (badZero >= 0 && (badBlock < 0 || badZero < badBlock)) badBlock = badZero;
+    if (badBlock >= 0) {
+      const layer = layers[source[badBlock]];
+      const objectName = isZero[badBlock] ? '(zero map)' : layer.objects.get(i)!.name;
+      // Either the supplying object or the restored backup's hash list is wrong: name both.
+      const hashList = layer.record.id === record.id ? '' : ` (or the hash list of backup ${record.id} is)`;
+      const at = offset + badBlock * blockSize;
+      throw new VolumeBackupError('CORRUPT', `block at offset ${at} does not match its SHA-256: backup ${layer.record.id}, object ${objectName} is corrupt${hashList}`, { backupId: layer.record.id, objectName, offset: at });
+    }
     if (target) {
-      const written = await writeChunk(target, view, offset, isZero, blockSize);
+      const { written, buffered } = await writeChunk(target, view, offset, writesZeros ? null : isZero, blockSize, aligned);
       bytesWritten += written;
-      unflushed += written;
+      unflushed += buffered;
       flushInBackground();
     }
     progress.chunk(i, length);
@@ -203,6 +215,27 @@ async function applyChain(
   if (flushError) throw flushError;
   progress.end();
   return { bytesWritten };
+}
+
+/** The first block that is zeros by the metadata but not in the hash list, or -1. */
+function firstBadZeroBlock(check: BlockCheck): number {
+  const expected = Buffer.from(check.expected.buffer, check.expected.byteOffset, check.expected.byteLength);
+  for (let b = 0; b < check.zero.length; b++) {
+    if (!check.zero[b]) continue;
+    const zero = zeroBlockHash(Math.min(check.blockSize, check.length - b * check.blockSize));
+    if (zero.compare(expected, b * HASH_BYTES, (b + 1) * HASH_BYTES) !== 0) return b;
+  }
+  return -1;
+}
+
+const zeroHashes = new Map<number, Buffer>();
+function zeroBlockHash(length: number): Buffer {
+  let h = zeroHashes.get(length);
+  if (!h) {
+    h = Buffer.from(sha256(Buffer.alloc(length)), 'hex');
+    zeroHashes.set(length, h);
+  }
+  return h;
 }
 
 function markBlocks(source: Int32Array, isZero: Uint8Array, rel: number, len: number, blockSize: number, layer: number, zero: 0 | 1): void {
@@ -242,19 +275,22 @@ async function fetchInto(
   repo: Repository,
   record: BackupRecord,
   obj: DataObject,
-  slot: { chunk: SharedArrayBuffer; stored: SharedArrayBuffer },
+  slot: { chunk: SharedSlice; stored: SharedArrayBuffer },
   copies: number[],
+  check: BlockCheck | undefined,
   signal?: AbortSignal,
-): Promise<void> {
+): Promise<number | undefined> {
   const what = `object ${obj.name} of backup ${record.id}`;
   const corrupt = () => new VolumeBackupError('CORRUPT', `object ${obj.name} of backup ${record.id} (offset ${obj.extents[0][0]}) is corrupt: its SHA-256 does not match the metadata`, { backupId: record.id, objectName: obj.name });
   const inWorker = (obj.compression !== 'zstd' || syncZstd() !== null) && obj.length <= slot.stored.byteLength;
-  const unpack = async (storedLength: number, digest: string | null): Promise<void> => {
+  const unpack = async (storedLength: number, digest: string | null): Promise<number | undefined> => {
     const r = await unpackObject({
-      stored: slot.stored, storedLength, sha256: digest, compression: obj.compression, rawLength: obj.rawLength, chunk: slot.chunk, copies, what,
+      stored: slot.stored, storedLength, sha256: digest, compression: obj.compression, rawLength: obj.rawLength,
+      chunk: slot.chunk.buffer, chunkOffset: slot.chunk.offset, chunkSize: record.chunkSize, copies, what, verify: check,
     });
     if (!r.digestOk) throw corrupt();
     if (r.corrupt) throw new VolumeBackupError('CORRUPT', r.corrupt, { backupId: record.id, objectName: obj.name });
+    return r.badBlock;
   };
   let stored: Buffer;
   try {
@@ -288,30 +324,44 @@ async function fetchInto(
     return unpack(plain.length, plain === stored ? obj.sha256 : null);
   }
   const raw = await decompress(plain, obj.compression, obj.rawLength, what);
-  const view = Buffer.from(slot.chunk);
+  const view = Buffer.from(slot.chunk.buffer, slot.chunk.offset);
   for (let c = 0; c < copies.length; c += 3) raw.copy(view, copies[c + 1], copies[c], copies[c] + copies[c + 2]);
+  return undefined;
 }
 
-/** Write a verified chunk: into a new (sparse) file only its non-zero runs; elsewhere everything. */
-async function writeChunk(target: Target, view: Buffer, offset: number, isZero: Uint8Array, blockSize: number): Promise<number> {
-  if (!target.created) {
-    await writeFully(target, view, offset);
-    return view.length;
-  }
+/**
+ * Write a verified chunk: all of it, or only its data runs when `holes` marks blocks to leave as holes
+ * (zeros in a new, sparse file). Returns the bytes written and how many of them went through the page
+ * cache (O_DIRECT was refused or the run is not aligned: the volume's unaligned tail).
+ */
+async function writeChunk(target: Target, view: Buffer, offset: number, holes: Uint8Array | null, blockSize: number, aligned: boolean): Promise<{ written: number; buffered: number }> {
   let written = 0;
+  let buffered = 0;
+  const write = async (from: number, to: number): Promise<void> => {
+    if (!(await writeAt(target, view.subarray(from, to), offset + from, aligned && from % DIRECT_ALIGNMENT === 0))) buffered += to - from;
+    written += to - from;
+  };
+  if (!holes) {
+    // Aligned head through O_DIRECT, any unaligned tail (the volume's last bytes) buffered.
+    const head = view.length - (view.length % DIRECT_ALIGNMENT);
+    if (head > 0) await write(0, head);
+    if (head < view.length) await write(head, view.length);
+    return { written, buffered };
+  }
   let runStart = -1;
-  for (let b = 0; b <= isZero.length; b++) {
-    const data = b < isZero.length && !isZero[b];
+  for (let b = 0; b <= holes.length; b++) {
+    const data = b < holes.length && !holes[b];
     if (data && runStart < 0) runStart = b;
     if (!data && runStart >= 0) {
       const from = runStart * blockSize;
       const to = Math.min(b * blockSize, view.length);
-      await writeFully(target, view.subarray(from, to), offset + from);
-      written += to - from;
+      const head = to - ((to - from) % DIRECT_ALIGNMENT);
+      if (head > from) await write(from, head);
+      if (head < to) await write(head, to);
       runStart = -1;
     }
   }
-  return written;
+  return { written, buffered };
 }
 
 /** Why the chain of `record` is going away (a backup of it deleted or being deleted), or null. */
