@@ -22,6 +22,11 @@ export interface ObjectOptions {
   extraMetadata?: Record<string, string> | null;
   /** writeObject: the hex SHA-256 of the data when the caller already computed it (a driver may use it instead of hashing again). */
   sha256?: string;
+  /**
+   * writeObject: the data starts on a DIRECT_ALIGNMENT boundary in memory and its buffer may be read up
+   * to the next boundary past its end, so a driver writing files may use O_DIRECT (lib/io/direct-io).
+   */
+  directIo?: boolean;
 }
 
 export interface PrefixParts {

@@ -20,7 +20,8 @@ import { checkBackupId, checkText, checkVolumeId, newBackupId, volumeIdForPath }
 import { BackupKind, BackupRecord, Compression, RECORD_FORMAT_VERSION } from '../repository/records';
 import { Repository, forEachChunk } from '../repository/repository';
 import { checkAllStored, deleteBackupObjects, loadHashList, loadMetadata } from '../repository/backup-objects';
-import { packChunk } from './hash-pool';
+import { packChunk, warmHashPool } from './hash-pool';
+import { allocateSharedSlices } from '../io/direct-io';
 import { ProgressTracker } from './progress';
 import { CHUNKS_IN_FLIGHT, DEFAULT_BLOCK_SIZE, DEFAULT_CHUNK_SIZE, DEFAULT_COMPRESSION, checkSizes } from './settings';
 import type { CreateBackupOptions } from './types';
@@ -40,6 +41,7 @@ export async function createBackup(repo: Repository, options: CreateBackupOption
   const description = checkText('description', options.description, 4096);
   checkCompressionLevel(compression.data, options.compressionLevel);
   throwIfAborted(options.signal);
+  warmHashPool();
 
   const source = await openSource(options.volume);
   try {
@@ -195,11 +197,11 @@ async function writeBackupObjects(
   const objects: DataObject[] = [];
   const zeroExtents: Extent[] = [];
   let storedBytes = 0;
-  // Each slot: the chunk as read, and what will be stored (compressed); both shared with the workers.
-  const slots = Array.from({ length: Math.min(CHUNKS_IN_FLIGHT, chunks) }, () => ({
-    input: new SharedArrayBuffer(chunkSize),
-    output: new SharedArrayBuffer(compressBound(chunkSize)),
-  }));
+  // Each slot: the chunk as read, and what will be stored (compressed, page-aligned so that a posix
+  // repository can write it with O_DIRECT); both shared with the workers.
+  const slotCount = Math.min(CHUNKS_IN_FLIGHT, chunks);
+  const outputs = allocateSharedSlices(slotCount, compressBound(chunkSize));
+  const slots = outputs.slices.map((output) => ({ input: new SharedArrayBuffer(chunkSize), output }));
   const progress = new ProgressTracker(options.onProgress, { operation: 'backup', backupId: record.id, volumeId: record.volumeId, chunkCount: chunks, bytesTotal: size });
   progress.start();
 
@@ -215,14 +217,14 @@ async function writeBackupObjects(
       : parent ? new Uint8Array(0) : null;
     // Hashing, zero detection, the comparison with the parent, packing and compression: one worker task.
     const r = await packChunk({
-      input: slot.input, length, blockSize, parentHashes, output: slot.output,
+      input: slot.input, length, blockSize, parentHashes, output: slot.output.buffer, outputOffset: slot.output.offset, outputLength: compressBound(chunkSize),
       compression, level: options.compressionLevel, digest: !repo.codec.encrypted,
     });
     r.hashes.copy(hashList, firstBlock * HASH_BYTES);
     zeroExtents.push(...runsToExtents(r.zeroed, offset, blockSize, offset + length));
     if (r.rawLength > 0) {
       const extents = runsToExtents(r.store, offset, blockSize, offset + length);
-      let packed: Buffer = Buffer.from(slot.output, 0, r.length);
+      let packed: Buffer = Buffer.from(slot.output.buffer, slot.output.offset, r.length);
       let applied = r.compression;
       if (applied === null) {
         // No synchronous codec in the workers for this algorithm: compress on the thread pool.
@@ -234,7 +236,8 @@ async function writeBackupObjects(
       const stored = repo.codec.seal(packed, name);
       const digest = r.sha256 !== null && r.compression !== null && stored === packed ? r.sha256 : sha256(stored);
       throwIfAborted(options.signal);
-      await repo.writeObject(name, stored, options.signal, digest);
+      // Still in the slot (not encrypted or compressed elsewhere): aligned for direct I/O.
+      await repo.writeObject(name, stored, options.signal, digest, outputs.aligned && stored.buffer === slot.output.buffer);
       objects.push({ name, chunk: i, extents, compression: applied, rawLength: r.rawLength, length: stored.length, sha256: digest });
       storedBytes += stored.length;
     }

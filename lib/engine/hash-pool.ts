@@ -19,6 +19,15 @@ function getPool(): Piscina {
   return pool;
 }
 
+/**
+ * Start every thread now (each loads the worker module and zstd: tens of milliseconds), so that they
+ * are ready by the time the first chunk is: call it before reading records and metadata.
+ */
+export function warmHashPool(): void {
+  const p = getPool();
+  for (let k = 0; k < p.options.maxThreads; k++) p.run({ kind: 'warm' }).catch(() => undefined);
+}
+
 /** The backup step of a chunk (hash, zero-detect, compare with the parent, pack, compress, digest). */
 export async function packChunk(task: Omit<PackTask, 'kind'>): Promise<PackResult & { hashes: Buffer }> {
   const r = (await getPool().run({ ...task, kind: 'pack' })) as PackResult;

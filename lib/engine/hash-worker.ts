@@ -9,7 +9,7 @@
  * threads; only flags, hashes and digests travel. A zero block's hash is a constant: it is not recomputed.
  */
 import * as crypto from 'crypto';
-import { compressInto, decompressInto } from '../codec/compression';
+import { compressInto, decompressInto, syncZstd } from '../codec/compression';
 import type { Compression } from '../repository/records';
 
 export interface HashResult {
@@ -26,7 +26,10 @@ export interface PackTask {
   blockSize: number;
   /** The parent's hashes of this chunk's blocks (fewer when the parent was shorter), or null: store all. */
   parentHashes: Uint8Array | null;
+  /** Where the stored form goes: `outputLength` bytes of `output` from `outputOffset`. */
   output: SharedArrayBuffer;
+  outputOffset: number;
+  outputLength: number;
   compression: Compression;
   level?: number;
   /** Also return the SHA-256 of the output (when the stored bytes are the output: no encryption). */
@@ -167,7 +170,7 @@ function pack(task: PackTask): PackResult {
     }
     raw = scratch.subarray(0, rawLength);
   }
-  const out = Buffer.from(task.output);
+  const out = Buffer.from(task.output, task.outputOffset, task.outputLength);
   const packed = compressInto(raw, out, task.compression, task.level);
   if (!packed) {
     raw.copy(out);
@@ -215,7 +218,11 @@ function checkBlocks(chunk: Buffer, check: BlockCheck): number {
   return -1;
 }
 
-export default function run(task: PackTask | UnpackTask | VerifyTask): PackResult | UnpackResult | VerifyResult {
+export default function run(task: PackTask | UnpackTask | VerifyTask | { kind: 'warm' }): PackResult | UnpackResult | VerifyResult | null {
+  if (task.kind === 'warm') {
+    syncZstd(); // load the codec now, not with the first chunk
+    return null;
+  }
   if (task.kind === 'pack') return pack(task);
   if (task.kind === 'unpack') return unpack(task);
   return { badBlock: checkBlocks(Buffer.from(task.chunk, task.chunkOffset), task) };

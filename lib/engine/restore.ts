@@ -15,9 +15,9 @@ import { renewRecordLease } from '../repository/locks';
 import { checkBackupId } from '../repository/names';
 import type { BackupRecord } from '../repository/records';
 import { Repository, forEachChunk } from '../repository/repository';
-import { unpackObject, verifyChunk } from './hash-pool';
+import { unpackObject, verifyChunk, warmHashPool } from './hash-pool';
 import type { BlockCheck } from './hash-worker';
-import { DIRECT_ALIGNMENT, SharedSlice, allocateSharedSlices } from './aligned-memory';
+import { DIRECT_ALIGNMENT, SharedSlice, allocateSharedSlices } from '../io/direct-io';
 import { ProgressTracker } from './progress';
 import { CHUNKS_IN_FLIGHT } from './settings';
 import type { RestoreOptions, RestoreResult } from './types';
@@ -59,6 +59,7 @@ export async function restoreBackup(repo: Repository, options: RestoreOptions): 
   const verifyOnly = !!options.verifyOnly;
   if (!verifyOnly && !options.target) throw new VolumeBackupError('INVALID_ARGUMENT', 'a restore needs a target path (or verify-only)');
   throwIfAborted(options.signal);
+  warmHashPool();
 
   const record = await repo.getRecord(backupId);
   if (record.status !== 'available') {

@@ -2,10 +2,10 @@
  * Sources and targets: regular files (disk images) and block devices. Positioned reads and writes only,
  * so several chunks can be in flight; new targets are created sparse (zero ranges stay holes).
  */
-import { constants as fsConstants, promises as fs } from 'fs';
+import { promises as fs } from 'fs';
 import * as path from 'path';
 import { VolumeBackupError, errorMessage, invalid } from '../errors';
-import { DIRECT_ALIGNMENT } from './aligned-memory';
+import { DIRECT_ALIGNMENT, openDirect, writeAllAt } from '../io/direct-io';
 
 export interface Volume {
   path: string;
@@ -93,20 +93,14 @@ export async function openTarget(targetPath: string, size: number): Promise<Targ
       throw new VolumeBackupError('INVALID_ARGUMENT', `cannot create restore target ${abs}: ${errorMessage(err)}`);
     }
     await handle.truncate(size);
-    return { path: abs, handle, created: true, direct: await openDirect(abs) };
+    return { path: abs, handle, created: true, direct: await openDirect(abs).catch(() => null) };
   }
   if (!st.isFile() && !st.isBlockDevice()) throw invalid(`restore target ${abs} is not a regular file or a block device`);
   const existing = st.isBlockDevice() ? await blockDeviceSize(st.rdev, abs) : st.size;
   if (existing < size) {
     throw invalid(`restore target ${abs} holds ${existing} bytes but the backup needs ${size}: use a larger target or a new file`);
   }
-  return { path: abs, handle: await fs.open(abs, 'r+'), created: false, direct: await openDirect(abs) };
-}
-
-async function openDirect(abs: string): Promise<fs.FileHandle | null> {
-  const { O_DIRECT, O_WRONLY } = fsConstants;
-  if (O_DIRECT === undefined) return null;
-  return fs.open(abs, O_WRONLY | O_DIRECT).catch(() => null);
+  return { path: abs, handle: await fs.open(abs, 'r+'), created: false, direct: await openDirect(abs).catch(() => null) };
 }
 
 /** Close both handles of a target (the direct one first: its writes are complete when they return). */
@@ -126,7 +120,7 @@ export async function writeAt(target: Target, data: Buffer, position: number, al
   const direct = target.direct;
   if (direct && alignedMemory && position % DIRECT_ALIGNMENT === 0 && data.length % DIRECT_ALIGNMENT === 0) {
     try {
-      await writeAll(direct, data, position);
+      await writeAllAt(direct, data, position);
       return true;
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EINVAL') throw err;
@@ -134,18 +128,9 @@ export async function writeAt(target: Target, data: Buffer, position: number, al
       await direct.close().catch(() => undefined);
     }
   }
-  await writeAll(target.handle, data, position);
+  await writeAllAt(target.handle, data, position);
   return false;
 }
-
-async function writeAll(handle: fs.FileHandle, data: Buffer, position: number): Promise<void> {
-  let done = 0;
-  while (done < data.length) {
-    const { bytesWritten } = await handle.write(data, done, data.length - done, position + done);
-    done += bytesWritten;
-  }
-}
-
 
 /** A path for a message: hostile input can be 100 000 characters long. */
 function shortPath(p: string): string {

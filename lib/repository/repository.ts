@@ -184,8 +184,8 @@ export class Repository {
 
   /** Write a data, metadata or hash-list object; `stored` is exactly what lands in the store. */
   /** `sha256`: the stored bytes' hex digest when the caller has it (drivers may skip hashing them again). */
-  async writeObject(name: string, stored: Buffer, signal?: AbortSignal, sha256?: string): Promise<void> {
-    await this.driver.writeObject(this.container, name, stored, { signal, extraMetadata: this.driver.getExtraMetadata(), sha256 });
+  async writeObject(name: string, stored: Buffer, signal?: AbortSignal, sha256?: string, directIo?: boolean): Promise<void> {
+    await this.driver.writeObject(this.container, name, stored, { signal, extraMetadata: this.driver.getExtraMetadata(), sha256, directIo });
   }
 
   async readObject(name: string, signal?: AbortSignal): Promise<Buffer> {

@@ -1,0 +1,85 @@
+/**
+ * Direct I/O (O_DIRECT): writes that go from our buffers to the device without passing through the
+ * page cache. A restore or a backup writes gigabytes that nobody reads back soon; through the page
+ * cache they would evict what the host needs, cost a copy each (on some virtual machines a slow one)
+ * and pile up dirty pages for the final fsync. Cinder copies volumes with `dd oflag=direct` for the
+ * same reasons, and borg drops what it wrote from the cache.
+ *
+ * O_DIRECT needs aligned addresses, offsets and lengths. Node offers no aligned allocation, but a
+ * shared WebAssembly.Memory is page-aligned (V8 reserves it with mmap) and its buffer is an ordinary
+ * SharedArrayBuffer that worker threads see in place. Alignment is an optimisation, never assumed for
+ * correctness: where the kernel refuses a direct open or write (EINVAL), the caller writes buffered.
+ */
+import { constants as fsConstants, promises as fs } from 'fs';
+
+/** What O_DIRECT needs of addresses, offsets and lengths: the largest logical block size in use. */
+export const DIRECT_ALIGNMENT = 4096;
+
+const WASM_PAGE = 64 * 1024;
+
+/** The part of WebAssembly.Memory used here (the compiler's libraries here do not declare WebAssembly). */
+type WasmMemory = new (descriptor: { initial: number; maximum: number; shared: true }) => { buffer: SharedArrayBuffer };
+
+export interface SharedSlice {
+  buffer: SharedArrayBuffer;
+  offset: number;
+}
+
+/**
+ * `count` slices of `bytes` each in one shared buffer. `aligned` says whether each slice starts on a
+ * DIRECT_ALIGNMENT boundary (false when WebAssembly memory is unavailable, e.g. a virtual memory limit).
+ */
+export function allocateSharedSlices(count: number, bytes: number): { slices: SharedSlice[]; aligned: boolean } {
+  const stride = Math.ceil(bytes / WASM_PAGE) * WASM_PAGE;
+  const pages = (stride * count) / WASM_PAGE;
+  try {
+    const { Memory } = (globalThis as unknown as { WebAssembly: { Memory: WasmMemory } }).WebAssembly;
+    const buffer = new Memory({ initial: pages, maximum: pages, shared: true }).buffer;
+    return { slices: Array.from({ length: count }, (_, k) => ({ buffer, offset: k * stride })), aligned: true };
+  } catch {
+    return { slices: Array.from({ length: count }, () => ({ buffer: new SharedArrayBuffer(bytes), offset: 0 })), aligned: false };
+  }
+}
+
+/** Open `file` for direct writes with these extra flags, or null where O_DIRECT is not available. */
+export async function openDirect(file: string, flags = 0, mode?: number): Promise<fs.FileHandle | null> {
+  const { O_DIRECT, O_WRONLY } = fsConstants;
+  if (O_DIRECT === undefined) return null;
+  return fs.open(file, O_WRONLY | O_DIRECT | flags, mode).catch((err: NodeJS.ErrnoException) => {
+    if (err.code === 'EINVAL') return null;
+    throw err;
+  });
+}
+
+/** Write all of `data` at `position` (a write may be short). */
+export async function writeAllAt(handle: fs.FileHandle, data: Uint8Array, position: number): Promise<void> {
+  let done = 0;
+  while (done < data.length) {
+    const { bytesWritten } = await handle.write(data, done, data.length - done, position + done);
+    done += bytesWritten;
+  }
+}
+
+/**
+ * Write `data` as the new file `file` (created here, exclusively) with O_DIRECT, when `data` starts on
+ * an aligned address (the caller says so) and its buffer extends to the next DIRECT_ALIGNMENT boundary:
+ * the padded tail is written, then cut off. Returns false, having left nothing behind, where direct I/O
+ * is refused; the caller then writes the file the ordinary way. The file is not yet fsynced.
+ */
+export async function writeNewFileDirect(file: string, data: Buffer, mode: number): Promise<boolean> {
+  const padded = Math.ceil(data.length / DIRECT_ALIGNMENT) * DIRECT_ALIGNMENT;
+  if (padded === 0 || data.buffer.byteLength < data.byteOffset + padded) return false;
+  const handle = await openDirect(file, fsConstants.O_CREAT | fsConstants.O_EXCL, mode);
+  if (!handle) return false;
+  try {
+    await writeAllAt(handle, new Uint8Array(data.buffer, data.byteOffset, padded), 0);
+    if (padded !== data.length) await handle.truncate(data.length);
+    await handle.close();
+    return true;
+  } catch (err) {
+    await handle.close().catch(() => undefined);
+    await fs.rm(file, { force: true });
+    if ((err as NodeJS.ErrnoException).code === 'EINVAL') return false;
+    throw err;
+  }
+}
