@@ -14,6 +14,8 @@ export interface OpResult {
   addedBytes?: number;
   /** Restore: the restored file's SHA-256 equals the source's. */
   verified?: boolean;
+  /** With --repeat: the fastest and slowest of the runs (this result is the median one). */
+  range?: [number, number];
 }
 
 export interface Variant {
@@ -103,7 +105,7 @@ export function toMarkdown(report: Report): string {
   const { limits } = report;
   out.push(`## Benchmark: ${(report.imageBytes / MIB).toFixed(0)} MiB volume image, local repository`);
   out.push('');
-  out.push(`${report.date} on ${report.machine}. Image: ${report.imageDescription}. Change: ${mb(report.changedBytes)} (${((report.changedBytes / report.imageBytes) * 100).toFixed(1)}%) in scattered 64 KiB writes. Page cache: ${report.cache}; \`sync\` before every step. ${report.repeat > 1 ? `Fastest of ${report.repeat} runs per step.` : 'One run per step.'}`);
+  out.push(`${report.date} on ${report.machine}. Image: ${report.imageDescription}. Change: ${mb(report.changedBytes)} (${((report.changedBytes / report.imageBytes) * 100).toFixed(1)}%) in scattered 64 KiB writes. Page cache: ${report.cache}; \`sync\` before every step. ${report.repeat > 1 ? `The comparison ran ${report.repeat} times; each step shows its median run (all tools alike).` : 'One run per step.'}`);
   out.push('');
   for (const t of report.tools) out.push(`- **${t.name}**: ${t.description}`);
   for (const s of report.skipped) out.push(`- skipped: ${s}`);
@@ -116,7 +118,7 @@ export function toMarkdown(report: Report): string {
       rows.push([
         op,
         x.tool,
-        f(x.wallSeconds),
+        x.range ? `${f(x.wallSeconds)} (${f(x.range[0])}–${f(x.range[1])})` : f(x.wallSeconds),
         f(report.imageBytes / MB / x.wallSeconds, 0),
         f(x.cpuSeconds),
         op === 'full' ? mb(x.storedBytes) : op === 'incremental' ? `+${mb(x.addedBytes)}` : x.verified ? 'hash equal' : 'MISMATCH',
@@ -126,7 +128,7 @@ export function toMarkdown(report: Report): string {
       ]);
     }
   }
-  out.push(table(['operation', 'tool', 'wall s', 'MB/s', 'CPU s', 'stored / added / restore check', 'peak RSS', 'x borg', 'x restic'], rows));
+  out.push(table(['operation', 'tool', report.repeat > 1 ? 'wall s (median; range)' : 'wall s', 'MB/s', 'CPU s', 'stored / added / restore check', 'peak RSS', 'x borg', 'x restic'], rows));
   out.push('');
   out.push('### Targets');
   out.push('');

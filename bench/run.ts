@@ -5,7 +5,7 @@
  *   --quick              64 MiB image, one run, no peers/trade-offs/S3 unless asked (a CI smoke run)
  *   --no-peers           skip borg and restic        --no-tradeoffs   skip the chunk/block/compression table
  *   --no-s3              skip the S3 part            --no-loop        skip the in-process event-loop probe
- *   --repeat N           run each step N times and keep the fastest (default 1)
+ *   --repeat N           run the comparison N times and report each step's median run (default 3; quick: 1)
  *   --cold               drop the page cache before every timed step (root); default: warm cache
  *   --work DIR           scratch directory (default $TMPDIR/volume-backup-bench)
  *   --results DIR        where latest.md / latest.svg / latest.json go (default bench/results; quick: DIR/results)
@@ -67,7 +67,7 @@ export function parseOptions(argv: string[]): Options {
     tradeoffs: has('--tradeoffs') || (!quick && !has('--no-tradeoffs')),
     s3: has('--s3') || (!quick && !has('--no-s3')),
     loop: !has('--no-loop'),
-    repeat: Math.max(1, Number(value('--repeat') ?? 1)),
+    repeat: Math.max(1, Number(value('--repeat') ?? (quick ? 1 : 3))),
     cold: has('--cold'),
     work,
     results: value('--results') ?? (quick ? path.join(work, 'results') : null),
@@ -135,12 +135,21 @@ async function prepareImages(options: Options): Promise<Image> {
   return { dir, base, changed, baseSha, changedSha, changedBytes };
 }
 
-const keepFastest = (best: Map<string, OpResult>, r: OpResult): void => {
+/** Every run of a step, by tool and operation: the report takes the median run (the middle one of 3). */
+const collect = (runs: Map<string, OpResult[]>, r: OpResult): void => {
   const key = `${r.tool}/${r.operation}`;
-  const prev = best.get(key);
-  if (!prev || r.wallSeconds < prev.wallSeconds) best.set(key, { ...r, verified: r.verified !== undefined ? r.verified && (prev?.verified ?? true) : undefined });
-  else if (r.verified === false) prev.verified = false;
+  runs.set(key, [...(runs.get(key) ?? []), r]);
 };
+
+function medianRuns(runs: Map<string, OpResult[]>): OpResult[] {
+  return [...runs.values()].map((list) => {
+    const sorted = [...list].sort((a, b) => a.wallSeconds - b.wallSeconds);
+    const median = sorted[(sorted.length - 1) >> 1];
+    // A restore counts as verified only when every run of it was.
+    const range: [number, number] | undefined = list.length > 1 ? [sorted[0].wallSeconds, sorted[sorted.length - 1].wallSeconds] : undefined;
+    return { ...median, verified: median.verified !== undefined ? list.every((r) => r.verified) : undefined, range };
+  });
+}
 
 const asResult = (tool: string, operation: OpResult['operation'], m: { wallSeconds: number; cpuSeconds: number | null; peakRssBytes: number | null }): OpResult => ({
   tool, operation, wallSeconds: m.wallSeconds, cpuSeconds: m.cpuSeconds, peakRssBytes: m.peakRssBytes,
@@ -148,7 +157,7 @@ const asResult = (tool: string, operation: OpResult['operation'], m: { wallSecon
 
 /** Full, incremental (after the 1% change, in place) and restore for every tool, interleaved by step. */
 async function compare(tools: Tool[], image: Image, options: Options, cache: PageCache): Promise<OpResult[]> {
-  const best = new Map<string, OpResult>();
+  const runs = new Map<string, OpResult[]>();
   for (let rep = 0; rep < options.repeat; rep++) {
     const runDir = path.join(options.work, 'run');
     await fs.rm(runDir, { recursive: true, force: true });
@@ -164,7 +173,7 @@ async function compare(tools: Tool[], image: Image, options: Options, cache: Pag
       log(`${t.name}: full backup`);
       const m = await t.full(repoOf(t), dataDir, 'vol.img');
       stored.set(t.name, await dirBytes(repoOf(t)));
-      keepFastest(best, { ...asResult(t.name, 'full', m), storedBytes: stored.get(t.name) });
+      collect(runs, { ...asResult(t.name, 'full', m), storedBytes: stored.get(t.name) });
     }
     await applyChange(volume, options.size, options.seed);
     for (const t of tools) {
@@ -172,7 +181,7 @@ async function compare(tools: Tool[], image: Image, options: Options, cache: Pag
       log(`${t.name}: incremental backup`);
       const m = await t.incremental(repoOf(t), dataDir, 'vol.img');
       const after = await dirBytes(repoOf(t));
-      keepFastest(best, { ...asResult(t.name, 'incremental', m), storedBytes: after, addedBytes: after - stored.get(t.name)! });
+      collect(runs, { ...asResult(t.name, 'incremental', m), storedBytes: after, addedBytes: after - stored.get(t.name)! });
     }
     for (const t of tools) {
       const out = path.join(runDir, `out-${t.name}`);
@@ -182,11 +191,11 @@ async function compare(tools: Tool[], image: Image, options: Options, cache: Pag
       const { measured, file } = await t.restore(repoOf(t), out, dataDir, 'vol.img');
       const sha = await fileSha256(file).catch(() => 'missing');
       if (sha !== image.changedSha) log(`${t.name}: the restored image ${file} does NOT match the source (${sha})`);
-      keepFastest(best, { ...asResult(t.name, 'restore', measured), verified: sha === image.changedSha });
+      collect(runs, { ...asResult(t.name, 'restore', measured), verified: sha === image.changedSha });
       await fs.rm(out, { recursive: true, force: true });
     }
   }
-  return [...best.values()];
+  return medianRuns(runs);
 }
 
 /** The same three steps for this project only, with other chunk/block/compression settings. */
