@@ -32,6 +32,8 @@ export interface LoopRow {
   p99DelayMs: number;
   meanDelayMs: number;
   progressEvents: number;
+  /** Time spent in the progress callback (turning each event into a message, as the nodes do). */
+  progressMs?: number;
 }
 
 export interface S3Row {
@@ -147,7 +149,7 @@ export function toMarkdown(report: Report): string {
     out.push('');
     out.push('### Event loop during a backup and a restore (library in-process, `monitorEventLoopDelay`)');
     out.push('');
-    out.push(table(['operation', 'wall s', 'max delay ms', 'p99 ms', 'mean ms', 'progress events'], report.loop.map((l) => [l.operation, f(l.wallSeconds), f(l.maxDelayMs, 1), f(l.p99DelayMs, 1), f(l.meanDelayMs, 1), String(l.progressEvents)])));
+    out.push(table(['operation', 'wall s', 'max delay ms', 'p99 ms', 'mean ms', 'progress events', 'ms in progress callbacks'], report.loop.map((l) => [l.operation, f(l.wallSeconds), f(l.maxDelayMs, 1), f(l.p99DelayMs, 1), f(l.meanDelayMs, 1), String(l.progressEvents), l.progressMs === undefined ? '' : `${f(l.progressMs, 2)} (${f((l.progressMs / 10) / l.wallSeconds, 3)}%)`])));
   }
   if (report.variants.length) {
     out.push('');

@@ -226,6 +226,7 @@ async function tradeoffs(cliEntry: string, image: Image, options: Options, cache
       await cache.prepare([image.changed]);
       const incr = await tool.incremental(repo, image.dir, path.basename(image.changed));
       const after = await dirBytes(repo);
+      await cache.prepare([repo]);
       const { measured, file } = await tool.restore(repo, path.dirname(target), image.dir, 'vol.img');
       const ok = (await fileSha256(file)) === image.changedSha;
       out.push({

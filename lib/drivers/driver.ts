@@ -27,6 +27,8 @@ export interface ObjectOptions {
    * to the next boundary past its end, so a driver writing files may use O_DIRECT (lib/io/direct-io).
    */
   directIo?: boolean;
+  /** writeObject: the base64 MD5 of the data when the caller already computed it (drivers that set `wantsMd5`). */
+  md5?: string;
 }
 
 export interface PrefixParts {
@@ -42,6 +44,11 @@ export interface Driver {
   readonly location: string;
   /** True when putIfAbsent/replaceIfMatch are enforced by the store (false: only one writer is safe). */
   readonly conditionalWrites: boolean;
+  /**
+   * True when every write sends the data's MD5 (Content-MD5, md5Hash) for the store to check: a backup
+   * then computes it in its worker threads and passes it as ObjectOptions.md5, off the event loop.
+   */
+  readonly wantsMd5?: boolean;
 
   /** Create the container if it does not exist (idempotent). */
   putContainer(container: string): Promise<void>;

@@ -24,6 +24,7 @@ export function createGcsDriver(spec: z.infer<typeof GcsSpec>, context: DriverCo
 
 export class GcsDriver extends CinderNaming implements Driver {
   readonly kind = 'gcs';
+  readonly wantsMd5 = true;
   readonly location: string;
   readonly conditionalWrites = true;
   private readonly storage: Storage;
@@ -144,9 +145,9 @@ export class GcsDriver extends CinderNaming implements Driver {
     });
   }
 
-  async writeObject(container: string, name: string, data: Buffer, options: { signal?: AbortSignal; extraMetadata?: Record<string, string> | null } = {}): Promise<string> {
+  async writeObject(container: string, name: string, data: Buffer, options: { signal?: AbortSignal; md5?: string } = {}): Promise<string> {
     const key = objectKey(this.prefix, container, name);
-    return this.call('write', key, () => this.upload(key, data, undefined), { signal: options.signal, bytes: data.length });
+    return this.call('write', key, () => this.upload(key, data, undefined, options.md5), { signal: options.signal, bytes: data.length });
   }
 
   /**
@@ -154,9 +155,9 @@ export class GcsDriver extends CinderNaming implements Driver {
    * upload validation is off: on a mismatch it deletes the object unconditionally, which for a
    * record could remove another writer's version. We check the reply ourselves instead.
    */
-  private async upload(key: string, data: Buffer, ifGenerationMatch: number | undefined): Promise<string> {
+  private async upload(key: string, data: Buffer, ifGenerationMatch: number | undefined, knownMd5?: string): Promise<string> {
     const file = this.bucket.file(key);
-    const digest = md5(data).toString('base64');
+    const digest = knownMd5 ?? md5(data).toString('base64');
     await file.save(data, {
       resumable: data.length > this.resumableThreshold,
       validation: false,

@@ -43,6 +43,7 @@ export function createS3Driver(spec: z.infer<typeof S3Spec>, context: DriverCont
 
 export class S3Driver extends CinderNaming implements Driver {
   readonly kind = 's3';
+  readonly wantsMd5 = true;
   readonly location: string;
   readonly conditionalWrites: boolean;
   private readonly client: S3Client;
@@ -108,8 +109,8 @@ export class S3Driver extends CinderNaming implements Driver {
     }
   }
 
-  private putParams(key: string, data: Buffer): PutObjectCommandInput {
-    return { ...this.uploadParams(key), Body: data, ContentMD5: md5(data).toString('base64') };
+  private putParams(key: string, data: Buffer, knownMd5?: string): PutObjectCommandInput {
+    return { ...this.uploadParams(key), Body: data, ContentMD5: knownMd5 ?? md5(data).toString('base64') };
   }
 
   /** What every new object gets: its key, storage class and server-side encryption. */
@@ -176,7 +177,7 @@ export class S3Driver extends CinderNaming implements Driver {
       });
   }
 
-  async writeObject(container: string, name: string, data: Buffer, options: { signal?: AbortSignal } = {}): Promise<string> {
+  async writeObject(container: string, name: string, data: Buffer, options: { signal?: AbortSignal; md5?: string } = {}): Promise<string> {
     const key = objectKey(this.prefix, container, name);
     if (data.length > this.threshold) {
       return uploadMultipart({
@@ -189,7 +190,7 @@ export class S3Driver extends CinderNaming implements Driver {
         where: this.where(key),
       }, data, options.signal);
     }
-    const res = await this.call('write', key, (s) => this.client.send(new PutObjectCommand(this.putParams(key, data)), { abortSignal: s }), { signal: options.signal, bytes: data.length });
+    const res = await this.call('write', key, (s) => this.client.send(new PutObjectCommand(this.putParams(key, data, options.md5)), { abortSignal: s }), { signal: options.signal, bytes: data.length });
     return res.ETag ?? '';
   }
 

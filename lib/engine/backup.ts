@@ -218,7 +218,7 @@ async function writeBackupObjects(
     // Hashing, zero detection, the comparison with the parent, packing and compression: one worker task.
     const r = await packChunk({
       input: slot.input, length, blockSize, parentHashes, output: slot.output.buffer, outputOffset: slot.output.offset, outputLength: compressBound(chunkSize),
-      compression, level: options.compressionLevel, digest: !repo.codec.encrypted,
+      compression, level: options.compressionLevel, digest: !repo.codec.encrypted, md5: !!repo.driver.wantsMd5,
     });
     r.hashes.copy(hashList, firstBlock * HASH_BYTES);
     zeroExtents.push(...runsToExtents(r.zeroed, offset, blockSize, offset + length));
@@ -236,8 +236,10 @@ async function writeBackupObjects(
       const stored = repo.codec.seal(packed, name);
       const digest = r.sha256 !== null && r.compression !== null && stored === packed ? r.sha256 : sha256(stored);
       throwIfAborted(options.signal);
-      // Still in the slot (not encrypted or compressed elsewhere): aligned for direct I/O.
-      await repo.writeObject(name, stored, options.signal, digest, outputs.aligned && stored.buffer === slot.output.buffer);
+      // Still in the slot (not encrypted, not compressed elsewhere): the worker's MD5 is of these bytes,
+      // and they are aligned for direct I/O.
+      const inSlot = stored.buffer === slot.output.buffer;
+      await repo.writeObject(name, stored, options.signal, { sha256: digest, md5: inSlot ? r.md5 ?? undefined : undefined, directIo: outputs.aligned && inSlot });
       objects.push({ name, chunk: i, extents, compression: applied, rawLength: r.rawLength, length: stored.length, sha256: digest });
       storedBytes += stored.length;
     }

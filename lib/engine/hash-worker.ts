@@ -34,6 +34,8 @@ export interface PackTask {
   level?: number;
   /** Also return the SHA-256 of the output (when the stored bytes are the output: no encryption). */
   digest: boolean;
+  /** With `digest`, also its MD5 (for drivers that send one with every write). */
+  md5: boolean;
 }
 
 export interface PackResult extends HashResult {
@@ -48,6 +50,8 @@ export interface PackResult extends HashResult {
   /** What was applied; null when this thread cannot compress it (the caller compresses the raw output). */
   compression: Compression | null;
   sha256: string | null;
+  /** Base64 MD5 of the output, when asked for with the digest. */
+  md5: string | null;
 }
 
 export interface UnpackTask {
@@ -156,7 +160,7 @@ function pack(task: PackTask): PackResult {
     }
   }
   const base = { hashes, zeros, store, zeroed, rawLength };
-  if (rawLength === 0) return { ...base, length: 0, compression: 'none', sha256: null };
+  if (rawLength === 0) return { ...base, length: 0, compression: 'none', sha256: null, md5: null };
   // Every block stored: compress the chunk in place; else pack the stored runs first.
   let raw: Buffer;
   if (storedBlocks === count) raw = data;
@@ -174,10 +178,14 @@ function pack(task: PackTask): PackResult {
   const packed = compressInto(raw, out, task.compression, task.level);
   if (!packed) {
     raw.copy(out);
-    return { ...base, length: rawLength, compression: null, sha256: null };
+    return { ...base, length: rawLength, compression: null, sha256: null, md5: null };
   }
   const stored = out.subarray(0, packed.length);
-  return { ...base, length: packed.length, compression: packed.compression, sha256: task.digest ? sha256Of(stored).toString('hex') : null };
+  return {
+    ...base, length: packed.length, compression: packed.compression,
+    sha256: task.digest ? sha256Of(stored).toString('hex') : null,
+    md5: task.digest && task.md5 ? crypto.createHash('md5').update(stored).digest('base64') : null,
+  };
 }
 
 function unpack(task: UnpackTask): UnpackResult {

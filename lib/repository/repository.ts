@@ -8,7 +8,7 @@
  * Everything a restore, verify or prune needs is here; nothing lives outside it.
  */
 import * as os from 'os';
-import { Driver, ObjectEntry } from '../drivers/driver';
+import { Driver, ObjectEntry, ObjectOptions } from '../drivers/driver';
 import { ObjectNotFoundError, PreconditionFailedError, VolumeBackupError, errorMessage, invalid } from '../errors';
 import { checkBackupId, checkHost, checkVolumeId } from './names';
 import { BackupRecord, BackupStatus, canTransition, parseRecord } from './records';
@@ -184,8 +184,9 @@ export class Repository {
 
   /** Write a data, metadata or hash-list object; `stored` is exactly what lands in the store. */
   /** `sha256`: the stored bytes' hex digest when the caller has it (drivers may skip hashing them again). */
-  async writeObject(name: string, stored: Buffer, signal?: AbortSignal, sha256?: string, directIo?: boolean): Promise<void> {
-    await this.driver.writeObject(this.container, name, stored, { signal, extraMetadata: this.driver.getExtraMetadata(), sha256, directIo });
+  /** Write an object; `known` passes what the caller knows of the data (its digests, its alignment) to the driver. */
+  async writeObject(name: string, stored: Buffer, signal?: AbortSignal, known: Pick<ObjectOptions, 'sha256' | 'md5' | 'directIo'> = {}): Promise<void> {
+    await this.driver.writeObject(this.container, name, stored, { signal, extraMetadata: this.driver.getExtraMetadata(), ...known });
   }
 
   async readObject(name: string, signal?: AbortSignal): Promise<Buffer> {
