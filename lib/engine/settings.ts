@@ -14,9 +14,9 @@ export const DEFAULT_BLOCK_SIZE = 32 * 1024;
 export const DEFAULT_COMPRESSION: Compression = 'zstd';
 export const MIN_BLOCK_SIZE = 4096;
 /**
- * Chunks being read, processed by the workers or written at once, in a backup or a restore. Memory is
- * bounded by this x the chunk size (x2 in a backup: the chunk and its compressed form), not by the
- * volume. Two worker threads need two chunks, the third is being read or written.
+ * Chunks being read, processed by the workers or written at once in a backup (a restore has one more).
+ * Memory is bounded by this x twice the chunk size (the chunk and its stored form), not by the volume.
+ * Two worker threads need two chunks, the third is being read or written.
  */
 export const CHUNKS_IN_FLIGHT = 3;
 export const MAX_CHUNK_SIZE = 256 * 1024 * 1024;
