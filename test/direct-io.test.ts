@@ -147,6 +147,8 @@ describe('direct I/O (O_DIRECT) in restores and posix repositories', function ()
     sinon.stub(fs, 'open').callsFake(async (file: Parameters<typeof fs.open>[0], flags?: string | number, mode?: Parameters<typeof fs.open>[2]) => {
       if (typeof flags === 'number' && (flags & fsConstants.O_DIRECT) !== 0) {
         refused++;
+        // As Linux does on a file system without direct I/O: the file is created, then the open fails.
+        if (flags & fsConstants.O_CREAT) await (await realOpen(file, flags & ~fsConstants.O_DIRECT, mode)).close();
         throw Object.assign(new Error('EINVAL: invalid argument, open'), { code: 'EINVAL' });
       }
       return realOpen(file, flags, mode);

@@ -70,7 +70,11 @@ export async function writeNewFileDirect(file: string, data: Buffer, mode: numbe
   const padded = Math.ceil(data.length / DIRECT_ALIGNMENT) * DIRECT_ALIGNMENT;
   if (padded === 0 || data.buffer.byteLength < data.byteOffset + padded) return false;
   const handle = await openDirect(file, fsConstants.O_CREAT | fsConstants.O_EXCL, mode);
-  if (!handle) return false;
+  if (!handle) {
+    // Linux checks for O_DIRECT support after creating the file: remove what the refused open made.
+    await fs.rm(file, { force: true });
+    return false;
+  }
   try {
     await writeAllAt(handle, new Uint8Array(data.buffer, data.byteOffset, padded), 0);
     if (padded !== data.length) await handle.truncate(data.length);
