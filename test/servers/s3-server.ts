@@ -6,7 +6,11 @@
  *   gone; writes to one key are serialized here, so check-then-write is atomic;
  * - Content-MD5 on PutObject/UploadPart is checked (400 BadDigest), as AWS does and s3rver does not;
  * - ListMultipartUploads (GET /bucket?uploads) and AbortMultipartUpload (DELETE /bucket/key?uploadId=),
- *   read from and applied to s3rver's own store directory.
+ *   read from and applied to s3rver's own store directory;
+ * - atomic writes, as S3 has: s3rver rewrites an object file in place and may answer before the file is
+ *   complete, and a read meanwhile gets part of it, with an ETag s3rver computes from that part. Here a
+ *   read of a key waits for a write to it in progress, and a write is complete on disk before the key is
+ *   free again.
  * Everything else passes through untouched (path-style requests only). Credentials: S3RVER / S3RVER.
  */
 import { ChildProcess, spawn } from 'child_process';
@@ -100,6 +104,15 @@ async function handle(req: http.IncomingMessage, res: http.ServerResponse, upstr
     if (actual !== contentMd5) return sendError(res, 400, 'BadDigest', 'The Content-MD5 you specified did not match what we received.', { ExpectedDigest: contentMd5, CalculatedDigest: actual });
   }
   const writesKey = key && ((req.method === 'PUT' && !q.has('uploadId') && !q.has('tagging')) || req.method === 'DELETE' || (req.method === 'POST' && q.has('uploadId')));
+  const readsKey = key && (req.method === 'GET' || req.method === 'HEAD') && !q.has('uploadId');
+  if (readsKey) {
+    const release = await locks.acquire(`${bucket}/${key}`);
+    try {
+      return await forward(req, res, upstreamPort, body);
+    } finally {
+      release();
+    }
+  }
   if (!writesKey) return forward(req, res, upstreamPort, body);
   // Writes to one key take turns, so a precondition checked here still holds when s3rver writes.
   const release = await locks.acquire(`${bucket}/${key}`);
@@ -110,8 +123,17 @@ async function handle(req: http.IncomingMessage, res: http.ServerResponse, upstr
       return sendError(res, failed.status, failed.code, failed.message, failed.extra);
     }
     await forward(req, res, upstreamPort, body);
+    if (req.method === 'PUT' && body && res.statusCode === 200) await untilWritten(path.join(dir, bucket, `${key}._S3rver_object`), body.length);
   } finally {
     release();
+  }
+}
+
+/** Wait until s3rver's file for an object has all its bytes (it may answer a PUT before). */
+async function untilWritten(file: string, length: number): Promise<void> {
+  for (let waited = 0; waited < 5000; waited += 2) {
+    if ((await fs.stat(file).catch(() => null))?.size === length) return;
+    await new Promise((resolve) => setTimeout(resolve, 2));
   }
 }
 
