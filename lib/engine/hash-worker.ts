@@ -10,6 +10,7 @@
  */
 import * as crypto from 'crypto';
 import { compressInto, decompressInto, syncZstd } from '../codec/compression';
+import { sha256Of, zeroBlockHash } from './block-hash';
 import type { Compression } from '../repository/records';
 
 export interface HashResult {
@@ -105,21 +106,8 @@ export interface UnpackResult {
   badBlock?: number;
 }
 
-const ZERO_HASHES = new Map<number, Buffer>();
 let zeroBlock = Buffer.alloc(0);
 let scratch = Buffer.alloc(0);
-
-const oneShot = (crypto as unknown as { hash?: (alg: string, data: Uint8Array, enc: 'buffer') => Buffer }).hash;
-const sha256Of = (data: Uint8Array): Buffer => (oneShot ? oneShot('sha256', data, 'buffer') : crypto.createHash('sha256').update(data).digest());
-
-function zeroHash(length: number): Buffer {
-  let h = ZERO_HASHES.get(length);
-  if (!h) {
-    h = sha256Of(Buffer.alloc(length));
-    ZERO_HASHES.set(length, h);
-  }
-  return h;
-}
 
 function hashBlocks(data: Buffer, blockSize: number): { hashes: Buffer; zeros: Uint8Array } {
   const count = Math.ceil(data.length / blockSize);
@@ -131,7 +119,7 @@ function hashBlocks(data: Buffer, blockSize: number): { hashes: Buffer; zeros: U
     const block = data.subarray(start, Math.min(start + blockSize, data.length));
     if (block.equals(block.length === blockSize ? zeroBlock : zeroBlock.subarray(0, block.length))) {
       zeros[i] = 1;
-      zeroHash(block.length).copy(hashes, i * 32);
+      zeroBlockHash(block.length).copy(hashes, i * 32);
     } else {
       sha256Of(block).copy(hashes, i * 32);
     }

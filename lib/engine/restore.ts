@@ -18,6 +18,7 @@ import type { BackupRecord } from '../repository/records';
 import { Repository, forEachChunk } from '../repository/repository';
 import { unpackObject, verifyChunk, warmHashPool } from './hash-pool';
 import type { BlockCheck } from './hash-worker';
+import { zeroBlockHash } from './block-hash';
 import { DIRECT_ALIGNMENT, SharedSlice, allocateSharedSlices } from '../io/direct-io';
 import { ProgressTracker } from './progress';
 import { CHUNKS_IN_FLIGHT } from './settings';
@@ -235,16 +236,6 @@ function firstBadZeroBlock(check: BlockCheck): number {
     if (zero.compare(expected, b * HASH_BYTES, (b + 1) * HASH_BYTES) !== 0) return b;
   }
   return -1;
-}
-
-const zeroHashes = new Map<number, Buffer>();
-function zeroBlockHash(length: number): Buffer {
-  let h = zeroHashes.get(length);
-  if (!h) {
-    h = Buffer.from(sha256(Buffer.alloc(length)), 'hex');
-    zeroHashes.set(length, h);
-  }
-  return h;
 }
 
 function markBlocks(source: Int32Array, isZero: Uint8Array, rel: number, len: number, blockSize: number, layer: number, zero: 0 | 1): void {
