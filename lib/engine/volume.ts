@@ -123,9 +123,12 @@ export async function writeAt(target: Target, data: Buffer, position: number, al
       await writeAllAt(direct, data, position);
       return true;
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EINVAL') throw err;
-      target.direct = null;
-      await direct.close().catch(() => undefined);
+      // Another chunk's write may have turned direct I/O off (and closed the handle) meanwhile.
+      if ((err as NodeJS.ErrnoException).code !== 'EINVAL' && target.direct === direct) throw err;
+      if (target.direct === direct) {
+        target.direct = null;
+        await direct.close().catch(() => undefined);
+      }
     }
   }
   await writeAllAt(target.handle, data, position);
