@@ -60,7 +60,7 @@ export interface UnpackTask {
   /** The stored (decrypted) object: the first `storedLength` bytes of this buffer. */
   stored: SharedArrayBuffer;
   storedLength: number;
-  /** Its expected SHA-256, when `stored` is what the repository holds (no encryption); else null. */
+  /** Its expected SHA-256 to check (verify-only, unencrypted: `stored` is what the repository holds), or null: a restore checks the blocks. */
   sha256: string | null;
   compression: Compression;
   rawLength: number;

@@ -209,9 +209,9 @@ async function applyChain(
       const objectName = isZero[badBlock] ? '(zero map)' : layer.objects.get(i)!.name;
       const supplier = isZero[badBlock] ? `the zero map of backup ${layer.record.id}` : `object ${objectName} of backup ${layer.record.id}`;
       // Either the supplying object or the restored backup's hash list is wrong: name both.
-      const hashList = layer.record.id === record.id ? '' : ` (or the hash list of backup ${record.id} is)`;
+      const orHashList = layer.record.id === record.id ? '' : ` (or the hash list of backup ${record.id} is)`;
       const at = offset + badBlock * blockSize;
-      throw new VolumeBackupError('CORRUPT', `${supplier} is corrupt${hashList}: the block at offset ${at} does not match its SHA-256`, { backupId: layer.record.id, objectName, offset: at });
+      throw new VolumeBackupError('CORRUPT', `${supplier} is corrupt${orHashList}: the block at offset ${at} does not match its SHA-256`, { backupId: layer.record.id, objectName, offset: at });
     }
     if (target) {
       const { written, buffered } = await writeChunk(target, view, offset, writesZeros ? null : isZero, blockSize, aligned);
