@@ -125,7 +125,8 @@ describe('CLI hardening: control characters, repeated options, explicit parents'
     ]) {
       it(`${args.join(' ')}: bad usage naming the option (exit 2), nothing written`, async () => {
         const fresh = path.join(dir, `twice-${args[0]}-${args[1]}`);
-        const option = args[1];
+        const names = args.filter((a) => a.startsWith('--')).map((a) => a.split('=')[0]);
+        const option = names.find((n, i) => names.indexOf(n) !== i);
         const r = await runCli([args[0], '--repo', fresh, ...args.slice(1), ...(args[0] === 'create' && option !== '--volume' ? ['--volume', volume] : [])], { cwd: dir });
         usageError(r, new RegExp(`${option} is given more than once`));
         await assert.rejects(fs.stat(fresh), 'a repository was made');
