@@ -10,7 +10,7 @@
  */
 import { VolumeBackupError, cancelled, errorMessage, throwIfAborted } from '../errors';
 import { compress, compressBound } from '../codec/compression';
-import { findParent } from '../repository/catalog';
+import { findParent, parentMismatch } from '../repository/catalog';
 import {
   BackupMetadata, DataObject, Extent, HASH_BYTES, METADATA_FORMAT_VERSION, blockCount, chunkCount, dataObjectName,
   encodeMetadata, hashListObjectName, metadataObjectName, runsToExtents, sha256,
@@ -19,6 +19,7 @@ import { acquireVolumeLease, renewRecordLease } from '../repository/locks';
 import { checkBackupId, checkText, checkVolumeId, newBackupId, volumeIdForPath } from '../repository/names';
 import { BackupKind, BackupRecord, Compression, RECORD_FORMAT_VERSION } from '../repository/records';
 import { Repository, forEachChunk } from '../repository/repository';
+import { oneLine } from '../text';
 import { checkAllStored, deleteBackupObjects, loadHashList, loadMetadata } from '../repository/backup-objects';
 import { packChunk, warmHashPool } from './hash-pool';
 import { allocateSharedSlices } from '../io/direct-io';
@@ -39,12 +40,14 @@ export async function createBackup(repo: Repository, options: CreateBackupOption
   if (!compression.success) throw new VolumeBackupError('INVALID_ARGUMENT', `unknown compression ${JSON.stringify(options.compression)}: use none, zlib or zstd`);
   const name = checkText('name', options.name, 255);
   const description = checkText('description', options.description, 4096);
+  if (options.snapshot) checkText('snapshot id', options.snapshot.id, 1024);
   checkCompressionLevel(compression.data, options.compressionLevel);
   throwIfAborted(options.signal);
   warmHashPool();
 
   const source = await openSource(options.volume);
   try {
+    checkText('the volume path', options.sourcePath ?? source.path, 4096);
     const volumeId = checkVolumeId(options.volumeId ?? volumeIdForPath(options.sourcePath ?? options.volume));
     const lease = await acquireVolumeLease(repo, volumeId, { operation: 'backup', signal: options.signal, waitMs: options.lockWaitMs, onWait: options.onLockWait });
     try {
@@ -137,6 +140,9 @@ async function chooseParent(repo: Repository, volumeId: string, mode: BackupKind
     const parent = records.find((r) => r.id === options.parentId);
     if (!parent) throw new VolumeBackupError('NOT_FOUND', `parent ${options.parentId} is not a backup of volume ${volumeId}`);
     if (parent.status !== 'available' && parent.status !== 'restoring') throw new VolumeBackupError('CONFLICT', `parent ${parent.id} is ${parent.status}, not available`);
+    // An explicit parent meets the rules of the automatic choice (a differential on an incremental would be mislabelled).
+    const mismatch = parentMismatch(parent, volumeId, mode, options.snapshot?.createdAt);
+    if (mismatch) throw new VolumeBackupError('INCOMPATIBLE_PARENT', `backup ${parent.id} cannot be the parent of this ${mode} backup: ${mismatch}: choose another parent, or leave it to the automatic choice`, { parentId: parent.id });
     return parent;
   }
   const parent = findParent(records, volumeId, mode, options.snapshot?.createdAt);
@@ -281,7 +287,8 @@ async function writeBackupObjects(
 
 /** Remove what a failed backup wrote and leave its record in `error` with the reason. */
 async function failBackup(repo: Repository, record: BackupRecord, err: unknown, options: CreateBackupOptions): Promise<void> {
-  const reason = errorMessage(err);
+  // The message may quote user input (a path, a name): the record keeps it escaped, on one line.
+  const reason = oneLine(errorMessage(err));
   try {
     await deleteBackupObjects(repo, record.objectPrefix);
   } catch (cleanupErr) {

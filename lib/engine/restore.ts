@@ -23,7 +23,7 @@ import { DIRECT_ALIGNMENT, SharedSlice, allocateSharedSlices } from '../io/direc
 import { ProgressTracker } from './progress';
 import { CHUNKS_IN_FLIGHT } from './settings';
 import type { RestoreOptions, RestoreResult } from './types';
-import { Target, closeTarget, openTarget, writeAt } from './volume';
+import { Target, closeTarget, openTarget, syncTarget, writeAt } from './volume';
 
 
 /** Bytes restored between background write-backs of the target. */
@@ -90,7 +90,7 @@ export async function restoreBackup(repo: Repository, options: RestoreOptions): 
     const layers = chain.map((r, k) => indexLayer(r, metadatas[k]));
     if (!verifyOnly) target = await openTarget(options.target!, record.size);
     const result = await applyChain(repo, record, layers, hashList, target, options);
-    if (target) await target.handle.sync();
+    if (target) await syncTarget(target);
     return {
       backupId,
       volumeId: record.volumeId,
@@ -156,7 +156,7 @@ async function applyChain(
   const flushInBackground = (): void => {
     if (!target || flushing || unflushed < FLUSH_BYTES) return;
     unflushed = 0;
-    flushing = target.handle.datasync().catch((err) => { flushError ??= err; }).finally(() => { flushing = null; });
+    flushing = syncTarget(target, true).catch((err) => { flushError ??= err; }).finally(() => { flushing = null; });
   };
   await forEachChunk(slots, chunks, async (slot, i) => {
     throwIfAborted(options.signal);

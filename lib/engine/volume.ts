@@ -6,6 +6,7 @@ import { promises as fs } from 'fs';
 import * as path from 'path';
 import { VolumeBackupError, errorMessage, invalid } from '../errors';
 import { DIRECT_ALIGNMENT, openDirect, writeAllAt } from '../io/direct-io';
+import { writeFailure } from '../io/write-errors';
 
 export interface Volume {
   path: string;
@@ -124,15 +125,24 @@ export async function writeAt(target: Target, data: Buffer, position: number, al
       return true;
     } catch (err) {
       // Another chunk's write may have turned direct I/O off (and closed the handle) meanwhile.
-      if ((err as NodeJS.ErrnoException).code !== 'EINVAL' && target.direct === direct) throw err;
+      if ((err as NodeJS.ErrnoException).code !== 'EINVAL' && target.direct === direct) throw writeFailure(err, { kind: 'target', path: target.path });
       if (target.direct === direct) {
         target.direct = null;
         await direct.close().catch(() => undefined);
       }
     }
   }
-  await writeAllAt(target.handle, data, position);
+  await writeAllAt(target.handle, data, position).catch((err) => {
+    throw writeFailure(err, { kind: 'target', path: target.path });
+  });
   return false;
+}
+
+/** Flush the target to its disk (`dataOnly`: fdatasync); a full disk shows here too. */
+export async function syncTarget(target: Target, dataOnly = false): Promise<void> {
+  await (dataOnly ? target.handle.datasync() : target.handle.sync()).catch((err) => {
+    throw writeFailure(err, { kind: 'target', path: target.path });
+  });
 }
 
 /** A path for a message: hostile input can be 100 000 characters long. */

@@ -7,8 +7,8 @@ import { checkVolumeId } from './names';
 import type { BackupKind, BackupRecord } from './records';
 import type { Repository } from './repository';
 
-export async function listBackups(repo: Repository, filter: { volumeId?: string } = {}): Promise<BackupRecord[]> {
-  return repo.listRecords(filter.volumeId ? checkVolumeId(filter.volumeId) : undefined);
+export async function listBackups(repo: Repository, filter: { volumeId?: string } = {}, onInvalid?: (name: string, reason: string) => void): Promise<BackupRecord[]> {
+  return repo.listRecords(filter.volumeId ? checkVolumeId(filter.volumeId) : undefined, onInvalid);
 }
 
 export async function getBackup(repo: Repository, backupId: string): Promise<BackupRecord> {
@@ -16,18 +16,27 @@ export async function getBackup(repo: Repository, backupId: string): Promise<Bac
 }
 
 /**
+ * Why `r` cannot be the parent of a new `kind` backup of `volumeId` whose data time is `before` (a
+ * snapshot's), or null when it can. The rules of the automatic choice, which an explicit parent must
+ * meet as well: the same volume; for a differential, a full backup; for a snapshot backup, data
+ * earlier than the snapshot's (seed 002). Status is the caller's business.
+ */
+export function parentMismatch(r: BackupRecord, volumeId: string, kind: BackupKind, before?: Date): string | null {
+  if (r.volumeId !== volumeId) return `it is a backup of volume ${r.volumeId}, not of ${volumeId}`;
+  if (kind === 'differential' && r.kind !== 'full') return `it is ${r.kind === 'incremental' ? 'an' : 'a'} ${r.kind} backup, and a differential backup is based on a full one`;
+  if (before && !(Date.parse(r.dataTimestamp) < before.getTime())) {
+    return `its data time ${r.dataTimestamp} is not earlier than the snapshot's ${before.toISOString()}, so it cannot be what the snapshot changed`;
+  }
+  return null;
+}
+
+/**
  * The parent of a new incremental (Cinder's rule): the newest `available` backup of the volume by
- * dataTimestamp; for a differential, the newest available full backup; for a snapshot backup only
- * backups whose dataTimestamp is earlier than the snapshot's (seed 002). null when there is none.
+ * dataTimestamp that parentMismatch allows: for a differential, the newest available full backup;
+ * for a snapshot backup only backups whose dataTimestamp is earlier than the snapshot's. null when there is none.
  */
 export function findParent(records: BackupRecord[], volumeId: string, kind: BackupKind, before?: Date): BackupRecord | null {
-  const candidates = records.filter(
-    (r) =>
-      r.volumeId === volumeId &&
-      r.status === 'available' &&
-      (kind !== 'differential' || r.kind === 'full') &&
-      (!before || Date.parse(r.dataTimestamp) < before.getTime()),
-  );
+  const candidates = records.filter((r) => r.status === 'available' && parentMismatch(r, volumeId, kind, before) === null);
   candidates.sort((a, b) => Date.parse(b.dataTimestamp) - Date.parse(a.dataTimestamp) || b.createdAt.localeCompare(a.createdAt));
   return candidates[0] ?? null;
 }

@@ -3,6 +3,7 @@
  * (records/<volumeId>/<backupId>.json). Its status moves only by compare-and-swap (see repository.ts).
  */
 import { z } from 'zod';
+import { CONTROL_CHARACTERS_MESSAGE, hasControlCharacters } from '../text';
 
 export const RECORD_FORMAT_VERSION = 1;
 
@@ -16,16 +17,18 @@ export const Compression = z.enum(['none', 'zlib', 'zstd']);
 export type Compression = z.infer<typeof Compression>;
 
 const isoDate = z.string().refine((s) => !Number.isNaN(Date.parse(s)), 'must be an ISO 8601 date');
+/** Text a user reads (names, hosts, paths, reasons): no control characters, which could forge terminal output. */
+const freeText = (max: number, min = 0) => z.string().min(min).max(max).refine((s) => !hasControlCharacters(s), CONTROL_CHARACTERS_MESSAGE);
 const safeInt = z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER);
 
 export const BackupRecordSchema = z.object({
   formatVersion: z.literal(RECORD_FORMAT_VERSION),
   id: z.string().uuid(),
   volumeId: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/).refine((s) => !s.includes('..')),
-  name: z.string().max(1024),
-  description: z.string().max(4096),
+  name: freeText(1024),
+  description: freeText(4096),
   status: BackupStatus,
-  failReason: z.string().nullable(),
+  failReason: freeText(Number.MAX_SAFE_INTEGER).nullable(),
   parentId: z.string().uuid().nullable(),
   kind: BackupKind,
   dataTimestamp: isoDate,
@@ -37,16 +40,16 @@ export const BackupRecordSchema = z.object({
   chunkSize: z.number().int().positive(),
   blockSize: z.number().int().positive(),
   compression: Compression,
-  snapshotId: z.string().max(1024).nullable(),
-  snapshotProvider: z.string().max(64).nullable(),
-  host: z.string().min(1).max(253),
+  snapshotId: freeText(1024).nullable(),
+  snapshotProvider: freeText(64).nullable(),
+  host: freeText(253, 1),
   /** Cinder's service_metadata: the object-name prefix of this backup's objects. */
   objectPrefix: z.string().min(1).max(1024),
   /** SHA-256 of the stored metadata object, so a record cannot silently point at another backup. */
   metadataSha256: z.string().regex(/^[0-9a-f]{64}$/).nullable(),
   /** While an operation runs, its owner renews this; an expired lease means the owner stopped. */
   leaseExpiresAt: isoDate.nullable(),
-  sourcePath: z.string().max(4096).nullable(),
+  sourcePath: freeText(4096).nullable(),
   encrypted: z.boolean(),
 });
 export type BackupRecord = z.infer<typeof BackupRecordSchema>;

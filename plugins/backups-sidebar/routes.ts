@@ -19,6 +19,7 @@ import type { AdminRequest, AdminResponse, PluginAPI } from './red-admin';
 import { deployedSecrets, redact } from './redact';
 import { parseConfigId, parseListQuery, parseOperationBody, parseOperationId } from './requests';
 import { volumesOf } from './view';
+import { oneLine } from '../../lib/text';
 
 export const ROUTE_PREFIX = '/volume-backup/sidebar';
 export const PROGRESS_TOPIC = 'volume-backup/progress';
@@ -95,7 +96,7 @@ export function registerRoutes(RED: PluginAPI): void {
       const { view, node } = findConfig(RED, configId);
       const repo = await node.getRepository(false);
       const problems: string[] = [];
-      const records = await repo.listRecords(volumeId, (name, reason) => problems.push(`${name} is not a valid record: ${reason}`));
+      const records = await repo.listRecords(volumeId, (name, reason) => problems.push(oneLine(`${name} is not a valid record: ${reason}`)));
       res.json({
         config: view,
         location: repo.location,
