@@ -20,6 +20,7 @@ import { checkBackupId, checkText, checkVolumeId, newBackupId, volumeIdForPath }
 import { BackupKind, BackupRecord, Compression, RECORD_FORMAT_VERSION } from '../repository/records';
 import { Repository, forEachChunk } from '../repository/repository';
 import { checkAllStored, deleteBackupObjects, loadHashList, loadMetadata } from '../repository/backup-objects';
+import { backupPrefix } from '../repository/layout';
 import { packChunk, warmHashPool } from './hash-pool';
 import { allocateSharedSlices } from '../io/direct-io';
 import { ProgressTracker } from './progress';
@@ -79,7 +80,7 @@ export async function createBackup(repo: Repository, options: CreateBackupOption
         snapshotId: options.snapshot?.id ?? null,
         snapshotProvider: options.snapshot?.provider ?? null,
         host: repo.host,
-        objectPrefix: repo.driver.generateObjectNamePrefix({ volumeId, backupId: id, createdAt }),
+        objectPrefix: backupPrefix(repo.driver, { volumeId, backupId: id, createdAt }),
         metadataSha256: null,
         leaseExpiresAt: new Date(Date.now() + 60_000).toISOString(),
         sourcePath: options.sourcePath ?? source.path,
@@ -283,7 +284,7 @@ async function writeBackupObjects(
 async function failBackup(repo: Repository, record: BackupRecord, err: unknown, options: CreateBackupOptions): Promise<void> {
   const reason = errorMessage(err);
   try {
-    await deleteBackupObjects(repo, record.objectPrefix);
+    await deleteBackupObjects(repo, record);
   } catch (cleanupErr) {
     options.log?.warn(`backup ${record.id} failed and its objects could not all be removed (${errorMessage(cleanupErr)}); prune removes them later`);
   }
