@@ -11,6 +11,7 @@ import { promises as fs } from 'fs';
 import * as path from 'path';
 import type { BackupRecord } from '../lib';
 import type { Driver } from '../lib/drivers/driver';
+import { parseObjectName } from '../lib/repository/layout';
 import { cliEnv, cliJson, runCli } from './helpers/cli';
 import { makeImage, tempDir } from './helpers/volumes';
 import { Backend, BUCKET, posixBackend, s3Backend } from './servers/backends';
@@ -47,6 +48,20 @@ function craftBackup(objectPrefix: string, volumeId: string) {
     objects: [[`${objectPrefix}_metadata`, metadata], [hashName, hashList]] as [string, Buffer][],
   };
 }
+
+describe('object layout: names', () => {
+  const prefix = 'volume_v/20260101000000/backup_0b5c7f1e-8a5e-4a57-9d43-201234567890';
+  it('parses a backup\'s own object names back to its prefix and kind, and nothing else', () => {
+    assert.deepEqual(parseObjectName(`${prefix}-00001`), { prefix, object: { kind: 'data', index: 1 } });
+    assert.deepEqual(parseObjectName(`${prefix}-123456`), { prefix, object: { kind: 'data', index: 123456 } });
+    assert.deepEqual(parseObjectName(`${prefix}_metadata`), { prefix, object: { kind: 'metadata' } });
+    assert.deepEqual(parseObjectName(`${prefix}_sha256file`), { prefix, object: { kind: 'hash-list' } });
+    for (const other of [prefix, `${prefix}-00000`, `${prefix}-000001`, `${prefix}-0001`, `${prefix}-00001.copy`, `${prefix}_metadata.bak`, '_metadata', 'repository.json']) {
+      // The bare prefix ends in digits after a "-": it may parse, but never as an object of this prefix.
+      assert.notEqual(parseObjectName(other)?.prefix, prefix, other);
+    }
+  });
+});
 
 const s3Env = cliEnv({ AWS_ACCESS_KEY_ID: 'S3RVER', AWS_SECRET_ACCESS_KEY: 'S3RVER', AWS_CONFIG_FILE: '/dev/null', AWS_SHARED_CREDENTIALS_FILE: '/dev/null' });
 
