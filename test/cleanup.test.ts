@@ -8,6 +8,7 @@ import { promises as fs } from 'fs';
 import * as path from 'path';
 import { BackupRecord, Repository, cleanupHost, createBackup, openRepository, verifyRepository } from '../lib';
 import { lockName } from '../lib/repository/locks';
+import { backupPrefix } from '../lib/repository/layout';
 import { newBackupId } from '../lib/repository/names';
 import { cliEnv, cliJson, runCli } from './helpers/cli';
 import { finishKill, isChunkEvent, killAtFirstChunk, startCli } from './helpers/cli-process';
@@ -213,7 +214,7 @@ async function plantDependent(repo: Repository, parent: BackupRecord): Promise<B
   const id = newBackupId();
   const record: BackupRecord = {
     ...parent, id, parentId: parent.id, kind: 'incremental', status: 'creating', metadataSha256: null, createdAt: now, updatedAt: now,
-    dataTimestamp: now, leaseExpiresAt: new Date(Date.now() + 60_000).toISOString(), host: 'someone-else', objectPrefix: parent.objectPrefix.replace(parent.id, id),
+    dataTimestamp: now, leaseExpiresAt: new Date(Date.now() + 60_000).toISOString(), host: 'someone-else', objectPrefix: backupPrefix(repo.driver, { volumeId: parent.volumeId, backupId: id, createdAt: now }),
   };
   await repo.createRecord(record);
   return record;

@@ -21,6 +21,7 @@ import { BackupKind, BackupRecord, Compression, RECORD_FORMAT_VERSION } from '..
 import { Repository, forEachChunk } from '../repository/repository';
 import { oneLine } from '../text';
 import { checkAllStored, deleteBackupObjects, loadHashList, loadMetadata } from '../repository/backup-objects';
+import { backupPrefix } from '../repository/layout';
 import { packChunk, warmHashPool } from './hash-pool';
 import { allocateSharedSlices } from '../io/direct-io';
 import { ProgressTracker } from './progress';
@@ -82,7 +83,7 @@ export async function createBackup(repo: Repository, options: CreateBackupOption
         snapshotId: options.snapshot?.id ?? null,
         snapshotProvider: options.snapshot?.provider ?? null,
         host: repo.host,
-        objectPrefix: repo.driver.generateObjectNamePrefix({ volumeId, backupId: id, createdAt }),
+        objectPrefix: backupPrefix(repo.driver, { volumeId, backupId: id, createdAt }),
         metadataSha256: null,
         leaseExpiresAt: new Date(Date.now() + 60_000).toISOString(),
         sourcePath: options.sourcePath ?? source.path,
@@ -290,7 +291,7 @@ async function failBackup(repo: Repository, record: BackupRecord, err: unknown, 
   // The message may quote user input (a path, a name): the record keeps it escaped, on one line.
   const reason = oneLine(errorMessage(err));
   try {
-    await deleteBackupObjects(repo, record.objectPrefix);
+    await deleteBackupObjects(repo, record);
   } catch (cleanupErr) {
     options.log?.warn(`backup ${record.id} failed and its objects could not all be removed (${errorMessage(cleanupErr)}); prune removes them later`);
   }

@@ -175,7 +175,7 @@ async function failInterruptedBackup(
   let bytesFreed = 0;
   let objectsRemoved = true;
   try {
-    bytesFreed = await deleteBackupObjects(repo, record.objectPrefix);
+    bytesFreed = await deleteBackupObjects(repo, record);
   } catch (err) {
     objectsRemoved = false;
     log?.warn(`cleanup: backup ${record.id} is now error, but its partial objects could not all be removed (${errorMessage(err)}); prune removes them later`);

@@ -124,7 +124,7 @@ export async function deleteBackups(repo: Repository, records: readonly BackupRe
       const record = byId.get(id)!;
       try {
         if (options.signal?.aborted) throw cancelled(options.signal.reason);
-        const freed = await deleteBackupObjects(repo, record.objectPrefix);
+        const freed = await deleteBackupObjects(repo, record);
         await repo.deleteRecord(record);
         outcome.deleted.set(id, freed);
         options.onDeleted?.(record, freed);

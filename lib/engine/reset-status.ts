@@ -5,7 +5,7 @@
  * `available` only after checking that its metadata, hash list and every object are there, right size.
  */
 import { PreconditionFailedError, VolumeBackupError, errorMessage, invalid } from '../errors';
-import { loadHashList, loadMetadata } from '../repository/backup-objects';
+import { listBackupObjects, loadHashList, loadMetadata } from '../repository/backup-objects';
 import { chainOf } from '../repository/catalog';
 import { metadataObjectName, sha256 } from '../repository/format';
 import { listVolumeLeases } from '../repository/locks';
@@ -104,7 +104,7 @@ async function checkComplete(repo: Repository, record: BackupRecord, signal?: Ab
     if (err instanceof VolumeBackupError && (err.code === 'OBJECT_MISSING' || err.code === 'CORRUPT')) throw refuse(errorMessage(err));
     throw err;
   }
-  const listed = new Map((await repo.listObjects(record.objectPrefix)).map((e) => [e.name, e.size]));
+  const listed = new Map((await listBackupObjects(repo, record)).map((e) => [e.name, e.size]));
   for (const o of [...metadata.objects, metadata.hashList]) {
     const size = listed.get(o.name);
     if (size === undefined) throw refuse(`object ${o.name} is missing`);

@@ -11,7 +11,8 @@
  */
 import { VolumeBackupError, errorMessage, throwIfAborted } from '../errors';
 import { chainOf } from '../repository/catalog';
-import { loadHashList, loadMetadata } from '../repository/backup-objects';
+import { listBackupObjects, loadHashList, loadMetadata } from '../repository/backup-objects';
+import { DATA_ROOT, parseObjectName } from '../repository/layout';
 import { DEFAULT_LEASE_TTL_MS, listVolumeLeases } from '../repository/locks';
 import { checkBackupId } from '../repository/names';
 import type { BackupRecord } from '../repository/records';
@@ -22,8 +23,6 @@ import type { Logger, ProgressListener } from './types';
 
 /** A `deleting` record has no lease; one unchanged this long is taken as abandoned. */
 export const STUCK_DELETE_MS = 5 * DEFAULT_LEASE_TTL_MS;
-/** Where backups' objects live (Cinder's naming): volume_<volumeId>/… */
-const DATA_PREFIX = 'volume_';
 
 export type VerifyProblemKind =
   | 'malformed-record'
@@ -110,7 +109,7 @@ export async function verifyRepository(repo: Repository, options: VerifyOptions 
     records = chain ?? [target];
   } else {
     // Objects first, records second: see the comment at the top.
-    objects = await repo.listObjects(DATA_PREFIX);
+    objects = await repo.listObjects(DATA_ROOT);
     records = await repo.listRecords(undefined, (name, reason) => malformed(findings, name, reason));
     for (const record of records) if (record.status === 'available' || record.status === 'restoring') chainOrProblem(findings, records, record);
   }
@@ -232,7 +231,7 @@ async function checkRecord(
       return;
     }
     case 'error': {
-      const left = await repo.listObjects(record.objectPrefix);
+      const left = await listBackupObjects(repo, record);
       if (left.length > 0) {
         const bytes = left.reduce((n, e) => n + e.size, 0);
         findings.notes.push({ backupId: record.id, message: `failed backup ${record.id} of volume ${record.volumeId} still has ${left.length} object(s), ${bytes} bytes: prune or delete removes them` });
@@ -248,9 +247,10 @@ function leaseExpired(record: BackupRecord, now: Date): boolean {
 
 /** Metadata and hash list readable and consistent with the record; every listed object present, right size. */
 async function checkObjects(repo: Repository, record: BackupRecord, signal?: AbortSignal): Promise<{ problems: VerifyProblem[]; checked: number }> {
-  const listed = new Map((await repo.listObjects(record.objectPrefix)).map((e) => [e.name, e.size]));
+  let listed: Map<string, number>;
   let metadata;
   try {
+    listed = new Map((await listBackupObjects(repo, record)).map((e) => [e.name, e.size]));
     metadata = await loadMetadata(repo, record, signal);
     await loadHashList(repo, record, metadata, signal);
   } catch (err) {
@@ -288,9 +288,9 @@ async function stillComplete(repo: Repository, record: BackupRecord): Promise<bo
   }
 }
 
-/** The backup prefix an object name belongs to: its name without -NNNNN, _metadata or _sha256file. */
-export function backupPrefixOf(objectName: string): string {
-  return objectName.replace(/(-\d{5,}|_metadata|_sha256file)$/, '');
+/** The backup prefix an object belongs to by the layout; any other name stands for itself. */
+function backupPrefixOf(objectName: string): string {
+  return parseObjectName(objectName)?.prefix ?? objectName;
 }
 
 async function findOrphans(repo: Repository, objects: ObjectEntry[], findings: Findings): Promise<void> {
@@ -307,7 +307,7 @@ async function findOrphans(repo: Repository, objects: ObjectEntry[], findings: F
   }
   for (const prefix of [...candidates.keys()].sort()) {
     // A deletion in progress removes objects before its record: those that are gone by now were not orphans.
-    const still = await repo.listObjects(prefix);
+    const still = (await repo.listObjects(prefix)).filter((e) => backupPrefixOf(e.name) === prefix);
     if (still.length === 0) continue;
     const bytes = still.reduce((n, e) => n + e.size, 0);
     findings.add({

@@ -14,6 +14,7 @@ import { checkBackupId, checkHost, checkVolumeId } from './names';
 import { BackupRecord, BackupStatus, canTransition, parseRecord } from './records';
 import { IDENTITY_CODEC, ObjectCodec } from '../codec/object-codec';
 import { RepositoryConfig, parseRepositoryConfig } from './config';
+import { recordLayoutProblem } from './layout';
 
 export const REPOSITORY_CONFIG_NAME = 'repository.json';
 export const RECORDS_PREFIX = 'records/';
@@ -61,7 +62,10 @@ export class Repository {
 
   // ---- records ---------------------------------------------------------------------------------
 
-  /** Every record, or one volume's; malformed records are reported through `onInvalid`, not thrown. */
+  /**
+   * Every record, or one volume's; malformed records, and records whose objectPrefix is not the
+   * layout's, are reported through `onInvalid`, not thrown (and never acted on).
+   */
   async listRecords(volumeId?: string, onInvalid?: (name: string, reason: string) => void): Promise<BackupRecord[]> {
     const prefix = volumeId ? `${RECORDS_PREFIX}${checkVolumeId(volumeId)}/` : RECORDS_PREFIX;
     const entries = (await this.driver.listEntries(this.container, prefix)).filter((e) => e.name.endsWith('.json'));
@@ -71,6 +75,8 @@ export class Repository {
         const { data } = await this.driver.readObject(this.container, entry.name);
         const record = parseRecord(JSON.parse(data.toString('utf8')));
         if (this.recordName(record.volumeId, record.id) !== entry.name) throw new Error('its id or volume id does not match its name');
+        const layout = recordLayoutProblem(this.driver, record);
+        if (layout) throw new Error(layout);
         records.push(record);
       } catch (err) {
         if (err instanceof ObjectNotFoundError) return; // deleted while listing
@@ -113,6 +119,10 @@ export class Repository {
     if (record.id !== backupId || this.recordName(record.volumeId, record.id) !== name) {
       throw new VolumeBackupError('CORRUPT', `the record ${name} does not describe backup ${backupId}: it was edited or moved`, { backupId });
     }
+    const layout = recordLayoutProblem(this.driver, record);
+    if (layout) {
+      throw new VolumeBackupError('CORRUPT', `the record ${name} is not acted on: ${layout} (a crafted or damaged record; remove it by hand once you know where it came from)`, { backupId });
+    }
     return { record, etag: stored.etag };
   }
 
@@ -127,6 +137,8 @@ export class Repository {
     } catch (err) {
       throw invalid(`invalid backup record for ${String(record?.id).slice(0, 40)}: ${errorMessage(err)}`);
     }
+    const layout = recordLayoutProblem(this.driver, checked);
+    if (layout) throw invalid(`invalid backup record for ${checked.id}: ${layout}`);
     const etag = await this.driver.putIfAbsent(this.container, this.recordName(checked.volumeId, checked.id), encodeRecord(checked));
     return { record: checked, etag };
   }
