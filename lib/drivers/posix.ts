@@ -58,6 +58,10 @@ export class PosixDriver extends CinderNaming implements Driver {
     return full;
   }
 
+  localDirectory(container: string): string {
+    return this.resolve(container);
+  }
+
   async putContainer(container: string): Promise<void> {
     await makeDirs(this.resolve(container));
   }

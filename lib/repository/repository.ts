@@ -52,6 +52,11 @@ export class Repository {
     return this.container ? `${this.driver.location} (container ${this.container})` : this.driver.location;
   }
 
+  /** The repository's directory when it is on this machine (posix), else null. */
+  get localDirectory(): string | null {
+    return this.driver.localDirectory?.(this.container) ?? null;
+  }
+
   get encrypted(): boolean {
     return this.config.encryption !== null;
   }
