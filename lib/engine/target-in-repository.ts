@@ -9,16 +9,18 @@
 import { BigIntStats, promises as fs } from 'fs';
 import * as path from 'path';
 import { VolumeBackupError } from '../errors';
-import { sysfsBlockDir } from './volume';
+import { shortPath, sysfsBlockDir } from './volume';
 
 const CONFIG_NAME = 'repository.json';
 
 /** Throw when writing `targetPath` would write into the repository at `repositoryDir` (null: not on this machine) or any other posix repository. */
 export async function refuseTargetInRepository(targetPath: string, repositoryDir: string | null): Promise<void> {
+  // Not a path at all: openTarget says so.
+  if (typeof targetPath !== 'string' || targetPath.length === 0 || targetPath.includes('\0')) return;
   const target = await realPathOf(path.resolve(targetPath));
   const root = repositoryDir ? await fs.realpath(repositoryDir).catch(() => path.resolve(repositoryDir)) : null;
   const refuse = (why: string) =>
-    new VolumeBackupError('INVALID_ARGUMENT', `restore target ${targetPath} ${why}: a restore there would overwrite backups; choose a target outside the repository`);
+    new VolumeBackupError('INVALID_ARGUMENT', `restore target ${shortPath(targetPath)} ${why}: a restore there would overwrite backups; choose a target outside the repository`);
   if (root && isInside(target, root)) throw refuse(`is ${target === root ? 'the repository directory' : `inside the repository ${root}`}`);
   const other = await enclosingRepository(target);
   if (other) throw refuse(`is inside the volume-backup repository ${other}`);

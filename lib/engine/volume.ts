@@ -156,6 +156,6 @@ export async function writeAt(target: Target, data: Buffer, position: number, al
 }
 
 /** A path for a message: hostile input can be 100 000 characters long. */
-function shortPath(p: string): string {
+export function shortPath(p: string): string {
   return p.length <= 300 ? p : `${p.slice(0, 200)}…${p.slice(-60)} (${p.length} characters)`;
 }
