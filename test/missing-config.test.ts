@@ -97,6 +97,17 @@ describe('a repository whose repository.json is missing', function () {
     await assert.rejects(fs.stat(path.join(repo, 'c1', 'repository.json')));
   });
 
+  it('objects copied in for an import, without a repository: refused, the error says to init first', async () => {
+    const source = path.join(dir, 'source');
+    await backup(source);
+    const copy = path.join(dir, 'copy');
+    await fs.cp(path.join(source, 'volume_disk'), path.join(copy, 'volume_disk'), { recursive: true });
+    const r = await runCli(['import', '--repo', copy], { env, input: '{}' });
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, /repository\.json is missing .*\(3 backup objects\).*make the repository with init before copying them in/);
+    await assert.rejects(fs.stat(path.join(copy, 'repository.json')));
+  });
+
   it('an empty location, or one with only a stale temporary file, is initialised', async () => {
     const repo = path.join(dir, 'empty');
     await fs.mkdir(path.join(repo, 'records', 'disk'), { recursive: true });

@@ -10,23 +10,31 @@ import { VolumeBackupError } from '../errors';
 /** What repository.json describes: these names belong to a repository (stale temporaries do not count). */
 const CONTENT_PREFIXES = ['records/', 'locks/', 'volume_'] as const;
 
-/** The repository content at the location, as "N records, M data objects…", or null when there is none. */
-export async function repositoryContentAt(driver: Driver, container: string): Promise<string | null> {
-  const counts = await Promise.all(CONTENT_PREFIXES.map(async (prefix) => (await driver.listEntries(container, prefix)).length));
-  const [records, locks, objects] = counts;
-  if (records + locks + objects === 0) return null;
-  const parts = [[records, 'record'], [locks, 'lock'], [objects, 'backup object']] as const;
-  return parts.filter(([n]) => n > 0).map(([n, what]) => `${n} ${what}${n === 1 ? '' : 's'}`).join(', ');
+/** What of a repository's content is at the location (counts by kind). */
+export interface RepositoryContent {
+  records: number;
+  locks: number;
+  objects: number;
+}
+
+/** The repository content at the location, or null when there is none. */
+export async function repositoryContentAt(driver: Driver, container: string): Promise<RepositoryContent | null> {
+  const [records, locks, objects] = await Promise.all(CONTENT_PREFIXES.map(async (prefix) => (await driver.listEntries(container, prefix)).length));
+  return records + locks + objects === 0 ? null : { records, locks, objects };
 }
 
 /** The error for a location whose repository.json is missing while `found` (its content) is there. */
-export function missingConfigError(driver: Driver, container: string, found: string): VolumeBackupError {
+export function missingConfigError(driver: Driver, container: string, found: RepositoryContent): VolumeBackupError {
   const where = `${driver.location}${container ? ` (container ${container})` : ''}`;
+  const parts = [[found.records, 'record'], [found.locks, 'lock'], [found.objects, 'backup object']] as const;
+  const what = parts.filter(([n]) => n > 0).map(([n, name]) => `${n} ${name}${n === 1 ? '' : 's'}`).join(', ');
+  // Objects alone may have been copied in for an import: the repository must exist before them.
+  const forImport = found.records + found.locks === 0 ? ' (to import copied objects, make the repository with init before copying them in)' : '';
   return new VolumeBackupError(
     'CORRUPT',
-    `repository.json is missing at ${where}, which holds a repository's backups (${found}): ` +
+    `repository.json is missing at ${where}, which holds a repository's backups (${what}): ` +
       'restore repository.json from a copy (for an encrypted repository it holds the key, without which nothing can be restored), ' +
-      'or use an empty location for a new repository; nothing was written',
+      `or use an empty location for a new repository${forImport}; nothing was written`,
     { missing: 'repository.json', location: where },
   );
 }
