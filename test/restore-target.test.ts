@@ -9,6 +9,7 @@
 import { strict as assert } from 'assert';
 import { promises as fs } from 'fs';
 import * as path from 'path';
+import { VolumeBackupError, openRepository, restoreBackup } from '../lib';
 import type { BackupRecord, RestoreResult } from '../lib';
 import { runCommand } from '../lib/snapshot';
 import { cliJson, runCli } from './helpers/cli';
@@ -88,6 +89,23 @@ describe('restore targets', function () {
     await assertRefused(viaDots, /is inside the repository /);
     const otherObject = (await fs.readdir(other, { recursive: true })).find((f) => f.endsWith('-00001'))!;
     await assertRefused(path.join(other, otherObject), /is inside the volume-backup repository .*other-repo/);
+  });
+
+  it('the library (what the nodes and the sidebar call) refuses the same, and leaves the backup available', async () => {
+    const r = await openRepository(repo);
+    try {
+      const link = path.join(dir, 'api-link.img');
+      await fs.symlink(path.dirname(bigObject), link);
+      await assert.rejects(restoreBackup(r, { backupId: small.id, target: path.join(link, path.basename(bigObject)) }), (err: VolumeBackupError) => {
+        assert.equal(err.code, 'INVALID_ARGUMENT');
+        assert.match(err.message, /is inside the repository /);
+        return true;
+      });
+      assert.equal((await r.getRecord(small.id)).status, 'available');
+    } finally {
+      await r.close();
+    }
+    assert.equal((await runCli(['verify', '--repo', repo, '--read-data'])).code, 0);
   });
 
   it('refuses a loop device whose backing file is a repository object', async function () {
