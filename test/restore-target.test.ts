@@ -14,7 +14,7 @@ import type { BackupRecord, RestoreResult } from '../lib';
 import { runCommand } from '../lib/snapshot';
 import { cliJson, runCli } from './helpers/cli';
 import { Prng, makeImage, sha256File, tempDir } from './helpers/volumes';
-import { skipSuite } from './snapshot-loopfs';
+import { loopFsSkipReason, mountLoopFs, skipSuite } from './snapshot-loopfs';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -117,6 +117,24 @@ describe('restore targets', function () {
       await runCommand('losetup', ['-d', device], { timeoutMs: 10_000 });
     }
   });
+
+  for (const kind of ['xfs', 'btrfs'] as const) {
+    it(`refuses the device the repository's file system (${kind}) is on`, async function () {
+      const why = await loopFsSkipReason(kind);
+      if (why) skipSuite(this, why);
+      const loop = await mountLoopFs(kind, 320);
+      try {
+        const onDevice = path.join(loop.mountPoint, 'repo');
+        const backup = await create(onDevice, path.join(dir, 'small.img'), 'small');
+        const r = await runCli(['restore', '--repo', onDevice, '--backup', backup.id, '--target', loop.device, '--progress', 'none']);
+        assert.equal(r.code, 2, r.stdout + r.stderr);
+        assert.match(r.stderr, /is the device the repository is stored on/);
+        assert.equal((await runCli(['verify', '--repo', onDevice, '--read-data'])).code, 0);
+      } finally {
+        await loop.unmount();
+      }
+    });
+  }
 
   it('a larger regular file ends at the backup size: its bytes are the volume\'s', async () => {
     const backup = await create(repo, image, 'disk');

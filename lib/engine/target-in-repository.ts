@@ -87,13 +87,31 @@ async function findInode(dir: string, st: BigIntStats): Promise<string | null> {
 
 /** Why block device `rdev` holds the repository (its filesystem's device `repoDev`, that device's disk, a loop device on a repository file), or null. */
 async function deviceHoldsRepository(rdev: bigint, repoDev: bigint, root: string): Promise<string | null> {
-  if (rdev === repoDev) return 'is the device the repository is stored on';
+  // btrfs reports its own device number in st_dev: the mount's source names the real device.
+  const source = await mountSourceOf(root);
+  const sourceDev = source ? (await fs.stat(source, { bigint: true }).catch(() => null))?.rdev : undefined;
+  if (rdev === repoDev || rdev === sourceDev) return 'is the device the repository is stored on';
   // A partition's sysfs directory sits in its disk's: the disk of the repository's partition.
-  const partition = await fs.realpath(sysfsBlockDir(repoDev)).catch(() => null);
+  const partition = await fs.realpath(sysfsBlockDir(sourceDev ?? repoDev)).catch(() => null);
   const disk = partition && (await fs.readFile(path.join(path.dirname(partition), 'dev'), 'utf8').catch(() => null));
   const target = await fs.realpath(sysfsBlockDir(rdev)).catch(() => null);
   if (disk && target === path.dirname(partition!)) return 'is the disk the repository is stored on';
   const backing = await fs.readFile(`${sysfsBlockDir(rdev)}/loop/backing_file`, 'utf8').catch(() => null);
   if (backing && isInside(await realPathOf(backing.trim()), root)) return `is a loop device on ${backing.trim()}, a file of the repository`;
   return null;
+}
+
+/** The source device of the mount `dir` is on (from /proc/self/mountinfo), or null. */
+async function mountSourceOf(dir: string): Promise<string | null> {
+  const info = await fs.readFile('/proc/self/mountinfo', 'utf8').catch(() => '');
+  let best: { at: string; source: string } | null = null;
+  for (const line of info.split('\n')) {
+    // id parent major:minor root mount-point options [optional fields] - type source super-options
+    const [left, right] = line.split(' - ');
+    if (!right) continue;
+    const at = left.split(' ')[4]?.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
+    const source = right.split(' ')[1];
+    if (at && source?.startsWith('/dev/') && isInside(dir, at === '/' ? '/' : at) && (!best || at.length > best.at.length)) best = { at, source };
+  }
+  return best?.source ?? null;
 }
