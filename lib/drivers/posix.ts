@@ -59,6 +59,10 @@ export class PosixDriver extends CinderNaming implements Driver {
     return full;
   }
 
+  localDirectory(container: string): string {
+    return this.resolve(container);
+  }
+
   async putContainer(container: string): Promise<void> {
     await this.writing(container, '', () => makeDirs(this.resolve(container)));
   }

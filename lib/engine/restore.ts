@@ -23,7 +23,8 @@ import { DIRECT_ALIGNMENT, SharedSlice, allocateSharedSlices } from '../io/direc
 import { ProgressTracker } from './progress';
 import { CHUNKS_IN_FLIGHT } from './settings';
 import type { RestoreOptions, RestoreResult } from './types';
-import { Target, closeTarget, openTarget, syncTarget, writeAt } from './volume';
+import { Target, closeTarget, endTargetAt, openTarget, syncTarget, writeAt } from './volume';
+import { refuseTargetInRepository } from './target-in-repository';
 
 
 /** Bytes restored between background write-backs of the target. */
@@ -60,6 +61,7 @@ export async function restoreBackup(repo: Repository, options: RestoreOptions): 
   const backupId = checkBackupId(options.backupId);
   const verifyOnly = !!options.verifyOnly;
   if (!verifyOnly && !options.target) throw new VolumeBackupError('INVALID_ARGUMENT', 'a restore needs a target path (or verify-only)');
+  if (!verifyOnly) await refuseTargetInRepository(options.target!, repo.localDirectory);
   throwIfAborted(options.signal);
   warmHashPool();
 
@@ -90,6 +92,8 @@ export async function restoreBackup(repo: Repository, options: RestoreOptions): 
     const layers = chain.map((r, k) => indexLayer(r, metadatas[k]));
     if (!verifyOnly) target = await openTarget(options.target!, record.size);
     const result = await applyChain(repo, record, layers, hashList, target, options);
+    // Only once every block is written: a failed restore leaves an existing target partly overwritten, at its old size.
+    const bytesLeftPastEnd = target ? await endTargetAt(target, record.size) : 0;
     if (target) await syncTarget(target);
     return {
       backupId,
@@ -101,6 +105,7 @@ export async function restoreBackup(repo: Repository, options: RestoreOptions): 
       bytesWritten: result.bytesWritten,
       bytesVerified: record.size,
       blocksVerified: hashList.length / HASH_BYTES,
+      bytesLeftPastEnd,
       durationMs: Date.now() - started,
     };
   } catch (err) {

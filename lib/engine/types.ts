@@ -66,7 +66,10 @@ export interface CreateBackupOptions extends CommonOptions {
 
 export interface RestoreOptions extends CommonOptions {
   backupId: string;
-  /** A new file (created sparse) or an existing file/block device at least as large as the backup. */
+  /**
+   * A new file (created sparse), an existing file (overwritten, then cut to the backup's size) or a
+   * block device at least as large as the backup. Never inside a posix repository.
+   */
   target?: string;
   /** Read and check everything, write nothing. */
   verifyOnly?: boolean;
@@ -81,8 +84,14 @@ export interface RestoreResult {
   chain: string[];
   size: number;
   bytesWritten: number;
+  /** Bytes checked against the backup's hash list (before they were written; the target is not read back). */
   bytesVerified: number;
   blocksVerified: number;
+  /**
+   * Bytes of the target past the backup's end, left as they were: those of a block device larger than
+   * the backup. 0 for a file, which ends at the backup's size (a larger one is cut to it).
+   */
+  bytesLeftPastEnd: number;
   durationMs: number;
 }
 

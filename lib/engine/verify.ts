@@ -32,7 +32,9 @@ export type VerifyProblemKind =
   | 'corrupt'
   | 'orphaned-objects'
   | 'stuck-record'
-  | 'unreadable';
+  | 'unreadable'
+  /** repository.json is gone while backups are there: the repository cannot be opened. */
+  | 'missing-config';
 
 export interface VerifyProblem {
   kind: VerifyProblemKind;

@@ -15,12 +15,18 @@ export interface Volume {
   handle: fs.FileHandle;
 }
 
+/** The sysfs directory of a block device by its device number (st_rdev / st_dev). */
+export function sysfsBlockDir(rdev: number | bigint): string {
+  const dev = BigInt(rdev);
+  const major = Number((dev >> 8n) & 0xfffn);
+  const minor = Number((dev & 0xffn) | ((dev >> 12n) & 0xfff00n));
+  return `/sys/dev/block/${major}:${minor}`;
+}
+
 /** Size of a block device, from sysfs (stat reports 0 for devices). */
 async function blockDeviceSize(rdev: number, devicePath: string): Promise<number> {
-  const major = Number((BigInt(rdev) >> 8n) & 0xfffn);
-  const minor = Number((BigInt(rdev) & 0xffn) | ((BigInt(rdev) >> 12n) & 0xfff00n));
   try {
-    const sectors = (await fs.readFile(`/sys/dev/block/${major}:${minor}/size`, 'utf8')).trim();
+    const sectors = (await fs.readFile(`${sysfsBlockDir(rdev)}/size`, 'utf8')).trim();
     return Number(sectors) * 512;
   } catch (err) {
     throw new VolumeBackupError('INVALID_ARGUMENT', `cannot read the size of block device ${devicePath}: ${errorMessage(err)}`);
@@ -68,6 +74,9 @@ export interface Target {
   handle: fs.FileHandle;
   /** True when we made the file: zero ranges can stay holes, and a failed restore removes it. */
   created: boolean;
+  isBlockDevice: boolean;
+  /** Its size when opened (a new file: the backup's size). */
+  sizeBefore: number;
   /**
    * The same file opened with O_DIRECT (null where the filesystem refuses it): aligned writes go
    * straight from our buffers to the device, as Cinder's volume copies do with `dd oflag=direct`. A
@@ -94,14 +103,25 @@ export async function openTarget(targetPath: string, size: number): Promise<Targ
       throw new VolumeBackupError('INVALID_ARGUMENT', `cannot create restore target ${abs}: ${errorMessage(err)}`);
     }
     await handle.truncate(size);
-    return { path: abs, handle, created: true, direct: await openDirect(abs).catch(() => null) };
+    return { path: abs, handle, created: true, isBlockDevice: false, sizeBefore: size, direct: await openDirect(abs).catch(() => null) };
   }
   if (!st.isFile() && !st.isBlockDevice()) throw invalid(`restore target ${abs} is not a regular file or a block device`);
   const existing = st.isBlockDevice() ? await blockDeviceSize(st.rdev, abs) : st.size;
   if (existing < size) {
     throw invalid(`restore target ${abs} holds ${existing} bytes but the backup needs ${size}: use a larger target or a new file`);
   }
-  return { path: abs, handle: await fs.open(abs, 'r+'), created: false, direct: await openDirect(abs).catch(() => null) };
+  return { path: abs, handle: await fs.open(abs, 'r+'), created: false, isBlockDevice: st.isBlockDevice(), sizeBefore: existing, direct: await openDirect(abs).catch(() => null) };
+}
+
+/**
+ * After every byte of a `size`-byte backup was written: a regular file that was larger ends at the
+ * backup's size, so its bytes are the volume's and nothing of its old tail is left. Returns the bytes
+ * past the end left as they were: those of a larger block device (which cannot be shortened), else 0.
+ */
+export async function endTargetAt(target: Target, size: number): Promise<number> {
+  if (target.isBlockDevice) return target.sizeBefore - size;
+  if (target.sizeBefore > size) await target.handle.truncate(size);
+  return 0;
 }
 
 /** Close both handles of a target (the direct one first: its writes are complete when they return). */
@@ -146,6 +166,6 @@ export async function syncTarget(target: Target, dataOnly = false): Promise<void
 }
 
 /** A path for a message: hostile input can be 100 000 characters long. */
-function shortPath(p: string): string {
+export function shortPath(p: string): string {
   return p.length <= 300 ? p : `${p.slice(0, 200)}…${p.slice(-60)} (${p.length} characters)`;
 }

@@ -15,6 +15,10 @@ import type { BackupRecord } from './records';
 
 /** Where every backup object lives: volume_<volumeId>/… (Cinder's naming). */
 export const DATA_ROOT = 'volume_';
+/** One record per backup: records/<volumeId>/<backupId>.json. */
+export const RECORDS_PREFIX = 'records/';
+/** One lease per volume: locks/<volumeId>.json. */
+export const LOCKS_PREFIX = 'locks/';
 
 /** The names under which one volume's backup objects live. */
 export function volumeObjectsPrefix(volumeId: string): string {

@@ -7,6 +7,7 @@ import * as os from 'os';
 import { randomUUID } from 'crypto';
 import { ObjectNotFoundError, PreconditionFailedError, VolumeBackupError } from '../errors';
 import { checkVolumeId } from './names';
+import { LOCKS_PREFIX } from './layout';
 import type { Repository } from './repository';
 import { sleep } from './repository';
 
@@ -35,7 +36,7 @@ export interface LeaseOptions {
 }
 
 export function lockName(volumeId: string): string {
-  return `locks/${checkVolumeId(volumeId)}.json`;
+  return `${LOCKS_PREFIX}${checkVolumeId(volumeId)}.json`;
 }
 
 export function pidAlive(pid: number): boolean {
@@ -186,14 +187,14 @@ export function renewRecordLease(repo: Repository, backupId: string, volumeId: s
 
 /** The lease objects under locks/, whatever their state. */
 export async function listVolumeLeases(repo: Repository): Promise<{ volumeId: string; holder: LeaseHolder | null; etag: string }[]> {
-  const entries = (await repo.driver.listEntries(repo.container, 'locks/')).filter((e) => e.name.endsWith('.json'));
+  const entries = (await repo.driver.listEntries(repo.container, LOCKS_PREFIX)).filter((e) => e.name.endsWith('.json'));
   const out: { volumeId: string; holder: LeaseHolder | null; etag: string }[] = [];
   for (const entry of entries) {
     const current = await repo.driver.readObject(repo.container, entry.name).catch((err) => {
       if (err instanceof ObjectNotFoundError) return null; // released meanwhile
       throw err;
     });
-    if (current) out.push({ volumeId: entry.name.slice('locks/'.length, -'.json'.length), holder: decode(current.data), etag: current.etag });
+    if (current) out.push({ volumeId: entry.name.slice(LOCKS_PREFIX.length, -'.json'.length), holder: decode(current.data), etag: current.etag });
   }
   return out;
 }

@@ -14,10 +14,11 @@ import { checkBackupId, checkHost, checkVolumeId } from './names';
 import { BackupRecord, BackupStatus, canTransition, parseRecord } from './records';
 import { IDENTITY_CODEC, ObjectCodec } from '../codec/object-codec';
 import { RepositoryConfig, parseRepositoryConfig } from './config';
-import { recordLayoutProblem } from './layout';
+import { RECORDS_PREFIX, recordLayoutProblem } from './layout';
+export { RECORDS_PREFIX } from './layout';
+import { missingConfigError, repositoryContentAt } from './missing-config';
 
 export const REPOSITORY_CONFIG_NAME = 'repository.json';
-export const RECORDS_PREFIX = 'records/';
 const CAS_ATTEMPTS = 20;
 
 export interface RepositoryOptions {
@@ -50,6 +51,11 @@ export class Repository {
   /** Where this repository is, for messages. */
   get location(): string {
     return this.container ? `${this.driver.location} (container ${this.container})` : this.driver.location;
+  }
+
+  /** The repository's directory when it is on this machine (posix), else null. */
+  get localDirectory(): string | null {
+    return this.driver.localDirectory?.(this.container) ?? null;
   }
 
   get encrypted(): boolean {
@@ -228,6 +234,16 @@ export function encodeRecord(record: BackupRecord): Buffer {
   return Buffer.from(JSON.stringify(record, null, 2) + '\n', 'utf8');
 }
 
+/** The container's repository.json, or null when it has none. */
+export async function readConfigIfAny(driver: Driver, container: string): Promise<RepositoryConfig | null> {
+  try {
+    return parseRepositoryConfig((await driver.readObject(container, REPOSITORY_CONFIG_NAME)).data);
+  } catch (err) {
+    if (err instanceof ObjectNotFoundError) return null;
+    throw err;
+  }
+}
+
 /** Open the repository in a container; with `create`, make it if it does not exist yet. */
 export async function openRepositoryIn(
   driver: Driver,
@@ -241,21 +257,27 @@ export async function openRepositoryIn(
   },
 ): Promise<Repository> {
   const container = driver.updateContainerName(options.container) ?? options.container ?? '';
-  let config: RepositoryConfig | null = null;
-  try {
-    const { data } = await driver.readObject(container, REPOSITORY_CONFIG_NAME);
-    config = parseRepositoryConfig(data);
-  } catch (err) {
-    if (!(err instanceof ObjectNotFoundError)) throw err;
+  let config = await readConfigIfAny(driver, container);
+  if (!config && !options.create) {
+    // Backups without their description: say so, rather than "no repository" (a listing that fails, a missing bucket, is just that).
+    const found = await repositoryContentAt(driver, container).catch(() => null);
+    if (found) throw missingConfigError(driver, container, found);
+    throw new VolumeBackupError(
+      'NOT_FOUND',
+      `no volume-backup repository at ${driver.location}${container ? ` (container ${container})` : ''}: check the path, or make a backup there first`,
+    );
   }
   if (!config) {
-    if (!options.create) {
-      throw new VolumeBackupError(
-        'NOT_FOUND',
-        `no volume-backup repository at ${driver.location}${container ? ` (container ${container})` : ''}: check the path, or make a backup there first`,
-      );
-    }
     await driver.putContainer(container);
+    // Never a fresh repository.json over a repository's content: a new id and key would orphan its backups.
+    const found = await repositoryContentAt(driver, container);
+    if (found) {
+      // Another process may have just made this repository and started using it.
+      config = await readConfigIfAny(driver, container);
+      if (!config) throw missingConfigError(driver, container, found);
+    }
+  }
+  if (!config) {
     const fresh = options.newConfig ? await options.newConfig() : (await import('./config')).newRepositoryConfig(null);
     try {
       await driver.putIfAbsent(container, REPOSITORY_CONFIG_NAME, Buffer.from(JSON.stringify(fresh, null, 2) + '\n'));
