@@ -6,7 +6,7 @@
  */
 import { strict as assert } from 'assert';
 import { execFileSync } from 'child_process';
-import { promises as fs, readFileSync } from 'fs';
+import { promises as fs, readFileSync, truncateSync } from 'fs';
 import * as path from 'path';
 import { BackupRecord, Repository, createBackup, openRepository, restoreBackup } from '../lib';
 import { loadHashList, loadMetadata } from '../lib/repository/backup-objects';
@@ -63,6 +63,8 @@ describe('sparse images (SEEK_DATA / SEEK_HOLE)', function () {
     await writeAt(20 * MiB - 100, 3000);
     await writeAt(100 * MiB, 2 * MiB + 12 * KiB);
     await writeAt(IMAGE_SIZE - 10, 10);
+    // More separate data ranges in one chunk than are asked for one by one (the rest is read as one span).
+    for (let k = 0; k < 40; k++) await writeAt(30 * MiB + k * 16 * KiB, 4 * KiB);
   });
   afterEach(async () => {
     await repo.close();
@@ -93,6 +95,11 @@ describe('sparse images (SEEK_DATA / SEEK_HOLE)', function () {
     return { sparseRead: sparse.read, denseRead: dense.read };
   }
 
+  it('the fs-ext addon that asks for holes is built (npm ci builds it: package.json allowScripts)', () => {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    assert.equal(typeof (require('fs-ext') as { seek?: unknown }).seek, 'function');
+  });
+
   it('a full backup reads only the data ranges of a sparse image and equals one that reads every byte', async () => {
     const { sparseRead, denseRead } = await sameBothWays('full');
     assert.ok(denseRead >= IMAGE_SIZE, `the backup without hole detection read ${denseRead} bytes`);
@@ -117,6 +124,24 @@ describe('sparse images (SEEK_DATA / SEEK_HOLE)', function () {
     const last = await loadMetadata(repo, records[records.length - 1]);
     assert.deepEqual(last.zeroExtents, [[100 * MiB + 64 * KiB, 256 * KiB]]);
     assert.equal(last.objects.length, 0);
+  });
+
+  it('an image that shrinks during the backup fails it, though its lost end was never read', async () => {
+    let truncated = false;
+    await assert.rejects(
+      createBackup(repo, {
+        volume: img, volumeId: 'shrinking', sparse: true, ...SIZES,
+        onProgress: (e) => {
+          if (e.type === 'chunk' && !truncated) {
+            truncated = true;
+            truncateSync(img, 200 * MiB);
+          }
+        },
+      }),
+      /became shorter while it was read/,
+    );
+    const [record] = await repo.listRecords('shrinking');
+    assert.equal(record.status, 'error');
   });
 
   describe('where holes cannot be found, the backup reads everything', () => {
