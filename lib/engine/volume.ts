@@ -4,9 +4,9 @@
  */
 import { promises as fs } from 'fs';
 import * as path from 'path';
+import { DataRanges, blockAligned } from '../io/sparse';
 import { VolumeBackupError, errorMessage, invalid } from '../errors';
 import { DIRECT_ALIGNMENT, openDirect, writeAllAt } from '../io/direct-io';
-import { DataRanges, blockAligned } from '../io/sparse';
 
 export interface Volume {
   path: string;
