@@ -23,11 +23,13 @@ import { oneLine } from '../text';
 import { checkAllStored, deleteBackupObjects, loadHashList, loadMetadata } from '../repository/backup-objects';
 import { backupPrefix } from '../repository/layout';
 import { packChunk, warmHashPool } from './hash-pool';
+import { packHole } from './hash-worker';
 import { allocateSharedSlices } from '../io/direct-io';
+import { sparseReadsEnabled } from '../io/sparse';
 import { ProgressTracker } from './progress';
 import { CHUNKS_IN_FLIGHT, DEFAULT_BLOCK_SIZE, DEFAULT_CHUNK_SIZE, DEFAULT_COMPRESSION, checkSizes } from './settings';
 import type { CreateBackupOptions } from './types';
-import { Volume, openSource, readFully } from './volume';
+import { Volume, checkNotShrunk, openSource, readChunk } from './volume';
 
 interface Parent {
   record: BackupRecord;
@@ -46,7 +48,7 @@ export async function createBackup(repo: Repository, options: CreateBackupOption
   throwIfAborted(options.signal);
   warmHashPool();
 
-  const source = await openSource(options.volume);
+  const source = await openSource(options.volume, options.sparse ?? sparseReadsEnabled());
   try {
     checkText('the volume path', options.sourcePath ?? source.path, 4096);
     const volumeId = checkVolumeId(options.volumeId ?? volumeIdForPath(options.sourcePath ?? options.volume));
@@ -217,13 +219,14 @@ async function writeBackupObjects(
     throwIfAborted(options.signal);
     const offset = i * chunkSize;
     const length = Math.min(chunkSize, size - offset);
-    await readFully(source, Buffer.from(slot.input, 0, length), length, offset);
+    // A sparse file's holes are not read; a chunk that is all hole needs no worker either.
+    const read = await readChunk(source, Buffer.from(slot.input, 0, length), length, offset, blockSize);
     const firstBlock = i * blocksPerChunk;
     const parentHashes = parent && firstBlock < parentBlocks
       ? new Uint8Array(parent.hashes.subarray(firstBlock * HASH_BYTES, Math.min(parentBlocks, firstBlock + blocksPerChunk) * HASH_BYTES)) // a copy: a view would send the whole list
       : parent ? new Uint8Array(0) : null;
     // Hashing, zero detection, the comparison with the parent, packing and compression: one worker task.
-    const r = await packChunk({
+    const r = !read ? packHole(length, blockSize, parentHashes) : await packChunk({
       input: slot.input, length, blockSize, parentHashes, output: slot.output.buffer, outputOffset: slot.output.offset, outputLength: compressBound(chunkSize),
       compression, level: options.compressionLevel, digest: !repo.codec.encrypted, md5: !!repo.driver.wantsMd5,
     });
@@ -253,6 +256,7 @@ async function writeBackupObjects(
     progress.chunk(i, length);
   });
 
+  await checkNotShrunk(source);
   objects.sort((a, b) => a.chunk - b.chunk);
   zeroExtents.sort((a, b) => a[0] - b[0]);
   const hashName = hashListObjectName(objectPrefix);

@@ -58,6 +58,11 @@ export interface CreateBackupOptions extends CommonOptions {
   snapshot?: SnapshotSource;
   /** Path recorded as the volume's source when `volume` is a temporary snapshot of it. */
   sourcePath?: string;
+  /**
+   * Skip the holes of a sparse disk image (lseek SEEK_DATA/SEEK_HOLE) instead of reading its zeros; same
+   * backup either way. Default: on, unless VOLUME_BACKUP_SPARSE=off. Block devices are always read.
+   */
+  sparse?: boolean;
   /** How long to wait while another backup of the same volume runs (default 0: fail at once with BUSY). */
   lockWaitMs?: number;
   /** Called once when the backup has to wait for another backup of the volume (to show it in a status). */

@@ -4,6 +4,7 @@
  */
 import { promises as fs } from 'fs';
 import * as path from 'path';
+import { DataRanges, blockAligned } from '../io/sparse';
 import { VolumeBackupError, errorMessage, invalid } from '../errors';
 import { DIRECT_ALIGNMENT, openDirect, writeAllAt } from '../io/direct-io';
 import { writeFailure } from '../io/write-errors';
@@ -13,6 +14,8 @@ export interface Volume {
   size: number;
   isBlockDevice: boolean;
   handle: fs.FileHandle;
+  /** Where a sparse regular file has data (null: read everything; always for block devices). */
+  dataRanges: DataRanges | null;
 }
 
 /** The sysfs directory of a block device by its device number (st_rdev / st_dev). */
@@ -33,7 +36,8 @@ async function blockDeviceSize(rdev: number, devicePath: string): Promise<number
   }
 }
 
-export async function openSource(volumePath: string): Promise<Volume> {
+/** `sparse`: skip the holes of a regular file (SEEK_DATA/SEEK_HOLE) where the system can tell them. */
+export async function openSource(volumePath: string, sparse = true): Promise<Volume> {
   if (typeof volumePath !== 'string' || volumePath.length === 0 || volumePath.includes('\0')) {
     throw invalid('the volume must be the path of a disk image or block device');
   }
@@ -56,7 +60,52 @@ export async function openSource(volumePath: string): Promise<Volume> {
   } catch (err) {
     throw new VolumeBackupError('INVALID_ARGUMENT', `cannot open volume ${abs}: ${errorMessage(err)}`);
   }
-  return { path: abs, size, isBlockDevice: st.isBlockDevice(), handle };
+  // Block devices keep plain reads: lseek(SEEK_DATA) means nothing to them.
+  const dataRanges = sparse && st.isFile() ? DataRanges.open(handle.fd, size) : null;
+  return { path: abs, size, isBlockDevice: st.isBlockDevice(), handle, dataRanges };
+}
+
+/**
+ * Read the chunk at `position` into `target`, skipping the holes of a sparse file: whole blocks in a
+ * hole are zero-filled, not read. Returns false when the chunk is all hole: then nothing was read or
+ * written and `target` holds stale bytes (the caller knows every block is zero).
+ */
+export async function readChunk(volume: Volume, target: Buffer, length: number, position: number, blockSize: number): Promise<boolean> {
+  const end = position + length;
+  const data = volume.dataRanges ? await volume.dataRanges.within(position, end) : null;
+  if (!data) {
+    await readFully(volume, target, length, position);
+    return true;
+  }
+  if (data.length === 0) return false;
+  let at = position;
+  for (const [from, to] of blockAligned(data, blockSize, position, end)) {
+    zeroFill(target, at - position, from - position);
+    await readFully(volume, target.subarray(from - position), to - from, from);
+    at = to;
+  }
+  zeroFill(target, at - position, length);
+  return true;
+}
+
+const ZEROS = Buffer.alloc(1024 * 1024);
+
+/**
+ * Zero bytes [start, end) of `target` by copying from a zero buffer: fill() on memory of a
+ * SharedArrayBuffer (our chunk slots) is ~15x slower than a copy (measured on Node 20).
+ */
+function zeroFill(target: Buffer, start: number, end: number): void {
+  for (let at = start; at < end; at += ZEROS.length) target.set(ZEROS.subarray(0, Math.min(ZEROS.length, end - at)), at);
+}
+
+/**
+ * After a backup that skipped holes: a file that shrank meanwhile is an error, as a short read would
+ * have made it (past its new end, the holes were never read).
+ */
+export async function checkNotShrunk(volume: Volume): Promise<void> {
+  if (!volume.dataRanges) return;
+  const { size } = await volume.handle.stat();
+  if (size < volume.size) throw new VolumeBackupError('INVALID_ARGUMENT', `volume ${volume.path} became shorter while it was read (${size} bytes, was ${volume.size})`);
 }
 
 /** Read exactly `length` bytes at `position` (short reads are retried; a shrunk source is an error). */
