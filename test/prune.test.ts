@@ -118,6 +118,32 @@ describe('prune (posix repository)', function () {
     await assertRestores(real.volumes[0].kept.map((k) => k.id));
   });
 
+  it('a record that cannot be read keeps every backup of its volume: it may need any of them', async () => {
+    const a = await backup('full', '2024-01-01T10:00:00Z');
+    const b = await backup('incremental', '2024-01-01T11:00:00Z');
+    const c = await backup('full', '2024-01-02T10:00:00Z');
+    // d builds on a (an explicit parent), then its record is damaged: prune cannot see that it needs a.
+    await scatterWrites(img, 0.05, ++seed, 4 * KiB);
+    const d = await createBackup(repo, { volume: img, volumeId: 'disk', mode: 'incremental', parentId: a.id, ...SMALL, snapshot: { id: null, createdAt: new Date('2024-01-01T12:00:00Z'), provider: null } });
+    expected.set(d.id, await sha256File(img));
+    const recordFile = path.join(repoDir, 'records', 'disk', `${d.id}.json`);
+    const damaged = JSON.parse(await fs.readFile(recordFile, 'utf8'));
+    damaged.size = -1;
+    await fs.writeFile(recordFile, JSON.stringify(damaged));
+    const before = await repositorySnapshot(repoDir);
+    const report = await pruneRepository(repo, { policy: { keepLast: 1 }, orphanGracePeriodMs: 0 });
+    assert.equal(report.backupsDeleted, 0);
+    assert.deepEqual(report.volumes[0].kept.map((k) => k.id).sort(), [a.id, b.id, c.id].sort());
+    assert.ok(report.problems.some((p) => p.includes(d.id)), report.problems.join('\n'));
+    assert.ok(report.problems.some((p) => /kept because a record of this volume cannot be read/.test(p)), report.problems.join('\n'));
+    const backupFiles = (snapshot: Record<string, string>) => Object.fromEntries(Object.entries(snapshot).filter(([name]) => !name.startsWith('prune/')));
+    assert.deepEqual(backupFiles(await repositorySnapshot(repoDir)), backupFiles(before), 'prune changed a record or an object');
+    // Repaired, the record is d's again and d restores.
+    damaged.size = (await fs.stat(img)).size;
+    await fs.writeFile(recordFile, JSON.stringify(damaged));
+    await assertRestores([d.id]);
+  });
+
   it('several volumes: each gets the policy on its own; --volume-id limits prune to one', async () => {
     const img2 = path.join(dir, 'other.img');
     await makeImage(img2, 320 * KiB, 9, 64 * KiB);

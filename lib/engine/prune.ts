@@ -116,7 +116,8 @@ export async function pruneRepository(repo: Repository, options: PruneOptions): 
   const progress = progressEmitter(options, plan.volumes.reduce((n, v) => n + v.delete.length, 0), plan.volumes.reduce((n, v) => n + v.bytesFreed, 0));
   const volumes: VolumePruneReport[] = [];
   for (const id of [...volumeIds].sort()) {
-    const volumePlan = byVolume.get(id) ?? empty(id);
+    const planned = byVolume.get(id) ?? empty(id);
+    const volumePlan = listing.unreadable.has(id) ? keepAll(planned) : planned;
     const objects = listing.objects.get(id) ?? [];
     const records = listing.records.filter((r) => r.volumeId === id);
     const report = options.dryRun
@@ -140,6 +141,21 @@ export async function pruneRepository(repo: Repository, options: PruneOptions): 
   };
 }
 
+/**
+ * A volume with a record that cannot be read deletes no backup: that record may be a backup whose chain
+ * runs through any of them, and deleting its parent would make it unrestorable for good.
+ */
+function keepAll(plan: VolumePlan): VolumePlan {
+  const reason = 'kept: a record of this volume cannot be read, and it may depend on this backup';
+  return {
+    ...plan,
+    keep: [...plan.keep, ...plan.delete.map((d) => ({ record: d.record, reasons: [reason] }))],
+    delete: [],
+    bytesFreed: 0,
+    problems: [...plan.problems, ...(plan.delete.length > 0 ? [`volume ${plan.volumeId}: ${plan.delete.length} backup(s) the policy would delete are kept because a record of this volume cannot be read; fix or remove that record (see the problem above), then prune again`] : [])],
+  };
+}
+
 // ---- listing -------------------------------------------------------------------------------------
 
 async function list(repo: Repository, volumeId: string | undefined): Promise<Listing> {
@@ -158,7 +174,7 @@ async function list(repo: Repository, volumeId: string | undefined): Promise<Lis
   const records = await repo.listRecords(volumeId, (name, reason) => {
     const m = /^records\/([^/]+)\//.exec(name);
     unreadable.add(m ? m[1] : '*');
-    problems.push(`record ${name} cannot be read (${reason}): prune leaves it and its volume's unreferenced objects alone`);
+    problems.push(`record ${name} cannot be read (${reason}): prune leaves it, its volume's backups and its volume's unreferenced objects alone`);
   });
   if (unreadable.has('*')) for (const id of objects.keys()) unreadable.add(id);
   return { objects, records, unreadable, problems };
