@@ -242,7 +242,8 @@ describe('hostile input', function () {
       { args: ['restore', '--repo', R(), '--backup', id(), '--progress', 'loud', '--verify-only'] },
       { args: ['delete', '--repo', R()] }, { args: ['reset-status', '--repo', R(), '--backup', id(), '--status', 'bogus'] },
       { args: ['reset-status', '--repo', R(), '--backup', id()] },
-      { args: ['prune', '--repo', R()], mayPass: true }, // no rule: keeps everything { args: ['prune', '--repo', R(), '--keep-last', '-1'] }, { args: ['prune', '--repo', R(), '--keep-last', 'abc'] },
+      { args: ['prune', '--repo', R()], mayPass: true }, // no rule: keeps everything
+      { args: ['prune', '--repo', R(), '--keep-last', '-1'] }, { args: ['prune', '--repo', R(), '--keep-last', 'abc'] },
       { args: ['prune', '--repo', R(), '--keep-last', '1e309'] }, { args: ['prune', '--repo', R(), '--keep-last', '1.5'] },
       { args: ['prune', '--repo', R(), '--keep-within', 'forever'] }, { args: ['prune', '--repo', R(), '--keep-within', '-1d'] },
       { args: ['prune', '--repo', R(), '--keep-daily', '1', '--time-zone', 'Mars/Olympus_Mons'] },
