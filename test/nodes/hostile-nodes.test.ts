@@ -7,6 +7,7 @@
 import * as assert from 'assert';
 import { promises as fs } from 'fs';
 import * as path from 'path';
+import { inspect } from 'util';
 import { tally } from '../helpers/fault-report';
 import { makeImage, tempDir } from '../helpers/volumes';
 import { Collector, Msg, NODE_MODULES, TestNode, helper } from './support';
@@ -126,7 +127,8 @@ describe('hostile messages to the Node-RED nodes', function () {
         error = err;
       }
       const label = `${c.node} ${JSON.stringify(c.msg, (_k, val) => (typeof val === 'string' && val.length > 30 ? `${val.slice(0, 10)}…(${val.length})` : val))?.slice(0, 120)}`;
-      const failure = tally('hostileInputs', `Node-RED ${c.node}`, label, error);
+      // The label shortens; the key is the exact message (NaN and null both print as null in JSON).
+      const failure = tally('hostileInputs', `Node-RED ${c.node}`, label, error, inspect(c.msg, { depth: Infinity, maxStringLength: Infinity, breakLength: Infinity }));
       if (failure) failures.push(failure);
     }
     process.removeListener('uncaughtException', onCrash);
