@@ -42,12 +42,12 @@ interface Job {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** A killed writer's record lease and volume lease, made to last past the test (they are not renewed). */
-async function holdLeases(repo: Repository, backupId: string, volumeId: string): Promise<void> {
+async function holdLeases(repo: Repository, backupId: string, volumeId: string, host: string): Promise<void> {
   const until = '2100-01-01T00:00:00.000Z';
   await repo.updateRecord(backupId, () => ({ leaseExpiresAt: until }), volumeId);
   const lease = await repo.driver.readObject(repo.container, lockName(volumeId));
-  const holder = JSON.parse(lease.data.toString('utf8')) as { backupId: string | null; expiresAt: string };
-  assert.equal(holder.backupId, backupId, `the lease of ${volumeId} is held by the killed backup`);
+  const holder = JSON.parse(lease.data.toString('utf8')) as { host: string; operation: string; expiresAt: string };
+  assert.deepEqual([holder.host, holder.operation], [host, 'backup'], `the lease of ${volumeId} is held by the killed backup`);
   await repo.driver.replaceIfMatch(repo.container, lockName(volumeId), Buffer.from(JSON.stringify({ ...holder, expiresAt: until }) + '\n'), lease.etag);
 }
 
@@ -179,8 +179,8 @@ describe('scale-out: CLI workers of several hosts on one repository', function (
         // before the test looks, and prune would then rightly fence and remove the backups, or take over the
         // victim's volume lease before its host's cleanup releases it. So both stay held past the test's end:
         // the ghost host is unreachable, not known dead; the victim's is found dead by its own cleanup.
-        await holdLeases(repo, victimId, 'vol-victim');
-        await holdLeases(repo, ghostId, 'vol-ghost');
+        await holdLeases(repo, victimId, 'vol-victim', 'victim');
+        await holdLeases(repo, ghostId, 'vol-ghost', 'ghost');
         const ghostBefore = await repo.getRecord(ghostId);
         assert.equal(ghostBefore.status, 'creating');
         assert.equal((await repo.getRecord(victimId)).status, 'creating');
