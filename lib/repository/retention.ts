@@ -30,14 +30,19 @@ import { CalendarDuration, formatDuration, isZeroDuration, parseDuration, subtra
 export const PERIODS = ['hourly', 'daily', 'weekly', 'monthly', 'yearly'] as const;
 export type Period = (typeof PERIODS)[number];
 
-const count = z.union([
-  z.literal('unlimited'),
-  z.number().int().min(0).max(1_000_000),
-  z
-    .string()
-    .regex(/^\s*\d{1,7}\s*$/, 'must be a whole number or "unlimited"')
-    .transform((s) => Number(s)),
-]);
+// One message for every way a count can be wrong: zod's own would be "Invalid input" or "Too small".
+const countError = { error: (issue: { input?: unknown }) => `must be a whole number from 0 to 1000000, or "unlimited" (got ${typeof issue.input === 'number' ? String(issue.input) : JSON.stringify(issue.input)?.slice(0, 40)})` };
+const count = z.union(
+  [
+    z.literal('unlimited'),
+    z.number().int(countError).min(0, countError).max(1_000_000, countError),
+    z
+      .string()
+      .regex(/^\s*\d{1,7}\s*$/)
+      .transform((s) => Number(s)),
+  ],
+  countError,
+);
 const duration = z.string().max(64);
 
 export const RetentionPolicySchema = z
