@@ -214,18 +214,20 @@ export async function applyEdits(repoDir: string, base: BaseBackup[], edits: Edi
   for (const edit of edits) applyOne(edit, base, work);
 
   // Metadata first (at its original place), then the records that follow it.
+  // Only what an edit changed is rewritten (the engine writes records pretty-printed).
+  const same = (value: Json, file: string) => JSON.stringify(value) === JSON.stringify(JSON.parse(original.get(file)!.toString()));
   for (const [n, w] of work.entries()) {
-    const text = JSON.stringify(w.metadata);
-    if (text !== original.get(base[n].metadataFile)!.toString()) await fs.writeFile(path.join(repoDir, base[n].metadataFile), text);
+    if (!same(w.metadata, base[n].metadataFile)) await fs.writeFile(path.join(repoDir, base[n].metadataFile), JSON.stringify(w.metadata));
   }
   for (const [n, w] of work.entries()) if (w.file !== base[n].recordFile || w.removed) await fs.rm(path.join(repoDir, base[n].recordFile), { force: true });
-  for (const w of work) {
+  for (const [n, w] of work.entries()) {
     if (w.removed) continue;
     if (w.resync) {
       const meta = inside(repoDir, `${w.record.objectPrefix}_metadata`);
       const bytes = meta ? await fs.readFile(meta).catch(() => null) : null;
       if (bytes) w.record.metadataSha256 = sha256Hex(bytes);
     }
+    if (w.file === base[n].recordFile && same(w.record, w.file)) continue;
     const file = path.join(repoDir, w.file);
     await fs.mkdir(path.dirname(file), { recursive: true });
     await fs.writeFile(file, JSON.stringify(w.record));
