@@ -10,7 +10,7 @@
  */
 import { VolumeBackupError, cancelled, errorMessage, throwIfAborted } from '../errors';
 import { compress, compressBound } from '../codec/compression';
-import { findParent } from '../repository/catalog';
+import { chainOf, findParent } from '../repository/catalog';
 import {
   BackupMetadata, DataObject, Extent, HASH_BYTES, METADATA_FORMAT_VERSION, blockCount, chunkCount, dataObjectName,
   encodeMetadata, hashListObjectName, metadataObjectName, runsToExtents, sha256,
@@ -137,6 +137,7 @@ async function chooseParent(repo: Repository, volumeId: string, mode: BackupKind
     const parent = records.find((r) => r.id === options.parentId);
     if (!parent) throw new VolumeBackupError('NOT_FOUND', `parent ${options.parentId} is not a backup of volume ${volumeId}`);
     if (parent.status !== 'available' && parent.status !== 'restoring') throw new VolumeBackupError('CONFLICT', `parent ${parent.id} is ${parent.status}, not available`);
+    chainOf(records, parent.id); // a parent whose chain loops or is broken would make a backup nobody can restore
     return parent;
   }
   const parent = findParent(records, volumeId, mode, options.snapshot?.createdAt);
@@ -146,6 +147,7 @@ async function chooseParent(repo: Repository, volumeId: string, mode: BackupKind
       `no available ${mode === 'differential' ? 'full ' : ''}backup of volume ${volumeId}${options.snapshot ? ' older than the snapshot' : ''} to base a${mode === 'incremental' ? 'n' : ''} ${mode} backup on: do a full backup first`,
     );
   }
+  chainOf(records, parent.id);
   return parent;
 }
 

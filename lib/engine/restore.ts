@@ -9,7 +9,7 @@
 import { promises as fs } from 'fs';
 import { ObjectNotFoundError, VolumeBackupError, cancelled, errorMessage, throwIfAborted } from '../errors';
 import { compressBound, decompress, syncZstd } from '../codec/compression';
-import { chainOf } from '../repository/catalog';
+import { ancestorsOf, chainOf } from '../repository/catalog';
 import { BackupMetadata, DataObject, Extent, HASH_BYTES, chunkCount, sha256 } from '../repository/format';
 import { loadHashList, loadMetadata } from '../repository/backup-objects';
 import { renewRecordLease } from '../repository/locks';
@@ -371,10 +371,10 @@ async function chainBeingDeleted(repo: Repository, record: BackupRecord): Promis
   const records = await repo.listRecords(record.volumeId).catch(() => null);
   if (!records) return null;
   const byId = new Map(records.map((r) => [r.id, r]));
-  for (let id: string | null = record.id; id; id = byId.get(id)?.parentId ?? null) {
-    const link = byId.get(id);
-    if (!link) return `backup ${id} of its chain was deleted while it was read`;
-    if (link.status === 'deleting') return `backup ${id} of its chain is being deleted`;
-  }
-  return null;
+  const current = byId.get(record.id);
+  if (!current) return `backup ${record.id} was deleted while it was read`;
+  const { ids, missing } = ancestorsOf(byId, current);
+  const deleting = [current.id, ...ids].find((id) => byId.get(id)!.status === 'deleting');
+  if (deleting) return `backup ${deleting} of its chain is being deleted`;
+  return missing ? `backup ${missing} of its chain was deleted while it was read` : null;
 }
