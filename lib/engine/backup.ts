@@ -15,7 +15,7 @@ import {
   BackupMetadata, DataObject, Extent, HASH_BYTES, METADATA_FORMAT_VERSION, blockCount, chunkCount, dataObjectName,
   encodeMetadata, hashListObjectName, metadataObjectName, runsToExtents, sha256,
 } from '../repository/format';
-import { acquireVolumeLease, renewRecordLease } from '../repository/locks';
+import { acquireVolumeLease, renewRecordLease, takeRecord } from '../repository/locks';
 import { checkBackupId, checkText, checkVolumeId, newBackupId, volumeIdForPath } from '../repository/names';
 import { BackupKind, BackupRecord, Compression, RECORD_FORMAT_VERSION } from '../repository/records';
 import { Repository, forEachChunk } from '../repository/repository';
@@ -81,7 +81,7 @@ export async function createBackup(repo: Repository, options: CreateBackupOption
         host: repo.host,
         objectPrefix: repo.driver.generateObjectNamePrefix({ volumeId, backupId: id, createdAt }),
         metadataSha256: null,
-        leaseExpiresAt: new Date(Date.now() + 60_000).toISOString(),
+        ...takeRecord(repo, 'create'),
         sourcePath: options.sourcePath ?? source.path,
         encrypted: repo.codec.encrypted,
       };

@@ -12,7 +12,7 @@ import { compressBound, decompress, syncZstd } from '../codec/compression';
 import { ancestorsOf, chainOf } from '../repository/catalog';
 import { BackupMetadata, DataObject, Extent, HASH_BYTES, chunkCount, sha256 } from '../repository/format';
 import { loadHashList, loadMetadata } from '../repository/backup-objects';
-import { renewRecordLease } from '../repository/locks';
+import { renewRecordLease, takeRecord } from '../repository/locks';
 import { checkBackupId } from '../repository/names';
 import type { BackupRecord } from '../repository/records';
 import { Repository, forEachChunk } from '../repository/repository';
@@ -67,8 +67,8 @@ export async function restoreBackup(repo: Repository, options: RestoreOptions): 
   if (record.status !== 'available') {
     throw new VolumeBackupError('CONFLICT', `backup ${backupId} is ${record.status}${record.failReason ? ` (${record.failReason})` : ''}: only available backups can be restored`);
   }
-  // Set-then-check against prune: mark the backup restoring (owned by this host, as Cinder does, so its start-up cleanup finds it), then make sure its whole chain is still there.
-  if (!verifyOnly) await repo.transition(backupId, ['available'], 'restoring', { leaseExpiresAt: new Date(Date.now() + 60_000).toISOString(), host: repo.host });
+  // Set-then-check against prune: mark the backup restoring (owned by this process, so its host's start-up cleanup finds it; `host` stays the creator), then make sure its whole chain is still there.
+  if (!verifyOnly) await repo.transition(backupId, ['available'], 'restoring', takeRecord(repo, 'restore'));
   const stopRenewal = verifyOnly ? () => undefined : renewRecordLease(repo, backupId, record.volumeId);
   let target: Target | null = null;
   try {
