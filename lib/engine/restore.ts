@@ -13,6 +13,7 @@ import { ancestorsOf, chainOf } from '../repository/catalog';
 import { BackupMetadata, DataObject, Extent, HASH_BYTES, chunkCount, sha256 } from '../repository/format';
 import { loadHashList, loadMetadata } from '../repository/backup-objects';
 import { renewRecordLease, takeRecord } from '../repository/locks';
+import { heldByThisProcess } from '../repository/owner';
 import { checkBackupId } from '../repository/names';
 import type { BackupRecord } from '../repository/records';
 import { Repository, forEachChunk } from '../repository/repository';
@@ -118,7 +119,11 @@ export async function restoreBackup(repo: Repository, options: RestoreOptions): 
     stopRenewal();
     if (target) await closeTarget(target).catch(() => undefined);
     if (!verifyOnly) {
-      await repo.transition(backupId, ['restoring'], 'available', { leaseExpiresAt: null }).catch((err) => {
+      // Only while this process still owns it: a cleanup that found our lease expired may have given it back, and another restore taken it.
+      await repo.updateRecord(backupId, (current) => {
+        if (current.status !== 'restoring' || !heldByThisProcess(current, repo.host)) throw new VolumeBackupError('CONFLICT', `it is ${current.status}${current.owner ? ` (${current.owner.operation} by process ${current.owner.pid} of host ${current.owner.host})` : ''} now`);
+        return { status: 'available' };
+      }, record.volumeId).catch((err) => {
         options.log?.warn(`backup ${backupId} could not be set back to available: ${errorMessage(err)}`);
       });
     }
