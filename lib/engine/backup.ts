@@ -10,12 +10,12 @@
  */
 import { VolumeBackupError, cancelled, errorMessage, throwIfAborted } from '../errors';
 import { compress, compressBound } from '../codec/compression';
-import { findParent, parentMismatch } from '../repository/catalog';
+import { chainOf, findParent, parentMismatch } from '../repository/catalog';
 import {
   BackupMetadata, DataObject, Extent, HASH_BYTES, METADATA_FORMAT_VERSION, blockCount, chunkCount, dataObjectName,
   encodeMetadata, hashListObjectName, metadataObjectName, runsToExtents, sha256,
 } from '../repository/format';
-import { acquireVolumeLease, renewRecordLease } from '../repository/locks';
+import { acquireVolumeLease, renewRecordLease, takeRecord } from '../repository/locks';
 import { checkBackupId, checkText, checkVolumeId, newBackupId, volumeIdForPath } from '../repository/names';
 import { BackupKind, BackupRecord, Compression, RECORD_FORMAT_VERSION } from '../repository/records';
 import { Repository, forEachChunk } from '../repository/repository';
@@ -87,7 +87,7 @@ export async function createBackup(repo: Repository, options: CreateBackupOption
         host: repo.host,
         objectPrefix: backupPrefix(repo.driver, { volumeId, backupId: id, createdAt }),
         metadataSha256: null,
-        leaseExpiresAt: new Date(Date.now() + 60_000).toISOString(),
+        ...takeRecord(repo, 'create'),
         sourcePath: options.sourcePath ?? source.path,
         encrypted: repo.codec.encrypted,
       };
@@ -146,6 +146,7 @@ async function chooseParent(repo: Repository, volumeId: string, mode: BackupKind
     // An explicit parent meets the rules of the automatic choice (a differential on an incremental would be mislabelled).
     const mismatch = parentMismatch(parent, volumeId, mode, options.snapshot?.createdAt);
     if (mismatch) throw new VolumeBackupError('INCOMPATIBLE_PARENT', `backup ${parent.id} cannot be the parent of this ${mode} backup: ${mismatch}: choose another parent, or leave it to the automatic choice`, { parentId: parent.id });
+    chainOf(records, parent.id); // a parent whose chain loops or is broken would make a backup nobody can restore
     return parent;
   }
   const parent = findParent(records, volumeId, mode, options.snapshot?.createdAt);
@@ -155,6 +156,7 @@ async function chooseParent(repo: Repository, volumeId: string, mode: BackupKind
       `no available ${mode === 'differential' ? 'full ' : ''}backup of volume ${volumeId}${options.snapshot ? ' older than the snapshot' : ''} to base a${mode === 'incremental' ? 'n' : ''} ${mode} backup on: do a full backup first`,
     );
   }
+  chainOf(records, parent.id);
   return parent;
 }
 

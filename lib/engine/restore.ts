@@ -9,10 +9,11 @@
 import { promises as fs } from 'fs';
 import { ObjectNotFoundError, VolumeBackupError, cancelled, errorMessage, throwIfAborted } from '../errors';
 import { compressBound, decompress, syncZstd } from '../codec/compression';
-import { chainOf } from '../repository/catalog';
+import { ancestorsOf, chainOf } from '../repository/catalog';
 import { BackupMetadata, DataObject, Extent, HASH_BYTES, chunkCount, sha256 } from '../repository/format';
 import { loadHashList, loadMetadata } from '../repository/backup-objects';
-import { renewRecordLease } from '../repository/locks';
+import { renewRecordLease, takeRecord } from '../repository/locks';
+import { heldByThisProcess } from '../repository/owner';
 import { checkBackupId } from '../repository/names';
 import type { BackupRecord } from '../repository/records';
 import { Repository, forEachChunk } from '../repository/repository';
@@ -69,8 +70,8 @@ export async function restoreBackup(repo: Repository, options: RestoreOptions): 
   if (record.status !== 'available') {
     throw new VolumeBackupError('CONFLICT', `backup ${backupId} is ${record.status}${record.failReason ? ` (${record.failReason})` : ''}: only available backups can be restored`);
   }
-  // Set-then-check against prune: mark the backup restoring (owned by this host, as Cinder does, so its start-up cleanup finds it), then make sure its whole chain is still there.
-  if (!verifyOnly) await repo.transition(backupId, ['available'], 'restoring', { leaseExpiresAt: new Date(Date.now() + 60_000).toISOString(), host: repo.host });
+  // Set-then-check against prune: mark the backup restoring (owned by this process, so its host's start-up cleanup finds it; `host` stays the creator), then make sure its whole chain is still there.
+  if (!verifyOnly) await repo.transition(backupId, ['available'], 'restoring', takeRecord(repo, 'restore'));
   const stopRenewal = verifyOnly ? () => undefined : renewRecordLease(repo, backupId, record.volumeId);
   let target: Target | null = null;
   try {
@@ -123,7 +124,11 @@ export async function restoreBackup(repo: Repository, options: RestoreOptions): 
     stopRenewal();
     if (target) await closeTarget(target).catch(() => undefined);
     if (!verifyOnly) {
-      await repo.transition(backupId, ['restoring'], 'available', { leaseExpiresAt: null }).catch((err) => {
+      // Only while this process still owns it: a cleanup that found our lease expired may have given it back, and another restore taken it.
+      await repo.updateRecord(backupId, (current) => {
+        if (current.status !== 'restoring' || !heldByThisProcess(current, repo.host)) throw new VolumeBackupError('CONFLICT', `it is ${current.status}${current.owner ? ` (${current.owner.operation} by process ${current.owner.pid} of host ${current.owner.host})` : ''} now`);
+        return { status: 'available' };
+      }, record.volumeId).catch((err) => {
         options.log?.warn(`backup ${backupId} could not be set back to available: ${errorMessage(err)}`);
       });
     }
@@ -376,10 +381,10 @@ async function chainBeingDeleted(repo: Repository, record: BackupRecord): Promis
   const records = await repo.listRecords(record.volumeId).catch(() => null);
   if (!records) return null;
   const byId = new Map(records.map((r) => [r.id, r]));
-  for (let id: string | null = record.id; id; id = byId.get(id)?.parentId ?? null) {
-    const link = byId.get(id);
-    if (!link) return `backup ${id} of its chain was deleted while it was read`;
-    if (link.status === 'deleting') return `backup ${id} of its chain is being deleted`;
-  }
-  return null;
+  const current = byId.get(record.id);
+  if (!current) return `backup ${record.id} was deleted while it was read`;
+  const { ids, missing } = ancestorsOf(byId, current);
+  const deleting = [current.id, ...ids].find((id) => byId.get(id)!.status === 'deleting');
+  if (deleting) return `backup ${deleting} of its chain is being deleted`;
+  return missing ? `backup ${missing} of its chain was deleted while it was read` : null;
 }

@@ -15,6 +15,7 @@ import { listBackupObjects, loadHashList, loadMetadata } from '../repository/bac
 import { DATA_ROOT, parseObjectName } from '../repository/layout';
 import { DEFAULT_LEASE_TTL_MS, listVolumeLeases } from '../repository/locks';
 import { checkBackupId } from '../repository/names';
+import { ownerHost } from '../repository/owner';
 import type { BackupRecord } from '../repository/records';
 import { Repository, mapLimit } from '../repository/repository';
 import type { ObjectEntry } from '../drivers/driver';
@@ -174,16 +175,17 @@ async function checkRecord(
   options: VerifyOptions,
   now: Date,
 ): Promise<void> {
-  const owner = `host ${record.host}`;
+  const host = ownerHost(record);
+  const owner = `host ${host}`;
   switch (record.status) {
     case 'available':
     case 'restoring': {
       if (record.status === 'restoring' && leaseExpired(record, now)) {
         findings.add({
           kind: 'stuck-record',
-          message: `backup ${record.id} has been restoring on ${owner} since ${record.updatedAt} and its lease expired at ${record.leaseExpiresAt}: that restore stopped. Run \`volume-backup cleanup --host ${record.host}\` on ${record.host}, or \`volume-backup reset-status --backup ${record.id} --status available\` if that host is gone for good`,
+          message: `backup ${record.id} has been restoring on ${owner} since ${record.updatedAt} and its lease expired at ${record.leaseExpiresAt}: that restore stopped. Run \`volume-backup cleanup --host ${host}\` on ${host}, or \`volume-backup reset-status --backup ${record.id} --status available\` if that host is gone for good`,
           backupIds: [record.id],
-          host: record.host,
+          host,
         });
       }
       const found = await checkObjects(repo, record, options.signal);
@@ -210,22 +212,22 @@ async function checkRecord(
       if (leaseExpired(record, now)) {
         findings.add({
           kind: 'stuck-record',
-          message: `backup ${record.id} of volume ${record.volumeId} has been creating on ${owner} since ${record.createdAt} and its lease expired at ${record.leaseExpiresAt}: that backup stopped. Run \`volume-backup cleanup --host ${record.host}\` on ${record.host}, or \`volume-backup reset-status --backup ${record.id} --status error\` if that host is gone for good`,
+          message: `backup ${record.id} of volume ${record.volumeId} has been creating on ${owner} since ${record.createdAt} and its lease expired at ${record.leaseExpiresAt}: that backup stopped. Run \`volume-backup cleanup --host ${host}\` on ${host}, or \`volume-backup reset-status --backup ${record.id} --status error\` if that host is gone for good`,
           backupIds: [record.id],
-          host: record.host,
+          host,
         });
       } else {
         findings.notes.push({ backupId: record.id, message: `backup ${record.id} of volume ${record.volumeId} is being created by ${owner} (not checked)` });
       }
       return;
     case 'deleting': {
-      const since = Date.parse(record.updatedAt);
-      if (now.getTime() - since > STUCK_DELETE_MS) {
+      // A deletion names its owner and renews a lease; one of an older version is judged by its age.
+      if (record.leaseExpiresAt ? leaseExpired(record, now) : now.getTime() - Date.parse(record.updatedAt) > STUCK_DELETE_MS) {
         findings.add({
           kind: 'stuck-record',
-          message: `backup ${record.id} of volume ${record.volumeId} has been deleting since ${record.updatedAt} (${owner}): the deletion stopped. Run \`volume-backup cleanup --host ${record.host}\` on ${record.host}, or delete it again`,
+          message: `backup ${record.id} of volume ${record.volumeId} has been deleting since ${record.updatedAt} (${owner}): the deletion stopped. Run \`volume-backup cleanup --host ${host}\` on ${host}, or delete it again`,
           backupIds: [record.id],
-          host: record.host,
+          host,
         });
       } else {
         findings.notes.push({ backupId: record.id, message: `backup ${record.id} of volume ${record.volumeId} is being deleted` });

@@ -9,6 +9,8 @@ import { ObjectNotFoundError, PreconditionFailedError, VolumeBackupError } from 
 import { checkVolumeId } from './names';
 import { LOCKS_PREFIX } from './layout';
 import type { Repository } from './repository';
+import { heldByThisProcess, thisProcessAs } from './owner';
+import { BackupRecord, OperationOwner, isTransient } from './records';
 import { sleep } from './repository';
 
 export const DEFAULT_LEASE_TTL_MS = 60_000;
@@ -174,15 +176,27 @@ export async function acquireVolumeLease(repo: Repository, volumeId: string, opt
 }
 
 
-/** Keep a running operation's record lease fresh, so others can tell it is alive. Returns the stopper. */
+/**
+ * Keep a running operation's record lease fresh, so others can tell it is alive. Returns the stopper.
+ * Only while this process still owns the record: a record the operation left, or that a cleanup or
+ * another deleter took over, is not touched.
+ */
 export function renewRecordLease(repo: Repository, backupId: string, volumeId: string, ttlMs = DEFAULT_LEASE_TTL_MS): () => void {
   const timer = setInterval(() => {
     repo
-      .updateRecord(backupId, () => ({ leaseExpiresAt: new Date(Date.now() + ttlMs).toISOString() }), volumeId)
+      .updateRecord(backupId, (current) => {
+        if (!isTransient(current.status) || !heldByThisProcess(current, repo.host)) throw new VolumeBackupError('CONFLICT', `backup ${backupId} is no longer held by this process`);
+        return { leaseExpiresAt: new Date(Date.now() + ttlMs).toISOString() };
+      }, volumeId)
       .catch(() => undefined); // a missed renewal is retried at the next tick
   }, Math.max(1000, Math.floor(ttlMs / 3)));
   timer.unref();
   return () => clearInterval(timer);
+}
+
+/** The owner and first lease of an operation this process starts on a record (see owner.ts). */
+export function takeRecord(repo: Repository, operation: OperationOwner['operation'], ttlMs = DEFAULT_LEASE_TTL_MS): Pick<BackupRecord, 'owner' | 'leaseExpiresAt'> {
+  return { owner: thisProcessAs(operation, repo.host), leaseExpiresAt: new Date(Date.now() + ttlMs).toISOString() };
 }
 
 /** The lease objects under locks/, whatever their state. */

@@ -16,10 +16,30 @@ export type BackupKind = z.infer<typeof BackupKind>;
 export const Compression = z.enum(['none', 'zlib', 'zstd']);
 export type Compression = z.infer<typeof Compression>;
 
+/** The states an operation holds a record in while it runs; each has an owner and a lease (docs/reliability.md). */
+export const TRANSIENT_STATUSES: readonly BackupStatus[] = ['creating', 'restoring', 'deleting'];
+
+export function isTransient(status: BackupStatus): boolean {
+  return TRANSIENT_STATUSES.includes(status);
+}
+
 const isoDate = z.string().refine((s) => !Number.isNaN(Date.parse(s)), 'must be an ISO 8601 date');
 /** Text a user reads (names, hosts, paths, reasons): no control characters, which could forge terminal output. */
 const freeText = (max: number, min = 0) => z.string().min(min).max(max).refine((s) => !hasControlCharacters(s), CONTROL_CHARACTERS_MESSAGE);
 const safeInt = z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER);
+
+/**
+ * The process that moved a record into a transient state: its host's cleanup finishes or rolls back
+ * the operation once that process is gone (pid, and its start time so a reused pid is not taken for it).
+ */
+export const OperationOwnerSchema = z.object({
+  operation: z.enum(['create', 'restore', 'delete']),
+  host: freeText(253, 1),
+  pid: z.number().int().positive(),
+  /** Start time of the process in clock ticks since boot (/proc/<pid>/stat field 22); null off Linux. */
+  pidStart: z.number().int().nonnegative().nullable(),
+});
+export type OperationOwner = z.infer<typeof OperationOwnerSchema>;
 
 export const BackupRecordSchema = z.object({
   formatVersion: z.literal(RECORD_FORMAT_VERSION),
@@ -42,6 +62,7 @@ export const BackupRecordSchema = z.object({
   compression: Compression,
   snapshotId: freeText(1024).nullable(),
   snapshotProvider: freeText(64).nullable(),
+  /** The host that created the backup (an operation's owner is in `owner`). */
   host: freeText(253, 1),
   /** Cinder's service_metadata: the object-name prefix of this backup's objects. */
   objectPrefix: z.string().min(1).max(1024),
@@ -49,6 +70,8 @@ export const BackupRecordSchema = z.object({
   metadataSha256: z.string().regex(/^[0-9a-f]{64}$/).nullable(),
   /** While an operation runs, its owner renews this; an expired lease means the owner stopped. */
   leaseExpiresAt: isoDate.nullable(),
+  /** Who runs the operation while the status is transient; null otherwise (absent in records of older versions). */
+  owner: OperationOwnerSchema.nullable().optional(),
   sourcePath: freeText(4096).nullable(),
   encrypted: z.boolean(),
 });

@@ -11,7 +11,7 @@ import * as os from 'os';
 import { Driver, ObjectEntry, ObjectOptions } from '../drivers/driver';
 import { ObjectNotFoundError, PreconditionFailedError, VolumeBackupError, errorMessage, invalid } from '../errors';
 import { checkBackupId, checkHost, checkVolumeId } from './names';
-import { BackupRecord, BackupStatus, canTransition, parseRecord } from './records';
+import { BackupRecord, BackupStatus, canTransition, isTransient, parseRecord } from './records';
 import { IDENTITY_CODEC, ObjectCodec } from '../codec/object-codec';
 import { RepositoryConfig, parseRepositoryConfig } from './config';
 import { RECORDS_PREFIX, recordLayoutProblem } from './layout';
@@ -169,6 +169,8 @@ export class Repository {
         );
       }
       const next = parseRecord({ ...record, ...patch, updatedAt: new Date().toISOString() });
+      // An owner and a lease belong to a running operation: a record that leaves it keeps neither.
+      if (!isTransient(next.status)) Object.assign(next, { owner: null, leaseExpiresAt: null });
       try {
         await this.driver.replaceIfMatch(this.container, this.recordName(next.volumeId, next.id), encodeRecord(next), etag);
         return next;
