@@ -10,6 +10,7 @@
  * differential (based on that full) every 6 hours, incrementals (based on the previous hour) between.
  */
 import { randomUUID } from 'crypto';
+import { spawn } from 'child_process';
 import { promises as fs } from 'fs';
 import * as path from 'path';
 import { backupPrefix } from '../lib/repository/layout';
@@ -158,6 +159,14 @@ export interface CatalogRow {
 export const CATALOG_POLICY = ['--keep-hourly', '24', '--keep-daily', '7', '--keep-weekly', '4', '--keep-monthly', '12'];
 const TINY_VOLUME_BYTES = 64 * 1024;
 
+/** The templates' volume: 64 KiB of text, one small data object per backup. */
+export async function writeTinyVolume(file: string): Promise<string> {
+  const bytes = Buffer.alloc(TINY_VOLUME_BYTES);
+  for (let i = 0; i < bytes.length; i += 512) bytes.write(`block ${i}\n`, i);
+  await fs.writeFile(file, bytes);
+  return file;
+}
+
 interface Backend {
   name: 'posix' | 's3';
   url: string;
@@ -175,26 +184,22 @@ export async function runCatalogBench(
   log: (line: string) => void,
   backends: ('posix' | 's3')[] = ['posix', 's3'],
 ): Promise<CatalogRow[]> {
-  const { measure } = await import('./measure');
   const { openRepository } = await import('../lib/open');
   const cli = path.join(__dirname, 'cli-entry.js');
   const dir = path.join(work, 'catalog');
   await fs.rm(dir, { recursive: true, force: true });
   await fs.mkdir(dir, { recursive: true });
-  const image = path.join(dir, 'tiny.img');
-  const bytes = Buffer.alloc(TINY_VOLUME_BYTES);
-  for (let i = 0; i < bytes.length; i += 512) bytes.write(`block ${i}\n`, i);
-  await fs.writeFile(image, bytes);
+  const image = await writeTinyVolume(path.join(dir, 'tiny.img'));
   const rows: CatalogRow[] = [];
   const total = spec.volumes * spec.perVolume;
   for (const name of backends) {
     const backend = await startBackend(name, dir);
     try {
-      const run = (args: string[], okCodes = [0]) => measure(process.execPath, [cli, ...args, '--repo', backend.url], { env: backend.env, okCodes });
+      const run = (args: string[], okCodes = [0]) => timed([cli, ...args, '--repo', backend.url], backend.env, okCodes);
       // The templates: a tiny full backup and an incremental one, in a repository of their own.
       const templateUrl = backend.url.replace(/catalog(?=[?]|$)/, 'templates');
       const make = async (extra: string[]) =>
-        JSON.parse((await measure(process.execPath, [cli, 'create', '--repo', templateUrl, '--volume', image, '--volume-id', 'template', '--progress', 'none', '--json', ...extra], { env: backend.env })).stdout) as BackupRecord;
+        JSON.parse((await timed([cli, 'create', '--repo', templateUrl, '--volume', image, '--volume-id', 'template', '--progress', 'none', '--json', ...extra], backend.env)).stdout) as BackupRecord;
       const full = await make([]);
       const incremental = await make(['--incremental']);
       const withEnv = <T>(fn: () => Promise<T>) => withProcessEnv(backend.env, fn);
@@ -249,6 +254,24 @@ export async function runCatalogBench(
   }
   await fs.rm(dir, { recursive: true, force: true });
   return rows;
+}
+
+/** A CLI process to its end, with all of its output (a 10,000-record listing is megabytes) and its wall time. */
+function timed(args: string[], env: NodeJS.ProcessEnv, okCodes = [0]): Promise<{ wallSeconds: number; stdout: string }> {
+  return new Promise((resolve, reject) => {
+    const started = process.hrtime.bigint();
+    const child = spawn(process.execPath, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const out: Buffer[] = [];
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => out.push(d));
+    child.stderr.on('data', (d: Buffer) => { if (stderr.length < 65536) stderr += d.toString(); });
+    child.on('error', reject);
+    child.on('close', (code) => {
+      const wallSeconds = Number(process.hrtime.bigint() - started) / 1e9;
+      if (code === null || !okCodes.includes(code)) reject(new Error(`${args.slice(1).join(' ')} exited ${code}: ${stderr}`));
+      else resolve({ wallSeconds, stdout: Buffer.concat(out).toString('utf8') });
+    });
+  });
 }
 
 async function withProcessEnv<T>(env: NodeJS.ProcessEnv, fn: () => Promise<T>): Promise<T> {

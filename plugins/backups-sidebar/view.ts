@@ -50,6 +50,8 @@ export interface VolumeView {
   volumeId: string;
   sourcePath: string | null;
   backupCount: number;
+  /** Chains of the whole volume (more than chains.length when a page shows only some). */
+  chainCount: number;
   storedBytes: number;
   newestDataTimestamp: string | null;
   /** Newest chain first. */
@@ -138,13 +140,14 @@ function byVolume(records: readonly BackupRecord[]): Map<string, BackupRecord[]>
   return new Map([...groups.keys()].sort().map((id) => [id, groups.get(id)!]));
 }
 
-function volumeView(volumeId: string, list: BackupRecord[], chains: ChainView[]): VolumeView {
+function volumeView(volumeId: string, list: BackupRecord[], chains: ChainView[], chainCount = chains.length): VolumeView {
   let newest: BackupRecord | null = null;
   for (const r of list) if (!newest || byData(newest, r) < 0) newest = r;
   return {
     volumeId,
     sourcePath: newest?.sourcePath ?? null,
     backupCount: list.length,
+    chainCount,
     storedBytes: list.reduce((n, r) => n + r.storedBytes, 0),
     newestDataTimestamp: newest?.dataTimestamp ?? null,
     chains,
@@ -188,13 +191,14 @@ export function sidebarPage(records: readonly BackupRecord[], now: Date, request
     if (volumeStart >= end) break;
     let index = volumeStart;
     const chains: ChainView[] = [];
-    for (const chain of chainsOf(list, now)) {
+    const all = chainsOf(list, now);
+    for (const chain of all) {
       const from = Math.max(start - index, 0);
       const to = Math.min(end - index, chain.backups.length);
       index += chain.backups.length;
       if (from < to) chains.push({ ...chain, backups: chain.backups.slice(from, to) });
     }
-    volumes.push(volumeView(volumeId, list, chains));
+    volumes.push(volumeView(volumeId, list, chains, all.length));
   }
   return { volumes, page: { page, size, total: records.length, pages } };
 }
