@@ -314,6 +314,13 @@ export function catalogMarkdown(rows: CatalogRow[], spec: CatalogSpec): string {
   return lines.join('\n') + '\n';
 }
 
+/** `npm run bench`'s catalog figures: the 10,000-record catalog (100 volumes × 100), to results/catalog.md. */
+export async function writeCatalogResults(work: string, resultsDir: string, s3: boolean, log: (line: string) => void): Promise<void> {
+  const spec = { volumes: 100, perVolume: 100 };
+  const rows = await runCatalogBench(work, spec, log, s3 ? ['posix', 's3'] : ['posix']);
+  await fs.writeFile(path.join(resultsDir, 'catalog.md'), catalogMarkdown(rows, spec));
+}
+
 if (require.main === module) {
   const [volumes = '100', perVolume = '100', which = 'posix,s3'] = process.argv.slice(2);
   const spec = { volumes: Number(volumes), perVolume: Number(perVolume) };
