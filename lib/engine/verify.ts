@@ -108,16 +108,18 @@ export async function verifyRepository(repo: Repository, options: VerifyOptions 
     const backupId = checkBackupId(options.backupId);
     const target = await repo.getRecord(backupId);
     const all = await repo.listRecords(target.volumeId, (name, reason) => malformed(findings, name, reason));
-    const chain = chainOrProblem(findings, all, target);
+    const chain = chainOrProblem(findings, byIdOf(all), target);
     records = chain ?? [target];
   } else {
     // Objects first, records second: see the comment at the top.
     objects = await repo.listObjects(DATA_ROOT);
     records = await repo.listRecords(undefined, (name, reason) => malformed(findings, name, reason));
-    for (const record of records) if (record.status === 'available' || record.status === 'restoring') chainOrProblem(findings, records, record);
+    const byId = byIdOf(records);
+    for (const record of records) if (record.status === 'available' || record.status === 'restoring') chainOrProblem(findings, byId, record);
   }
 
-  const concurrency = options.concurrency ?? (options.readData ? 2 : 4);
+  // Without readData a backup costs a listing and two small reads: more of them in flight (big catalogs).
+  const concurrency = options.concurrency ?? (options.readData ? 2 : 16);
   await mapLimit(records, concurrency, async (record) => {
     throwIfAborted(options.signal);
     try {
@@ -129,7 +131,7 @@ export async function verifyRepository(repo: Repository, options: VerifyOptions 
     }
   });
   if (objects) {
-    await findOrphans(repo, objects, findings);
+    await findOrphans(repo, objects, records, findings);
     await noteStaleLeases(repo, findings, now());
   }
 
@@ -149,11 +151,15 @@ function malformed(findings: Findings, name: string, reason: string): void {
   findings.add({ kind: 'malformed-record', message: `record ${name} is malformed: ${reason}`, backupIds: [] });
 }
 
+function byIdOf(records: readonly BackupRecord[]): Map<string, BackupRecord> {
+  return new Map(records.map((r) => [r.id, r]));
+}
+
 /** The chain a complete backup needs; every link must exist and be complete. */
-function chainOrProblem(findings: Findings, records: BackupRecord[], record: BackupRecord): BackupRecord[] | null {
+function chainOrProblem(findings: Findings, byId: ReadonlyMap<string, BackupRecord>, record: BackupRecord): BackupRecord[] | null {
   let chain: BackupRecord[];
   try {
-    chain = chainOf(records, record.id);
+    chain = chainOf(byId, record.id);
   } catch (err) {
     findings.add({ kind: 'broken-chain', message: errorMessage(err), backupIds: [record.id] });
     return null;
@@ -297,10 +303,10 @@ function backupPrefixOf(objectName: string): string {
   return parseObjectName(objectName)?.prefix ?? objectName;
 }
 
-async function findOrphans(repo: Repository, objects: ObjectEntry[], findings: Findings): Promise<void> {
+async function findOrphans(repo: Repository, objects: ObjectEntry[], known: readonly BackupRecord[], findings: Findings): Promise<void> {
   if (objects.length === 0) return;
   // Prefixes owned now (records listed after the objects, and re-listed: a backup started meanwhile counts).
-  const owned = new Set((await repo.listRecords()).map((r) => r.objectPrefix));
+  const owned = new Set((await repo.listRecordsSince(known)).map((r) => r.objectPrefix));
   const candidates = new Map<string, ObjectEntry[]>();
   for (const entry of objects) {
     const prefix = backupPrefixOf(entry.name);

@@ -100,8 +100,9 @@ export function descendantsOf(records: BackupRecord[], backupId: string): Backup
 }
 
 /** The chain from the full backup to `backupId`, full first. Throws when a link is missing or loops. */
-export function chainOf(records: BackupRecord[], backupId: string): BackupRecord[] {
-  const byId = new Map(records.map((r) => [r.id, r]));
+export function chainOf(records: readonly BackupRecord[] | ReadonlyMap<string, BackupRecord>, backupId: string): BackupRecord[] {
+  // A map by id may be passed in: verify asks for the chain of every backup of a big catalog.
+  const byId: ReadonlyMap<string, BackupRecord> = records instanceof Map ? records : new Map((records as readonly BackupRecord[]).map((r) => [r.id, r]));
   const record = byId.get(backupId);
   if (!record) throw new VolumeBackupError('NOT_FOUND', `backup ${backupId} not found`, { backupId });
   const { ids, missing, loop } = ancestorsOf(byId, record);

@@ -20,6 +20,8 @@ import { missingConfigError, repositoryContentAt } from './missing-config';
 
 export const REPOSITORY_CONFIG_NAME = 'repository.json';
 const CAS_ATTEMPTS = 20;
+/** Records read at the same time when listing (each is a small JSON object). */
+const RECORD_READS_IN_FLIGHT = 64;
 
 export interface RepositoryOptions {
   container: string;
@@ -74,9 +76,25 @@ export class Repository {
    */
   async listRecords(volumeId?: string, onInvalid?: (name: string, reason: string) => void): Promise<BackupRecord[]> {
     const prefix = volumeId ? `${RECORDS_PREFIX}${checkVolumeId(volumeId)}/` : RECORDS_PREFIX;
-    const entries = (await this.driver.listEntries(this.container, prefix)).filter((e) => e.name.endsWith('.json'));
+    return this.readRecordEntries((await this.driver.listEntries(this.container, prefix)).filter((e) => e.name.endsWith('.json')), onInvalid);
+  }
+
+  /**
+   * The records there are now, re-listed, reading only those not in `known` (a record's id, volume,
+   * createdAt and objectPrefix never change, so a known one still owns the same objects; its status may
+   * have moved on). For a second look at a big catalog without reading every record again.
+   */
+  async listRecordsSince(known: readonly BackupRecord[]): Promise<BackupRecord[]> {
+    const byName = new Map(known.map((r) => [this.recordName(r.volumeId, r.id), r]));
+    const entries = await this.listRecordEntries();
+    const fresh = await this.readRecordEntries(entries.filter((e) => !byName.has(e.name)));
+    return [...entries.flatMap((e) => byName.get(e.name) ?? []), ...fresh];
+  }
+
+  /** Read listed records; small objects, so many at a time (a catalog of 10,000 is read in seconds). */
+  private async readRecordEntries(entries: readonly ObjectEntry[], onInvalid?: (name: string, reason: string) => void): Promise<BackupRecord[]> {
     const records: BackupRecord[] = [];
-    await mapLimit(entries, 16, async (entry) => {
+    await mapLimit(entries, RECORD_READS_IN_FLIGHT, async (entry) => {
       try {
         const { data } = await this.driver.readObject(this.container, entry.name);
         const record = parseRecord(JSON.parse(data.toString('utf8')));
