@@ -209,3 +209,22 @@ export async function runScale(opts: ScaleOptions): Promise<ScaleReport> {
   const catalog = await runCatalog(opts).catch((err: Error) => ({ error: err.message }));
   return { rows, ...(catalog !== undefined ? { catalog } : {}) };
 }
+
+/** `node dist/bench/scale.js [--size 64G] [--no-peers] [--work DIR]`: the scale part alone. */
+if (require.main === module) {
+  const argv = process.argv.slice(2);
+  const value = (flag: string) => (argv.includes(flag) ? argv[argv.indexOf(flag) + 1] : undefined);
+  // eslint-disable-next-line @typescript-eslint/no-var-requires
+  const { parseSize } = require('./run') as typeof import('./run');
+  const bin = path.resolve(__dirname, '..', '..', 'bin', 'volume-backup.js');
+  const work = path.resolve(value('--work') ?? path.join(require('os').tmpdir(), 'volume-backup-bench'));
+  const sizes = value('--size') ? [parseSize(value('--size')!)] : undefined;
+  const log = (line: string) => process.stderr.write(`[bench] ${line}\n`);
+  runScale({ bin, work, borg: !argv.includes('--no-peers'), log, sizes }).then(
+    (r) => process.stdout.write(JSON.stringify(r, null, 2) + '\n'),
+    (err) => {
+      process.stderr.write(`scale bench failed: ${(err as Error).stack ?? err}\n`);
+      process.exitCode = 1;
+    },
+  );
+}
