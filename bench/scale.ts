@@ -133,7 +133,7 @@ async function allocated(file: string): Promise<number> {
 }
 
 async function runOne(label: string, size: number, opts: ScaleOptions, source: string): Promise<ScaleRow[]> {
-  const dir = path.join(opts.work, 'scale', label);
+  const dir = path.join(opts.work, 'scale', label.replace(/\W+/g, '-'));
   await fs.rm(dir, { recursive: true, force: true });
   await fs.mkdir(dir, { recursive: true });
   const volume = path.join(dir, 'vol.img');
