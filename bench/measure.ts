@@ -12,6 +12,9 @@ export interface Measured {
   wallSeconds: number;
   cpuSeconds: number | null;
   peakRssBytes: number | null;
+  /** Bytes the process read from / wrote to storage (GNU time's %I / %O: page-cache hits are not counted). */
+  diskReadBytes?: number;
+  diskWriteBytes?: number;
   stdout: string;
   stderr: string;
 }
@@ -29,7 +32,7 @@ export interface RunOptions {
 export async function measure(cmd: string, args: string[], options: RunOptions = {}): Promise<Measured> {
   const useTime = existsSync(GNU_TIME);
   const timeFile = path.join(os.tmpdir(), `bench-time-${process.pid}-${Math.random().toString(36).slice(2)}`);
-  const argv = useTime ? ['-f', '%e %U %S %M', '-o', timeFile, cmd, ...args] : args;
+  const argv = useTime ? ['-f', '%e %U %S %M %I %O', '-o', timeFile, cmd, ...args] : args;
   const started = process.hrtime.bigint();
   const child = spawn(useTime ? GNU_TIME : cmd, argv, { cwd: options.cwd, env: { ...process.env, ...options.env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
@@ -51,20 +54,22 @@ export async function measure(cmd: string, args: string[], options: RunOptions =
   const wallSeconds = Number(process.hrtime.bigint() - started) / 1e9;
   let cpuSeconds: number | null = null;
   let peakRssBytes: number | null = polledHwm || null;
+  let disk: { diskReadBytes?: number; diskWriteBytes?: number } = {};
   if (useTime) {
     const text = await fs.readFile(timeFile, 'utf8').catch(() => '');
     await fs.rm(timeFile, { force: true });
     const last = text.trim().split('\n').pop() ?? '';
-    const m = /^([\d.]+) ([\d.]+) ([\d.]+) (\d+)$/.exec(last);
+    const m = /^([\d.]+) ([\d.]+) ([\d.]+) (\d+) (\d+) (\d+)$/.exec(last);
     if (m) {
       cpuSeconds = Number(m[2]) + Number(m[3]);
       peakRssBytes = Number(m[4]) * 1024;
+      disk = { diskReadBytes: Number(m[5]) * 512, diskWriteBytes: Number(m[6]) * 512 };
     }
   }
   if (!(options.okCodes ?? [0]).includes(code)) {
     throw new Error(`${cmd} ${args.join(' ')} exited with ${code}: ${stderr.trim().slice(-2000) || stdout.trim().slice(-2000)}`);
   }
-  return { wallSeconds, cpuSeconds, peakRssBytes, stdout, stderr };
+  return { wallSeconds, cpuSeconds, peakRssBytes, ...disk, stdout, stderr };
 }
 
 /** Apparent size of every file under `dir` (what `du -sb` reports). */
@@ -84,14 +89,19 @@ export function commandExists(cmd: string): boolean {
 }
 
 /**
- * Page cache policy for the whole run: "warm" reads each input just before it is used, so every tool
- * starts from cached data; "cold" drops the cache before every timed step (needs root and a writable
- * /proc/sys/vm/drop_caches; when dropping fails the run says so and falls back to warm).
+ * Page cache policy for the whole run. "as-is" (the default) touches nothing between steps, as when a
+ * user runs the commands one after another: what a step wrote or read stays cached or not as the tool
+ * left it (this project writes its objects and restores with O_DIRECT, so they are not cached), and
+ * write-back a step left behind is paid by the steps after it. "warm" runs `sync` and reads each input
+ * just before its step (what the bench did until 2026-11-28: it gave this project's restore a cached
+ * repository that a user's restore does not have). "cold" runs `sync` and drops the cache before every
+ * step (needs root and a writable /proc/sys/vm/drop_caches, else it falls back to warm and says so).
  */
 export class PageCache {
-  constructor(public mode: 'warm' | 'cold') {}
+  constructor(public mode: 'as-is' | 'warm' | 'cold') {}
 
   async prepare(inputs: string[]): Promise<void> {
+    if (this.mode === 'as-is') return;
     // Flush what earlier steps left dirty, so no step pays for another's write-back.
     spawnSync('sync');
     if (this.mode === 'cold') {

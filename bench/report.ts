@@ -1,4 +1,5 @@
 /** The benchmark's results as a markdown table (printed and written to bench/results/) and an SVG chart. */
+import type { ScaleReport } from './scale';
 
 export type Operation = 'full' | 'incremental' | 'restore';
 
@@ -14,6 +15,9 @@ export interface OpResult {
   addedBytes?: number;
   /** Restore: the restored file's SHA-256 equals the source's. */
   verified?: boolean;
+  /** Bytes read from / written to storage by the process (GNU time %I/%O; page-cache hits not counted). */
+  diskReadBytes?: number;
+  diskWriteBytes?: number;
   /** With --repeat: the fastest and slowest of the runs (this result is the median one). */
   range?: [number, number];
 }
@@ -59,6 +63,7 @@ export interface Report {
   loop: LoopRow[];
   s3: S3Row[];
   s3Note?: string;
+  scale?: ScaleReport;
 }
 
 const MB = 1e6;
@@ -98,6 +103,9 @@ export function targets(report: Report): { name: string; measured: string; goal:
   const restoresOk = r.filter((x) => x.operation === 'restore').every((x) => x.verified);
   rows.push({ name: 'every restore hash-equal to its source', measured: restoresOk ? 'yes' : 'NO', goal: 'yes', met: restoresOk });
   const loopMax = Math.max(0, ...report.loop.filter((l) => !l.operation.startsWith('idle')).map((l) => l.maxDelayMs));
+  const scaleFull = (tool: string) => report.scale?.rows.find((x) => x.image === '64 GiB sparse' && x.tool === tool)?.full?.wallSeconds;
+  const sx = ratio(scaleFull('volume-backup'), scaleFull('borg'));
+  if (report.scale) rows.push({ name: "64 GiB sparse image: full time / borg's", measured: f(sx), goal: '≤ 0.1', met: sx === null ? null : sx <= 0.1 });
   if (report.loop.length) rows.push({ name: 'max event-loop delay (in-process)', measured: `${f(loopMax, 1)} ms`, goal: 'responsive (< 100 ms)', met: loopMax < 100 });
   return rows;
 }
@@ -107,7 +115,7 @@ export function toMarkdown(report: Report): string {
   const { limits } = report;
   out.push(`## Benchmark: ${(report.imageBytes / MIB).toFixed(0)} MiB volume image, local repository`);
   out.push('');
-  out.push(`${report.date} on ${report.machine}. Image: ${report.imageDescription}. Change: ${mb(report.changedBytes)} (${((report.changedBytes / report.imageBytes) * 100).toFixed(1)}%) in scattered 64 KiB writes. Page cache: ${report.cache}; \`sync\` before every step. ${report.repeat > 1 ? `The comparison ran ${report.repeat} times; each step shows its median run (all tools alike).` : 'One run per step.'}`);
+  out.push(`${report.date} on ${report.machine}. Image: ${report.imageDescription}. Change: ${mb(report.changedBytes)} (${((report.changedBytes / report.imageBytes) * 100).toFixed(1)}%) in scattered 64 KiB writes. Page cache: ${report.cache}. Our CLI runs as installed: bin/volume-backup.js, one process per command. ${report.repeat > 1 ? `The comparison ran ${report.repeat} times; each step shows its median run (all tools alike).` : 'One run per step.'}`);
   out.push('');
   for (const t of report.tools) out.push(`- **${t.name}**: ${t.description}`);
   for (const s of report.skipped) out.push(`- skipped: ${s}`);
@@ -125,12 +133,13 @@ export function toMarkdown(report: Report): string {
         f(x.cpuSeconds),
         op === 'full' ? mb(x.storedBytes) : op === 'incremental' ? `+${mb(x.addedBytes)}` : x.verified ? 'hash equal' : 'MISMATCH',
         mib(x.peakRssBytes),
+        x.diskReadBytes === undefined ? '' : mb(x.diskReadBytes),
         f(vsBorg),
         f(vsRestic),
       ]);
     }
   }
-  out.push(table(['operation', 'tool', report.repeat > 1 ? 'wall s (median; range)' : 'wall s', 'MB/s', 'CPU s', 'stored / added / restore check', 'peak RSS', 'x borg', 'x restic'], rows));
+  out.push(table(['operation', 'tool', report.repeat > 1 ? 'wall s (median; range)' : 'wall s', 'MB/s', 'CPU s', 'stored / added / restore check', 'peak RSS', 'read from disk', 'x borg', 'x restic'], rows));
   out.push('');
   out.push('### Targets');
   out.push('');
@@ -166,6 +175,7 @@ export function toMarkdown(report: Report): string {
       mib(Math.max(v.full.peakRssBytes ?? 0, v.incremental.peakRssBytes ?? 0, v.restore?.peakRssBytes ?? 0)),
     ])));
   }
+  if (report.scale) out.push('', ...scaleMarkdown(report.scale));
   if (report.s3.length || report.s3Note) {
     out.push('');
     out.push('### S3 driver against s3rver (loopback)');
@@ -220,4 +230,23 @@ export function toSvg(report: Report): string {
   });
   parts.push('</svg>');
   return parts.join('\n') + '\n';
+}
+
+function scaleMarkdown(scale: ScaleReport): string[] {
+  const out = ['### Scale: sparse and thin images (whole CLI processes; 256 MiB of data each)', ''];
+  const cell = (x: { wallSeconds: number; cpuSeconds: number | null; peakRssBytes: number | null } | undefined): string =>
+    x ? `${f(x.wallSeconds)} s, CPU ${f(x.cpuSeconds)} s, ${mib(x.peakRssBytes)}` : '';
+  out.push(table(['image', 'tool', 'full', 'stored', 'incremental', 'added / changed', 'restore', 'restore on disk / equal', 'note'], scale.rows.map((r) => [
+    r.image,
+    r.tool,
+    cell(r.full),
+    r.full ? mb(r.full.storedBytes) : '',
+    cell(r.incremental),
+    r.incremental ? `${mb(r.incremental.addedBytes)} / ${mb(r.incremental.changedBytes)} (${f(r.incremental.addedBytes / r.incremental.changedBytes)}x)` : '',
+    cell(r.restore),
+    r.restore ? `${mb(r.restore.allocatedBytes)} / ${r.restore.dataEqual ? 'yes' : '**NO**'}` : '',
+    r.note ?? '',
+  ])));
+  if (scale.catalog !== undefined) out.push('', `Catalog (bench/catalog.ts): \`${JSON.stringify(scale.catalog)}\``);
+  return out;
 }

@@ -6,7 +6,9 @@
  *   --no-peers           skip borg and restic        --no-tradeoffs   skip the chunk/block/compression table
  *   --no-s3              skip the S3 part            --no-loop        skip the in-process event-loop probe
  *   --repeat N           run the comparison N times and report each step's median run (default 3; quick: 1)
- *   --cold               drop the page cache before every timed step (root); default: warm cache
+ *   --warm               `sync` and read each input before its step   --cold   `sync` and drop the cache (root)
+ *                        default: the page cache as it is, as when a user runs the commands one after another
+ *   --scale / --no-scale the scale part (bench/scale.ts: 64 GiB sparse, 1 TiB thin, catalog); default on, not quick
  *   --work DIR           scratch directory (default $TMPDIR/volume-backup-bench)
  *   --results DIR        where latest.md / latest.svg / latest.json go (default bench/results; quick: DIR/results)
  *   --seed N             image seed (default 1)           --no-install   never apt-get install missing peers
@@ -17,9 +19,10 @@ import * as os from 'os';
 import * as path from 'path';
 import { MIB, applyChange, fileSha256, generateImage } from './image';
 import { measureLimits } from './limits';
-import { PageCache, dirBytes, measure } from './measure';
+import { Measured, PageCache, commandExists, dirBytes, measure } from './measure';
 import { LoopRow, OpResult, Report, Variant, toMarkdown, toSvg } from './report';
 import { runS3Bench } from './s3';
+import { runScale } from './scale';
 import { OursSettings, Tool, borg, ours, restic } from './tools';
 
 interface Options {
@@ -30,7 +33,8 @@ interface Options {
   s3: boolean;
   loop: boolean;
   repeat: number;
-  cold: boolean;
+  cache: 'as-is' | 'warm' | 'cold';
+  scale: boolean;
   work: string;
   results: string | null;
   seed: number;
@@ -52,7 +56,7 @@ export function parseOptions(argv: string[]): Options {
     if (i + 1 >= argv.length) throw new Error(`${flag} needs a value`);
     return argv[i + 1];
   };
-  const known = new Set(['--size', '--quick', '--no-peers', '--peers', '--no-tradeoffs', '--tradeoffs', '--no-s3', '--s3', '--no-loop', '--repeat', '--cold', '--work', '--results', '--seed', '--no-install']);
+  const known = new Set(['--size', '--quick', '--no-peers', '--peers', '--no-tradeoffs', '--tradeoffs', '--no-s3', '--s3', '--no-loop', '--repeat', '--cold', '--warm', '--scale', '--no-scale', '--work', '--results', '--seed', '--no-install']);
   for (let i = 0; i < argv.length; i++) {
     if (!known.has(argv[i])) throw new Error(`unknown option ${argv[i]} (see the header of bench/run.ts)`);
     if (['--size', '--repeat', '--work', '--results', '--seed'].includes(argv[i])) i++;
@@ -68,7 +72,8 @@ export function parseOptions(argv: string[]): Options {
     s3: has('--s3') || (!quick && !has('--no-s3')),
     loop: !has('--no-loop'),
     repeat: Math.max(1, Number(value('--repeat') ?? (quick ? 1 : 3))),
-    cold: has('--cold'),
+    cache: has('--cold') ? 'cold' : has('--warm') ? 'warm' : 'as-is',
+    scale: has('--scale') || (!quick && !has('--no-scale')),
     work,
     results: value('--results') ?? (quick ? path.join(work, 'results') : null),
     seed: Number(value('--seed') ?? 1),
@@ -151,55 +156,57 @@ function medianRuns(runs: Map<string, OpResult[]>): OpResult[] {
   });
 }
 
-const asResult = (tool: string, operation: OpResult['operation'], m: { wallSeconds: number; cpuSeconds: number | null; peakRssBytes: number | null }): OpResult => ({
+const asResult = (tool: string, operation: OpResult['operation'], m: Measured): OpResult => ({
   tool, operation, wallSeconds: m.wallSeconds, cpuSeconds: m.cpuSeconds, peakRssBytes: m.peakRssBytes,
+  diskReadBytes: m.diskReadBytes, diskWriteBytes: m.diskWriteBytes,
 });
 
-/** Full, incremental (after the 1% change, in place) and restore for every tool, interleaved by step. */
+/**
+ * Full, incremental (after the 1% change, in place) and restore for every tool, as a user runs them:
+ * one tool's three commands one after another, then the next tool's, each on a fresh copy of the base
+ * image (written just before, so cached as a user's freshly made image is). The tools take turns at
+ * going first from one round to the next, so none always inherits the others' write-back.
+ */
 async function compare(tools: Tool[], image: Image, options: Options, cache: PageCache): Promise<OpResult[]> {
   const runs = new Map<string, OpResult[]>();
   for (let rep = 0; rep < options.repeat; rep++) {
     const runDir = path.join(options.work, 'run');
     await fs.rm(runDir, { recursive: true, force: true });
-    const dataDir = path.join(runDir, 'data');
-    await fs.mkdir(dataDir, { recursive: true });
-    const volume = path.join(dataDir, 'vol.img');
-    await fs.copyFile(image.base, volume);
-    const repoOf = (t: Tool) => path.join(runDir, `repo-${t.name}`);
-    const stored = new Map<string, number>();
-    for (const t of tools) {
-      await t.init(repoOf(t));
+    const order = tools.map((_, i) => tools[(i + rep) % tools.length]);
+    for (const t of order) {
+      const dataDir = path.join(runDir, `data-${t.name}`);
+      await fs.mkdir(dataDir, { recursive: true });
+      const volume = path.join(dataDir, 'vol.img');
+      await fs.copyFile(image.base, volume);
+      const repo = path.join(runDir, `repo-${t.name}`);
+      await t.init(repo);
       await cache.prepare([volume]);
       log(`${t.name}: full backup`);
-      const m = await t.full(repoOf(t), dataDir, 'vol.img');
-      stored.set(t.name, await dirBytes(repoOf(t)));
-      collect(runs, { ...asResult(t.name, 'full', m), storedBytes: stored.get(t.name) });
-    }
-    await applyChange(volume, options.size, options.seed);
-    for (const t of tools) {
+      const full = await t.full(repo, dataDir, 'vol.img');
+      const stored = await dirBytes(repo);
+      collect(runs, { ...asResult(t.name, 'full', full), storedBytes: stored });
+      await applyChange(volume, options.size, options.seed);
       await cache.prepare([volume]);
       log(`${t.name}: incremental backup`);
-      const m = await t.incremental(repoOf(t), dataDir, 'vol.img');
-      const after = await dirBytes(repoOf(t));
-      collect(runs, { ...asResult(t.name, 'incremental', m), storedBytes: after, addedBytes: after - stored.get(t.name)! });
-    }
-    for (const t of tools) {
+      const incr = await t.incremental(repo, dataDir, 'vol.img');
+      const after = await dirBytes(repo);
+      collect(runs, { ...asResult(t.name, 'incremental', incr), storedBytes: after, addedBytes: after - stored });
       const out = path.join(runDir, `out-${t.name}`);
       await fs.mkdir(out, { recursive: true });
-      await cache.prepare([repoOf(t)]);
+      await cache.prepare([repo]);
       log(`${t.name}: restore`);
-      const { measured, file } = await t.restore(repoOf(t), out, dataDir, 'vol.img');
+      const { measured, file } = await t.restore(repo, out, dataDir, 'vol.img');
       const sha = await fileSha256(file).catch(() => 'missing');
       if (sha !== image.changedSha) log(`${t.name}: the restored image ${file} does NOT match the source (${sha})`);
       collect(runs, { ...asResult(t.name, 'restore', measured), verified: sha === image.changedSha });
-      await fs.rm(out, { recursive: true, force: true });
+      // What a tool leaves behind stays (its repository, its restored file) until the round ends.
     }
   }
   return medianRuns(runs);
 }
 
 /** The same three steps for this project only, with other chunk/block/compression settings. */
-async function tradeoffs(cliEntry: string, image: Image, options: Options, cache: PageCache): Promise<Variant[]> {
+async function tradeoffs(bin: string, image: Image, options: Options, cache: PageCache): Promise<Variant[]> {
   const variants: [string, OursSettings][] = [
     ['default (chunk 8M, block 32K, zstd)', {}],
     ['chunk 4M', { chunkSize: '4M' }],
@@ -212,7 +219,7 @@ async function tradeoffs(cliEntry: string, image: Image, options: Options, cache
   ];
   const out: Variant[] = [];
   for (const [label, settings] of variants) {
-    const tool = ours(cliEntry, settings);
+    const tool = ours(bin, settings);
     const repo = path.join(options.work, 'variant-repo');
     const target = path.join(options.work, 'variant-out', 'vol.img');
     await fs.rm(repo, { recursive: true, force: true });
@@ -266,12 +273,12 @@ export async function runBench(argv: string[]): Promise<Report> {
   const options = parseOptions(argv);
   await fs.mkdir(options.work, { recursive: true });
   ensurePackages(options);
-  const cache = new PageCache(options.cold ? 'cold' : 'warm');
-  const cliEntry = path.join(__dirname, 'cli-entry.js');
+  const cache = new PageCache(options.cache);
+  const bin = path.join(repoRoot(), 'bin', 'volume-backup.js');
   const started = machine();
   const image = await prepareImages(options);
 
-  const candidates: Tool[] = [ours(cliEntry)];
+  const candidates: Tool[] = [ours(bin)];
   if (options.peers) candidates.push(borg(path.join(options.work, 'borg-home')), restic(path.join(options.work, 'restic-cache')));
   const skipped: string[] = [];
   const tools = candidates.filter((t) => {
@@ -284,9 +291,10 @@ export async function runBench(argv: string[]): Promise<Report> {
   const limits = await measureLimits(image.base, options.work);
   const results = await compare(tools, image, options, cache);
   const loop = options.loop ? await loopProbe(image, options) : [];
-  const variants = options.tradeoffs ? await tradeoffs(cliEntry, image, options, cache) : [];
+  const variants = options.tradeoffs ? await tradeoffs(bin, image, options, cache) : [];
   const s3 = options.s3 ? await runS3Bench(repoRoot(), options.work, Math.min(options.size, 256 * MIB), log) : { rows: [], note: undefined };
   await fs.rm(path.join(options.work, 'run'), { recursive: true, force: true });
+  const scale = options.scale ? await runScale({ bin, work: options.work, borg: options.peers && commandExists('borg'), log }) : undefined;
 
   const report: Report = {
     date: new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
@@ -294,7 +302,7 @@ export async function runBench(argv: string[]): Promise<Report> {
     imageBytes: options.size,
     imageDescription: `seed ${options.seed}, MiB regions 25% zero / 35% random / 40% text-like`,
     changedBytes: image.changedBytes,
-    cache: cache.mode === 'cold' ? 'dropped before every step (cold)' : 'warm (each input read just before its step)',
+    cache: { 'as-is': 'as it is (nothing between the commands but the 1% change, as a user runs them)', cold: 'dropped before every step (cold), `sync` before every step', warm: 'warm (each input read just before its step), `sync` before every step' }[cache.mode],
     repeat: options.repeat,
     tools: tools.map((t) => ({ name: t.name, description: t.describe() })),
     skipped,
@@ -304,6 +312,7 @@ export async function runBench(argv: string[]): Promise<Report> {
     loop,
     s3: s3.rows,
     s3Note: s3.note,
+    scale,
   };
   const markdown = toMarkdown(report);
   process.stdout.write(markdown + '\n');

@@ -35,7 +35,7 @@ export async function runS3Bench(root: string, work: string, size: number, log: 
   const server = await startS3Server({ dir: path.join(dir, 'store') });
   const env = { AWS_ACCESS_KEY_ID: S3_TEST_CREDENTIALS.accessKeyId, AWS_SECRET_ACCESS_KEY: S3_TEST_CREDENTIALS.secretAccessKey };
   const repo = `s3://${BUCKET}/repo?endpoint=${server.endpoint}&forcePathStyle=true&checksums=when_required`;
-  const cli = path.join(__dirname, 'cli-entry.js');
+  const cli = path.join(root, 'bin', 'volume-backup.js'); // as installed: the bin script itself
   const client = new S3Client({
     endpoint: server.endpoint, region: 'us-east-1', forcePathStyle: true, credentials: S3_TEST_CREDENTIALS,
     requestChecksumCalculation: 'WHEN_REQUIRED', responseChecksumValidation: 'WHEN_REQUIRED',
@@ -43,7 +43,7 @@ export async function runS3Bench(root: string, work: string, size: number, log: 
   const rows: S3Row[] = [];
   try {
     log(`s3: backup of a ${(size / MIB).toFixed(0)} MiB image to s3rver`);
-    const created = await measure(process.execPath, [cli, 'create', '--repo', repo, '--volume', image, '--volume-id', 's3bench', '--progress', 'none', '--json'], { env });
+    const created = await measure(cli, ['create', '--repo', repo, '--volume', image, '--volume-id', 's3bench', '--progress', 'none', '--json'], { env });
     const record = JSON.parse(created.stdout) as { id: string; storedBytes: number; objectCount: number };
     rows.push({ label: 'volume-backup create → s3://', bytes: record.storedBytes, wallSeconds: created.wallSeconds, note: `${(size / MIB).toFixed(0)} MiB image, ${record.objectCount} objects, peak RSS ${((created.peakRssBytes ?? 0) / MIB).toFixed(0)} MiB` });
 
@@ -76,7 +76,7 @@ export async function runS3Bench(root: string, work: string, size: number, log: 
 
     log('s3: restore from s3rver');
     const target = path.join(dir, 'restored.img');
-    const restored = await measure(process.execPath, [cli, 'restore', '--repo', repo, '--backup', record.id, '--target', target, '--progress', 'none'], { env });
+    const restored = await measure(cli, ['restore', '--repo', repo, '--backup', record.id, '--target', target, '--progress', 'none'], { env });
     const ok = (await fileSha256(target)) === sha;
     rows.push({ label: 'volume-backup restore ← s3://', bytes: total, wallSeconds: restored.wallSeconds, note: `every block verified; restored image ${ok ? 'hash equal' : 'DIFFERS'}` });
     rows.push({ label: 'plain GetObject, same objects', bytes: total, wallSeconds: getSeconds, note: `${IN_FLIGHT} in flight` });

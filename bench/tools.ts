@@ -29,7 +29,11 @@ export interface OursSettings {
   level?: number;
 }
 
-export function ours(cliEntry: string, settings: OursSettings = {}, env: NodeJS.ProcessEnv = {}): Tool {
+/**
+ * `bin` is the package's bin/volume-backup.js, run as an installed `volume-backup` is: the script
+ * itself (its `#!/usr/bin/env node` line picks the node on PATH), a new process per command.
+ */
+export function ours(bin: string, settings: OursSettings = {}, env: NodeJS.ProcessEnv = {}): Tool {
   const latest = new Map<string, string>();
   // Chunk and block sizes are fixed by the full backup; the compression is chosen per backup.
   const sizes = [
@@ -41,7 +45,7 @@ export function ours(cliEntry: string, settings: OursSettings = {}, env: NodeJS.
     ...(settings.level !== undefined ? ['--compression-level', String(settings.level)] : []),
   ];
   const run = async (repo: string, args: string[], cwd?: string): Promise<Measured> =>
-    measure(process.execPath, [cliEntry, ...args, '--repo', repo, '--progress', 'none', '--json'], { cwd, env });
+    measure(bin, [...args, '--repo', repo, '--json'], { cwd, env }); // no terminal: no progress bar, as for a user's script
   const backup = async (repo: string, dir: string, file: string, mode: string[]): Promise<Measured> => {
     const m = await run(repo, ['create', '--volume', file, '--volume-id', 'bench', ...mode, ...(mode.length ? [] : sizes), ...codec], dir);
     latest.set(repo, (JSON.parse(m.stdout) as { id: string }).id);

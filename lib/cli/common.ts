@@ -1,9 +1,7 @@
 /** What the commands share: the repository options, number parsing, output, progress. */
 import { promises as fs } from 'fs';
-import { SingleBar } from 'cli-progress';
 import { VolumeBackupError, invalid } from '../errors';
 import type { ProgressEvent, ProgressListener } from '../engine/types';
-import { openRepository } from '../open';
 import type { Repository } from '../repository/repository';
 import type { CommandContext, OptionSpec, Values } from './command';
 
@@ -56,6 +54,8 @@ export async function passphraseFrom(values: Values, ctx: CommandContext): Promi
 }
 
 export async function openRepo(values: Values, ctx: CommandContext, create = false): Promise<Repository> {
+  // Loaded on use: the repository code (and zod) is not needed for --help or bad usage.
+  const { openRepository } = await import('../open');
   return openRepository(required(values, 'repo'), {
     container: str(values, 'container'),
     host: str(values, 'host'),
@@ -86,6 +86,7 @@ export function progressReporter(values: Values, ctx: CommandContext): { listene
   if (!['bar', 'json', 'none'].includes(mode)) throw invalid('--progress must be bar, json or none');
   if (mode === 'json') return { listener: (e) => ctx.stderr.write(JSON.stringify(e) + '\n'), stop: () => undefined };
   if (mode === 'none') return { stop: () => undefined };
+  const { SingleBar } = require('cli-progress') as typeof import('cli-progress'); // only on a terminal
   const bar = new SingleBar(
     { format: '{operation} [{bar}] {percent}% | {done}/{total} | {rate}/s | ETA {eta}s', stream: ctx.progress as NodeJS.WritableStream, hideCursor: true, clearOnComplete: true },
   );

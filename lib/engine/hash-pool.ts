@@ -4,13 +4,15 @@
  */
 import * as os from 'os';
 import * as path from 'path';
-import Piscina from 'piscina';
+import type Piscina from 'piscina';
 import type { PackResult, PackTask, UnpackResult, UnpackTask, VerifyResult, VerifyTask } from './hash-worker';
 
 let pool: Piscina | null = null;
 
 function getPool(): Piscina {
-  pool ??= new Piscina({
+  // piscina loads with the first task, not with every module that can close the pool (the CLI).
+  const Pool = (require('piscina') as { Piscina: typeof Piscina }).Piscina;
+  pool ??= new Pool({
     filename: path.join(__dirname, 'hash-worker.js'),
     maxThreads: Math.max(1, os.availableParallelism()),
     minThreads: 0,

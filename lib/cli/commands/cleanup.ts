@@ -1,4 +1,3 @@
-import { cleanupHost } from '../../engine/cleanup';
 import type { Command } from '../command';
 import { REPO_OPTIONS, REPO_USAGE, formatBytes, openRepo, printJson, str } from '../common';
 
@@ -17,6 +16,7 @@ For a host that is gone for good, use reset-status (or wait for its leases to ex
 ${REPO_USAGE}`,
   options: { ...REPO_OPTIONS, 'state-dir': { type: 'string' } },
   async run(values, ctx) {
+    const { cleanupHost } = await import('../../engine/cleanup');
     const repo = await openRepo(values, ctx);
     try {
       const result = await cleanupHost(repo, {

@@ -1,7 +1,5 @@
-import { createBackup } from '../../engine/backup';
-import { createSnapshotBackup } from '../../engine/snapshot-backup';
 import type { CreateBackupOptions } from '../../engine/types';
-import { ProviderChoice, cleanupTemporarySnapshots } from '../../snapshot';
+import type { ProviderChoice } from '../../snapshot';
 import { invalid } from '../../errors';
 import type { Command } from '../command';
 import { PROGRESS_OPTIONS, REPO_OPTIONS, REPO_USAGE, formatBytes, openRepo, parseBytes, printJson, progressReporter, str } from '../common';
@@ -64,7 +62,10 @@ ${REPO_USAGE}`,
     if (!volume && !fromSnapshot) throw invalid('--volume is required: the path of the disk image or block device to back up');
     if (volume && fromSnapshot) throw invalid('--from-snapshot takes the place of --volume: give one of them');
     const provider = str(values, 'snapshot');
-    if (provider !== undefined && !ProviderChoice.safeParse(provider).success) throw invalid(`--snapshot must be one of ${ProviderChoice.options.join(', ')}`);
+    // The engine and the snapshot providers load here, not when the CLI starts (--help, list, …).
+    const { createBackup } = await import('../../engine/backup');
+    const snapshots = provider !== undefined || fromSnapshot ? await import('../../snapshot') : null;
+    if (provider !== undefined && !snapshots!.ProviderChoice.safeParse(provider).success) throw invalid(`--snapshot must be one of ${snapshots!.ProviderChoice.options.join(', ')}`);
     if (fromSnapshot && (provider || !str(values, 'snapshot-id') || !str(values, 'snapshot-time') || !str(values, 'volume-id'))) {
       throw invalid('--from-snapshot PATH needs --volume-id ID, --snapshot-id ID and --snapshot-time ISO8601 (and no --snapshot)');
     }
@@ -94,14 +95,15 @@ ${REPO_USAGE}`,
           ctx.stderr.write(`waiting for the volume: host ${h.host} (pid ${h.pid}) is running ${h.operation} since ${h.acquiredAt}\n`),
       };
       const log = { info: (m: string) => ctx.stderr.write(`${m}\n`), warn: (m: string) => ctx.stderr.write(`warning: ${m}\n`) };
-      if (provider && !fromSnapshot) await cleanupTemporarySnapshots({ host: repo.host, log }); // leftovers of dead runs
+      if (provider && !fromSnapshot) await snapshots!.cleanupTemporarySnapshots({ host: repo.host, log }); // leftovers of dead runs
+      const createSnapshotBackup = snapshots ? (await import('../../engine/snapshot-backup')).createSnapshotBackup : null;
       const record = fromSnapshot
-        ? await createSnapshotBackup(repo, {
+        ? await createSnapshotBackup!(repo, {
             ...common,
             snapshot: { path: fromSnapshot, id: str(values, 'snapshot-id') as string, createdAt: str(values, 'snapshot-time') as string },
           })
         : provider
-          ? await createSnapshotBackup(repo, {
+          ? await createSnapshotBackup!(repo, {
               ...common,
               volume,
               log,

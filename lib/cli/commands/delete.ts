@@ -1,4 +1,3 @@
-import { deleteBackup } from '../../engine/delete';
 import type { Command } from '../command';
 import { REPO_OPTIONS, REPO_USAGE, formatBytes, openRepo, printJson, required } from '../common';
 
@@ -10,6 +9,7 @@ export const del: Command = {
 ${REPO_USAGE}`,
   options: { ...REPO_OPTIONS, backup: { type: 'string' }, cascade: { type: 'boolean' } },
   async run(values, ctx) {
+    const { deleteBackup } = await import('../../engine/delete');
     const repo = await openRepo(values, ctx);
     try {
       const result = await deleteBackup(repo, { backupId: required(values, 'backup'), cascade: !!values.cascade, signal: ctx.signal });

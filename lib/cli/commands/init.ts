@@ -1,4 +1,3 @@
-import { initRepository } from '../../open';
 import type { Command } from '../command';
 import { REPO_OPTIONS, REPO_USAGE, passphraseFrom, printJson, required, str } from '../common';
 import { invalid } from '../../errors';
@@ -13,6 +12,7 @@ export const init: Command = {
 ${REPO_USAGE}`,
   options: { ...REPO_OPTIONS, encrypt: { type: 'boolean' } },
   async run(values, ctx) {
+    const { initRepository } = await import('../../open');
     const where = required(values, 'repo');
     const encrypt = !!values.encrypt;
     const passphrase = await passphraseFrom(values, ctx);

@@ -1,4 +1,3 @@
-import { listBackups } from '../../repository/catalog';
 import type { Command } from '../command';
 import { REPO_OPTIONS, REPO_USAGE, describeRecordLine, openRepo, printJson, str } from '../common';
 
@@ -9,6 +8,7 @@ export const list: Command = {
 ${REPO_USAGE}`,
   options: { ...REPO_OPTIONS, 'volume-id': { type: 'string' } },
   async run(values, ctx) {
+    const { listBackups } = await import('../../repository/catalog');
     const repo = await openRepo(values, ctx);
     try {
       // A record that is not valid (damaged, or with control characters) is not listed: say so.

@@ -1,4 +1,4 @@
-import { PruneReport, VolumePruneReport, pruneRepository } from '../../engine/prune';
+import type { PruneReport, VolumePruneReport } from '../../engine/prune';
 import { durationMsBefore, parseDuration } from '../../repository/durations';
 import type { Command, Values } from '../command';
 import { PROGRESS_OPTIONS, REPO_OPTIONS, REPO_USAGE, formatBytes, openRepo, printJson, progressReporter, str } from '../common';
@@ -50,6 +50,7 @@ ${REPO_USAGE}`,
     'dry-run': { type: 'boolean' },
   },
   async run(values, ctx) {
+    const { pruneRepository } = await import('../../engine/prune');
     const policy = policyFrom(values);
     const grace = str(values, 'orphan-grace');
     const orphanGracePeriodMs = grace === undefined ? undefined : durationMsBefore(new Date(), parseDuration(grace, '--orphan-grace'));

@@ -1,4 +1,3 @@
-import { resetStatus } from '../../engine/reset-status';
 import { invalid } from '../../errors';
 import type { Command } from '../command';
 import { REPO_OPTIONS, REPO_USAGE, openRepo, printJson, required } from '../common';
@@ -15,6 +14,7 @@ Use this for a host that will not come back; a host that restarts cleans up its 
 ${REPO_USAGE}`,
   options: { ...REPO_OPTIONS, backup: { type: 'string' }, status: { type: 'string' }, force: { type: 'boolean' } },
   async run(values, ctx) {
+    const { resetStatus } = await import('../../engine/reset-status');
     const backupId = required(values, 'backup');
     const status = required(values, 'status');
     if (status !== 'error' && status !== 'available') throw invalid('--status must be error or available');

@@ -1,4 +1,3 @@
-import { restoreBackup } from '../../engine/restore';
 import { invalid } from '../../errors';
 import type { Command } from '../command';
 import { PROGRESS_OPTIONS, REPO_OPTIONS, REPO_USAGE, formatBytes, openRepo, printJson, progressReporter, required, str } from '../common';
@@ -15,6 +14,7 @@ export const restore: Command = {
 ${REPO_USAGE}`,
   options: { ...REPO_OPTIONS, ...PROGRESS_OPTIONS, backup: { type: 'string' }, target: { type: 'string' }, 'verify-only': { type: 'boolean' } },
   async run(values, ctx) {
+    const { restoreBackup } = await import('../../engine/restore');
     const backupId = required(values, 'backup');
     const target = str(values, 'target');
     if (!target && !values['verify-only']) throw invalid('give --target PATH to restore into, or --verify-only');

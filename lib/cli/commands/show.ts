@@ -1,4 +1,3 @@
-import { getBackup } from '../../repository/catalog';
 import type { Command } from '../command';
 import { REPO_OPTIONS, REPO_USAGE, openRepo, printJson, required } from '../common';
 
@@ -9,6 +8,7 @@ export const show: Command = {
 ${REPO_USAGE}`,
   options: { ...REPO_OPTIONS, backup: { type: 'string' } },
   async run(values, ctx) {
+    const { getBackup } = await import('../../repository/catalog');
     const repo = await openRepo(values, ctx);
     try {
       const record = await getBackup(repo, required(values, 'backup'));

@@ -1,4 +1,3 @@
-import { exportRecord, importRecord } from '../../repository/transfer';
 import type { Command } from '../command';
 import { REPO_OPTIONS, REPO_USAGE, openRepo, printJson, required } from '../common';
 
@@ -9,6 +8,7 @@ export const exportCommand: Command = {
 ${REPO_USAGE}`,
   options: { ...REPO_OPTIONS, backup: { type: 'string' } },
   async run(values, ctx) {
+    const { exportRecord } = await import('../../repository/transfer');
     const repo = await openRepo(values, ctx);
     try {
       ctx.stdout.write((await exportRecord(repo, required(values, 'backup'))) + '\n');
@@ -25,6 +25,7 @@ export const importCommand: Command = {
 ${REPO_USAGE}`,
   options: { ...REPO_OPTIONS },
   async run(values, ctx) {
+    const { importRecord } = await import('../../repository/transfer');
     const text = await ctx.readStdin();
     const repo = await openRepo(values, ctx, true);
     try {

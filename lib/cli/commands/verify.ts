@@ -1,5 +1,4 @@
-import { VerifyProblem, VerifyResult, verifyRepository } from '../../engine/verify';
-import { isMissingConfigError } from '../../repository/missing-config';
+import type { VerifyProblem, VerifyResult } from '../../engine/verify';
 import type { Command, CommandContext, Values } from '../command';
 import { PROGRESS_OPTIONS, REPO_OPTIONS, REPO_USAGE, formatBytes, openRepo, printJson, progressReporter, str } from '../common';
 
@@ -16,6 +15,8 @@ Exit code: 0 when everything is fine, 1 when any problem was found.
 ${REPO_USAGE}`,
   options: { ...REPO_OPTIONS, ...PROGRESS_OPTIONS, backup: { type: 'string' }, 'read-data': { type: 'boolean' } },
   async run(values, ctx) {
+    const { verifyRepository } = await import('../../engine/verify');
+    const { isMissingConfigError } = await import('../../repository/missing-config');
     let repo;
     try {
       repo = await openRepo(values, ctx);
