@@ -247,6 +247,5 @@ function scaleMarkdown(scale: ScaleReport): string[] {
     r.restore ? `${mb(r.restore.allocatedBytes)} / ${r.restore.dataEqual ? 'yes' : '**NO**'}` : '',
     r.note ?? '',
   ])));
-  if (scale.catalog !== undefined) out.push('', `Catalog (bench/catalog.ts): \`${JSON.stringify(scale.catalog)}\``);
   return out;
 }

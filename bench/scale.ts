@@ -1,8 +1,8 @@
 /**
  * The scale part of `npm run bench` (issue 15 part 5): this project's CLI on a 64 GiB sparse image
  * (256 MiB of data) and a 1 TiB thin image (256 MiB of data), full backup, incremental after a small
- * change, restore; borg on the 64 GiB image in the same run; and, where bench/catalog.ts exists, the
- * 10,000-record catalog. Every step is a whole CLI process (wall, CPU, peak RSS, disk bytes).
+ * change, restore; borg on the 64 GiB image in the same run. Every step is a whole CLI process (wall,
+ * CPU, peak RSS, disk bytes). The 10,000-record catalog is bench/catalog.ts, which run.ts runs beside it.
  */
 import { existsSync, promises as fs } from 'fs';
 import * as path from 'path';
@@ -37,8 +37,6 @@ export interface ScaleRow {
 
 export interface ScaleReport {
   rows: ScaleRow[];
-  /** What bench/catalog.ts (the 10,000-record catalog) returned, when it is there. */
-  catalog?: unknown;
 }
 
 export interface ScaleOptions {
@@ -186,16 +184,6 @@ async function runOne(label: string, size: number, opts: ScaleOptions, source: s
   return rows;
 }
 
-/** The optional catalog part: bench/catalog.ts exports runCatalogBench when it is there. */
-async function runCatalog(opts: ScaleOptions): Promise<unknown> {
-  const file = path.join(__dirname, 'catalog.js');
-  if (!existsSync(file)) return undefined;
-  const mod = require(file) as { runCatalogBench?: (o: { bin: string; work: string; log: (line: string) => void }) => Promise<unknown> };
-  if (typeof mod.runCatalogBench !== 'function') return undefined;
-  opts.log('scale: the 10,000-record catalog');
-  return mod.runCatalogBench({ bin: opts.bin, work: path.join(opts.work, 'catalog'), log: opts.log });
-}
-
 export async function runScale(opts: ScaleOptions): Promise<ScaleReport> {
   const images = path.join(opts.work, 'images');
   await fs.mkdir(images, { recursive: true });
@@ -206,8 +194,7 @@ export async function runScale(opts: ScaleOptions): Promise<ScaleReport> {
     const label = size >= 1024 * GIB ? `${size / (1024 * GIB)} TiB thin` : `${size / GIB} GiB sparse`;
     rows.push(...(await runOne(label, size, opts, source)));
   }
-  const catalog = await runCatalog(opts).catch((err: Error) => ({ error: err.message }));
-  return { rows, ...(catalog !== undefined ? { catalog } : {}) };
+  return { rows };
 }
 
 /** `node dist/bench/scale.js [--size 64G] [--no-peers] [--work DIR]`: the scale part alone. */
