@@ -8,7 +8,8 @@ import { spawn } from 'child_process';
 import { promises as fsp } from 'fs';
 import * as path from 'path';
 import { cleanupTemporarySnapshots } from '../lib/snapshot';
-import { OwnerRecord, ownerFilePath, processStartTime, writeOwnerFile } from '../lib/snapshot/owners';
+import { OwnerRecord, ownerFilePath, writeOwnerFile } from '../lib/snapshot/owners';
+import { processStartTime } from '../lib/util/process';
 import { makeImage, tempDir } from './helpers/volumes';
 
 const HOST = 'backup-host-1';

@@ -4,7 +4,7 @@
  * cleanup of that host finishes or rolls the operation back as soon as the process is gone, and any
  * host's cleanup does once the lease has expired.
  */
-import { ownerAlive, processStartTime } from '../snapshot/owners';
+import { processAlive, processStartTime } from '../util/process';
 import type { BackupRecord, OperationOwner } from './records';
 import { leaseExpired } from './retention';
 
@@ -36,7 +36,7 @@ export function stillRunning(record: BackupRecord, host: string, now: Date): str
   const owner = record.owner;
   if (owner && owner.host === host) {
     if (isThisProcess(owner, host)) return `this process is ${describe(owner)} it`;
-    if (ownerAlive(owner)) return `process ${owner.pid} of this host is ${describe(owner)} it`;
+    if (processAlive(owner)) return `process ${owner.pid} of this host is ${describe(owner)} it`;
     return null;
   }
   if (record.leaseExpiresAt && !leaseExpired(record, now)) {

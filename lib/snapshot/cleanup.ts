@@ -5,7 +5,8 @@
 import * as os from 'os';
 import type { Logger } from '../engine/types';
 import { errorMessage } from '../errors';
-import { OwnerRecord, defaultStateDir, ownerAlive, readOwnerFiles, removeOwnerFile } from './owners';
+import { OwnerRecord, defaultStateDir, readOwnerFiles, removeOwnerFile } from './owners';
+import { processAlive } from '../util/process';
 import { NULL_LOGGER } from './provider';
 import { removeTemporary } from './remove';
 import { CommandRunner, runCommand } from './runner';
@@ -41,7 +42,7 @@ export async function cleanupTemporarySnapshots(options: CleanupOptions = {}): P
       result.kept.push({ file, name: owner.name, reason: `owned by host ${owner.host}` });
       continue;
     }
-    if (ownerAlive(owner)) {
+    if (processAlive(owner)) {
       result.kept.push({ file, name: owner.name, reason: `its owner, process ${owner.pid}, is running` });
       continue;
     }

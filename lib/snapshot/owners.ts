@@ -4,7 +4,7 @@
  * not mistaken for the owner) and holds the removal handle, so start-up cleanup (cleanup.ts) can remove
  * what a dead process left. They live in one state directory per host, whatever the provider.
  */
-import { promises as fsp, readFileSync } from 'fs';
+import { promises as fsp } from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { z } from 'zod';
@@ -32,31 +32,6 @@ export function defaultStateDir(): string {
   return process.getuid?.() === 0
     ? '/var/lib/volume-backup/temporaries'
     : path.join(os.homedir(), '.local', 'state', 'volume-backup', 'temporaries');
-}
-
-/** The start time of a process, to tell it from a later process with the same pid. */
-export function processStartTime(pid: number): number | null {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // Field 2 (the command) may contain spaces and parentheses: count fields after its last ")".
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    const start = Number(fields[19]);
-    return Number.isSafeInteger(start) ? start : null;
-  } catch {
-    return null;
-  }
-}
-
-/** Whether the process that wrote an owner file is still running. */
-export function ownerAlive(owner: Pick<OwnerRecord, 'pid' | 'pidStart'>): boolean {
-  try {
-    process.kill(owner.pid, 0);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EPERM') return false;
-  }
-  if (owner.pidStart === null) return true;
-  const start = processStartTime(owner.pid);
-  return start === null || start === owner.pidStart;
 }
 
 export function ownerFilePath(stateDir: string, name: string): string {

@@ -4,7 +4,8 @@
  * start-up cleanup can act on.
  */
 import { errorMessage } from '../errors';
-import { OwnerRecord, processStartTime, removeOwnerFile, writeOwnerFile } from './owners';
+import { OwnerRecord, removeOwnerFile, writeOwnerFile } from './owners';
+import { processStartTime } from '../util/process';
 import { ProviderContext, RemovalHandle, SnapshotProvider, TemporarySnapshot, newTemporaryName } from './provider';
 import { removeTemporary } from './remove';
 
