@@ -5,7 +5,7 @@
  * `available` only after checking that its metadata, hash list and every object are there, right size.
  */
 import { PreconditionFailedError, VolumeBackupError, errorMessage, invalid } from '../errors';
-import { loadHashList, loadMetadata } from '../repository/backup-objects';
+import { loadHashList, loadMetadata, ownedObjects } from '../repository/backup-objects';
 import { chainOf } from '../repository/catalog';
 import { metadataObjectName, sha256 } from '../repository/format';
 import { listVolumeLeases } from '../repository/locks';
@@ -93,26 +93,27 @@ async function checkComplete(repo: Repository, record: BackupRecord, signal?: Ab
     const broken = chain.slice(0, -1).find((r) => r.status !== 'available' && r.status !== 'restoring');
     if (broken) throw refuse(`it needs ${broken.id}, which is ${broken.status}`);
   }
-  let metadata;
+  const listed = new Map((await repo.listObjects(record.objectPrefix)).map((e) => [e.name, e.size]));
   let metadataSha256: string;
+  let objectCount = 1;
   try {
-    metadata = await loadMetadata(repo, record, signal);
-    await loadHashList(repo, record, metadata, signal);
+    const metadata = await loadMetadata(repo, record, signal);
+    if (metadata.formatVersion === 1) await loadHashList(repo, record, metadata, signal);
     // A backup whose writer stopped after writing its metadata has no digest in its record yet.
     metadataSha256 = record.metadataSha256 ?? sha256(await repo.readObject(metadataObjectName(record.objectPrefix), signal));
+    for await (const o of ownedObjects(repo, record, metadata, signal)) {
+      const size = listed.get(o.name);
+      if (size === undefined) throw refuse(`object ${o.name} is missing`);
+      if (size !== o.length) throw refuse(`object ${o.name} is ${size} bytes; its metadata says ${o.length}`);
+      objectCount++;
+    }
   } catch (err) {
     if (err instanceof VolumeBackupError && (err.code === 'OBJECT_MISSING' || err.code === 'CORRUPT')) throw refuse(errorMessage(err));
     throw err;
   }
-  const listed = new Map((await repo.listObjects(record.objectPrefix)).map((e) => [e.name, e.size]));
-  for (const o of [...metadata.objects, metadata.hashList]) {
-    const size = listed.get(o.name);
-    if (size === undefined) throw refuse(`object ${o.name} is missing`);
-    if (size !== o.length) throw refuse(`object ${o.name} is ${size} bytes; its metadata says ${o.length}`);
-  }
   const storedBytes = [...listed.values()].reduce((n, s) => n + s, 0);
   return {
-    patch: { metadataSha256, storedBytes, objectCount: metadata.objects.length + 2 },
-    objectsChecked: metadata.objects.length + 2,
+    patch: { metadataSha256, storedBytes, objectCount },
+    objectsChecked: objectCount,
   };
 }

@@ -3,11 +3,11 @@
  * record describes: digest of the stored bytes, decryption, schema, ids, sizes.
  */
 import { ObjectNotFoundError, VolumeBackupError, errorMessage } from '../errors';
-import { BackupMetadata, HASH_BYTES, blockCount, decodeMetadata, metadataObjectName, sha256 } from './format';
+import { BackupMetadata, BackupMetadataV1, HASH_BYTES, blockCount, decodeMetadata, decodeSegment, metadataObjectName, sha256 } from './format';
 import type { BackupRecord } from './records';
 import { Repository, mapLimit } from './repository';
 
-async function readChecked(repo: Repository, name: string, expectedSha: string | null, what: string, signal?: AbortSignal): Promise<Buffer> {
+export async function readChecked(repo: Repository, name: string, expectedSha: string | null, what: string, signal?: AbortSignal): Promise<Buffer> {
   let stored: Buffer;
   try {
     stored = await repo.readObject(name, signal);
@@ -39,12 +39,38 @@ export async function loadMetadata(repo: Repository, record: BackupRecord, signa
   return metadata;
 }
 
-export async function loadHashList(repo: Repository, record: BackupRecord, metadata: BackupMetadata, signal?: AbortSignal): Promise<Buffer> {
+/** A version-1 backup's hash list (version 2 has none: its hashes are in its segment objects). */
+export async function loadHashList(repo: Repository, record: BackupRecord, metadata: BackupMetadataV1, signal?: AbortSignal): Promise<Buffer> {
   const plain = await readChecked(repo, metadata.hashList.name, metadata.hashList.sha256, `the hash list of backup ${record.id}`, signal);
   if (plain.length !== blockCount(metadata.size, metadata.blockSize) * HASH_BYTES) {
     throw new VolumeBackupError('CORRUPT', `the hash list of backup ${record.id} has ${plain.length / HASH_BYTES} hashes for ${blockCount(metadata.size, metadata.blockSize)} blocks`, { backupId: record.id });
   }
   return plain;
+}
+
+/** An object a backup owns, with the length its metadata records. */
+export interface OwnedObject {
+  name: string;
+  length: number;
+}
+
+/**
+ * The objects a backup owns besides its metadata, as its metadata names them (docs/format.md):
+ * version 1, its data objects and hash list; version 2, each segment object (read, digest-checked and
+ * decoded, one at a time) and the data objects it names. A damaged segment throws (CORRUPT/OBJECT_MISSING).
+ */
+export async function* ownedObjects(repo: Repository, record: BackupRecord, metadata: BackupMetadata, signal?: AbortSignal): AsyncGenerator<OwnedObject> {
+  if (metadata.formatVersion === 1) {
+    yield* metadata.objects.map((o) => ({ name: o.name, length: o.length }));
+    yield { name: metadata.hashList.name, length: metadata.hashList.length };
+    return;
+  }
+  for (const ref of metadata.segments) {
+    const what = `segment ${ref.index} of backup ${record.id}`;
+    const segment = decodeSegment(await readChecked(repo, ref.name, ref.sha256, what, signal), metadata, ref.index, `${what} (${ref.name})`);
+    yield { name: ref.name, length: ref.length };
+    for (const entry of segment.entries) if (entry.object) yield { name: entry.object.name, length: entry.object.length };
+  }
 }
 
 /** Delete every object whose name starts with the backup's prefix. Returns the bytes freed. */
