@@ -2,7 +2,7 @@
  * reset-status (Cinder's reset_status): the operator's tool for a record whose owner host is gone for
  * good, which start-up cleanup will therefore never fix. It steps outside the state machine on purpose,
  * so it guards itself: it refuses while the owner's lease is live (unless forced), and it makes a backup
- * `available` only after checking that its metadata, hash list and every object are there, right size.
+ * `available` only after checking that its metadata, segments (or hash list) and every object are there, right size.
  */
 import { PreconditionFailedError, VolumeBackupError, errorMessage, invalid } from '../errors';
 import { loadHashList, loadMetadata, ownedObjects } from '../repository/backup-objects';
