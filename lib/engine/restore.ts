@@ -149,8 +149,10 @@ async function applyChain(
     if (writesZeros) for (let b = 0; b < nBlocks; b++) if (isZero[b]) view.fill(0, b * blockSize, Math.min((b + 1) * blockSize, length));
     // Every data block is verified against the chunk's state, in the worker that unpacks the chunk's
     // last object (zero blocks are zeros by that same state).
-    const check: BlockCheck = { length, blockSize, expected: new Uint8Array(state.hashes.subarray(0, nBlocks * 32)), zero: isZero };
     const needed = [...new Set(Array.from(source).filter((_, b) => !isZero[b]))];
+    // A copy (the worker gets its own), made only for a chunk with data: a thin volume is mostly without.
+    const expected = needed.length > 0 ? new Uint8Array(state.hashes.subarray(0, nBlocks * 32)) : new Uint8Array(0);
+    const check: BlockCheck = { length, blockSize, expected, zero: isZero };
     // Fetch each needed object once and copy the blocks it supplies; one object at a time per chunk:
     // the parallelism is across chunks.
     let badBlock = -1;

@@ -166,6 +166,9 @@ export interface ResolvedChunk {
 }
 
 export class ChainView {
+  /** The state of a whole chunk no backup touched: one shared, read-only copy (a thin volume has millions). */
+  private zeroChunk: ChunkState | null = null;
+
   private constructor(readonly layers: Layer[]) {}
 
   /** Read the chain's metadata (oldest first) and check that the backups agree on their sizes. */
@@ -191,7 +194,7 @@ export class ChainView {
       const entry = await this.layers[k].entry(chunk, signal);
       if (entry) return entry.state();
     }
-    return zeroState(this.newestGeometry(), chunk);
+    return this.untouched(chunk);
   }
 
   /** Everything a restore needs of the chunk: its state and every backup's data object for it. */
@@ -199,11 +202,14 @@ export class ChainView {
     const entries = await Promise.all(this.layers.map((l) => l.entry(chunk, signal)));
     let stateLayer = -1;
     for (let k = entries.length - 1; k >= 0 && stateLayer < 0; k--) if (entries[k]) stateLayer = k;
-    const state = stateLayer >= 0 ? await entries[stateLayer]!.state() : zeroState(this.newestGeometry(), chunk);
+    const state = stateLayer >= 0 ? await entries[stateLayer]!.state() : this.untouched(chunk);
     return { state, stateLayer, objects: entries.map((e) => e?.object ?? null) };
   }
 
-  private newestGeometry(): Geometry {
-    return this.layers[this.layers.length - 1].metadata;
+  /** All zeros (callers do not modify a state). */
+  private untouched(chunk: number): ChunkState {
+    const g = this.layers[this.layers.length - 1].metadata;
+    if ((chunk + 1) * g.chunkSize > g.size) return zeroState(g, chunk); // the volume's short last chunk
+    return (this.zeroChunk ??= zeroState(g, chunk));
   }
 }
