@@ -51,6 +51,8 @@ describe('format: metadata per backup follows the change', function () {
       await handle.close();
     }
     const full = await createBackup(repo, { volume: img, volumeId: 'thin' });
+    // Holes cost nothing: 8 data objects, one segment object per GiB holding data (8), the metadata.
+    assert.equal(full.objectCount, 8 + 8 + 1);
     const before = await fileSizes(path.join(dir, 'repo'));
 
     // 640 KiB changed: ten 64 KiB writes at 4 KiB-aligned offsets, in data and in holes, across the volume.
