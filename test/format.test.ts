@@ -7,7 +7,7 @@ import { strict as assert } from 'assert';
 import { promises as fs } from 'fs';
 import * as path from 'path';
 import { gunzipSync } from 'zlib';
-import { createBackup, deleteBackup, listBackups, openRepository, restoreBackup, verifyRepository } from '../lib';
+import { createBackup, deleteBackup, exportRecord, importRecord, initRepository, listBackups, openRepository, pruneRepository, restoreBackup, verifyRepository } from '../lib';
 import type { Repository } from '../lib';
 import { Prng, listFiles, sha256File, tempDir } from './helpers/volumes';
 
@@ -170,5 +170,27 @@ describe('format: a version-1 repository (written before issue 15) still works',
 
     await deleteBackup(repo, { backupId: fixture.full, cascade: true });
     assert.deepEqual((await listFiles(repoDir)).filter((f) => !f.startsWith('repository.json') && !f.startsWith('locks/')), []);
+  });
+
+  it('exports and imports its backups into another repository, and prune deletes them once a newer full replaces them', async () => {
+    const otherDir = path.join(dir, 'other');
+    const other = await initRepository(otherDir);
+    try {
+      await fs.cp(path.join(repoDir, 'volume_v1vol'), path.join(otherDir, 'volume_v1vol'), { recursive: true });
+      for (const id of [fixture.full, fixture.incremental]) await importRecord(other, await exportRecord(repo, id));
+      const target = path.join(dir, 'imported.img');
+      await restoreBackup(other, { backupId: fixture.incremental, target });
+      assert.equal(await sha256File(target), await sha256File(await image(fixture.incrementalImage)));
+    } finally {
+      await other.close();
+    }
+
+    const full = await createBackup(repo, { volume: await image(fixture.incrementalImage), volumeId: fixture.volumeId });
+    const report = await pruneRepository(repo, { policy: { keepLast: 1 } });
+    const deleted = report.volumes.flatMap((v) => v.deleted.map((d) => d.id)).sort();
+    assert.deepEqual(deleted, [fixture.full, fixture.incremental].sort());
+    assert.deepEqual((await listBackups(repo)).map((r) => r.id), [full.id]);
+    const left = (await listFiles(repoDir)).filter((f) => f.startsWith('volume_'));
+    assert.ok(left.length > 0 && left.every((f) => f.includes(full.id)), `objects of the pruned version-1 backups are left: ${left.join(', ')}`);
   });
 });
