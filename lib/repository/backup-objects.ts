@@ -3,7 +3,7 @@
  * record describes: digest of the stored bytes, decryption, schema, ids, sizes.
  */
 import { ObjectNotFoundError, VolumeBackupError, errorMessage } from '../errors';
-import { BackupMetadata, BackupMetadataV1, HASH_BYTES, blockCount, decodeMetadata, decodeSegment, metadataObjectName, sha256 } from './format';
+import { BackupMetadata, BackupMetadataV1, HASH_BYTES, blockCount, checkSegmentRefs, decodeMetadata, decodeSegment, metadataObjectName, sha256 } from './format';
 import type { BackupRecord } from './records';
 import { Repository, mapLimit } from './repository';
 
@@ -36,6 +36,7 @@ export async function loadMetadata(repo: Repository, record: BackupRecord, signa
     metadata.chunkSize !== record.chunkSize ? 'chunk size' :
     metadata.parentId !== record.parentId ? 'parent' : null;
   if (mismatch) throw new VolumeBackupError('CORRUPT', `the metadata of backup ${record.id} does not match its record (${mismatch} differs)`, { backupId: record.id });
+  if (metadata.formatVersion === 2) checkSegmentRefs(metadata, record.objectPrefix);
   return metadata;
 }
 
@@ -67,7 +68,7 @@ export async function* ownedObjects(repo: Repository, record: BackupRecord, meta
   }
   for (const ref of metadata.segments) {
     const what = `segment ${ref.index} of backup ${record.id}`;
-    const segment = decodeSegment(await readChecked(repo, ref.name, ref.sha256, what, signal), metadata, ref.index, `${what} (${ref.name})`);
+    const segment = decodeSegment(await readChecked(repo, ref.name, ref.sha256, what, signal), metadata, ref.index, record.objectPrefix, `${what} (${ref.name})`);
     yield { name: ref.name, length: ref.length };
     for (const entry of segment.entries) if (entry.object) yield { name: entry.object.name, length: entry.object.length };
   }

@@ -142,7 +142,7 @@ class LayerV2 extends Layer {
   private async load(ref: SegmentRef, signal?: AbortSignal): Promise<Window> {
     const what = `segment ${ref.index} of backup ${this.record.id}`;
     const plain = await readChecked(this.repo, ref.name, ref.sha256, what, signal);
-    const segment: Segment = decodeSegment(plain, this.metadata, ref.index, `${what} (${ref.name})`);
+    const segment: Segment = decodeSegment(plain, this.metadata, ref.index, this.record.objectPrefix, `${what} (${ref.name})`);
     const entries = new Map<number, LayerEntry>();
     segment.entries.forEach((e, k) => {
       const hashes = Buffer.from(segment.hashes[k]); // its own copy: the segment's buffer can go
