@@ -313,6 +313,7 @@ export async function runBench(argv: string[]): Promise<Report> {
   await fs.writeFile(path.join(resultsDir, 'latest.svg'), toSvg(report));
   await fs.writeFile(path.join(resultsDir, 'latest.json'), JSON.stringify(report, null, 2) + '\n');
   log(`results written to ${resultsDir}`);
+  if (!options.quick) await (await import('./catalog')).writeCatalogResults(options.work, resultsDir, options.s3, log);
   return report;
 }
 

@@ -2,6 +2,8 @@
  * Errors the engine raises. Every message says what went wrong and, where it can, what to do;
  * `code` lets the CLI, the nodes and tests tell them apart without parsing text.
  */
+import { oneLine } from './text';
+
 export type ErrorCode =
   | 'INVALID_ARGUMENT'
   | 'NOT_FOUND'
@@ -27,6 +29,11 @@ export class VolumeBackupError extends Error {
     this.name = 'VolumeBackupError';
     this.code = code;
     this.details = details;
+  }
+
+  /** The message alone: Node-RED's Catch messages and logs show toString(), and a user reads no class names. */
+  override toString(): string {
+    return this.message;
   }
 }
 
@@ -57,6 +64,18 @@ export function cancelled(reason?: unknown): VolumeBackupError {
 
 export function throwIfAborted(signal: AbortSignal | undefined): void {
   if (signal?.aborted) throw cancelled(signal.reason);
+}
+
+/**
+ * An error to hand to someone who shows it (Node-RED's done(err), which logs and passes toString()):
+ * the message on one line with control characters escaped, no class-name prefix; code and cause kept.
+ */
+export function shownError(err: unknown): Error {
+  const message = oneLine(errorMessage(err));
+  if (err instanceof VolumeBackupError) return err.message === message ? err : new VolumeBackupError(err.code, message, err.details, { cause: err });
+  const shown = new Error(message, { cause: err });
+  shown.toString = () => message;
+  return shown;
 }
 
 export function errorMessage(err: unknown): string {

@@ -28,5 +28,6 @@ if [ ! -f "$root/dist/test/nodes/nodes.test.js" ]; then
 fi
 cd "$root"
 NODE_RED_PATH="$dir/node_modules/node-red" "$node22" "$root/node_modules/mocha/bin/mocha.js" --no-config --timeout 120000 --exit \
+  --require "$root/dist/test/helpers/ci-skips.js" \
   "$root/dist/test/nodes/*.test.js" "$root/dist/test/e2e/examples.test.js" \
   "$root/dist/test/sidebar-api.test.js" "$root/dist/test/browser/sidebar-browser.test.js"

@@ -8,6 +8,7 @@ import { promises as fs } from 'fs';
 import * as path from 'path';
 import { BackupRecord, Repository, cleanupHost, createBackup, openRepository, verifyRepository } from '../lib';
 import { lockName } from '../lib/repository/locks';
+import { backupPrefix } from '../lib/repository/layout';
 import { newBackupId } from '../lib/repository/names';
 import { cliEnv, cliJson, runCli } from './helpers/cli';
 import { finishKill, isChunkEvent, killAtFirstChunk, startCli } from './helpers/cli-process';
@@ -118,7 +119,7 @@ describe('start-up cleanup and reset-status (posix, real crashes)', function () 
       assert.deepEqual(result.releasedLeases, []);
       assert.equal(result.skipped.length, 1);
       assert.equal(result.skipped[0].backupId, backupId);
-      assert.match(result.skipped[0].reason, new RegExp(`process ${worker.pid} of this host holds the volume's lease`));
+      assert.match(result.skipped[0].reason, new RegExp(`process ${worker.pid} of this host is creating it`));
     } finally {
       process.kill(worker.pid, 'SIGCONT');
     }
@@ -132,7 +133,7 @@ describe('start-up cleanup and reset-status (posix, real crashes)', function () 
     await fs.rm(target);
   });
 
-  it("gives back a backup whose restore was killed (the restoring host owns it) once the restore's lease has expired", async () => {
+  it("gives back a backup whose restore was killed (the restoring process owns it) once that process is gone", async () => {
     const backup = await createBackup(repo, { volume: path.join(dir, 'slow-b.img'), volumeId: 'vol-b', chunkSize: 256 * 1024, compression: 'none' });
     const target = path.join(dir, 'restore-target.img');
     const restorer = startCli(['restore', '--repo', repoDir, '--host', 'host-restorer', '--backup', backup.id, '--target', target, '--progress', 'json']);
@@ -140,20 +141,24 @@ describe('start-up cleanup and reset-status (posix, real crashes)', function () 
     process.kill(restorer.pid, 'SIGSTOP');
     const during = await repo.getRecord(backup.id);
     assert.equal(during.status, 'restoring', 'stopped mid-restore');
-    assert.equal(during.host, 'host-restorer', 'the host running the restore owns the record');
-    await finishKill(restorer);
+    assert.equal(during.host, 'test-runner', 'the creator stays recorded');
+    assert.deepEqual({ host: during.owner?.host, pid: during.owner?.pid, operation: during.owner?.operation }, { host: 'host-restorer', pid: restorer.pid, operation: 'restore' });
 
-    // The creator's cleanup does not touch it; the restorer's waits for the lease (the restore might be alive).
+    // Neither the creator's cleanup nor the restorer's touches it while the restoring process lives.
     const creator = await cleanupHost(repo, { host: 'test-runner', snapshots: false });
     assert.deepEqual(creator.failedRestores, []);
     const early = await cleanupHost(repo, { host: 'host-restorer', snapshots: false });
     assert.deepEqual(early.failedRestores, []);
-    assert.match(early.skipped[0]?.reason ?? '', /lease runs until/);
+    assert.match(early.skipped[0]?.reason ?? '', new RegExp(`process ${restorer.pid} of this host is restoring it`));
     assert.equal((await repo.getRecord(backup.id)).status, 'restoring');
 
-    const later = await cleanupHost(repo, { host: 'host-restorer', snapshots: false, now: () => new Date(Date.now() + 120_000) });
+    await finishKill(restorer);
+    const later = await cleanupHost(repo, { host: 'host-restorer', snapshots: false });
     assert.deepEqual(later.failedRestores.map((r) => r.backupId), [backup.id]);
-    assert.equal((await repo.getRecord(backup.id)).status, 'available');
+    const after = await repo.getRecord(backup.id);
+    assert.equal(after.status, 'available');
+    assert.equal(after.owner, null);
+    assert.equal(after.leaseExpiresAt, null);
     assert.equal((await restoreBackupVerify(repo, backup.id)), true);
     await fs.rm(target, { force: true });
   });
@@ -213,7 +218,7 @@ async function plantDependent(repo: Repository, parent: BackupRecord): Promise<B
   const id = newBackupId();
   const record: BackupRecord = {
     ...parent, id, parentId: parent.id, kind: 'incremental', status: 'creating', metadataSha256: null, createdAt: now, updatedAt: now,
-    dataTimestamp: now, leaseExpiresAt: new Date(Date.now() + 60_000).toISOString(), host: 'someone-else', objectPrefix: parent.objectPrefix.replace(parent.id, id),
+    dataTimestamp: now, leaseExpiresAt: new Date(Date.now() + 60_000).toISOString(), host: 'someone-else', objectPrefix: backupPrefix(repo.driver, { volumeId: parent.volumeId, backupId: id, createdAt: now }),
   };
   await repo.createRecord(record);
   return record;

@@ -89,7 +89,8 @@ describe('volume-backup CLI', function () {
     const exported = await runCli(['export', '--repo', own, '--backup', full.id]);
     assert.equal(exported.code, 0);
     const copy = path.join(dir, 'copy');
-    await fs.mkdir(copy);
+    // Objects are copied into a repository: a location with objects but no repository.json is not made one.
+    await cliJson(['init', '--repo', copy]);
     await fs.cp(path.join(own, 'volume_db1'), path.join(copy, 'volume_db1'), { recursive: true });
     const imported = await runCli(['import', '--repo', copy, '--json'], { input: exported.stdout });
     assert.equal(imported.code, 0, imported.stderr);

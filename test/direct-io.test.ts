@@ -74,7 +74,7 @@ describe('direct I/O (O_DIRECT) in restores and posix repositories', function ()
     assert.equal(await sha256File(target), sha);
   });
 
-  it('an existing, larger target: zeros are written, the bytes beyond the volume are left alone, nothing stays cached', async () => {
+  it('an existing, larger target file: zeros are written, it ends at the volume\'s size, nothing stays cached', async () => {
     const target = path.join(dir, 'existing.img');
     await fs.writeFile(target, Buffer.alloc(record.size + 3 * MiB, 0xee));
     const handle = await fs.open(target, 'r');
@@ -86,11 +86,8 @@ describe('direct I/O (O_DIRECT) in restores and posix repositories', function ()
     await restoreBackup(repo, { backupId: record.id, target });
     const after = await cachedBytes(target);
     assert.ok(after! <= Math.max(before!, 8 * KiB), `restore left ${after} bytes cached (before: ${before})`);
-    const data = await fs.readFile(target);
-    assert.equal(data.length, record.size + 3 * MiB);
-    assert.ok(data.subarray(record.size).every((b) => b === 0xee), 'bytes beyond the volume changed');
-    await fs.writeFile(path.join(dir, 'prefix.img'), data.subarray(0, record.size));
-    assert.equal(await sha256File(path.join(dir, 'prefix.img')), sha);
+    assert.equal((await fs.stat(target)).size, record.size, 'the old tail is cut off');
+    assert.equal(await sha256File(target), sha);
   });
 
   it('falls back to buffered writes when the kernel refuses a direct write (EINVAL), and the restore is still exact', async () => {

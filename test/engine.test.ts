@@ -200,7 +200,7 @@ describe('engine (posix repository)', function () {
     const recordFile = path.join(repoDir, `records/v/${a.id}.json`);
     const edited = { ...JSON.parse(await fs.readFile(recordFile, 'utf8')), objectPrefix: b.objectPrefix };
     await fs.writeFile(recordFile, JSON.stringify(edited));
-    await expectError(restoreBackup(repo, { backupId: a.id, verifyOnly: true }), 'CORRUPT', /metadata/);
+    await expectError(restoreBackup(repo, { backupId: a.id, verifyOnly: true }), 'CORRUPT', /objectPrefix/);
   });
 
   it('refuses to delete a parent, deletes children first with cascade, and removes every object', async () => {

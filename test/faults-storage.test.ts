@@ -152,7 +152,9 @@ describe('fault suite: storage faults', function () {
           const label = budget < 0 ? 'the whole file system free' : `${budget} bytes free`;
           const failure = await tryCase('storageFaults', `disk full (${encrypted ? 'encrypted' : 'plain'})`, label, async () => {
             const r = await runCli(['create', '--repo', repoDir, '--volume', volume, '--volume-id', 'big', '--chunk-size', '256K', '--block-size', '4K', '--compression', 'zstd'], { env });
-            oneLineError(r, /no space left on device|ENOSPC/i);
+            // What was being written, where, and what to do; no bare "ENOSPC: …, write", no class name.
+            oneLineError(r, new RegExp(`^volume-backup create: error: (.*: )?cannot write (object \\S+|its directory) to the repository at ${repoDir}: no space left on device \\(ENOSPC\\): free space on the file system of ${repoDir}, or prune old backups`));
+            assert.doesNotMatch(r.stderr, /VolumeBackupError|ENOSPC: no space left on device, write/);
             await fs.rm(filler, { force: true });
             await assertClean(repoDir, [], passphrase);
             await assertRecovers(repoDir, small, base, passphrase);
@@ -179,7 +181,7 @@ describe('fault suite: storage faults', function () {
       const target = path.join(mnt, 'restored.img');
       const failure = await tryCase('storageFaults', 'disk full (restore target)', 'target larger than the file system', async () => {
         const r = await runCli(['restore', '--repo', repoDir, '--backup', rec.id, '--target', target]);
-        oneLineError(r, /no space left on device|ENOSPC/i);
+        oneLineError(r, new RegExp(`^volume-backup restore: error: cannot write the restore target ${target}: no space left on device \\(ENOSPC\\): free space on the file system of ${target}, or restore to a larger one`));
         await assert.rejects(fs.stat(target), 'the partial target was removed');
         await assertClean(repoDir, [rec.id]);
         const again = path.join(base, 'restored-elsewhere.img');

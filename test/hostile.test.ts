@@ -10,6 +10,7 @@ import { strict as assert } from 'assert';
 import fc from 'fast-check';
 import { promises as fs } from 'fs';
 import * as path from 'path';
+import { inspect } from 'util';
 import { PassThrough } from 'stream';
 import {
   BackupRecord, Repository, VolumeBackupError, checkBackupId, checkVolumeId, createBackup, deleteBackup, initRepository, openRepository,
@@ -71,6 +72,11 @@ async function cli(args: string[], input = '', env: NodeJS.ProcessEnv = cliEnv()
   return { code, stdout: out.text(), stderr: err.text() };
 }
 
+/** What an input is, exactly (util.inspect tells NaN from null and -0 from 0, and shows symbols). */
+function inputKey(value: unknown): string {
+  return inspect(value, { depth: Infinity, maxArrayLength: Infinity, maxStringLength: Infinity, breakLength: Infinity });
+}
+
 describe('hostile input', function () {
   this.timeout(300_000);
   let sandbox: string;
@@ -104,11 +110,12 @@ describe('hostile input', function () {
   });
 
   it('names: what validation accepts can never leave the repository; everything else is a clear INVALID_ARGUMENT', () => {
-    let runs = 0;
+    // Counted once per distinct input: the generators may produce the same value more than once.
+    const tried = new Set<string>();
     const root = '/repo';
     fc.assert(
       fc.property(fc.oneof(hostileString, fc.anything()), (value) => {
-        runs++;
+        tried.add(`name ${inputKey(value)}`);
         for (const [check, label] of [[checkVolumeId, 'volume id'], [checkBackupId, 'backup id'], [checkHost, 'host']] as const) {
           let accepted: string | null = null;
           try {
@@ -134,12 +141,12 @@ describe('hostile input', function () {
     );
     fc.assert(
       fc.property(fc.string({ unit: 'binary', minLength: 1, maxLength: 300 }).filter((s) => !s.includes('\0')), (p) => {
-        runs++;
+        tried.add(`path ${inputKey(p)}`);
         assert.equal(checkVolumeId(volumeIdForPath(p)), volumeIdForPath(p), 'a derived volume id is always valid');
       }),
       { numRuns: 500, seed: 10 },
     );
-    for (let i = 0; i < runs; i++) tally('hostileInputs', 'names (property-based)', `run ${i}`);
+    for (const input of tried) tally('hostileInputs', 'names (property-based)', input);
   });
 
   it('posix driver: no container or object name reaches outside its base directory', async () => {
@@ -148,10 +155,10 @@ describe('hostile input', function () {
     const driver = new PosixDriver({ path: base });
     const keep = path.join(outside, 'keep.txt');
     const before = await treeState(sandbox);
-    let runs = 0;
+    const tried = new Set<string>();
     await fc.assert(
       fc.asyncProperty(hostileString, hostileString, fc.constantFrom('write', 'create', 'replace', 'read', 'delete', 'list', 'container'), async (container, name, op) => {
-        runs++;
+        tried.add(`${op} ${inputKey([container, name])}`);
         try {
           if (op === 'write') await driver.writeObject(container, name, Buffer.from('x'));
           if (op === 'create') await driver.putIfAbsent(container, name, Buffer.from('x'));
@@ -172,7 +179,7 @@ describe('hostile input', function () {
     const after = await treeState(sandbox);
     const escaped = diffTrees(before, after).filter((c) => !c.startsWith('driver-base/'));
     assert.deepEqual(escaped, [], 'files were created or changed outside the base directory');
-    for (let i = 0; i < runs; i++) tally('hostileInputs', 'posix path resolution (property-based)', `run ${i}`);
+    for (const input of tried) tally('hostileInputs', 'posix path resolution (property-based)', input);
   });
 
   it('CLI: every command refuses bad values with exit 1 or 2 and one line, and changes nothing', async () => {
@@ -242,7 +249,8 @@ describe('hostile input', function () {
       { args: ['restore', '--repo', R(), '--backup', id(), '--progress', 'loud', '--verify-only'] },
       { args: ['delete', '--repo', R()] }, { args: ['reset-status', '--repo', R(), '--backup', id(), '--status', 'bogus'] },
       { args: ['reset-status', '--repo', R(), '--backup', id()] },
-      { args: ['prune', '--repo', R()], mayPass: true }, // no rule: keeps everything { args: ['prune', '--repo', R(), '--keep-last', '-1'] }, { args: ['prune', '--repo', R(), '--keep-last', 'abc'] },
+      { args: ['prune', '--repo', R()], mayPass: true }, // no rule: keeps everything
+      { args: ['prune', '--repo', R(), '--keep-last', '-1'] }, { args: ['prune', '--repo', R(), '--keep-last', 'abc'] },
       { args: ['prune', '--repo', R(), '--keep-last', '1e309'] }, { args: ['prune', '--repo', R(), '--keep-last', '1.5'] },
       { args: ['prune', '--repo', R(), '--keep-within', 'forever'] }, { args: ['prune', '--repo', R(), '--keep-within', '-1d'] },
       { args: ['prune', '--repo', R(), '--keep-daily', '1', '--time-zone', 'Mars/Olympus_Mons'] },
@@ -292,7 +300,7 @@ describe('hostile input', function () {
       } catch (err) {
         error = err;
       }
-      const failure = tally('hostileInputs', `CLI ${c.args[0]}`, label, error);
+      const failure = tally('hostileInputs', `CLI ${c.args[0]}`, label, error, inputKey([c.args, c.input]));
       if (failure) failures.push(failure);
     }
     assert.deepEqual(failures, []);
@@ -344,7 +352,7 @@ describe('hostile input', function () {
         if (!(err instanceof VolumeBackupError)) error = new Error(`not a VolumeBackupError: ${err instanceof Error ? `${err.name}: ${err.message}` : String(err)}`);
         else if (err.message.length > 2000 || err.message.includes('\n    at ')) error = new Error(`unclear message: ${err.message.slice(0, 300)}`);
       }
-      const failure = tally('hostileInputs', `API ${kind}`, JSON.stringify(value)?.slice(0, 80) ?? String(value), error);
+      const failure = tally('hostileInputs', `API ${kind}`, JSON.stringify(value)?.slice(0, 80) ?? String(value), error, inputKey(value));
       if (failure) failures.push(failure);
     };
     const anyValue = fc.oneof(fc.anything(), hostileString, fc.integer(), fc.double(), fc.constantFrom(-1, 0, 2 ** 53, 2 ** 31, NaN, Infinity, -Infinity, null, undefined, [], {}, '64K', true));

@@ -11,6 +11,7 @@ import {
   BackupRecord, ProgressEvent, PruneReport, Repository, createBackup, listBackups, openRepository, pruneRepository, restoreBackup,
 } from '../lib';
 import { ORPHAN_STATE_PREFIX } from '../lib/engine/prune';
+import { backupPrefix } from '../lib/repository/layout';
 import { listFiles, makeImage, scatterWrites, sha256File, tempDir } from './helpers/volumes';
 import { runCli } from './helpers/cli';
 
@@ -115,6 +116,32 @@ describe('prune (posix repository)', function () {
     assert.deepEqual(shape(dry), shape(real));
     assert.ok(real.backupsDeleted > 0);
     await assertRestores(real.volumes[0].kept.map((k) => k.id));
+  });
+
+  it('a record that cannot be read keeps every backup of its volume: it may need any of them', async () => {
+    const a = await backup('full', '2024-01-01T10:00:00Z');
+    const b = await backup('incremental', '2024-01-01T11:00:00Z');
+    const c = await backup('full', '2024-01-02T10:00:00Z');
+    // d builds on a (an explicit parent), then its record is damaged: prune cannot see that it needs a.
+    await scatterWrites(img, 0.05, ++seed, 4 * KiB);
+    const d = await createBackup(repo, { volume: img, volumeId: 'disk', mode: 'incremental', parentId: a.id, ...SMALL, snapshot: { id: null, createdAt: new Date('2024-01-01T12:00:00Z'), provider: null } });
+    expected.set(d.id, await sha256File(img));
+    const recordFile = path.join(repoDir, 'records', 'disk', `${d.id}.json`);
+    const damaged = JSON.parse(await fs.readFile(recordFile, 'utf8'));
+    damaged.size = -1;
+    await fs.writeFile(recordFile, JSON.stringify(damaged));
+    const before = await repositorySnapshot(repoDir);
+    const report = await pruneRepository(repo, { policy: { keepLast: 1 }, orphanGracePeriodMs: 0 });
+    assert.equal(report.backupsDeleted, 0);
+    assert.deepEqual(report.volumes[0].kept.map((k) => k.id).sort(), [a.id, b.id, c.id].sort());
+    assert.ok(report.problems.some((p) => p.includes(d.id)), report.problems.join('\n'));
+    assert.ok(report.problems.some((p) => /kept because a record of this volume cannot be read/.test(p)), report.problems.join('\n'));
+    const backupFiles = (snapshot: Record<string, string>) => Object.fromEntries(Object.entries(snapshot).filter(([name]) => !name.startsWith('prune/')));
+    assert.deepEqual(backupFiles(await repositorySnapshot(repoDir)), backupFiles(before), 'prune changed a record or an object');
+    // Repaired, the record is d's again and d restores.
+    damaged.size = (await fs.stat(img)).size;
+    await fs.writeFile(recordFile, JSON.stringify(damaged));
+    await assertRestores([d.id]);
   });
 
   it('several volumes: each gets the policy on its own; --volume-id limits prune to one', async () => {
@@ -226,7 +253,7 @@ describe('prune (posix repository)', function () {
     const ghostId = randomUUID();
     const ghost = await repo.createRecord({
       ...full, id: ghostId, status: 'creating', parentId: full.id, kind: 'incremental', metadataSha256: null,
-      objectPrefix: `volume_disk/20300101000000/backup_${ghostId}`,
+      objectPrefix: backupPrefix(repo.driver, { volumeId: 'disk', backupId: ghostId, createdAt: full.createdAt }),
       dataTimestamp: new Date().toISOString(), leaseExpiresAt: new Date(Date.now() - 1000).toISOString(),
     });
     const report = await pruneRepository(repo, { policy: { keepLast: 1 } });
@@ -235,7 +262,7 @@ describe('prune (posix repository)', function () {
     assert.deepEqual(ids(await listBackups(repo)), [newer.id]);
     // A live writer (lease in the future) pins its parent.
     const liveId = randomUUID();
-    const live = await repo.createRecord({ ...ghost.record, id: liveId, objectPrefix: `volume_disk/20300101000000/backup_${liveId}`, parentId: newer.id, leaseExpiresAt: new Date(Date.now() + 60_000).toISOString() });
+    const live = await repo.createRecord({ ...ghost.record, id: liveId, objectPrefix: backupPrefix(repo.driver, { volumeId: 'disk', backupId: liveId, createdAt: full.createdAt }), parentId: newer.id, leaseExpiresAt: new Date(Date.now() + 60_000).toISOString() });
     const third = await backup('full');
     const r2 = await pruneRepository(repo, { policy: { keepLast: 1 } });
     assert.deepEqual(r2.volumes[0].kept.map((k) => [k.id, k.reasons[0]]).sort(), [[live.record.id, 'being created'], [newer.id, `parent of ${live.record.id}`], [third.id, 'keep-last']].sort());
@@ -259,7 +286,7 @@ describe('prune (posix repository)', function () {
         injected = true;
         await repo.createRecord({
           ...inc2, id: writerId, status: 'creating', parentId: inc1.id, metadataSha256: null, storedBytes: 0,
-          objectPrefix: `volume_disk/20300101000000/backup_${writerId}`, leaseExpiresAt: new Date(Date.now() + 60_000).toISOString(),
+          objectPrefix: backupPrefix(repo.driver, { volumeId: 'disk', backupId: writerId, createdAt: inc2.createdAt }), leaseExpiresAt: new Date(Date.now() + 60_000).toISOString(),
         });
       }
       return list(container, prefix);

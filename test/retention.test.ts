@@ -86,9 +86,10 @@ describe('retention: policy validation', () => {
   it('gives clear errors for unknown rules, bad counts, bad durations and time zones', () => {
     const bad: [unknown, RegExp][] = [
       [{ keepLst: 3 }, /unknown rule keep-lst/],
-      [{ keepLast: -1 }, /keep-last/],
-      [{ keepDaily: 1.5 }, /keep-daily/],
-      [{ keepDaily: 'seven' }, /keep-daily/],
+      [{ keepLast: -1 }, /keep-last: must be a whole number from 0 to 1000000, or "unlimited" \(got -1\)/],
+      [{ keepLast: '-1' }, /keep-last: must be a whole number from 0 to 1000000, or "unlimited" \(got "-1"\)/],
+      [{ keepDaily: 1.5 }, /keep-daily: must be a whole number/],
+      [{ keepDaily: 'seven' }, /keep-daily: must be a whole number .*\(got "seven"\)/],
       [{ keepWithin: '1w' }, /keep-within "1w" is not a duration/],
       [{ keepFailedFor: 'soon' }, /keep-failed-for/],
       [{ keepDaily: 1, timeZone: 'Mars/Olympus' }, /unknown time zone/],

@@ -15,7 +15,7 @@ import { Repository, openRepository, restoreBackup } from '../lib';
 import { mapLimit } from '../lib/repository/repository';
 import { cliEnv, runCli } from './helpers/cli';
 import { makeImage, sha256File, tempDir } from './helpers/volumes';
-import { NodeRedProcess, nodeRedEnv, startMosquitto } from './e2e/node-red-process';
+import { Mosquitto, NodeRedProcess, nodeRedEnv, startMosquitto } from './e2e/node-red-process';
 
 const MiB = 1024 * 1024;
 const HOSTS = ['node-red-1', 'node-red-2', 'node-red-3'];
@@ -55,7 +55,7 @@ describe('scale-out end to end: mosquitto, three Node-RED workers and a requeste
   let dir: string;
   let repoDir: string;
   let repo: Repository;
-  let broker: { port: number; stop(): Promise<void> } | null = null;
+  let broker: Mosquitto | null = null;
   const workers: NodeRedProcess[] = [];
   let requester: NodeRedProcess;
   const started: NodeRedProcess[] = [];
@@ -108,7 +108,6 @@ describe('scale-out end to end: mosquitto, three Node-RED workers and a requeste
         await nodeRedEnv.deployFlows(requester.port, flowsFrom(['requester.json']));
       })(),
     ]);
-    // Give the MQTT in nodes a moment to connect and subscribe before the first request.
     await waitForSubscribers();
   });
   after(async () => {
@@ -119,14 +118,9 @@ describe('scale-out end to end: mosquitto, three Node-RED workers and a requeste
   });
 
   async function waitForSubscribers(): Promise<void> {
-    for (const instance of [...workers, requester]) {
-      const deadline = Date.now() + 20_000;
-      while (!/Connected to broker/.test(instance.log())) {
-        if (Date.now() > deadline) throw new Error(`Node-RED on port ${instance.port} did not connect to mosquitto:\n${instance.log().slice(-2000)}`);
-        await new Promise((r) => setTimeout(r, 100));
-      }
-    }
-    await new Promise((r) => setTimeout(r, 500)); // connected, then subscribed
+    // The broker says when each MQTT in node has subscribed: every worker on the shared requests, the requester on results.
+    await broker!.subscribed('$share/backup-workers/backup/requests', workers.length);
+    await broker!.subscribed('backup/results', 1);
   }
 
   async function requestBackups(volumes: string[]): Promise<string[]> {

@@ -107,6 +107,26 @@ describe('Backups sidebar endpoints (a started Node-RED)', function () {
     assert.deepStrictEqual(one.body.volumes.map((v: { volumeId: string }) => v.volumeId), ['web-disk']);
   });
 
+  it('sends a big listing a page at a time: page/size pick the backups, totals stay whole', async () => {
+    const whole = await call('GET', `${API}/configs/${configId}/backups`);
+    const order = whole.body.volumes.flatMap((v: any) => v.chains.flatMap((c: any) => c.backups.map((x: any) => x.id)));
+    assert.deepStrictEqual(whole.body.page, { page: 0, size: 50, total: order.length, pages: 1 });
+    const seen: string[] = [];
+    for (let page = 0; page * 3 < order.length; page++) {
+      const reply = await call('GET', `${API}/configs/${configId}/backups?page=${page}&size=3`);
+      assert.strictEqual(reply.status, 200, JSON.stringify(reply.body));
+      assert.deepStrictEqual(reply.body.page, { page, size: 3, total: order.length, pages: Math.ceil(order.length / 3) });
+      const ids = reply.body.volumes.flatMap((v: any) => v.chains.flatMap((c: any) => c.backups.map((x: any) => x.id)));
+      assert.ok(ids.length <= 3 && ids.length > 0);
+      for (const v of reply.body.volumes) assert.strictEqual(v.backupCount, whole.body.volumes.find((w: any) => w.volumeId === v.volumeId).backupCount);
+      seen.push(...ids);
+    }
+    assert.deepStrictEqual(seen, order, 'the pages together are the whole listing, in its order');
+    const bad = await call('GET', `${API}/configs/${configId}/backups?size=100000`);
+    assert.strictEqual(bad.status, 400);
+    assert.match(bad.body.error, /size/);
+  });
+
   it('verifies a backup, with its progress and result published on the editor comms', async () => {
     const comms = await red.subscribe('volume-backup/progress');
     try {

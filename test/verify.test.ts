@@ -9,6 +9,7 @@ import * as path from 'path';
 import { BackupRecord, Repository, createBackup, openRepository, verifyRepository } from '../lib';
 import { newBackupId } from '../lib/repository/names';
 import { runCli } from './helpers/cli';
+import { backupPrefix } from '../lib/repository/layout';
 import { makeImage, scatterWrites, tempDir } from './helpers/volumes';
 
 const KiB = 1024;
@@ -179,11 +180,11 @@ async function plantRecord(repo: Repository, like: BackupRecord, patch: Partial<
   const record: BackupRecord = {
     ...like,
     id,
-    objectPrefix: like.objectPrefix.replace(like.id, id),
     createdAt: new Date().toISOString(),
     updatedAt: new Date().toISOString(),
     ...patch,
   };
+  record.objectPrefix = backupPrefix(repo.driver, { volumeId: record.volumeId, backupId: id, createdAt: record.createdAt });
   await repo.createRecord(record);
   return record;
 }

@@ -6,7 +6,10 @@ export type Values = Record<string, string | boolean | string[] | boolean[] | un
 
 export interface CommandContext {
   stdout: NodeJS.WritableStream;
+  /** Both escape control characters: everything written to them is text for a person (or JSON). */
   stderr: NodeJS.WritableStream & { isTTY?: boolean };
+  /** The raw stderr, for the progress bar's own terminal control sequences only. */
+  progress: NodeJS.WritableStream & { isTTY?: boolean };
   env: NodeJS.ProcessEnv;
   readStdin(): Promise<string>;
   signal: AbortSignal;

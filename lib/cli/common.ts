@@ -82,12 +82,12 @@ export function formatBytes(n: number): string {
 
 /** Progress on stderr: a bar on a terminal, JSON lines with --progress json, nothing otherwise. */
 export function progressReporter(values: Values, ctx: CommandContext): { listener?: ProgressListener; stop(): void } {
-  const mode = str(values, 'progress') ?? (ctx.stderr.isTTY ? 'bar' : 'none');
+  const mode = str(values, 'progress') ?? (ctx.progress.isTTY ? 'bar' : 'none');
   if (!['bar', 'json', 'none'].includes(mode)) throw invalid('--progress must be bar, json or none');
   if (mode === 'json') return { listener: (e) => ctx.stderr.write(JSON.stringify(e) + '\n'), stop: () => undefined };
   if (mode === 'none') return { stop: () => undefined };
   const bar = new SingleBar(
-    { format: '{operation} [{bar}] {percent}% | {done}/{total} | {rate}/s | ETA {eta}s', stream: ctx.stderr as NodeJS.WritableStream, hideCursor: true, clearOnComplete: true },
+    { format: '{operation} [{bar}] {percent}% | {done}/{total} | {rate}/s | ETA {eta}s', stream: ctx.progress as NodeJS.WritableStream, hideCursor: true, clearOnComplete: true },
   );
   let started = false;
   return {

@@ -4,9 +4,10 @@
  * Exit codes: 0 success, 1 failure, 2 bad usage, 130 cancelled.
  */
 import { parseArgs } from 'util';
-import { VolumeBackupError, errorMessage } from '../errors';
+import { VolumeBackupError, errorMessage, invalid } from '../errors';
 import { closeHashPool } from '../engine/hash-pool';
-import type { Command, CommandContext } from './command';
+import { escapeControl, oneLine } from '../text';
+import type { Command, CommandContext, OptionSpec } from './command';
 import { COMMANDS } from './commands';
 
 function overview(): string {
@@ -31,11 +32,37 @@ function readStdin(): Promise<string> {
   });
 }
 
+/**
+ * A stream whose text is shown with its control characters escaped (lines stay lines): names, paths
+ * and messages from records and users cannot drive the terminal. Escaped JSON stays the same JSON.
+ */
+function escaping<S extends NodeJS.WritableStream & { isTTY?: boolean }>(stream: S): S {
+  const write = (chunk: string | Uint8Array, ...rest: unknown[]): boolean =>
+    (stream.write as (c: string, ...r: unknown[]) => boolean)(
+      (typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString('utf8')).split('\n').map(escapeControl).join('\n'),
+      ...rest,
+    );
+  return { write, isTTY: stream.isTTY } as unknown as S;
+}
+
+/** util.parseArgs lets the last of repeated options win silently: say which one was given twice. */
+function parseOptions(args: string[], options: OptionSpec): Record<string, unknown> {
+  const { values, tokens } = parseArgs({ args, options, strict: true, allowPositionals: false, tokens: true });
+  const seen = new Set<string>();
+  for (const token of tokens) {
+    if (token.kind !== 'option') continue;
+    if (seen.has(token.name) && !options[token.name]?.multiple) throw invalid(`--${token.name} is given more than once: give it once`);
+    seen.add(token.name);
+  }
+  return values;
+}
+
 export async function main(argv: string[], io: Partial<CommandContext> = {}): Promise<number> {
   const controller = new AbortController();
   const ctx: CommandContext = {
-    stdout: io.stdout ?? process.stdout,
-    stderr: io.stderr ?? process.stderr,
+    stdout: escaping(io.stdout ?? process.stdout),
+    stderr: escaping(io.stderr ?? process.stderr),
+    progress: io.progress ?? io.stderr ?? process.stderr,
     env: io.env ?? process.env,
     readStdin: io.readStdin ?? readStdin,
     signal: io.signal ?? controller.signal,
@@ -51,7 +78,7 @@ export async function main(argv: string[], io: Partial<CommandContext> = {}): Pr
     }
     const command: Command | undefined = COMMANDS.find((c) => c.name === name);
     if (!command) {
-      ctx.stderr.write(`volume-backup: unknown command "${name}" (volume-backup --help lists the commands)\n`);
+      ctx.stderr.write(`volume-backup: unknown command ${oneLine(JSON.stringify(name))} (volume-backup --help lists the commands)\n`);
       return 2;
     }
     if (rest.includes('--help') || rest.includes('-h')) {
@@ -60,16 +87,16 @@ export async function main(argv: string[], io: Partial<CommandContext> = {}): Pr
     }
     let values;
     try {
-      values = parseArgs({ args: rest, options: command.options, strict: true, allowPositionals: false }).values;
+      values = parseOptions(rest, command.options);
     } catch (err) {
-      ctx.stderr.write(`volume-backup ${name}: ${errorMessage(err).replace(/\s*\n\s*/g, ' ')} (see volume-backup ${name} --help)\n`);
+      ctx.stderr.write(`volume-backup ${name}: ${oneLine(errorMessage(err))} (see volume-backup ${name} --help)\n`);
       return 2;
     }
     const code = await command.run(values as Record<string, string | boolean | undefined>, ctx);
     return code ?? 0;
   } catch (err) {
     const code = err instanceof VolumeBackupError ? err.code : undefined;
-    ctx.stderr.write(`volume-backup ${name}: error: ${errorMessage(err).replace(/\s*\n\s*/g, ' ')}\n`);
+    ctx.stderr.write(`volume-backup ${name}: error: ${oneLine(errorMessage(err))}\n`);
     if (code === 'CANCELLED') return 130;
     return code === 'INVALID_ARGUMENT' ? 2 : 1;
   } finally {

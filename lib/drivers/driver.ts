@@ -77,6 +77,9 @@ export interface Driver {
   /** Replace an object only if its etag is still `etag`. Throws PreconditionFailedError otherwise. */
   replaceIfMatch(container: string, name: string, data: Buffer, etag: string): Promise<string>;
 
+  /** The directory a container is on this machine (posix); a restore never writes inside it. */
+  localDirectory?(container: string): string;
+
   /** Remove temporary files that killed writers of this machine left (stores with atomic uploads need none). */
   removeStaleTemporaries?(container: string): Promise<number>;
 

@@ -10,6 +10,7 @@ import * as os from 'os';
 import * as path from 'path';
 import { ObjectNotFoundError, PreconditionFailedError, invalid } from '../errors';
 import { writeNewFileDirect } from '../io/direct-io';
+import { writeFailure } from '../io/write-errors';
 import { CinderNaming, Driver, ObjectEntry, ObjectOptions, StoredObject } from './driver';
 
 const FILE_MODE = 0o660;
@@ -58,8 +59,21 @@ export class PosixDriver extends CinderNaming implements Driver {
     return full;
   }
 
+  localDirectory(container: string): string {
+    return this.resolve(container);
+  }
+
   async putContainer(container: string): Promise<void> {
-    await makeDirs(this.resolve(container));
+    await this.writing(container, '', () => makeDirs(this.resolve(container)));
+  }
+
+  /** Run a write; a system error (a full disk, no permission…) becomes a message naming the object and what to do. */
+  private async writing<T>(container: string, name: string, write: () => Promise<T>): Promise<T> {
+    try {
+      return await write();
+    } catch (err) {
+      throw writeFailure(err, { kind: 'repository', what: name ? `object ${name}` : 'its directory', location: this.resolve(container) });
+    }
   }
 
   async listEntries(container: string, prefix: string): Promise<ObjectEntry[]> {
@@ -162,13 +176,15 @@ export class PosixDriver extends CinderNaming implements Driver {
 
   async writeObject(container: string, name: string, data: Buffer, options?: ObjectOptions): Promise<string> {
     const file = this.resolve(container, name);
-    const tmp = await this.writeTemp(file, data, options?.directIo);
-    try {
-      await fs.rename(tmp, file);
-    } catch (err) {
-      await fs.rm(tmp, { force: true });
-      throw err;
-    }
+    await this.writing(container, name, async () => {
+      const tmp = await this.writeTemp(file, data, options?.directIo);
+      try {
+        await fs.rename(tmp, file);
+      } catch (err) {
+        await fs.rm(tmp, { force: true });
+        throw err;
+      }
+    });
     await this.syncDir(path.dirname(file));
     // The etag is the digest's prefix: reuse the caller's digest of these bytes (a backup has one).
     return options?.sha256 ? options.sha256.slice(0, 32) : etagOf(data);
@@ -192,12 +208,12 @@ export class PosixDriver extends CinderNaming implements Driver {
 
   async putIfAbsent(container: string, name: string, data: Buffer): Promise<string> {
     const file = this.resolve(container, name);
-    const tmp = await this.writeTemp(file, data);
+    const tmp = await this.writing(container, name, () => this.writeTemp(file, data));
     try {
       await fs.link(tmp, file);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'EEXIST') throw new PreconditionFailedError(name, `object ${name} already exists`);
-      throw err;
+      throw writeFailure(err, { kind: 'repository', what: `object ${name}`, location: this.resolve(container) });
     } finally {
       await fs.rm(tmp, { force: true });
     }
@@ -208,7 +224,7 @@ export class PosixDriver extends CinderNaming implements Driver {
   async replaceIfMatch(container: string, name: string, data: Buffer, etag: string): Promise<string> {
     const file = this.resolve(container, name);
     const lock = `${file}.lock`;
-    await this.acquireLock(lock);
+    await this.writing(container, name, () => this.acquireLock(lock));
     try {
       let current: Buffer;
       try {
@@ -218,8 +234,7 @@ export class PosixDriver extends CinderNaming implements Driver {
         throw err;
       }
       if (etagOf(current) !== etag) throw new PreconditionFailedError(name);
-      const tmp = await this.writeTemp(file, data);
-      await fs.rename(tmp, file);
+      await this.writing(container, name, async () => fs.rename(await this.writeTemp(file, data), file));
       await this.syncDir(path.dirname(file));
       return etagOf(data);
     } finally {

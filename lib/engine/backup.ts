@@ -14,23 +14,27 @@
  */
 import { VolumeBackupError, cancelled, errorMessage, throwIfAborted } from '../errors';
 import { compress, compressBound } from '../codec/compression';
-import { chainOf, findParent } from '../repository/catalog';
+import { chainOf, findParent, parentMismatch } from '../repository/catalog';
 import { ChainView } from '../repository/chain-view';
 import {
   ChunkEntry, DEFAULT_SEGMENT_CHUNKS, METADATA_FORMAT_VERSION, MetadataV2, SegmentRef, chunkCount, dataObjectName,
   encodeMetadata, encodeSegment, metadataObjectName, runsToExtents, segmentObjectName, sha256,
 } from '../repository/format';
-import { acquireVolumeLease, renewRecordLease } from '../repository/locks';
+import { acquireVolumeLease, renewRecordLease, takeRecord } from '../repository/locks';
 import { checkBackupId, checkText, checkVolumeId, newBackupId, volumeIdForPath } from '../repository/names';
 import { BackupKind, BackupRecord, Compression, RECORD_FORMAT_VERSION } from '../repository/records';
 import { Repository, forEachChunk } from '../repository/repository';
+import { oneLine } from '../text';
 import { checkAllStored, deleteBackupObjects } from '../repository/backup-objects';
+import { backupPrefix } from '../repository/layout';
 import { packChunk, warmHashPool } from './hash-pool';
+import { packHole } from './hash-worker';
 import { allocateSharedSlices } from '../io/direct-io';
+import { sparseReadsEnabled } from '../io/sparse';
 import { ProgressTracker } from './progress';
 import { CHUNKS_IN_FLIGHT, DEFAULT_BLOCK_SIZE, DEFAULT_CHUNK_SIZE, DEFAULT_COMPRESSION, checkSizes } from './settings';
 import type { CreateBackupOptions } from './types';
-import { Volume, openSource, readFully } from './volume';
+import { Volume, checkNotShrunk, openSource, readChunk } from './volume';
 
 export async function createBackup(repo: Repository, options: CreateBackupOptions): Promise<BackupRecord> {
   const mode = BackupKind.safeParse(options.mode ?? 'full');
@@ -39,12 +43,14 @@ export async function createBackup(repo: Repository, options: CreateBackupOption
   if (!compression.success) throw new VolumeBackupError('INVALID_ARGUMENT', `unknown compression ${JSON.stringify(options.compression)}: use none, zlib or zstd`);
   const name = checkText('name', options.name, 255);
   const description = checkText('description', options.description, 4096);
+  if (options.snapshot) checkText('snapshot id', options.snapshot.id, 1024);
   checkCompressionLevel(compression.data, options.compressionLevel);
   throwIfAborted(options.signal);
   warmHashPool();
 
-  const source = await openSource(options.volume);
+  const source = await openSource(options.volume, options.sparse ?? sparseReadsEnabled());
   try {
+    checkText('the volume path', options.sourcePath ?? source.path, 4096);
     const volumeId = checkVolumeId(options.volumeId ?? volumeIdForPath(options.sourcePath ?? options.volume));
     const lease = await acquireVolumeLease(repo, volumeId, { operation: 'backup', signal: options.signal, waitMs: options.lockWaitMs, onWait: options.onLockWait });
     try {
@@ -79,9 +85,9 @@ export async function createBackup(repo: Repository, options: CreateBackupOption
         snapshotId: options.snapshot?.id ?? null,
         snapshotProvider: options.snapshot?.provider ?? null,
         host: repo.host,
-        objectPrefix: repo.driver.generateObjectNamePrefix({ volumeId, backupId: id, createdAt }),
+        objectPrefix: backupPrefix(repo.driver, { volumeId, backupId: id, createdAt }),
         metadataSha256: null,
-        leaseExpiresAt: new Date(Date.now() + 60_000).toISOString(),
+        ...takeRecord(repo, 'create'),
         sourcePath: options.sourcePath ?? source.path,
         encrypted: repo.codec.encrypted,
       };
@@ -137,6 +143,10 @@ async function chooseParent(repo: Repository, volumeId: string, mode: BackupKind
     const parent = records.find((r) => r.id === options.parentId);
     if (!parent) throw new VolumeBackupError('NOT_FOUND', `parent ${options.parentId} is not a backup of volume ${volumeId}`);
     if (parent.status !== 'available' && parent.status !== 'restoring') throw new VolumeBackupError('CONFLICT', `parent ${parent.id} is ${parent.status}, not available`);
+    // An explicit parent meets the rules of the automatic choice (a differential on an incremental would be mislabelled).
+    const mismatch = parentMismatch(parent, volumeId, mode, options.snapshot?.createdAt);
+    if (mismatch) throw new VolumeBackupError('INCOMPATIBLE_PARENT', `backup ${parent.id} cannot be the parent of this ${mode} backup: ${mismatch}: choose another parent, or leave it to the automatic choice`, { parentId: parent.id });
+    chainOf(records, parent.id); // a parent whose chain loops or is broken would make a backup nobody can restore
     return parent;
   }
   const parent = findParent(records, volumeId, mode, options.snapshot?.createdAt);
@@ -146,6 +156,7 @@ async function chooseParent(repo: Repository, volumeId: string, mode: BackupKind
       `no available ${mode === 'differential' ? 'full ' : ''}backup of volume ${volumeId}${options.snapshot ? ' older than the snapshot' : ''} to base a${mode === 'incremental' ? 'n' : ''} ${mode} backup on: do a full backup first`,
     );
   }
+  chainOf(records, parent.id);
   return parent;
 }
 
@@ -241,11 +252,12 @@ async function writeBackupObjects(
     throwIfAborted(options.signal);
     const offset = i * chunkSize;
     const length = Math.min(chunkSize, size - offset);
-    await readFully(source, Buffer.from(slot.input, 0, length), length, offset);
+    // A sparse file's holes are not read; a chunk that is all hole needs no worker either.
+    const read = await readChunk(source, Buffer.from(slot.input, 0, length), length, offset, blockSize);
     // The parent's state of this chunk, from the newest backup of its chain that touched it.
     const parentHashes = parent ? new Uint8Array((await parent.state(i, options.signal)).hashes) : null;
     // Hashing, zero detection, the comparison with the parent, packing and compression: one worker task.
-    const r = await packChunk({
+    const r = !read ? packHole(length, blockSize, parentHashes) : await packChunk({
       input: slot.input, length, blockSize, parentHashes, output: slot.output.buffer, outputOffset: slot.output.offset, outputLength: compressBound(chunkSize),
       compression, level: options.compressionLevel, digest: !repo.codec.encrypted, md5: !!repo.driver.wantsMd5,
     });
@@ -277,6 +289,8 @@ async function writeBackupObjects(
     progress.chunk(i, length);
   });
 
+  // A source cut short while it was read would leave a backup of bytes it no longer has.
+  await checkNotShrunk(source);
   segments.sort((a, b) => a.index - b.index);
   const metadata: MetadataV2 = {
     formatVersion: METADATA_FORMAT_VERSION,
@@ -315,9 +329,10 @@ function nonZeroHashes(hashes: Buffer, zeros: Uint8Array): Buffer {
 
 /** Remove what a failed backup wrote and leave its record in `error` with the reason. */
 async function failBackup(repo: Repository, record: BackupRecord, err: unknown, options: CreateBackupOptions): Promise<void> {
-  const reason = errorMessage(err);
+  // The message may quote user input (a path, a name): the record keeps it escaped, on one line.
+  const reason = oneLine(errorMessage(err));
   try {
-    await deleteBackupObjects(repo, record.objectPrefix);
+    await deleteBackupObjects(repo, record);
   } catch (cleanupErr) {
     options.log?.warn(`backup ${record.id} failed and its objects could not all be removed (${errorMessage(cleanupErr)}); prune removes them later`);
   }

@@ -1,20 +1,24 @@
 /**
- * Start-up cleanup of one host's leftovers (Cinder's init_host, as the scalable-service spec restricts
- * it): only records whose `host` is this host are touched, never another host's, even with an expired
- * lease (that is reset-status's job, by an operator who knows the host is gone).
- *   creating  → error with the reason, its partial objects removed;
- *   restoring → available, and the interrupted restore reported as failed;
- *   deleting  → the deletion is finished (or given back if a backup started depending on it);
+ * Start-up cleanup of one host's leftovers (Cinder's init_host). A record in a transient state names
+ * the process that put it there (`owner`: host, pid, start time) and carries that operation's lease:
+ *   records owned by this host whose process is gone, and any host's records whose lease expired:
+ *     creating  → error with the reason, its partial objects removed;
+ *     restoring → available, and the interrupted restore reported as failed;
+ *     deleting  → the deletion is finished (or given back if a backup started depending on it before
+ *                 its deletion was committed: delete-batch.ts);
+ *   records of older versions (no owner) are matched by `host` as before;
  *   leases in locks/ held by dead processes of this host → released;
  *   temporary snapshots left by dead processes of this host → removed.
- * An operation of this host that is still running (another process with the same host name) is left
- * alone: a backup's volume lease names its process, and a restore's record lease must have expired.
+ * An operation that is still running (a live process of this host, or another host's whose lease is
+ * fresh) is left alone.
  */
 import { VolumeBackupError, errorMessage, throwIfAborted } from '../errors';
 import { deleteBackupObjects } from '../repository/backup-objects';
 import { LeaseHolder, listVolumeLeases, pidAlive, releaseDeadLease } from '../repository/locks';
 import { checkHost } from '../repository/names';
-import type { BackupRecord } from '../repository/records';
+import { BackupRecord, isTransient } from '../repository/records';
+import { ownerHost, stillRunning } from '../repository/owner';
+import { leaseExpired } from '../repository/retention';
 import type { Repository } from '../repository/repository';
 import { CleanupResult as SnapshotCleanupResult, cleanupTemporarySnapshots } from '../snapshot/cleanup';
 import { deleteOne } from './delete';
@@ -71,31 +75,34 @@ export async function cleanupHost(repo: Repository, options: HostCleanupOptions 
     snapshots: null,
     errors: [],
   };
-  const mine = (await repo.listRecords()).filter((r) => r.host === host);
+  const stuck = (await repo.listRecords()).filter((r) => isTransient(r.status) && (ownerHost(r) === host || leaseExpired(r, now())));
   const leases = await listVolumeLeases(repo);
   const leaseOf = new Map(leases.map((l) => [l.volumeId, l.holder]));
 
-  for (const record of mine) {
+  for (const record of stuck) {
     throwIfAborted(options.signal);
     const which = { backupId: record.id, volumeId: record.volumeId };
     try {
+      // A backup of an older version names no owner: its writer holds the volume's lease instead.
+      const running = record.status === 'creating' && !record.owner ? runningBackup(leaseOf.get(record.volumeId) ?? null, record, host) : stillRunning(record, host, now());
+      if (running) {
+        result.skipped.push({ ...which, status: record.status, reason: running });
+        continue;
+      }
       switch (record.status) {
         case 'creating': {
-          const running = runningBackup(leaseOf.get(record.volumeId) ?? null, record, host);
-          if (running) {
-            result.skipped.push({ ...which, status: record.status, reason: running });
-            break;
-          }
           result.failedBackups.push(await failInterruptedBackup(repo, record, now(), log));
           break;
         }
         case 'restoring': {
-          if (record.leaseExpiresAt && Date.parse(record.leaseExpiresAt) > now().getTime()) {
-            result.skipped.push({ ...which, status: record.status, reason: `its lease runs until ${record.leaseExpiresAt}: the restore may still be running; clean up again after that` });
-            break;
-          }
-          await repo.transition(record.id, ['restoring'], 'available', { leaseExpiresAt: null });
-          log?.warn(`cleanup: the restore of backup ${record.id} on host ${host} was interrupted; it failed (the target is incomplete) and the backup is available again`);
+          await repo.updateRecord(record.id, (current) => {
+            // Only the restore judged stopped: not a new one that took the backup meanwhile.
+            if (current.status !== 'restoring' || JSON.stringify(current.owner ?? null) !== JSON.stringify(record.owner ?? null)) {
+              throw new VolumeBackupError('CONFLICT', `backup ${record.id} changed meanwhile (now ${current.status})`, { backupId: record.id });
+            }
+            return { status: 'available' };
+          }, record.volumeId);
+          log?.warn(`cleanup: the restore of backup ${record.id} on host ${ownerHost(record)} was interrupted; it failed (the target is incomplete) and the backup is available again`);
           result.failedRestores.push(which);
           break;
         }
@@ -169,13 +176,13 @@ async function failInterruptedBackup(
   now: Date,
   log?: Logger,
 ): Promise<HostCleanupResult['failedBackups'][number]> {
-  const reason = `interrupted: the process on host ${record.host} that was creating this backup stopped (found by start-up cleanup at ${now.toISOString()})`;
+  const reason = `interrupted: the process on host ${ownerHost(record)} that was creating this backup stopped (found by start-up cleanup at ${now.toISOString()})`;
   // Fence first: if the writer were alive after all, its final compare-and-swap to available now fails.
   await repo.transition(record.id, ['creating'], 'error', { failReason: reason, leaseExpiresAt: null });
   let bytesFreed = 0;
   let objectsRemoved = true;
   try {
-    bytesFreed = await deleteBackupObjects(repo, record.objectPrefix);
+    bytesFreed = await deleteBackupObjects(repo, record);
   } catch (err) {
     objectsRemoved = false;
     log?.warn(`cleanup: backup ${record.id} is now error, but its partial objects could not all be removed (${errorMessage(err)}); prune removes them later`);

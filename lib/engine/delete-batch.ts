@@ -17,6 +17,7 @@
  */
 import { VolumeBackupError, cancelled } from '../errors';
 import { deleteBackupObjects } from '../repository/backup-objects';
+import { renewRecordLease, takeRecord } from '../repository/locks';
 import { ParentIndex } from '../repository/parent-index';
 import type { BackupRecord, BackupStatus } from '../repository/records';
 import { Repository, mapLimit } from '../repository/repository';
@@ -43,8 +44,26 @@ export interface DeleteBatchOutcome {
   failed: Map<string, Error>;
 }
 
-/** Delete backups of one volume (see the header). Never throws for one backup's trouble; see the outcome. */
+/**
+ * Delete backups of one volume (see the header). Never throws for one backup's trouble; see the outcome.
+ * Each marked record names this process as its owner, with a lease renewed until the batch ends: if the
+ * process dies, its host's cleanup (or any host's, once the lease expired) finishes the deletion.
+ */
 export async function deleteBackups(repo: Repository, records: readonly BackupRecord[], options: DeleteBatchOptions = {}): Promise<DeleteBatchOutcome> {
+  const renewals: (() => void)[] = [];
+  try {
+    return await deleteBatch(repo, records, options, (id, volumeId) => renewals.push(renewRecordLease(repo, id, volumeId)));
+  } finally {
+    for (const stop of renewals) stop();
+  }
+}
+
+async function deleteBatch(
+  repo: Repository,
+  records: readonly BackupRecord[],
+  options: DeleteBatchOptions,
+  renewLease: (backupId: string, volumeId: string) => void,
+): Promise<DeleteBatchOutcome> {
   const outcome: DeleteBatchOutcome = { deleted: new Map(), givenBack: new Map(), failed: new Map() };
   if (records.length === 0) return outcome;
   const volumeId = records[0].volumeId;
@@ -60,9 +79,10 @@ export async function deleteBackups(repo: Repository, records: readonly BackupRe
         if (!MARKABLE.includes(current.status)) {
           throw new VolumeBackupError('CONFLICT', `backup ${r.id} is ${current.status}; expected ${MARKABLE.join(' or ')}`, { backupId: r.id, status: current.status });
         }
-        return { status: 'deleting', leaseExpiresAt: null };
+        return { status: 'deleting', ...takeRecord(repo, 'delete') };
       }, volumeId);
       marked.add(r.id);
+      renewLease(r.id, volumeId);
     } catch (err) {
       outcome.failed.set(r.id, err as Error);
     }
@@ -124,7 +144,7 @@ export async function deleteBackups(repo: Repository, records: readonly BackupRe
       const record = byId.get(id)!;
       try {
         if (options.signal?.aborted) throw cancelled(options.signal.reason);
-        const freed = await deleteBackupObjects(repo, record.objectPrefix);
+        const freed = await deleteBackupObjects(repo, record);
         await repo.deleteRecord(record);
         outcome.deleted.set(id, freed);
         options.onDeleted?.(record, freed);

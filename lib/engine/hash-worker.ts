@@ -127,19 +127,44 @@ function hashBlocks(data: Buffer, blockSize: number): { hashes: Buffer; zeros: U
   return { hashes, zeros };
 }
 
+function parentView(parentHashes: Uint8Array | null): Buffer | null {
+  return parentHashes ? Buffer.from(parentHashes.buffer, parentHashes.byteOffset, parentHashes.byteLength) : null;
+}
+
+/** Whether block `b` differs from the parent's (no parent, or a parent that was shorter: it does). */
+function changedBlock(hashes: Buffer, parent: Buffer | null, b: number): boolean {
+  return !parent || b >= parent.length / 32 || hashes.compare(parent, b * 32, b * 32 + 32, b * 32, b * 32 + 32) !== 0;
+}
+
+/**
+ * What `pack` gives for a chunk of a sparse file that is all hole, without reading or hashing it:
+ * every block is a zero block, and a changed one goes to the zero map. Cheap: runs on the main thread.
+ */
+export function packHole(length: number, blockSize: number, parentHashes: Uint8Array | null): PackResult & { hashes: Buffer } {
+  const count = Math.ceil(length / blockSize);
+  const hashes = Buffer.alloc(count * 32);
+  const full = zeroBlockHash(blockSize);
+  for (let b = 0; b < count; b++) (b * blockSize + blockSize <= length ? full : zeroBlockHash(length - b * blockSize)).copy(hashes, b * 32);
+  const parent = parentView(parentHashes);
+  const zeroed = new Uint8Array(count);
+  for (let b = 0; b < count; b++) zeroed[b] = changedBlock(hashes, parent, b) ? 1 : 0;
+  return {
+    hashes, zeros: new Uint8Array(count).fill(1), store: new Uint8Array(count), zeroed,
+    rawLength: 0, length: 0, compression: 'none', sha256: null, md5: null,
+  };
+}
+
 function pack(task: PackTask): PackResult {
   const data = Buffer.from(task.input, 0, task.length);
   const { hashes, zeros } = hashBlocks(data, task.blockSize);
   const count = zeros.length;
   const store = new Uint8Array(count);
   const zeroed = new Uint8Array(count);
-  const parent = task.parentHashes ? Buffer.from(task.parentHashes.buffer, task.parentHashes.byteOffset, task.parentHashes.byteLength) : null;
-  const parentBlocks = parent ? parent.length / 32 : 0;
+  const parent = parentView(task.parentHashes);
   let rawLength = 0;
   let storedBlocks = 0;
   for (let b = 0; b < count; b++) {
-    const changed = !parent || b >= parentBlocks || hashes.compare(parent, b * 32, b * 32 + 32, b * 32, b * 32 + 32) !== 0;
-    if (!changed) continue;
+    if (!changedBlock(hashes, parent, b)) continue;
     if (zeros[b]) zeroed[b] = 1;
     else {
       store[b] = 1;

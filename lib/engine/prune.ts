@@ -19,6 +19,7 @@ import type { BackupRecord } from '../repository/records';
 import { Repository, mapLimit } from '../repository/repository';
 import { checkVolumeId } from '../repository/names';
 import { ParentIndex } from '../repository/parent-index';
+import { DATA_ROOT, parseObjectName, volumeObjectsPrefix, volumeOfObject } from '../repository/layout';
 import { PlannedDelete, VolumePlan, childrenFirst, leaseExpired, planRetention, resolvePolicy } from '../repository/retention';
 
 export const DEFAULT_ORPHAN_GRACE_PERIOD_MS = 24 * 3600_000;
@@ -115,7 +116,8 @@ export async function pruneRepository(repo: Repository, options: PruneOptions): 
   const progress = progressEmitter(options, plan.volumes.reduce((n, v) => n + v.delete.length, 0), plan.volumes.reduce((n, v) => n + v.bytesFreed, 0));
   const volumes: VolumePruneReport[] = [];
   for (const id of [...volumeIds].sort()) {
-    const volumePlan = byVolume.get(id) ?? empty(id);
+    const planned = byVolume.get(id) ?? empty(id);
+    const volumePlan = listing.unreadable.has(id) ? keepAll(planned) : planned;
     const objects = listing.objects.get(id) ?? [];
     const records = listing.records.filter((r) => r.volumeId === id);
     const report = options.dryRun
@@ -139,17 +141,32 @@ export async function pruneRepository(repo: Repository, options: PruneOptions): 
   };
 }
 
+/**
+ * A volume with a record that cannot be read deletes no backup: that record may be a backup whose chain
+ * runs through any of them, and deleting its parent would make it unrestorable for good.
+ */
+function keepAll(plan: VolumePlan): VolumePlan {
+  const reason = 'kept: a record of this volume cannot be read, and it may depend on this backup';
+  return {
+    ...plan,
+    keep: [...plan.keep, ...plan.delete.map((d) => ({ record: d.record, reasons: [reason] }))],
+    delete: [],
+    bytesFreed: 0,
+    problems: [...plan.problems, ...(plan.delete.length > 0 ? [`volume ${plan.volumeId}: ${plan.delete.length} backup(s) the policy would delete are kept because a record of this volume cannot be read; fix or remove that record (see the problem above), then prune again`] : [])],
+  };
+}
+
 // ---- listing -------------------------------------------------------------------------------------
 
 async function list(repo: Repository, volumeId: string | undefined): Promise<Listing> {
   // Objects first, records second (see the header).
-  const entries = await repo.listObjects(volumeId ? `volume_${volumeId}/` : 'volume_');
+  const entries = await repo.listObjects(volumeId ? volumeObjectsPrefix(volumeId) : DATA_ROOT);
   const objects = new Map<string, ObjectEntry[]>();
   for (const e of entries) {
-    const m = /^volume_([^/]+)\//.exec(e.name);
-    if (!m) continue;
-    let bucket = objects.get(m[1]);
-    if (!bucket) objects.set(m[1], (bucket = []));
+    const owner = volumeOfObject(e.name);
+    if (owner === null) continue;
+    let bucket = objects.get(owner);
+    if (!bucket) objects.set(owner, (bucket = []));
     bucket.push(e);
   }
   const unreadable = new Set<string>();
@@ -157,23 +174,23 @@ async function list(repo: Repository, volumeId: string | undefined): Promise<Lis
   const records = await repo.listRecords(volumeId, (name, reason) => {
     const m = /^records\/([^/]+)\//.exec(name);
     unreadable.add(m ? m[1] : '*');
-    problems.push(`record ${name} cannot be read (${reason}): prune leaves it and its volume's unreferenced objects alone`);
+    problems.push(`record ${name} cannot be read (${reason}): prune leaves it, its volume's backups and its volume's unreferenced objects alone`);
   });
   if (unreadable.has('*')) for (const id of objects.keys()) unreadable.add(id);
   return { objects, records, unreadable, problems };
 }
 
-/** The objects each record covers, by backup id (objectPrefix is a prefix of all of them). */
+/**
+ * The objects each record covers, by backup id: those that are its own by the layout (records' prefixes
+ * are the layout's; listRecords refuses others). Any other name is an orphan.
+ */
 function objectsByBackup(objects: ObjectEntry[], records: BackupRecord[]): { covered: Map<string, ObjectEntry[]>; orphans: ObjectEntry[] } {
-  const byId = new Map(records.map((r) => [r.id, r]));
+  const byPrefix = new Map(records.map((r) => [r.objectPrefix, r]));
   const covered = new Map<string, ObjectEntry[]>();
   const orphans: ObjectEntry[] = [];
   for (const e of objects) {
-    const m = /\/backup_([0-9a-f-]{36})/.exec(e.name);
-    let owner = m ? byId.get(m[1]) : undefined;
-    if (owner && !e.name.startsWith(owner.objectPrefix)) owner = undefined;
-    // Names in another layout: compare with every prefix (rare, so the linear scan is fine).
-    owner ??= m ? undefined : records.find((r) => e.name.startsWith(r.objectPrefix));
+    const parsed = parseObjectName(e.name);
+    const owner = parsed ? byPrefix.get(parsed.prefix) : undefined;
     if (!owner) {
       orphans.push(e);
       continue;

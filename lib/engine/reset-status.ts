@@ -5,7 +5,7 @@
  * `available` only after checking that its metadata, segments (or hash list) and every object are there, right size.
  */
 import { PreconditionFailedError, VolumeBackupError, errorMessage, invalid } from '../errors';
-import { loadHashList, loadMetadata, ownedObjects } from '../repository/backup-objects';
+import { listBackupObjects, loadHashList, loadMetadata, ownedObjects } from '../repository/backup-objects';
 import { chainOf } from '../repository/catalog';
 import { metadataObjectName, sha256 } from '../repository/format';
 import { listVolumeLeases } from '../repository/locks';
@@ -93,11 +93,12 @@ async function checkComplete(repo: Repository, record: BackupRecord, signal?: Ab
     const broken = chain.slice(0, -1).find((r) => r.status !== 'available' && r.status !== 'restoring');
     if (broken) throw refuse(`it needs ${broken.id}, which is ${broken.status}`);
   }
-  const listed = new Map((await repo.listObjects(record.objectPrefix)).map((e) => [e.name, e.size]));
+  let listed: Map<string, number>;
   let metadataSha256: string;
   let objectCount = 1;
   try {
     const metadata = await loadMetadata(repo, record, signal);
+    listed = new Map((await listBackupObjects(repo, record)).map((e) => [e.name, e.size]));
     if (metadata.formatVersion === 1) await loadHashList(repo, record, metadata, signal);
     // A backup whose writer stopped after writing its metadata has no digest in its record yet.
     metadataSha256 = record.metadataSha256 ?? sha256(await repo.readObject(metadataObjectName(record.objectPrefix), signal));

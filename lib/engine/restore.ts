@@ -10,10 +10,11 @@
 import { promises as fs } from 'fs';
 import { ObjectNotFoundError, VolumeBackupError, cancelled, errorMessage, throwIfAborted } from '../errors';
 import { compressBound, decompress, syncZstd } from '../codec/compression';
-import { chainOf } from '../repository/catalog';
+import { ancestorsOf, chainOf } from '../repository/catalog';
 import { ChainView, StoredObject } from '../repository/chain-view';
 import { blockCount, chunkCount, sha256 } from '../repository/format';
-import { renewRecordLease } from '../repository/locks';
+import { renewRecordLease, takeRecord } from '../repository/locks';
+import { heldByThisProcess } from '../repository/owner';
 import { checkBackupId } from '../repository/names';
 import type { BackupRecord } from '../repository/records';
 import { Repository, forEachChunk } from '../repository/repository';
@@ -23,7 +24,8 @@ import { DIRECT_ALIGNMENT, SharedSlice, allocateSharedSlices } from '../io/direc
 import { ProgressTracker } from './progress';
 import { CHUNKS_IN_FLIGHT } from './settings';
 import type { RestoreOptions, RestoreResult } from './types';
-import { Target, closeTarget, openTarget, writeAt } from './volume';
+import { Target, closeTarget, endTargetAt, openTarget, syncTarget, writeAt } from './volume';
+import { refuseTargetInRepository } from './target-in-repository';
 
 
 /** Bytes restored between background write-backs of the target. */
@@ -34,6 +36,7 @@ export async function restoreBackup(repo: Repository, options: RestoreOptions): 
   const backupId = checkBackupId(options.backupId);
   const verifyOnly = !!options.verifyOnly;
   if (!verifyOnly && !options.target) throw new VolumeBackupError('INVALID_ARGUMENT', 'a restore needs a target path (or verify-only)');
+  if (!verifyOnly) await refuseTargetInRepository(options.target!, repo.localDirectory);
   throwIfAborted(options.signal);
   warmHashPool();
 
@@ -41,8 +44,8 @@ export async function restoreBackup(repo: Repository, options: RestoreOptions): 
   if (record.status !== 'available') {
     throw new VolumeBackupError('CONFLICT', `backup ${backupId} is ${record.status}${record.failReason ? ` (${record.failReason})` : ''}: only available backups can be restored`);
   }
-  // Set-then-check against prune: mark the backup restoring (owned by this host, as Cinder does, so its start-up cleanup finds it), then make sure its whole chain is still there.
-  if (!verifyOnly) await repo.transition(backupId, ['available'], 'restoring', { leaseExpiresAt: new Date(Date.now() + 60_000).toISOString(), host: repo.host });
+  // Set-then-check against prune: mark the backup restoring (owned by this process, so its host's start-up cleanup finds it; `host` stays the creator), then make sure its whole chain is still there.
+  if (!verifyOnly) await repo.transition(backupId, ['available'], 'restoring', takeRecord(repo, 'restore'));
   const stopRenewal = verifyOnly ? () => undefined : renewRecordLease(repo, backupId, record.volumeId);
   let target: Target | null = null;
   try {
@@ -56,7 +59,9 @@ export async function restoreBackup(repo: Repository, options: RestoreOptions): 
     const view = await ChainView.open(repo, chain, options.signal);
     if (!verifyOnly) target = await openTarget(options.target!, record.size);
     const result = await applyChain(repo, record, view, target, options);
-    if (target) await target.handle.sync();
+    // Only once every block is written: a failed restore leaves an existing target partly overwritten, at its old size.
+    const bytesLeftPastEnd = target ? await endTargetAt(target, record.size) : 0;
+    if (target) await syncTarget(target);
     return {
       backupId,
       volumeId: record.volumeId,
@@ -67,6 +72,7 @@ export async function restoreBackup(repo: Repository, options: RestoreOptions): 
       bytesWritten: result.bytesWritten,
       bytesVerified: record.size,
       blocksVerified: blockCount(record.size, record.blockSize),
+      bytesLeftPastEnd,
       durationMs: Date.now() - started,
     };
   } catch (err) {
@@ -84,7 +90,11 @@ export async function restoreBackup(repo: Repository, options: RestoreOptions): 
     stopRenewal();
     if (target) await closeTarget(target).catch(() => undefined);
     if (!verifyOnly) {
-      await repo.transition(backupId, ['restoring'], 'available', { leaseExpiresAt: null }).catch((err) => {
+      // Only while this process still owns it: a cleanup that found our lease expired may have given it back, and another restore taken it.
+      await repo.updateRecord(backupId, (current) => {
+        if (current.status !== 'restoring' || !heldByThisProcess(current, repo.host)) throw new VolumeBackupError('CONFLICT', `it is ${current.status}${current.owner ? ` (${current.owner.operation} by process ${current.owner.pid} of host ${current.owner.host})` : ''} now`);
+        return { status: 'available' };
+      }, record.volumeId).catch((err) => {
         options.log?.warn(`backup ${backupId} could not be set back to available: ${errorMessage(err)}`);
       });
     }
@@ -121,7 +131,7 @@ async function applyChain(
   const flushInBackground = (): void => {
     if (!target || flushing || unflushed < FLUSH_BYTES) return;
     unflushed = 0;
-    flushing = target.handle.datasync().catch((err) => { flushError ??= err; }).finally(() => { flushing = null; });
+    flushing = syncTarget(target, true).catch((err) => { flushError ??= err; }).finally(() => { flushing = null; });
   };
   await forEachChunk(slots, chunks, async (slot, i) => {
     throwIfAborted(options.signal);
@@ -324,10 +334,10 @@ async function chainBeingDeleted(repo: Repository, record: BackupRecord): Promis
   const records = await repo.listRecords(record.volumeId).catch(() => null);
   if (!records) return null;
   const byId = new Map(records.map((r) => [r.id, r]));
-  for (let id: string | null = record.id; id; id = byId.get(id)?.parentId ?? null) {
-    const link = byId.get(id);
-    if (!link) return `backup ${id} of its chain was deleted while it was read`;
-    if (link.status === 'deleting') return `backup ${id} of its chain is being deleted`;
-  }
-  return null;
+  const current = byId.get(record.id);
+  if (!current) return `backup ${record.id} was deleted while it was read`;
+  const { ids, missing } = ancestorsOf(byId, current);
+  const deleting = [current.id, ...ids].find((id) => byId.get(id)!.status === 'deleting');
+  if (deleting) return `backup ${deleting} of its chain is being deleted`;
+  return missing ? `backup ${missing} of its chain was deleted while it was read` : null;
 }

@@ -58,6 +58,11 @@ export interface CreateBackupOptions extends CommonOptions {
   snapshot?: SnapshotSource;
   /** Path recorded as the volume's source when `volume` is a temporary snapshot of it. */
   sourcePath?: string;
+  /**
+   * Skip the holes of a sparse disk image (lseek SEEK_DATA/SEEK_HOLE) instead of reading its zeros; same
+   * backup either way. Default: on, unless VOLUME_BACKUP_SPARSE=off. Block devices are always read.
+   */
+  sparse?: boolean;
   /** How long to wait while another backup of the same volume runs (default 0: fail at once with BUSY). */
   lockWaitMs?: number;
   /** Called once when the backup has to wait for another backup of the volume (to show it in a status). */
@@ -66,7 +71,10 @@ export interface CreateBackupOptions extends CommonOptions {
 
 export interface RestoreOptions extends CommonOptions {
   backupId: string;
-  /** A new file (created sparse) or an existing file/block device at least as large as the backup. */
+  /**
+   * A new file (created sparse), an existing file (overwritten, then cut to the backup's size) or a
+   * block device at least as large as the backup. Never inside a posix repository.
+   */
   target?: string;
   /** Read and check everything, write nothing. */
   verifyOnly?: boolean;
@@ -81,8 +89,14 @@ export interface RestoreResult {
   chain: string[];
   size: number;
   bytesWritten: number;
+  /** Bytes checked against the backup's hash list (before they were written; the target is not read back). */
   bytesVerified: number;
   blocksVerified: number;
+  /**
+   * Bytes of the target past the backup's end, left as they were: those of a block device larger than
+   * the backup. 0 for a file, which ends at the backup's size (a larger one is cut to it).
+   */
+  bytesLeftPastEnd: number;
   durationMs: number;
 }
 

@@ -11,10 +11,11 @@
  */
 import { VolumeBackupError, errorMessage, throwIfAborted } from '../errors';
 import { chainOf } from '../repository/catalog';
-import { OwnedObject, loadHashList, loadMetadata, ownedObjects } from '../repository/backup-objects';
-import { OBJECT_NAME_SUFFIX } from '../repository/format';
+import { OwnedObject, listBackupObjects, loadHashList, loadMetadata, ownedObjects } from '../repository/backup-objects';
+import { DATA_ROOT, parseObjectName } from '../repository/layout';
 import { DEFAULT_LEASE_TTL_MS, listVolumeLeases } from '../repository/locks';
 import { checkBackupId } from '../repository/names';
+import { ownerHost } from '../repository/owner';
 import type { BackupRecord } from '../repository/records';
 import { Repository, mapLimit } from '../repository/repository';
 import type { ObjectEntry } from '../drivers/driver';
@@ -23,8 +24,6 @@ import type { Logger, ProgressListener } from './types';
 
 /** A `deleting` record has no lease; one unchanged this long is taken as abandoned. */
 export const STUCK_DELETE_MS = 5 * DEFAULT_LEASE_TTL_MS;
-/** Where backups' objects live (Cinder's naming): volume_<volumeId>/… */
-const DATA_PREFIX = 'volume_';
 
 export type VerifyProblemKind =
   | 'malformed-record'
@@ -34,7 +33,9 @@ export type VerifyProblemKind =
   | 'corrupt'
   | 'orphaned-objects'
   | 'stuck-record'
-  | 'unreadable';
+  | 'unreadable'
+  /** repository.json is gone while backups are there: the repository cannot be opened. */
+  | 'missing-config';
 
 export interface VerifyProblem {
   kind: VerifyProblemKind;
@@ -107,16 +108,18 @@ export async function verifyRepository(repo: Repository, options: VerifyOptions 
     const backupId = checkBackupId(options.backupId);
     const target = await repo.getRecord(backupId);
     const all = await repo.listRecords(target.volumeId, (name, reason) => malformed(findings, name, reason));
-    const chain = chainOrProblem(findings, all, target);
+    const chain = chainOrProblem(findings, byIdOf(all), target);
     records = chain ?? [target];
   } else {
     // Objects first, records second: see the comment at the top.
-    objects = await repo.listObjects(DATA_PREFIX);
+    objects = await repo.listObjects(DATA_ROOT);
     records = await repo.listRecords(undefined, (name, reason) => malformed(findings, name, reason));
-    for (const record of records) if (record.status === 'available' || record.status === 'restoring') chainOrProblem(findings, records, record);
+    const byId = byIdOf(records);
+    for (const record of records) if (record.status === 'available' || record.status === 'restoring') chainOrProblem(findings, byId, record);
   }
 
-  const concurrency = options.concurrency ?? (options.readData ? 2 : 4);
+  // Without readData a backup costs a listing and two small reads: more of them in flight (big catalogs).
+  const concurrency = options.concurrency ?? (options.readData ? 2 : 16);
   await mapLimit(records, concurrency, async (record) => {
     throwIfAborted(options.signal);
     try {
@@ -128,7 +131,7 @@ export async function verifyRepository(repo: Repository, options: VerifyOptions 
     }
   });
   if (objects) {
-    await findOrphans(repo, objects, findings);
+    await findOrphans(repo, objects, records, findings);
     await noteStaleLeases(repo, findings, now());
   }
 
@@ -148,11 +151,15 @@ function malformed(findings: Findings, name: string, reason: string): void {
   findings.add({ kind: 'malformed-record', message: `record ${name} is malformed: ${reason}`, backupIds: [] });
 }
 
+function byIdOf(records: readonly BackupRecord[]): Map<string, BackupRecord> {
+  return new Map(records.map((r) => [r.id, r]));
+}
+
 /** The chain a complete backup needs; every link must exist and be complete. */
-function chainOrProblem(findings: Findings, records: BackupRecord[], record: BackupRecord): BackupRecord[] | null {
+function chainOrProblem(findings: Findings, byId: ReadonlyMap<string, BackupRecord>, record: BackupRecord): BackupRecord[] | null {
   let chain: BackupRecord[];
   try {
-    chain = chainOf(records, record.id);
+    chain = chainOf(byId, record.id);
   } catch (err) {
     findings.add({ kind: 'broken-chain', message: errorMessage(err), backupIds: [record.id] });
     return null;
@@ -174,16 +181,17 @@ async function checkRecord(
   options: VerifyOptions,
   now: Date,
 ): Promise<void> {
-  const owner = `host ${record.host}`;
+  const host = ownerHost(record);
+  const owner = `host ${host}`;
   switch (record.status) {
     case 'available':
     case 'restoring': {
       if (record.status === 'restoring' && leaseExpired(record, now)) {
         findings.add({
           kind: 'stuck-record',
-          message: `backup ${record.id} has been restoring on ${owner} since ${record.updatedAt} and its lease expired at ${record.leaseExpiresAt}: that restore stopped. Run \`volume-backup cleanup --host ${record.host}\` on ${record.host}, or \`volume-backup reset-status --backup ${record.id} --status available\` if that host is gone for good`,
+          message: `backup ${record.id} has been restoring on ${owner} since ${record.updatedAt} and its lease expired at ${record.leaseExpiresAt}: that restore stopped. Run \`volume-backup cleanup --host ${host}\` on ${host}, or \`volume-backup reset-status --backup ${record.id} --status available\` if that host is gone for good`,
           backupIds: [record.id],
-          host: record.host,
+          host,
         });
       }
       const found = await checkObjects(repo, record, options.signal);
@@ -210,22 +218,22 @@ async function checkRecord(
       if (leaseExpired(record, now)) {
         findings.add({
           kind: 'stuck-record',
-          message: `backup ${record.id} of volume ${record.volumeId} has been creating on ${owner} since ${record.createdAt} and its lease expired at ${record.leaseExpiresAt}: that backup stopped. Run \`volume-backup cleanup --host ${record.host}\` on ${record.host}, or \`volume-backup reset-status --backup ${record.id} --status error\` if that host is gone for good`,
+          message: `backup ${record.id} of volume ${record.volumeId} has been creating on ${owner} since ${record.createdAt} and its lease expired at ${record.leaseExpiresAt}: that backup stopped. Run \`volume-backup cleanup --host ${host}\` on ${host}, or \`volume-backup reset-status --backup ${record.id} --status error\` if that host is gone for good`,
           backupIds: [record.id],
-          host: record.host,
+          host,
         });
       } else {
         findings.notes.push({ backupId: record.id, message: `backup ${record.id} of volume ${record.volumeId} is being created by ${owner} (not checked)` });
       }
       return;
     case 'deleting': {
-      const since = Date.parse(record.updatedAt);
-      if (now.getTime() - since > STUCK_DELETE_MS) {
+      // A deletion names its owner and renews a lease; one of an older version is judged by its age.
+      if (record.leaseExpiresAt ? leaseExpired(record, now) : now.getTime() - Date.parse(record.updatedAt) > STUCK_DELETE_MS) {
         findings.add({
           kind: 'stuck-record',
-          message: `backup ${record.id} of volume ${record.volumeId} has been deleting since ${record.updatedAt} (${owner}): the deletion stopped. Run \`volume-backup cleanup --host ${record.host}\` on ${record.host}, or delete it again`,
+          message: `backup ${record.id} of volume ${record.volumeId} has been deleting since ${record.updatedAt} (${owner}): the deletion stopped. Run \`volume-backup cleanup --host ${host}\` on ${host}, or delete it again`,
           backupIds: [record.id],
-          host: record.host,
+          host,
         });
       } else {
         findings.notes.push({ backupId: record.id, message: `backup ${record.id} of volume ${record.volumeId} is being deleted` });
@@ -233,7 +241,7 @@ async function checkRecord(
       return;
     }
     case 'error': {
-      const left = await repo.listObjects(record.objectPrefix);
+      const left = await listBackupObjects(repo, record);
       if (left.length > 0) {
         const bytes = left.reduce((n, e) => n + e.size, 0);
         findings.notes.push({ backupId: record.id, message: `failed backup ${record.id} of volume ${record.volumeId} still has ${left.length} object(s), ${bytes} bytes: prune or delete removes them` });
@@ -249,7 +257,13 @@ function leaseExpired(record: BackupRecord, now: Date): boolean {
 
 /** Metadata (and segments, or the hash list) readable and consistent with the record; every object it names present, right size. */
 async function checkObjects(repo: Repository, record: BackupRecord, signal?: AbortSignal): Promise<{ problems: VerifyProblem[]; checked: number }> {
-  const listed = new Map((await repo.listObjects(record.objectPrefix)).map((e) => [e.name, e.size]));
+  let listed: Map<string, number>;
+  try {
+    listed = new Map((await listBackupObjects(repo, record)).map((e) => [e.name, e.size]));
+  } catch (err) {
+    if (err instanceof VolumeBackupError && err.code === 'CANCELLED') throw err;
+    return { problems: [problemFrom(err, record)], checked: 1 };
+  }
   const problems: VerifyProblem[] = [];
   let checked = 1;
   const check = ({ name, length }: OwnedObject): void => {
@@ -290,15 +304,15 @@ async function stillComplete(repo: Repository, record: BackupRecord): Promise<bo
   }
 }
 
-/** The backup prefix an object name belongs to: its name without -NNNNN, _metadata, _segment-NNNNNN or _sha256file. */
-export function backupPrefixOf(objectName: string): string {
-  return objectName.replace(OBJECT_NAME_SUFFIX, '');
+/** The backup prefix an object belongs to by the layout; any other name stands for itself. */
+function backupPrefixOf(objectName: string): string {
+  return parseObjectName(objectName)?.prefix ?? objectName;
 }
 
-async function findOrphans(repo: Repository, objects: ObjectEntry[], findings: Findings): Promise<void> {
+async function findOrphans(repo: Repository, objects: ObjectEntry[], known: readonly BackupRecord[], findings: Findings): Promise<void> {
   if (objects.length === 0) return;
   // Prefixes owned now (records listed after the objects, and re-listed: a backup started meanwhile counts).
-  const owned = new Set((await repo.listRecords()).map((r) => r.objectPrefix));
+  const owned = new Set((await repo.listRecordsSince(known)).map((r) => r.objectPrefix));
   const candidates = new Map<string, ObjectEntry[]>();
   for (const entry of objects) {
     const prefix = backupPrefixOf(entry.name);
@@ -309,7 +323,7 @@ async function findOrphans(repo: Repository, objects: ObjectEntry[], findings: F
   }
   for (const prefix of [...candidates.keys()].sort()) {
     // A deletion in progress removes objects before its record: those that are gone by now were not orphans.
-    const still = await repo.listObjects(prefix);
+    const still = (await repo.listObjects(prefix)).filter((e) => backupPrefixOf(e.name) === prefix);
     if (still.length === 0) continue;
     const bytes = still.reduce((n, e) => n + e.size, 0);
     findings.add({

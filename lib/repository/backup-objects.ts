@@ -1,9 +1,12 @@
 /**
  * Reading a backup's metadata and hash list back, with every check that proves they are the ones the
- * record describes: digest of the stored bytes, decryption, schema, ids, sizes.
+ * record describes: digest of the stored bytes, decryption, schema, ids, sizes, the object layout.
+ * Listing and deleting a backup's objects: only the names that are its own by the layout.
  */
 import { ObjectNotFoundError, VolumeBackupError, errorMessage } from '../errors';
-import { BackupMetadata, BackupMetadataV1, HASH_BYTES, blockCount, checkSegmentRefs, decodeMetadata, decodeSegment, metadataObjectName, sha256 } from './format';
+import { BackupMetadata, BackupMetadataV1, HASH_BYTES, MetadataV2, Segment, SegmentRef, blockCount, decodeMetadata, decodeSegment, metadataObjectName, sha256 } from './format';
+import type { ObjectEntry } from '../drivers/driver';
+import { checkMetadataLayout, checkRecordLayout, checkSegmentLayout, isObjectOf } from './layout';
 import type { BackupRecord } from './records';
 import { Repository, mapLimit } from './repository';
 
@@ -26,6 +29,7 @@ export async function readChecked(repo: Repository, name: string, expectedSha: s
 }
 
 export async function loadMetadata(repo: Repository, record: BackupRecord, signal?: AbortSignal): Promise<BackupMetadata> {
+  checkRecordLayout(repo.driver, record);
   const name = metadataObjectName(record.objectPrefix);
   const plain = await readChecked(repo, name, record.metadataSha256, `the metadata of backup ${record.id}`, signal);
   const metadata = decodeMetadata(plain, record.id);
@@ -36,7 +40,7 @@ export async function loadMetadata(repo: Repository, record: BackupRecord, signa
     metadata.chunkSize !== record.chunkSize ? 'chunk size' :
     metadata.parentId !== record.parentId ? 'parent' : null;
   if (mismatch) throw new VolumeBackupError('CORRUPT', `the metadata of backup ${record.id} does not match its record (${mismatch} differs)`, { backupId: record.id });
-  if (metadata.formatVersion === 2) checkSegmentRefs(metadata, record.objectPrefix);
+  checkMetadataLayout(record, metadata);
   return metadata;
 }
 
@@ -47,6 +51,17 @@ export async function loadHashList(repo: Repository, record: BackupRecord, metad
     throw new VolumeBackupError('CORRUPT', `the hash list of backup ${record.id} has ${plain.length / HASH_BYTES} hashes for ${blockCount(metadata.size, metadata.blockSize)} blocks`, { backupId: record.id });
   }
   return plain;
+}
+
+/**
+ * One segment object of a version-2 backup, read, digest-checked, decoded and checked to name only this
+ * backup's own data objects.
+ */
+export async function loadSegment(repo: Repository, record: BackupRecord, metadata: MetadataV2, ref: SegmentRef, signal?: AbortSignal): Promise<Segment> {
+  const what = `segment ${ref.index} of backup ${record.id}`;
+  const segment = decodeSegment(await readChecked(repo, ref.name, ref.sha256, what, signal), metadata, ref.index, `${what} (${ref.name})`);
+  checkSegmentLayout(record, metadata, segment, `${what} (${ref.name})`);
+  return segment;
 }
 
 /** An object a backup owns, with the length its metadata records. */
@@ -67,16 +82,29 @@ export async function* ownedObjects(repo: Repository, record: BackupRecord, meta
     return;
   }
   for (const ref of metadata.segments) {
-    const what = `segment ${ref.index} of backup ${record.id}`;
-    const segment = decodeSegment(await readChecked(repo, ref.name, ref.sha256, what, signal), metadata, ref.index, record.objectPrefix, `${what} (${ref.name})`);
+    const segment = await loadSegment(repo, record, metadata, ref, signal);
     yield { name: ref.name, length: ref.length };
     for (const entry of segment.entries) if (entry.object) yield { name: entry.object.name, length: entry.object.length };
   }
 }
 
-/** Delete every object whose name starts with the backup's prefix. Returns the bytes freed. */
-export async function deleteBackupObjects(repo: Repository, objectPrefix: string): Promise<number> {
-  const entries = await repo.listObjects(objectPrefix);
+/**
+ * The backup's objects that are there: listed under its prefix, keeping only the names that are its own
+ * by the layout (`<prefix>-00001`, `<prefix>_metadata`, `<prefix>_segment-000000`, `<prefix>_sha256file`), not every name that
+ * merely starts with the prefix. The record's prefix is checked against the layout first.
+ */
+export async function listBackupObjects(repo: Repository, record: BackupRecord): Promise<ObjectEntry[]> {
+  checkRecordLayout(repo.driver, record);
+  return (await repo.listObjects(record.objectPrefix)).filter((e) => isObjectOf(record.objectPrefix, e.name));
+}
+
+/**
+ * Delete a backup's own objects (listBackupObjects). That covers every object its metadata can name
+ * (loadMetadata refuses any other name) and also what a failed backup, whose metadata was never
+ * written, left. Returns the bytes freed.
+ */
+export async function deleteBackupObjects(repo: Repository, record: BackupRecord): Promise<number> {
+  const entries = await listBackupObjects(repo, record);
   await mapLimit(entries, 8, (e) => repo.deleteObject(e.name));
   return entries.reduce((sum, e) => sum + e.size, 0);
 }
@@ -87,7 +115,7 @@ export async function deleteBackupObjects(repo: Repository, objectPrefix: string
  * otherwise leave an available backup that cannot be restored.
  */
 export async function checkAllStored(repo: Repository, record: BackupRecord, objectCount: number, storedBytes: number): Promise<void> {
-  const entries = await repo.listObjects(record.objectPrefix);
+  const entries = await listBackupObjects(repo, record);
   const bytes = entries.reduce((sum, e) => sum + e.size, 0);
   if (entries.length !== objectCount || bytes !== storedBytes) {
     throw new VolumeBackupError(

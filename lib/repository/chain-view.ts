@@ -10,9 +10,9 @@
 import { VolumeBackupError } from '../errors';
 import { zeroBlockHash } from '../engine/block-hash';
 import {
-  BackupMetadata, BackupMetadataV1, DataObject, Extent, HASH_BYTES, MetadataV2, Segment, SegmentRef, blockCount, decodeSegment,
+  BackupMetadata, BackupMetadataV1, DataObject, Extent, HASH_BYTES, MetadataV2, Segment, SegmentRef, blockCount,
 } from './format';
-import { loadHashList, loadMetadata, readChecked } from './backup-objects';
+import { loadHashList, loadMetadata, loadSegment } from './backup-objects';
 import type { BackupRecord } from './records';
 import type { Repository } from './repository';
 
@@ -140,9 +140,7 @@ class LayerV2 extends Layer {
   }
 
   private async load(ref: SegmentRef, signal?: AbortSignal): Promise<Window> {
-    const what = `segment ${ref.index} of backup ${this.record.id}`;
-    const plain = await readChecked(this.repo, ref.name, ref.sha256, what, signal);
-    const segment: Segment = decodeSegment(plain, this.metadata, ref.index, this.record.objectPrefix, `${what} (${ref.name})`);
+    const segment: Segment = await loadSegment(this.repo, this.record, this.metadata, ref, signal);
     const entries = new Map<number, LayerEntry>();
     segment.entries.forEach((e, k) => {
       const hashes = Buffer.from(segment.hashes[k]); // its own copy: the segment's buffer can go

@@ -112,8 +112,6 @@ export function hashListObjectName(prefix: string): string {
 export function segmentObjectName(prefix: string, index: number): string {
   return `${prefix}_segment-${String(index).padStart(6, '0')}`;
 }
-/** What follows a backup's prefix in the names of its objects (verify's orphan scan strips it). */
-export const OBJECT_NAME_SUFFIX = /(-\d{5,}|_metadata|_sha256file|_segment-\d{6,})$/;
 
 export function sha256(data: Buffer): string {
   return createHash('sha256').update(data).digest('hex');
@@ -172,9 +170,9 @@ export function encodeSegment(backupId: string, segment: Segment): Buffer {
 
 /**
  * Decode and check a segment object: right backup and index, chunks of this segment, extents inside
- * their chunk, data objects named as this backup's own (`prefix`), one hash per non-zero block.
+ * their chunk, one hash per non-zero block (the names of its data objects: layout.ts checkSegmentLayout).
  */
-export function decodeSegment(plain: Buffer, metadata: MetadataV2, index: number, prefix: string, what: string): Segment {
+export function decodeSegment(plain: Buffer, metadata: MetadataV2, index: number, what: string): Segment {
   const corrupt = (why: string) => new VolumeBackupError('CORRUPT', `${what} is malformed: ${why}`, { backupId: metadata.backupId });
   if (plain.length < 4 || plain.readUInt32BE(0) > plain.length - 4) throw corrupt('its header is cut off');
   const jsonEnd = 4 + plain.readUInt32BE(0);
@@ -193,7 +191,6 @@ export function decodeSegment(plain: Buffer, metadata: MetadataV2, index: number
     const c = entry.chunk;
     if (c <= previous || Math.floor(c / segmentChunks) !== index || c * chunkSize >= size) throw corrupt(`chunk ${c} does not belong in it`);
     previous = c;
-    if (entry.object && entry.object.name !== dataObjectName(prefix, c + 1)) throw corrupt(`chunk ${c} names object ${entry.object.name}, not its own`);
     const start = c * chunkSize;
     const end = Math.min(start + chunkSize, size);
     for (const [offset, length] of [...entry.zeroExtents, ...(entry.object?.extents ?? [])]) {
@@ -206,18 +203,6 @@ export function decodeSegment(plain: Buffer, metadata: MetadataV2, index: number
   }
   if (at !== plain.length) throw corrupt(`${plain.length - at} bytes follow its last hash`);
   return { index, entries: header.chunks, hashes };
-}
-
-/** Throw CORRUPT unless a version-2 metadata's segments are this backup's own, each once, in order, within the volume. */
-export function checkSegmentRefs(metadata: MetadataV2, prefix: string): void {
-  const segments = Math.ceil(chunkCount(metadata.size, metadata.chunkSize) / metadata.segmentChunks);
-  let previous = -1;
-  for (const ref of metadata.segments) {
-    if (ref.index <= previous || ref.index >= segments || ref.name !== segmentObjectName(prefix, ref.index)) {
-      throw new VolumeBackupError('CORRUPT', `the metadata of backup ${metadata.backupId} lists segment ${ref.index} as ${ref.name}: not one of its own segments, in order`, { backupId: metadata.backupId });
-    }
-    previous = ref.index;
-  }
 }
 
 function zeroBlockCount(extents: Extent[], blockSize: number): number {

@@ -6,7 +6,8 @@ import type { Driver } from '../drivers/driver';
 import { PreconditionFailedError, VolumeBackupError } from '../errors';
 import { KdfCost, newEncryptionParams } from '../codec/encryption';
 import { RepositoryConfig, newRepositoryConfig } from './config';
-import { REPOSITORY_CONFIG_NAME } from './repository';
+import { REPOSITORY_CONFIG_NAME, readConfigIfAny } from './repository';
+import { missingConfigError, repositoryContentAt } from './missing-config';
 
 export interface NewRepositoryOptions {
   /** Encrypt the repository's objects with a key wrapped by this passphrase. */
@@ -25,6 +26,9 @@ export async function newConfig(options: NewRepositoryOptions = {}): Promise<Rep
 /** Write repository.json into a container that must not hold a repository yet. */
 export async function writeNewRepository(driver: Driver, container: string, config: RepositoryConfig): Promise<void> {
   await driver.putContainer(container);
+  // Only an empty location: where a repository's content is, its repository.json was lost, not never made.
+  const found = await repositoryContentAt(driver, container);
+  if (found && !(await readConfigIfAny(driver, container))) throw missingConfigError(driver, container, found);
   try {
     await driver.putIfAbsent(container, REPOSITORY_CONFIG_NAME, Buffer.from(JSON.stringify(config, null, 2) + '\n'));
   } catch (err) {

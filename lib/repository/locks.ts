@@ -7,7 +7,10 @@ import * as os from 'os';
 import { randomUUID } from 'crypto';
 import { ObjectNotFoundError, PreconditionFailedError, VolumeBackupError } from '../errors';
 import { checkVolumeId } from './names';
+import { LOCKS_PREFIX } from './layout';
 import type { Repository } from './repository';
+import { heldByThisProcess, thisProcessAs } from './owner';
+import { BackupRecord, OperationOwner, isTransient } from './records';
 import { sleep } from './repository';
 
 export const DEFAULT_LEASE_TTL_MS = 60_000;
@@ -35,7 +38,7 @@ export interface LeaseOptions {
 }
 
 export function lockName(volumeId: string): string {
-  return `locks/${checkVolumeId(volumeId)}.json`;
+  return `${LOCKS_PREFIX}${checkVolumeId(volumeId)}.json`;
 }
 
 export function pidAlive(pid: number): boolean {
@@ -173,27 +176,39 @@ export async function acquireVolumeLease(repo: Repository, volumeId: string, opt
 }
 
 
-/** Keep a running operation's record lease fresh, so others can tell it is alive. Returns the stopper. */
+/**
+ * Keep a running operation's record lease fresh, so others can tell it is alive. Returns the stopper.
+ * Only while this process still owns the record: a record the operation left, or that a cleanup or
+ * another deleter took over, is not touched.
+ */
 export function renewRecordLease(repo: Repository, backupId: string, volumeId: string, ttlMs = DEFAULT_LEASE_TTL_MS): () => void {
   const timer = setInterval(() => {
     repo
-      .updateRecord(backupId, () => ({ leaseExpiresAt: new Date(Date.now() + ttlMs).toISOString() }), volumeId)
+      .updateRecord(backupId, (current) => {
+        if (!isTransient(current.status) || !heldByThisProcess(current, repo.host)) throw new VolumeBackupError('CONFLICT', `backup ${backupId} is no longer held by this process`);
+        return { leaseExpiresAt: new Date(Date.now() + ttlMs).toISOString() };
+      }, volumeId)
       .catch(() => undefined); // a missed renewal is retried at the next tick
   }, Math.max(1000, Math.floor(ttlMs / 3)));
   timer.unref();
   return () => clearInterval(timer);
 }
 
+/** The owner and first lease of an operation this process starts on a record (see owner.ts). */
+export function takeRecord(repo: Repository, operation: OperationOwner['operation'], ttlMs = DEFAULT_LEASE_TTL_MS): Pick<BackupRecord, 'owner' | 'leaseExpiresAt'> {
+  return { owner: thisProcessAs(operation, repo.host), leaseExpiresAt: new Date(Date.now() + ttlMs).toISOString() };
+}
+
 /** The lease objects under locks/, whatever their state. */
 export async function listVolumeLeases(repo: Repository): Promise<{ volumeId: string; holder: LeaseHolder | null; etag: string }[]> {
-  const entries = (await repo.driver.listEntries(repo.container, 'locks/')).filter((e) => e.name.endsWith('.json'));
+  const entries = (await repo.driver.listEntries(repo.container, LOCKS_PREFIX)).filter((e) => e.name.endsWith('.json'));
   const out: { volumeId: string; holder: LeaseHolder | null; etag: string }[] = [];
   for (const entry of entries) {
     const current = await repo.driver.readObject(repo.container, entry.name).catch((err) => {
       if (err instanceof ObjectNotFoundError) return null; // released meanwhile
       throw err;
     });
-    if (current) out.push({ volumeId: entry.name.slice('locks/'.length, -'.json'.length), holder: decode(current.data), etag: current.etag });
+    if (current) out.push({ volumeId: entry.name.slice(LOCKS_PREFIX.length, -'.json'.length), holder: decode(current.data), etag: current.etag });
   }
   return out;
 }

@@ -5,6 +5,7 @@
 import { createHash, randomUUID } from 'crypto';
 import * as path from 'path';
 import { invalid } from '../errors';
+import { CONTROL_CHARACTERS_MESSAGE, hasControlCharacters } from '../text';
 
 const VOLUME_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 const BACKUP_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
@@ -42,7 +43,7 @@ export function checkText(label: string, value: unknown, max = 1024): string {
   if (value === undefined || value === null) return '';
   if (typeof value !== 'string') throw invalid(`${label} must be text`);
   if (value.length > max) throw invalid(`${label} is longer than ${max} characters`);
-  if (/[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]/.test(value)) throw invalid(`${label} contains control characters`);
+  if (hasControlCharacters(value)) throw invalid(`${label} ${CONTROL_CHARACTERS_MESSAGE}: they could forge what a terminal shows`);
   return value;
 }
 

@@ -3,6 +3,7 @@
  * (records/<volumeId>/<backupId>.json). Its status moves only by compare-and-swap (see repository.ts).
  */
 import { z } from 'zod';
+import { CONTROL_CHARACTERS_MESSAGE, hasControlCharacters } from '../text';
 
 export const RECORD_FORMAT_VERSION = 1;
 
@@ -15,17 +16,39 @@ export type BackupKind = z.infer<typeof BackupKind>;
 export const Compression = z.enum(['none', 'zlib', 'zstd']);
 export type Compression = z.infer<typeof Compression>;
 
+/** The states an operation holds a record in while it runs; each has an owner and a lease (docs/reliability.md). */
+export const TRANSIENT_STATUSES: readonly BackupStatus[] = ['creating', 'restoring', 'deleting'];
+
+export function isTransient(status: BackupStatus): boolean {
+  return TRANSIENT_STATUSES.includes(status);
+}
+
 const isoDate = z.string().refine((s) => !Number.isNaN(Date.parse(s)), 'must be an ISO 8601 date');
+/** Text a user reads (names, hosts, paths, reasons): no control characters, which could forge terminal output. */
+const freeText = (max: number, min = 0) => z.string().min(min).max(max).refine((s) => !hasControlCharacters(s), CONTROL_CHARACTERS_MESSAGE);
 const safeInt = z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER);
+
+/**
+ * The process that moved a record into a transient state: its host's cleanup finishes or rolls back
+ * the operation once that process is gone (pid, and its start time so a reused pid is not taken for it).
+ */
+export const OperationOwnerSchema = z.object({
+  operation: z.enum(['create', 'restore', 'delete']),
+  host: freeText(253, 1),
+  pid: z.number().int().positive(),
+  /** Start time of the process in clock ticks since boot (/proc/<pid>/stat field 22); null off Linux. */
+  pidStart: z.number().int().nonnegative().nullable(),
+});
+export type OperationOwner = z.infer<typeof OperationOwnerSchema>;
 
 export const BackupRecordSchema = z.object({
   formatVersion: z.literal(RECORD_FORMAT_VERSION),
   id: z.string().uuid(),
   volumeId: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/).refine((s) => !s.includes('..')),
-  name: z.string().max(1024),
-  description: z.string().max(4096),
+  name: freeText(1024),
+  description: freeText(4096),
   status: BackupStatus,
-  failReason: z.string().nullable(),
+  failReason: freeText(Number.MAX_SAFE_INTEGER).nullable(),
   parentId: z.string().uuid().nullable(),
   kind: BackupKind,
   dataTimestamp: isoDate,
@@ -37,16 +60,19 @@ export const BackupRecordSchema = z.object({
   chunkSize: z.number().int().positive(),
   blockSize: z.number().int().positive(),
   compression: Compression,
-  snapshotId: z.string().max(1024).nullable(),
-  snapshotProvider: z.string().max(64).nullable(),
-  host: z.string().min(1).max(253),
+  snapshotId: freeText(1024).nullable(),
+  snapshotProvider: freeText(64).nullable(),
+  /** The host that created the backup (an operation's owner is in `owner`). */
+  host: freeText(253, 1),
   /** Cinder's service_metadata: the object-name prefix of this backup's objects. */
   objectPrefix: z.string().min(1).max(1024),
   /** SHA-256 of the stored metadata object, so a record cannot silently point at another backup. */
   metadataSha256: z.string().regex(/^[0-9a-f]{64}$/).nullable(),
   /** While an operation runs, its owner renews this; an expired lease means the owner stopped. */
   leaseExpiresAt: isoDate.nullable(),
-  sourcePath: z.string().max(4096).nullable(),
+  /** Who runs the operation while the status is transient; null otherwise (absent in records of older versions). */
+  owner: OperationOwnerSchema.nullable().optional(),
+  sourcePath: freeText(4096).nullable(),
   encrypted: z.boolean(),
 });
 export type BackupRecord = z.infer<typeof BackupRecordSchema>;

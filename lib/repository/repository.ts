@@ -11,13 +11,17 @@ import * as os from 'os';
 import { Driver, ObjectEntry, ObjectOptions } from '../drivers/driver';
 import { ObjectNotFoundError, PreconditionFailedError, VolumeBackupError, errorMessage, invalid } from '../errors';
 import { checkBackupId, checkHost, checkVolumeId } from './names';
-import { BackupRecord, BackupStatus, canTransition, parseRecord } from './records';
+import { BackupRecord, BackupStatus, canTransition, isTransient, parseRecord } from './records';
 import { IDENTITY_CODEC, ObjectCodec } from '../codec/object-codec';
 import { RepositoryConfig, parseRepositoryConfig } from './config';
+import { RECORDS_PREFIX, recordLayoutProblem } from './layout';
+export { RECORDS_PREFIX } from './layout';
+import { missingConfigError, repositoryContentAt } from './missing-config';
 
 export const REPOSITORY_CONFIG_NAME = 'repository.json';
-export const RECORDS_PREFIX = 'records/';
 const CAS_ATTEMPTS = 20;
+/** Records read at the same time when listing (each is a small JSON object). */
+const RECORD_READS_IN_FLIGHT = 64;
 
 export interface RepositoryOptions {
   container: string;
@@ -51,6 +55,11 @@ export class Repository {
     return this.container ? `${this.driver.location} (container ${this.container})` : this.driver.location;
   }
 
+  /** The repository's directory when it is on this machine (posix), else null. */
+  get localDirectory(): string | null {
+    return this.driver.localDirectory?.(this.container) ?? null;
+  }
+
   get encrypted(): boolean {
     return this.config.encryption !== null;
   }
@@ -61,16 +70,37 @@ export class Repository {
 
   // ---- records ---------------------------------------------------------------------------------
 
-  /** Every record, or one volume's; malformed records are reported through `onInvalid`, not thrown. */
+  /**
+   * Every record, or one volume's; malformed records, and records whose objectPrefix is not the
+   * layout's, are reported through `onInvalid`, not thrown (and never acted on).
+   */
   async listRecords(volumeId?: string, onInvalid?: (name: string, reason: string) => void): Promise<BackupRecord[]> {
     const prefix = volumeId ? `${RECORDS_PREFIX}${checkVolumeId(volumeId)}/` : RECORDS_PREFIX;
-    const entries = (await this.driver.listEntries(this.container, prefix)).filter((e) => e.name.endsWith('.json'));
+    return this.readRecordEntries((await this.driver.listEntries(this.container, prefix)).filter((e) => e.name.endsWith('.json')), onInvalid);
+  }
+
+  /**
+   * The records there are now, re-listed, reading only those not in `known` (a record's id, volume,
+   * createdAt and objectPrefix never change, so a known one still owns the same objects; its status may
+   * have moved on). For a second look at a big catalog without reading every record again.
+   */
+  async listRecordsSince(known: readonly BackupRecord[]): Promise<BackupRecord[]> {
+    const byName = new Map(known.map((r) => [this.recordName(r.volumeId, r.id), r]));
+    const entries = await this.listRecordEntries();
+    const fresh = await this.readRecordEntries(entries.filter((e) => !byName.has(e.name)));
+    return [...entries.flatMap((e) => byName.get(e.name) ?? []), ...fresh];
+  }
+
+  /** Read listed records; small objects, so many at a time (a catalog of 10,000 is read in seconds). */
+  private async readRecordEntries(entries: readonly ObjectEntry[], onInvalid?: (name: string, reason: string) => void): Promise<BackupRecord[]> {
     const records: BackupRecord[] = [];
-    await mapLimit(entries, 16, async (entry) => {
+    await mapLimit(entries, RECORD_READS_IN_FLIGHT, async (entry) => {
       try {
         const { data } = await this.driver.readObject(this.container, entry.name);
         const record = parseRecord(JSON.parse(data.toString('utf8')));
         if (this.recordName(record.volumeId, record.id) !== entry.name) throw new Error('its id or volume id does not match its name');
+        const layout = recordLayoutProblem(this.driver, record);
+        if (layout) throw new Error(layout);
         records.push(record);
       } catch (err) {
         if (err instanceof ObjectNotFoundError) return; // deleted while listing
@@ -113,6 +143,10 @@ export class Repository {
     if (record.id !== backupId || this.recordName(record.volumeId, record.id) !== name) {
       throw new VolumeBackupError('CORRUPT', `the record ${name} does not describe backup ${backupId}: it was edited or moved`, { backupId });
     }
+    const layout = recordLayoutProblem(this.driver, record);
+    if (layout) {
+      throw new VolumeBackupError('CORRUPT', `the record ${name} is not acted on: ${layout} (a crafted or damaged record; remove it by hand once you know where it came from)`, { backupId });
+    }
     return { record, etag: stored.etag };
   }
 
@@ -127,6 +161,8 @@ export class Repository {
     } catch (err) {
       throw invalid(`invalid backup record for ${String(record?.id).slice(0, 40)}: ${errorMessage(err)}`);
     }
+    const layout = recordLayoutProblem(this.driver, checked);
+    if (layout) throw invalid(`invalid backup record for ${checked.id}: ${layout}`);
     const etag = await this.driver.putIfAbsent(this.container, this.recordName(checked.volumeId, checked.id), encodeRecord(checked));
     return { record: checked, etag };
   }
@@ -151,6 +187,8 @@ export class Repository {
         );
       }
       const next = parseRecord({ ...record, ...patch, updatedAt: new Date().toISOString() });
+      // An owner and a lease belong to a running operation: a record that leaves it keeps neither.
+      if (!isTransient(next.status)) Object.assign(next, { owner: null, leaseExpiresAt: null });
       try {
         await this.driver.replaceIfMatch(this.container, this.recordName(next.volumeId, next.id), encodeRecord(next), etag);
         return next;
@@ -216,6 +254,16 @@ export function encodeRecord(record: BackupRecord): Buffer {
   return Buffer.from(JSON.stringify(record, null, 2) + '\n', 'utf8');
 }
 
+/** The container's repository.json, or null when it has none. */
+export async function readConfigIfAny(driver: Driver, container: string): Promise<RepositoryConfig | null> {
+  try {
+    return parseRepositoryConfig((await driver.readObject(container, REPOSITORY_CONFIG_NAME)).data);
+  } catch (err) {
+    if (err instanceof ObjectNotFoundError) return null;
+    throw err;
+  }
+}
+
 /** Open the repository in a container; with `create`, make it if it does not exist yet. */
 export async function openRepositoryIn(
   driver: Driver,
@@ -229,21 +277,27 @@ export async function openRepositoryIn(
   },
 ): Promise<Repository> {
   const container = driver.updateContainerName(options.container) ?? options.container ?? '';
-  let config: RepositoryConfig | null = null;
-  try {
-    const { data } = await driver.readObject(container, REPOSITORY_CONFIG_NAME);
-    config = parseRepositoryConfig(data);
-  } catch (err) {
-    if (!(err instanceof ObjectNotFoundError)) throw err;
+  let config = await readConfigIfAny(driver, container);
+  if (!config && !options.create) {
+    // Backups without their description: say so, rather than "no repository" (a listing that fails, a missing bucket, is just that).
+    const found = await repositoryContentAt(driver, container).catch(() => null);
+    if (found) throw missingConfigError(driver, container, found);
+    throw new VolumeBackupError(
+      'NOT_FOUND',
+      `no volume-backup repository at ${driver.location}${container ? ` (container ${container})` : ''}: check the path, or make a backup there first`,
+    );
   }
   if (!config) {
-    if (!options.create) {
-      throw new VolumeBackupError(
-        'NOT_FOUND',
-        `no volume-backup repository at ${driver.location}${container ? ` (container ${container})` : ''}: check the path, or make a backup there first`,
-      );
-    }
     await driver.putContainer(container);
+    // Never a fresh repository.json over a repository's content: a new id and key would orphan its backups.
+    const found = await repositoryContentAt(driver, container);
+    if (found) {
+      // Another process may have just made this repository and started using it.
+      config = await readConfigIfAny(driver, container);
+      if (!config) throw missingConfigError(driver, container, found);
+    }
+  }
+  if (!config) {
     const fresh = options.newConfig ? await options.newConfig() : (await import('./config')).newRepositoryConfig(null);
     try {
       await driver.putIfAbsent(container, REPOSITORY_CONFIG_NAME, Buffer.from(JSON.stringify(fresh, null, 2) + '\n'));

@@ -23,6 +23,7 @@
 import { z } from 'zod';
 import { invalid } from '../errors';
 import type { BackupRecord } from './records';
+import { ancestorsOf, parentLoopError } from './catalog';
 import { CalendarDuration, formatDuration, isZeroDuration, parseDuration, subtractDuration } from './durations';
 
 // ---- the policy ----------------------------------------------------------------------------------
@@ -30,14 +31,19 @@ import { CalendarDuration, formatDuration, isZeroDuration, parseDuration, subtra
 export const PERIODS = ['hourly', 'daily', 'weekly', 'monthly', 'yearly'] as const;
 export type Period = (typeof PERIODS)[number];
 
-const count = z.union([
-  z.literal('unlimited'),
-  z.number().int().min(0).max(1_000_000),
-  z
-    .string()
-    .regex(/^\s*\d{1,7}\s*$/, 'must be a whole number or "unlimited"')
-    .transform((s) => Number(s)),
-]);
+// One message for every way a count can be wrong: zod's own would be "Invalid input" or "Too small".
+const countError = { error: (issue: { input?: unknown }) => `must be a whole number from 0 to 1000000, or "unlimited" (got ${typeof issue.input === 'number' ? String(issue.input) : JSON.stringify(issue.input)?.slice(0, 40)})` };
+const count = z.union(
+  [
+    z.literal('unlimited'),
+    z.number().int(countError).min(0, countError).max(1_000_000, countError),
+    z
+      .string()
+      .regex(/^\s*\d{1,7}\s*$/)
+      .transform((s) => Number(s)),
+  ],
+  countError,
+);
 const duration = z.string().max(64);
 
 export const RetentionPolicySchema = z
@@ -358,21 +364,8 @@ function effectiveStatus(record: BackupRecord, now: Date): BackupRecord['status'
   return record.status;
 }
 
-/** The ids of a record's ancestors, nearest first; stops at a missing parent or a loop. */
-export function ancestorIds(byId: ReadonlyMap<string, BackupRecord>, record: BackupRecord): { ids: string[]; missing: string | null; loops: boolean } {
-  const ids: string[] = [];
-  const seen = new Set([record.id]);
-  let parentId = record.parentId;
-  while (parentId) {
-    if (seen.has(parentId)) return { ids, missing: null, loops: true };
-    const parent = byId.get(parentId);
-    if (!parent) return { ids, missing: parentId, loops: false };
-    seen.add(parentId);
-    ids.push(parentId);
-    parentId = parent.parentId;
-  }
-  return { ids, missing: null, loops: false };
-}
+/** The ids of a record's ancestors, nearest first; stops at a missing parent or a loop (see catalog.ts). */
+export const ancestorIds = ancestorsOf;
 
 /**
  * The backups that still need `backupId`: those available, being restored, or being created by a
@@ -444,7 +437,7 @@ function planVolume(volumeId: string, records: BackupRecord[], policy: ResolvedP
   const giveBack = new Set<string>();
   const pinning = [...reasons.keys()].map((id) => byId.get(id)!);
   for (const r of pinning) {
-    const { ids, missing, loops } = ancestorIds(byId, r);
+    const { ids, missing, loop } = ancestorIds(byId, r);
     let child = r;
     for (const ancestorId of ids) {
       const ancestor = byId.get(ancestorId)!;
@@ -460,7 +453,7 @@ function planVolume(volumeId: string, records: BackupRecord[], policy: ResolvedP
       child = ancestor;
     }
     if (missing) problems.push(`backup ${r.id} depends on backup ${missing}, which is missing from the repository: it cannot be restored`);
-    if (loops) problems.push(`the parent chain of backup ${r.id} loops`);
+    if (loop) problems.push(parentLoopError(r.id, loop).message);
   }
 
   // 5. Everything else goes.

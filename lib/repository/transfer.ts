@@ -4,7 +4,8 @@
  * are the ones the record describes before the record is created.
  */
 import { VolumeBackupError, errorMessage } from '../errors';
-import { loadHashList, loadMetadata, ownedObjects } from './backup-objects';
+import { listBackupObjects, loadHashList, loadMetadata, ownedObjects } from './backup-objects';
+import { recordLayoutProblem } from './layout';
 import { checkBackupId } from './names';
 import { BackupRecord, parseRecord } from './records';
 import type { Repository } from './repository';
@@ -26,6 +27,10 @@ export async function importRecord(repo: Repository, text: string): Promise<Back
   } catch (err) {
     throw new VolumeBackupError('INVALID_ARGUMENT', `cannot import: the input is not an exported record (${errorMessage(err)})`);
   }
+  // Before anything is read or written: a foreign prefix ("volume_", "r") would make deleting this
+  // backup later remove other volumes' objects or the whole repository.
+  const layout = recordLayoutProblem(repo.driver, record);
+  if (layout) throw new VolumeBackupError('INVALID_ARGUMENT', `cannot import backup ${record.id}: ${layout}; only records whose objects are named as this tool names them can be imported`);
   if (record.status !== 'available') throw new VolumeBackupError('INVALID_ARGUMENT', `cannot import backup ${record.id}: its exported status is ${record.status}`);
   if (record.encrypted !== repo.codec.encrypted) {
     throw new VolumeBackupError('INVALID_ARGUMENT', `cannot import backup ${record.id}: it is ${record.encrypted ? '' : 'not '}encrypted and this repository is ${repo.codec.encrypted ? '' : 'not '}`);
@@ -40,7 +45,7 @@ export async function importRecord(repo: Repository, text: string): Promise<Back
   // The objects must already be here and be the ones the record describes.
   const metadata = await loadMetadata(repo, record);
   if (metadata.formatVersion === 1) await loadHashList(repo, record, metadata);
-  const present = new Map((await repo.listObjects(record.objectPrefix)).map((e) => [e.name, e.size]));
+  const present = new Map((await listBackupObjects(repo, record)).map((e) => [e.name, e.size]));
   for await (const obj of ownedObjects(repo, record, metadata)) {
     if (present.get(obj.name) !== obj.length) {
       throw new VolumeBackupError('OBJECT_MISSING', `cannot import backup ${record.id}: object ${obj.name} is ${present.has(obj.name) ? 'the wrong size' : 'missing'}; copy the backup's objects first`);

@@ -1,4 +1,5 @@
 /** Short human-readable figures for node status texts (a status should stay under ~20 characters). */
+import { oneLine } from '../../lib/text';
 
 const UNITS = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'];
 
@@ -28,8 +29,8 @@ export function sizeAndTime(bytes: number, durationMs: number): string {
   return `${formatBytes(bytes)} ${formatDuration(durationMs)}`;
 }
 
-/** Cut a text to the length a node status can show. */
+/** Cut a text to the length a node status can show (one line, control characters escaped). */
 export function shorten(text: string, max = 32): string {
-  const oneLine = text.replace(/\s+/g, ' ').trim();
-  return oneLine.length <= max ? oneLine : `${oneLine.slice(0, max - 1)}…`;
+  const line = oneLine(text.replace(/\s+/g, ' '));
+  return line.length <= max ? line : `${line.slice(0, max - 1)}…`;
 }

@@ -3,7 +3,8 @@
  * queue, the shared concurrency limit, status, progress messages, result message, errors through
  * done(err), and abort on close. A node only says how to turn a message into an engine call.
  */
-import { errorMessage } from '../../lib/errors';
+import { oneLine } from '../../lib/text';
+import { errorMessage, shownError } from '../../lib/errors';
 import type { CreateBackupOptions, ProgressEvent } from '../../lib/engine/types';
 import type { Repository } from '../../lib/repository/repository';
 import { shorten } from './format';
@@ -58,10 +59,10 @@ function operationNode<R>(RED: NodeAPI, node: Node, def: NodeDef, spec: Operatio
     try {
       queue.push({
         run: (signal) => runOne(msg, send, done, signal),
-        cancel: (err) => done(err),
+        cancel: (err) => done(shownError(err)),
       });
     } catch (err) {
-      done(err instanceof Error ? err : new Error(String(err)));
+      done(shownError(err));
     }
   });
 
@@ -103,7 +104,7 @@ function operationNode<R>(RED: NodeAPI, node: Node, def: NodeDef, spec: Operatio
       const onLockWait: OperationContext['onLockWait'] = (holder) => {
         node.status({ fill: 'yellow', shape: 'ring', text: shorten(`waiting: volume busy (host ${holder.host})`, 64) });
       };
-      const log = { info: (m: string) => node.log(m), warn: (m: string) => node.warn(m) };
+      const log = { info: (m: string) => node.log(oneLine(m)), warn: (m: string) => node.warn(oneLine(m)) };
       const result = await spec.run({ msg, repo, config, signal, onProgress, onLockWait, log });
       release();
       release = null;
@@ -114,7 +115,7 @@ function operationNode<R>(RED: NodeAPI, node: Node, def: NodeDef, spec: Operatio
     } catch (err) {
       release?.();
       node.status({ fill: 'red', shape: 'ring', text: shorten(errorMessage(err)) });
-      done(err instanceof Error ? err : new Error(String(err)));
+      done(shownError(err));
     } finally {
       if (queue.waitingCount > 0) showQueued();
     }

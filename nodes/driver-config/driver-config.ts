@@ -3,6 +3,7 @@
  * made through it uses, and the limit on operations running at once. Secrets are Node-RED credentials:
  * they never appear in the flow JSON, in messages or in logs.
  */
+import { oneLine } from '../../lib/text';
 import * as os from 'os';
 import { z } from 'zod';
 import { cleanupHost } from '../../lib/engine/cleanup';
@@ -133,7 +134,7 @@ export = function register(RED: NodeAPI): void {
     node.limiter = new Limiter(settings?.maxConcurrent ?? DEFAULT_MAX_CONCURRENT);
     node.opening = null;
 
-    const log = { info: (m: string) => node.log(m), warn: (m: string) => node.warn(m) };
+    const log = { info: (m: string) => node.log(oneLine(m)), warn: (m: string) => node.warn(oneLine(m)) };
     const host = settings?.host ?? os.hostname();
     // Configs saved before this setting existed clean up too.
     let cleanupPending = settings?.cleanupAtStart !== false;

@@ -10,7 +10,7 @@ import { VolumeBackupError, invalid } from '../../lib/errors';
 import { findParent, listBackups } from '../../lib/repository/catalog';
 import { volumeIdForPath } from '../../lib/repository/names';
 import type { BackupRecord } from '../../lib/repository/records';
-import { sizeAndTime } from '../common/format';
+import { formatBytes, sizeAndTime } from '../common/format';
 import { registerOperationNode } from '../common/operation-node';
 import type { NodeAPI } from '../common/red';
 import { checkOptions, flag, resolveProperties, sameNamed } from '../common/resolve';
@@ -58,7 +58,8 @@ export = function register(RED: NodeAPI): void {
     },
     summary: (result, ms) => {
       if (Array.isArray(result)) return `${result.length} backup${result.length === 1 ? '' : 's'}`;
-      return result.verifyOnly ? `verified ${sizeAndTime(result.bytesVerified, ms)}` : sizeAndTime(result.size, ms);
+      if (result.verifyOnly) return `verified ${sizeAndTime(result.bytesVerified, ms)}`;
+      return sizeAndTime(result.size, ms) + (result.bytesLeftPastEnd > 0 ? `, ${formatBytes(result.bytesLeftPastEnd)} past the end untouched` : '');
     },
   }));
 };

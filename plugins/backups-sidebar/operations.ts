@@ -4,6 +4,7 @@
  * state and its progress through `publish` (the editor's comms). Finished operations are remembered
  * for a while so an editor opened later can still read their outcome.
  */
+import { oneLine } from '../../lib/text';
 import { randomUUID } from 'crypto';
 import { VolumeBackupError, cancelled, errorMessage } from '../../lib/errors';
 import { deleteBackup } from '../../lib/engine/delete';
@@ -53,8 +54,9 @@ const PROGRESS_INTERVAL_MS = 250;
 const KEEP_FINISHED = 50;
 
 export function errorView(err: unknown): ErrorView {
-  if (err instanceof VolumeBackupError) return { message: err.message, code: err.code, details: err.details ?? null };
-  return { message: errorMessage(err), code: null, details: null };
+  // One line, control characters escaped: the editor shows it, and an HTTP client may print it.
+  if (err instanceof VolumeBackupError) return { message: oneLine(err.message), code: err.code, details: err.details ?? null };
+  return { message: oneLine(errorMessage(err)), code: null, details: null };
 }
 
 interface Running {

@@ -6,6 +6,7 @@ import * as path from 'path';
 import { z } from 'zod';
 import { invalid } from '../../lib/errors';
 import { resolvePolicy } from '../../lib/repository/retention';
+import { DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE } from './view';
 
 const BACKUP_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const VOLUME_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
@@ -64,8 +65,16 @@ export function parseOperationId(value: unknown): string {
   return parse(z.string().regex(BACKUP_ID, 'must be an operation id (a UUID)'), value, 'operation id');
 }
 
-export function parseListQuery(query: unknown): { volumeId?: string } {
-  return parse(z.object({ volumeId: volumeId.optional() }).strict(), query ?? {}, 'query');
+const pageNumber = (max: number) => z.string().regex(/^\d{1,7}$/, 'must be a whole number').transform(Number).refine((n) => n <= max, `must be at most ${max}`);
+
+/** GET …/backups?volumeId=&page=&size=: one volume or all, one page (0-based) of `size` backups. */
+export function parseListQuery(query: unknown): { volumeId?: string; page: number; size: number } {
+  const { volumeId: id, page, size } = parse(
+    z.object({ volumeId: volumeId.optional(), page: pageNumber(9_999_999).optional(), size: pageNumber(MAX_PAGE_SIZE).refine((n) => n >= 1, 'must be at least 1').optional() }).strict(),
+    query ?? {},
+    'query',
+  );
+  return { ...(id === undefined ? {} : { volumeId: id }), page: page ?? 0, size: size ?? DEFAULT_PAGE_SIZE };
 }
 
 /** The body of POST …/operations: the operation, and whether the reply waits for its end. */

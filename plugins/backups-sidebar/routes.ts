@@ -4,7 +4,7 @@
  * progress sent to the editor through comms.
  *
  *   GET  /volume-backup/sidebar/configs                          deployed driver-configs
- *   GET  /volume-backup/sidebar/configs/:configId/backups        volumes and chains [?volumeId=]
+ *   GET  /volume-backup/sidebar/configs/:configId/backups        volumes and chains, a page of backups [?volumeId=&page=&size=]
  *   POST /volume-backup/sidebar/configs/:configId/operations     {action, …, wait?}
  *   GET  /volume-backup/sidebar/operations[/:operationId]        recent operations
  *   POST /volume-backup/sidebar/operations/:operationId/cancel
@@ -18,7 +18,8 @@ import { ErrorView, OperationView, Operations, errorView } from './operations';
 import type { AdminRequest, AdminResponse, PluginAPI } from './red-admin';
 import { deployedSecrets, redact } from './redact';
 import { parseConfigId, parseListQuery, parseOperationBody, parseOperationId } from './requests';
-import { volumesOf } from './view';
+import { sidebarPage } from './view';
+import { oneLine } from '../../lib/text';
 
 export const ROUTE_PREFIX = '/volume-backup/sidebar';
 export const PROGRESS_TOPIC = 'volume-backup/progress';
@@ -91,16 +92,18 @@ export function registerRoutes(RED: PluginAPI): void {
     read,
     handle(async (req, res) => {
       const configId = parseConfigId(req.params.configId);
-      const { volumeId } = parseListQuery(req.query);
+      const { volumeId, page, size } = parseListQuery(req.query);
       const { view, node } = findConfig(RED, configId);
       const repo = await node.getRepository(false);
       const problems: string[] = [];
-      const records = await repo.listRecords(volumeId, (name, reason) => problems.push(`${name} is not a valid record: ${reason}`));
+      const records = await repo.listRecords(volumeId, (name, reason) => problems.push(oneLine(`${name} is not a valid record: ${reason}`)));
+      const listing = sidebarPage(records, new Date(), { page, size });
       res.json({
         config: view,
         location: repo.location,
         encrypted: repo.encrypted,
-        volumes: volumesOf(records, new Date()),
+        volumes: listing.volumes,
+        page: listing.page,
         problems,
         operations: operations.list().filter((o) => o.configId === configId),
       });

@@ -39,8 +39,10 @@ export interface ChainView {
   rootId: string;
   /** Why the chain cannot be restored as a whole (a missing parent), or null. */
   broken: string | null;
-  /** Parents before their children; siblings oldest first (by data timestamp). */
+  /** Parents before their children; siblings oldest first (by data timestamp). On a page: the page's part of the chain. */
   backups: BackupView[];
+  /** Backups in the whole chain (more than backups.length when a page shows only part of it). */
+  backupCount: number;
   storedBytes: number;
 }
 
@@ -48,6 +50,8 @@ export interface VolumeView {
   volumeId: string;
   sourcePath: string | null;
   backupCount: number;
+  /** Chains of the whole volume (more than chains.length when a page shows only some). */
+  chainCount: number;
   storedBytes: number;
   newestDataTimestamp: string | null;
   /** Newest chain first. */
@@ -112,7 +116,7 @@ export function chainsOf(records: readonly BackupRecord[], now: Date): ChainView
     let broken: string | null = null;
     if (root.parentId) broken = `its first backup needs ${root.parentId}, which is not in the repository`;
     else if (root.kind !== 'full') broken = `it starts with a ${root.kind} backup that has no parent`;
-    return { rootId: root.id, broken, backups, storedBytes: backups.reduce((n, b) => n + b.storedBytes, 0) };
+    return { rootId: root.id, broken, backups, backupCount: backups.length, storedBytes: backups.reduce((n, b) => n + b.storedBytes, 0) };
   };
   const chains = [...roots].sort(byData).map(chainFrom);
   // Records in a parent loop have no root; show them rather than hide them.
@@ -126,23 +130,75 @@ export function chainsOf(records: readonly BackupRecord[], now: Date): ChainView
   return chains.reverse();
 }
 
-export function volumesOf(records: readonly BackupRecord[], now: Date): VolumeView[] {
+function byVolume(records: readonly BackupRecord[]): Map<string, BackupRecord[]> {
   const groups = new Map<string, BackupRecord[]>();
   for (const r of records) {
-    const list = groups.get(r.volumeId) ?? [];
-    list.push(r);
-    groups.set(r.volumeId, list);
+    const list = groups.get(r.volumeId);
+    if (list) list.push(r);
+    else groups.set(r.volumeId, [r]);
   }
-  return [...groups.keys()].sort().map((volumeId) => {
-    const list = groups.get(volumeId)!;
-    const newest = [...list].sort(byData).pop() ?? null;
-    return {
-      volumeId,
-      sourcePath: newest?.sourcePath ?? null,
-      backupCount: list.length,
-      storedBytes: list.reduce((n, r) => n + r.storedBytes, 0),
-      newestDataTimestamp: newest?.dataTimestamp ?? null,
-      chains: chainsOf(list, now),
-    };
-  });
+  return new Map([...groups.keys()].sort().map((id) => [id, groups.get(id)!]));
+}
+
+function volumeView(volumeId: string, list: BackupRecord[], chains: ChainView[], chainCount = chains.length): VolumeView {
+  let newest: BackupRecord | null = null;
+  for (const r of list) if (!newest || byData(newest, r) < 0) newest = r;
+  return {
+    volumeId,
+    sourcePath: newest?.sourcePath ?? null,
+    backupCount: list.length,
+    chainCount,
+    storedBytes: list.reduce((n, r) => n + r.storedBytes, 0),
+    newestDataTimestamp: newest?.dataTimestamp ?? null,
+    chains,
+  };
+}
+
+export function volumesOf(records: readonly BackupRecord[], now: Date): VolumeView[] {
+  return [...byVolume(records)].map(([volumeId, list]) => volumeView(volumeId, list, chainsOf(list, now)));
+}
+
+export const DEFAULT_PAGE_SIZE = 50;
+export const MAX_PAGE_SIZE = 500;
+
+export interface PageInfo {
+  /** 0-based. */
+  page: number;
+  size: number;
+  /** Backups in the listing (every page together). */
+  total: number;
+  pages: number;
+}
+
+/**
+ * One page of the listing: the backups in the sidebar's order (volumes by id, newest chain first,
+ * parents before children) from page*size on, as volumes and chains holding only that page's
+ * backups (volume and chain totals stay whole). Only the volumes on the page are built into chains,
+ * so a page of a 10,000-backup repository costs what its backups cost, not the repository.
+ */
+export function sidebarPage(records: readonly BackupRecord[], now: Date, request: { page: number; size: number }): { volumes: VolumeView[]; page: PageInfo } {
+  const size = Math.min(Math.max(1, Math.floor(request.size)), MAX_PAGE_SIZE);
+  const pages = Math.max(1, Math.ceil(records.length / size));
+  const page = Math.min(Math.max(0, Math.floor(request.page)), pages - 1);
+  const start = page * size;
+  const end = start + size;
+  const volumes: VolumeView[] = [];
+  let offset = 0; // index of the volume's first backup in the whole listing
+  for (const [volumeId, list] of byVolume(records)) {
+    const volumeStart = offset;
+    offset += list.length;
+    if (offset <= start) continue;
+    if (volumeStart >= end) break;
+    let index = volumeStart;
+    const chains: ChainView[] = [];
+    const all = chainsOf(list, now);
+    for (const chain of all) {
+      const from = Math.max(start - index, 0);
+      const to = Math.min(end - index, chain.backups.length);
+      index += chain.backups.length;
+      if (from < to) chains.push({ ...chain, backups: chain.backups.slice(from, to) });
+    }
+    volumes.push(volumeView(volumeId, list, chains, all.length));
+  }
+  return { volumes, page: { page, size, total: records.length, pages } };
 }

@@ -9,7 +9,7 @@ import * as path from 'path';
 import type { BackupRecord } from '../../lib/repository/records';
 import { backupsIn } from '../helpers/repository';
 import { sha256File, tempDir } from '../helpers/volumes';
-import { NodeRedProcess, nodeRedEnv, startMosquitto } from './node-red-process';
+import { Mosquitto, NodeRedProcess, nodeRedEnv, startMosquitto } from './node-red-process';
 
 const NODE_TYPES = ['volume-driver-config', 'volume-backup-create', 'volume-backup-incremental', 'volume-snapshot-backup', 'volume-restore', 'volume-prune'];
 
@@ -23,7 +23,7 @@ describe(`end to end: the example flows in a real Node-RED ${NODE_RED_VERSION}`,
   let repoDir: string;
   let restoreDir: string;
   let red: NodeRedProcess;
-  let mosquitto: { port: number; stop(): Promise<void> } | null = null;
+  let mosquitto: Mosquitto | null = null;
   let mqttSkipped = '';
 
   before(async () => {
@@ -80,7 +80,8 @@ describe(`end to end: the example flows in a real Node-RED ${NODE_RED_VERSION}`,
     // Every non-config node type of the package appears in some example (the Flow Library's N02).
     const used = new Set(nodeRedEnv.readExamples().flatMap((e) => e.nodes.map((n) => n.type)));
     assert.deepStrictEqual(NODE_TYPES.filter((t) => !used.has(t)), []);
-    await new Promise((r) => setTimeout(r, 500));
+    // Nodes report errors while the flows start, before the runtime says they started.
+    while (!/Started flows/.test(red.log().slice(logBefore))) await new Promise((r) => setTimeout(r, 50));
     const newLog = red.log().slice(logBefore);
     assert.ok(!/\[error\]|\[warn\] \[volume-/.test(newLog), newLog);
   });
@@ -163,18 +164,16 @@ describe(`end to end: the example flows in a real Node-RED ${NODE_RED_VERSION}`,
       const results: unknown[] = [];
       client.on('message', (_topic: string, payload: Buffer) => results.push(JSON.parse(payload.toString())));
       await client.subscribeAsync('volume-backup/result', { qos: 1 });
-      // The mqtt in node subscribes once connected; publish until it answers.
-      const deadline = Date.now() + 30_000;
-      while (results.length === 0 && Date.now() < deadline) {
-        await client.publishAsync('volume-backup/request', JSON.stringify({ mode: 'differential' }), { qos: 1 });
-        for (let i = 0; i < 20 && results.length === 0; i++) await new Promise((r) => setTimeout(r, 100));
-      }
+      // The mqtt in node subscribes once connected: the broker says when. One request, one answer, however long it takes.
+      await mosquitto!.subscribed('volume-backup/request');
+      await client.publishAsync('volume-backup/request', JSON.stringify({ mode: 'differential' }), { qos: 1 });
+      while (results.length === 0) await new Promise((r) => setTimeout(r, 100));
       const record = results[0] as BackupRecord;
       assert.strictEqual(record.kind, 'differential', JSON.stringify(results));
       assert.strictEqual(record.status, 'available');
       const before = results.length;
       await client.publishAsync('volume-backup/request', JSON.stringify({ mode: 'sideways' }), { qos: 1 });
-      for (let i = 0; i < 100 && results.length === before; i++) await new Promise((r) => setTimeout(r, 100));
+      while (results.length === before) await new Promise((r) => setTimeout(r, 100));
       assert.match((results[before] as { error: string }).error, /mode \(from msg\.payload\.mode\): must be "incremental" or "differential"/);
     } finally {
       await client.endAsync();

@@ -114,8 +114,15 @@ export class NodeRedProcess {
   }
 }
 
+export interface Mosquitto {
+  port: number;
+  /** Resolves once `clients` different clients have subscribed to `topic` (the broker logs each SUBSCRIBE). */
+  subscribed(topic: string, clients?: number): Promise<void>;
+  stop(): Promise<void>;
+}
+
 /** Debian's mosquitto on a free loopback port, or null (with the reason) when it is not installed. */
-export async function startMosquitto(dir: string): Promise<{ port: number; stop(): Promise<void> } | { skipped: string }> {
+export async function startMosquitto(dir: string): Promise<Mosquitto | { skipped: string }> {
   const binary = '/usr/sbin/mosquitto';
   try {
     await fs.access(binary);
@@ -124,10 +131,22 @@ export async function startMosquitto(dir: string): Promise<{ port: number; stop(
   }
   const port = await freePort();
   const conf = path.join(dir, 'mosquitto.conf');
-  await fs.writeFile(conf, `listener ${port} 127.0.0.1\nallow_anonymous true\npersistence false\n`);
+  // Subscriptions are logged ("<time>: <client id> <qos> <topic>"), so a test can wait for them instead of guessing.
+  await fs.writeFile(conf, `listener ${port} 127.0.0.1\nallow_anonymous true\npersistence false\nlog_dest stderr\nlog_type error\nlog_type subscribe\n`);
   const child = spawn(binary, ['-c', conf], { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
-  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+  const subscribers = new Map<string, Set<string>>();
+  const waiters: { topic: string; clients: number; resolve: () => void }[] = [];
+  const settle = () => {
+    for (const w of [...waiters]) {
+      if ((subscribers.get(w.topic)?.size ?? 0) >= w.clients) waiters.splice(waiters.indexOf(w), 1), w.resolve();
+    }
+  };
+  child.stderr!.on('data', (d: Buffer) => {
+    stderr += d.toString();
+    for (const m of d.toString().matchAll(/^\d+: (\S+) \d (.+)$/gm)) subscribers.set(m[2], (subscribers.get(m[2]) ?? new Set()).add(m[1]));
+    settle();
+  });
   const { waitForPort } = await import('../servers/http-util');
   try {
     await waitForPort(port, 10_000);
@@ -137,6 +156,11 @@ export async function startMosquitto(dir: string): Promise<{ port: number; stop(
   }
   return {
     port,
+    subscribed: (topic, clients = 1) =>
+      new Promise<void>((resolve) => {
+        waiters.push({ topic, clients, resolve });
+        settle();
+      }),
     stop: () =>
       new Promise<void>((resolve) => {
         if (child.exitCode !== null) return resolve();

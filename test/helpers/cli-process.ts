@@ -45,11 +45,12 @@ export function startCli(args: string[], env: NodeJS.ProcessEnv = {}): RunningCl
     child,
     pid: child.pid!,
     result,
-    waitForLine(match, timeoutMs = 30_000) {
+    waitForLine(match, timeoutMs) {
       const seen = lines.find(match);
       if (seen !== undefined) return Promise.resolve(seen);
       return new Promise((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`no matching line from volume-backup ${args[0]} within ${timeoutMs} ms; stderr so far:\n${stderr}`)), timeoutMs);
+        // Without a limit it waits as long as the process runs (the test's own timeout is the bound).
+        const timer = timeoutMs === undefined ? undefined : setTimeout(() => reject(new Error(`no matching line from volume-backup ${args[0]} within ${timeoutMs} ms; stderr so far:\n${stderr}`)), timeoutMs);
         const entry = {
           match,
           resolve: (line: string) => {

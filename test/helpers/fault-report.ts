@@ -21,6 +21,8 @@ interface Report {
   breakdown: Record<FaultCategory, Record<string, number>>;
   failures: { category: FaultCategory; kind: string; case: string; message: string }[];
   skipped: { what: string; reason: string }[];
+  /** Cases that did what an earlier case did: tried, not counted. */
+  duplicates: { category: FaultCategory; kind: string; case: string; sameAs: string }[];
   notes: string[];
 }
 
@@ -29,27 +31,51 @@ const report: Report = {
   breakdown: { killPoints: {}, storageFaults: {}, corruptions: {}, hostileInputs: {} },
   failures: [],
   skipped: [],
+  duplicates: [],
   notes: [],
 };
 
-/** Count one tried case; with an error, count it as a failure too. Returns the failure message or null. */
-export function tally(category: FaultCategory, kind: string, caseName: string, error?: unknown): string | null {
-  report.counts[category]++;
-  report.breakdown[category][kind] = (report.breakdown[category][kind] ?? 0) + 1;
+/** What each counted case was, per category and kind: a case that does the same again is not counted twice. */
+const seen = new Map<string, string>();
+
+/**
+ * Count one tried case; with an error, count it as a failure too. Returns the failure message or null.
+ * `key` says what the case did (default: its name); a second case with the same key as one already
+ * counted in the category and kind is not counted again (its failure still is), and the report lists it.
+ */
+export function tally(category: FaultCategory, kind: string, caseName: string, error?: unknown, key: string = caseName): string | null {
+  const id = `${category}\0${kind}\0${key}`;
+  const first = seen.get(id);
+  if (first === undefined) {
+    seen.set(id, caseName);
+    report.counts[category]++;
+    report.breakdown[category][kind] = (report.breakdown[category][kind] ?? 0) + 1;
+  } else {
+    report.duplicates.push({ category, kind, case: caseName, sameAs: first });
+  }
   if (error === undefined) return null;
   const message = error instanceof Error ? error.message : String(error);
   report.failures.push({ category, kind, case: caseName, message });
   return `${kind} / ${caseName}: ${message}`;
 }
 
-/** Run one case, count it, and keep going whatever it does: the caller asserts on the failures at the end. */
-export async function tryCase(category: FaultCategory, kind: string, caseName: string, run: () => Promise<void>): Promise<string | null> {
+/**
+ * Run one case, count it, and keep going whatever it does: the caller asserts on the failures at the end.
+ * `key`, if given, is asked after the run for what the case did (see tally).
+ */
+export async function tryCase(category: FaultCategory, kind: string, caseName: string, run: () => Promise<void>, key?: () => string): Promise<string | null> {
+  let error: unknown;
   try {
     await run();
-    return tally(category, kind, caseName);
   } catch (err) {
-    return tally(category, kind, caseName, err ?? new Error('failed'));
+    error = err ?? new Error('failed');
   }
+  return tally(category, kind, caseName, error, key?.());
+}
+
+/** Cases not counted because an earlier one of the same category and kind did the same. */
+export function duplicates(): readonly Report['duplicates'][number][] {
+  return report.duplicates;
 }
 
 export function skipped(what: string, reason: string): void {
@@ -74,6 +100,7 @@ function writeReport(): void {
   writeFileSync(file, JSON.stringify({ summary: summaryLine(), ...report, writtenAt: new Date().toISOString() }, null, 2) + '\n');
   process.stdout.write(`\n${summaryLine()}\n(report: ${path.relative(process.cwd(), file)})\n`);
   for (const s of report.skipped) process.stdout.write(`  skipped: ${s.what}: ${s.reason}\n`);
+  for (const d of report.duplicates) process.stdout.write(`  not counted twice: ${d.kind} / ${d.case} (the same as ${d.sameAs})\n`);
   for (const n of report.notes) process.stdout.write(`  note: ${n}\n`);
 }
 

@@ -7,6 +7,7 @@
 import * as assert from 'assert';
 import { promises as fs } from 'fs';
 import * as path from 'path';
+import { inspect } from 'util';
 import { tally } from '../helpers/fault-report';
 import { makeImage, tempDir } from '../helpers/volumes';
 import { Collector, Msg, NODE_MODULES, TestNode, helper } from './support';
@@ -55,9 +56,15 @@ describe('hostile messages to the Node-RED nodes', function () {
       placed({ id: 'out', type: 'helper' }),
       placed({ id: 'catch', type: 'catch', scope: ops, uncaught: false, wires: [['caught']] }),
       placed({ id: 'caught', type: 'helper' }),
+      // Complete fires when a node calls done(): with Catch (done(err)), the end of its work on a message.
+      placed({ id: 'complete', type: 'complete', scope: ops, uncaught: false, wires: [['completed']] }),
+      placed({ id: 'completed', type: 'helper' }),
     ]);
     const out = new Collector(helper.getNode('out'));
     const caught = new Collector(helper.getNode('caught'));
+    const completed = new Collector(helper.getNode('completed'));
+    const withId = (c: Collector, id: string) => c.messages.filter((m) => m._msgid === id);
+    const answers = (id: string) => withId(out, id).length + withId(caught, id).length;
     const crashes: unknown[] = [];
     const onCrash = (err: unknown) => crashes.push(err);
     process.on('uncaughtException', onCrash);
@@ -95,15 +102,18 @@ describe('hostile messages to the Node-RED nodes', function () {
     }
 
     const failures: string[] = [];
-    for (const c of cases) {
-      const answered = out.messages.length + caught.messages.length;
+    const ids: string[] = [];
+    for (const [i, c] of cases.entries()) {
       const refusedBefore = caught.messages.length;
+      // Every answer (result, Catch, Complete) carries the message's id: answers are counted per message,
+      // once the node has finished with it (Complete, or the Catch of done(err)), not after a guessed pause.
+      const id = `hostile-${i}`;
+      ids.push(id);
       let error: unknown;
       try {
-        (helper.getNode(c.node) as TestNode).receive({ ...c.msg });
-        await waitUntil(() => out.messages.length + caught.messages.length > answered, 20_000);
-        await new Promise((r) => setTimeout(r, 5));
-        assert.equal(out.messages.length + caught.messages.length, answered + 1, 'more than one answer');
+        (helper.getNode(c.node) as TestNode).receive({ ...c.msg, _msgid: id });
+        await waitUntil(() => withId(completed, id).length + withId(caught, id).length > 0, 60_000);
+        assert.equal(answers(id), 1, `${answers(id)} answers`);
         if (caught.messages.length > refusedBefore) {
           const message = caught.messages[caught.messages.length - 1].error?.message ?? '';
           assert.ok(message.length > 5 && message.length < 2000, `unclear error: ${message.slice(0, 200)}`);
@@ -117,7 +127,8 @@ describe('hostile messages to the Node-RED nodes', function () {
         error = err;
       }
       const label = `${c.node} ${JSON.stringify(c.msg, (_k, val) => (typeof val === 'string' && val.length > 30 ? `${val.slice(0, 10)}…(${val.length})` : val))?.slice(0, 120)}`;
-      const failure = tally('hostileInputs', `Node-RED ${c.node}`, label, error);
+      // The label shortens; the key is the exact message (NaN and null both print as null in JSON).
+      const failure = tally('hostileInputs', `Node-RED ${c.node}`, label, error, inspect(c.msg, { depth: Infinity, maxStringLength: Infinity, breakLength: Infinity }));
       if (failure) failures.push(failure);
     }
     process.removeListener('uncaughtException', onCrash);
@@ -129,6 +140,8 @@ describe('hostile messages to the Node-RED nodes', function () {
     await waitUntil(() => out.messages.length > before, 20_000);
     (helper.getNode('restore') as TestNode).receive({ action: 'verify', backupId: good.id });
     await waitUntil(() => out.messages.length > before + 1, 20_000);
+    // An answer that came after the node had finished would be a second one: none came since.
+    for (const id of ids) if (answers(id) !== 1) failures.push(`${id}: ${answers(id)} answers in all`);
     assert.deepEqual(failures, []);
     assert.ok(caught.messages.length > cases.length / 2, `${caught.messages.length} of ${cases.length} refused`);
   });

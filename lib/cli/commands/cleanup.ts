@@ -6,11 +6,12 @@ export const cleanup: Command = {
   name: 'cleanup',
   summary: "clean up this host's interrupted operations (run at start-up, on the host itself)",
   usage: `volume-backup cleanup --repo R [--host H] [--state-dir DIR] [--json]
-Only records of host H (default: this machine's name) are touched, never another host's:
+Operations whose owner was a process of host H (default: this machine's name) that is gone, and any
+host's operations whose lease has expired, are ended:
   creating → error (partial objects removed); restoring → available (the restore failed);
   deleting → the deletion is finished; leases and temporary snapshots of dead processes released.
-Operations of H that are still running (a live process on this machine) are left alone.
-For a host that is gone for good, use reset-status instead.
+Operations still running (a live process on this machine, a fresh lease of another host) are left alone.
+For a host that is gone for good, use reset-status (or wait for its leases to expire).
   --state-dir DIR        where temporary-snapshot owner files are (default: VOLUME_BACKUP_STATE_DIR
                          or /var/lib/volume-backup/temporaries)
 ${REPO_USAGE}`,

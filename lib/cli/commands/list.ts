@@ -11,7 +11,10 @@ ${REPO_USAGE}`,
   async run(values, ctx) {
     const repo = await openRepo(values, ctx);
     try {
-      const records = await listBackups(repo, { volumeId: str(values, 'volume-id') });
+      // A record that is not valid (damaged, or with control characters) is not listed: say so.
+      const records = await listBackups(repo, { volumeId: str(values, 'volume-id') }, (name, reason) =>
+        ctx.stderr.write(`warning: ${name} is not a valid record and is not listed: ${reason} (volume-backup verify reports it)\n`),
+      );
       if (values.json) return printJson(ctx, records);
       ctx.stdout.write('ID                                    VOLUME  KIND          STATUS     DATA TIMESTAMP            SIZE      STORED  PARENT  NAME\n');
       for (const r of records) ctx.stdout.write(describeRecordLine(r) + '\n');

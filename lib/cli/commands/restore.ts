@@ -7,7 +7,9 @@ export const restore: Command = {
   name: 'restore',
   summary: 'restore a backup into a file or block device, or verify it',
   usage: `volume-backup restore --repo R --backup ID (--target PATH | --verify-only) [--json]
-  --target PATH          a new file (created sparse) or an existing file/block device at least as large
+  --target PATH          a new file (created sparse), an existing file (overwritten and cut to the
+                         backup's size) or a block device at least as large (the rest is left as it is);
+                         never a path inside a repository
   --verify-only          read and check every object and block hash, write nothing
   --progress MODE        bar (default on a terminal), json or none
 ${REPO_USAGE}`,
@@ -24,7 +26,11 @@ ${REPO_USAGE}`,
       progress.stop();
       if (values.json) printJson(ctx, result);
       else if (result.verifyOnly) ctx.stdout.write(`backup ${backupId} verified: ${result.blocksVerified} blocks of ${formatBytes(result.size)} match their SHA-256 (chain of ${result.chain.length})\n`);
-      else ctx.stdout.write(`backup ${backupId} restored to ${result.target}: ${formatBytes(result.size)}, every block verified (chain of ${result.chain.length}), ${(result.durationMs / 1000).toFixed(1)} s\n`);
+      else {
+        // Says what was checked: each block against its hash before it was written (the target is not read back).
+        const pastEnd = result.bytesLeftPastEnd > 0 ? `; the device's last ${formatBytes(result.bytesLeftPastEnd)}, past the backup's end, were left as they were` : '';
+        ctx.stdout.write(`backup ${backupId} restored to ${result.target}: ${formatBytes(result.size)}, each block checked against its SHA-256 before it was written (chain of ${result.chain.length}), ${(result.durationMs / 1000).toFixed(1)} s${pastEnd}\n`);
+      }
     } finally {
       progress.stop();
       await repo.close();

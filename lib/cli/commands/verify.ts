@@ -1,5 +1,6 @@
-import { verifyRepository } from '../../engine/verify';
-import type { Command } from '../command';
+import { VerifyProblem, VerifyResult, verifyRepository } from '../../engine/verify';
+import { isMissingConfigError } from '../../repository/missing-config';
+import type { Command, CommandContext, Values } from '../command';
 import { PROGRESS_OPTIONS, REPO_OPTIONS, REPO_USAGE, formatBytes, openRepo, printJson, progressReporter, str } from '../common';
 
 export const verify: Command = {
@@ -15,7 +16,16 @@ Exit code: 0 when everything is fine, 1 when any problem was found.
 ${REPO_USAGE}`,
   options: { ...REPO_OPTIONS, ...PROGRESS_OPTIONS, backup: { type: 'string' }, 'read-data': { type: 'boolean' } },
   async run(values, ctx) {
-    const repo = await openRepo(values, ctx);
+    let repo;
+    try {
+      repo = await openRepo(values, ctx);
+    } catch (err) {
+      // A repository without its repository.json is a finding, the worst one: nothing in it can be opened.
+      if (!isMissingConfigError(err)) throw err;
+      const problem: VerifyProblem = { kind: 'missing-config', message: err.message, backupIds: [] };
+      report(values, ctx, { ok: false, readData: !!values['read-data'], recordsChecked: 0, backupsVerified: 0, objectsChecked: 0, bytesVerified: 0, problems: [problem], notes: [], durationMs: 0 });
+      return 1;
+    }
     const progress = progressReporter(values, ctx);
     try {
       const result = await verifyRepository(repo, {
@@ -26,16 +36,7 @@ ${REPO_USAGE}`,
         log: { info: (m) => ctx.stderr.write(`${m}\n`), warn: (m) => ctx.stderr.write(`warning: ${m}\n`) },
       });
       progress.stop();
-      if (values.json) printJson(ctx, result);
-      else {
-        for (const p of result.problems) ctx.stdout.write(`problem (${p.kind}): ${p.message}\n`);
-        for (const n of result.notes) ctx.stdout.write(`note: ${n.message}\n`);
-        const read = result.readData ? `, ${formatBytes(result.bytesVerified)} read and checked block by block` : '';
-        ctx.stdout.write(
-          `${result.recordsChecked} record(s), ${result.backupsVerified} backup(s) and ${result.objectsChecked} object(s) checked${read}: ` +
-            `${result.ok ? 'no problems' : `${result.problems.length} problem(s)`}\n`,
-        );
-      }
+      report(values, ctx, result);
       return result.ok ? 0 : 1;
     } finally {
       progress.stop();
@@ -43,3 +44,14 @@ ${REPO_USAGE}`,
     }
   },
 };
+
+function report(values: Values, ctx: CommandContext, result: VerifyResult): void {
+  if (values.json) return printJson(ctx, result);
+  for (const p of result.problems) ctx.stdout.write(`problem (${p.kind}): ${p.message}\n`);
+  for (const n of result.notes) ctx.stdout.write(`note: ${n.message}\n`);
+  const read = result.readData ? `, ${formatBytes(result.bytesVerified)} read and checked block by block` : '';
+  ctx.stdout.write(
+    `${result.recordsChecked} record(s), ${result.backupsVerified} backup(s) and ${result.objectsChecked} object(s) checked${read}: ` +
+      `${result.ok ? 'no problems' : `${result.problems.length} problem(s)`}\n`,
+  );
+}
