@@ -66,8 +66,10 @@ const EXAMPLES: [Edit[], Operation, boolean][] = [
   [[{ t: 'prefix', i: 3, j: 0, how: 'volumeDir', resync: false }], { op: 'delete', i: 3, cascade: false }, false],
   // … or the records/ directory: deleting it must not delete every record.
   [[{ t: 'prefix', i: 6, j: 0, how: 'records', resync: false }], { op: 'delete', i: 6, cascade: false }, false],
-  // Metadata naming another backup's segments, and segments naming its objects (format 1: its objects and
-  // hash list; digests recomputed up to the record): a restore must not succeed with the other backup's bytes.
+  // Segments naming another backup's objects, with its zero maps and hashes (format 1: metadata naming its
+  // objects and hash list; digests recomputed up to the record): a restore must not succeed with the other
+  // backup's bytes. And the metadata listing the other backup's segments too.
+  [[{ t: 'borrow', i: 1, j: 0, what: 'entries', resync: true }], { op: 'restore', i: 1, verifyOnly: false }, false],
   [[{ t: 'borrow', i: 1, j: 0, what: 'all', resync: true }], { op: 'restore', i: 1, verifyOnly: false }, false],
   // A backup that is its own parent: verify must end (and say the chain is broken).
   [[{ t: 'parent', i: 0, j: 0, how: 'self', sync: false }], { op: 'verify', i: 2, one: false, readData: true }, false],
