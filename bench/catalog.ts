@@ -13,7 +13,7 @@ import { randomUUID } from 'crypto';
 import { spawn } from 'child_process';
 import { promises as fs } from 'fs';
 import * as path from 'path';
-import { backupPrefix } from '../lib/repository/layout';
+import { backupPrefix, parseObjectName } from '../lib/repository/layout';
 import { listBackupObjects } from '../lib/repository/backup-objects';
 import { metadataObjectName, sha256 } from '../lib/repository/format';
 import type { BackupKind, BackupRecord } from '../lib/repository/records';
@@ -113,12 +113,25 @@ export async function generateCatalog(
         return s.startsWith(t.objectPrefix) ? prefix + s.slice(t.objectPrefix.length) : s;
       };
       let metadataSha256: string | null = null;
-      for (const o of template.objects) {
+      // Segment objects before the metadata that records their digests (format 2, docs/format.md).
+      const segments = new Map<string, { length: number; sha256: string }>();
+      const isMetadata = (o: { suffix: string }) => o.suffix === metadataObjectName('');
+      for (const o of [...template.objects.filter((x) => !isMetadata(x)), ...template.objects.filter(isMetadata)]) {
         let data = o.data;
-        if (o.suffix === metadataObjectName('')) {
+        if (parseObjectName(prefix + o.suffix)?.object.kind === 'segment') {
+          // Its JSON names the backup and its data objects; the block hashes after it stay.
+          const end = 4 + data.readUInt32BE(0);
+          const json = Buffer.from(JSON.stringify(rewrite(JSON.parse(data.subarray(4, end).toString('utf8')), swap)), 'utf8');
+          const head = Buffer.alloc(4);
+          head.writeUInt32BE(json.length);
+          data = Buffer.concat([head, json, data.subarray(end)]);
+          segments.set(prefix + o.suffix, { length: data.length, sha256: sha256(data) });
+        }
+        if (isMetadata(o)) {
           const json = rewrite(JSON.parse(data.toString('utf8')), swap) as Record<string, unknown>;
           json.kind = kind;
           json.parentId = parentId;
+          for (const ref of (json.segments ?? []) as { name: string; length: number; sha256: string }[]) Object.assign(ref, segments.get(ref.name));
           data = Buffer.from(JSON.stringify(json), 'utf8');
           metadataSha256 = sha256(data);
         }

@@ -189,11 +189,11 @@ describe('start-up cleanup and reset-status (posix, real crashes)', function () 
   it('reset-status --status available checks the objects first and refuses an incomplete backup', async () => {
     const complete = await crashAfterObjects(repo, path.join(dir, 'small.img'), 'vol-e');
     const incomplete = await crashAfterObjects(repo, path.join(dir, 'small.img'), 'vol-f');
-    await fs.rm(path.join(repoDir, `${incomplete.objectPrefix}_sha256file`));
+    await fs.rm(path.join(repoDir, `${incomplete.objectPrefix}_segment-000000`));
 
     const refused = await cli('reset-status', '--backup', incomplete.id, '--status', 'available');
     assert.equal(refused.code, 1);
-    assert.match(refused.stderr, /cannot be made available: the hash list of backup .* is missing.*Reset it to error instead/);
+    assert.match(refused.stderr, /cannot be made available: segment 0 of backup .* is missing.*Reset it to error instead/);
     assert.equal((await repo.getRecord(incomplete.id)).status, 'creating');
 
     const ok = await cli('reset-status', '--backup', complete.id, '--status', 'available', '--json');

@@ -57,8 +57,11 @@ describe('engine (posix repository)', function () {
     const files = await listFiles(repoDir);
     assert.ok(files.includes(`records/disk/${record.id}.json`));
     assert.ok(files.some((f) => f.endsWith(`backup_${record.id}_metadata`)));
-    assert.ok(files.some((f) => f.endsWith(`backup_${record.id}_sha256file`)));
-    assert.equal(files.filter((f) => f.includes(`backup_${record.id}-`)).length, record.objectCount - 2);
+    // Version 2: one segment object per segment with data (SMALL chunks: 128 x 64 KiB = 8 MiB), no hash list.
+    assert.ok(!files.some((f) => f.endsWith(`backup_${record.id}_sha256file`)));
+    const segments = files.filter((f) => f.includes(`backup_${record.id}_segment-`));
+    assert.ok(segments.length >= 1 && segments.every((f) => /_segment-00000[01]$/.test(f)), segments.join());
+    assert.equal(files.filter((f) => f.includes(`backup_${record.id}-`)).length, record.objectCount - 1 - segments.length);
     // Zero detection: the zero regions are not stored, so fewer bytes are stored than the volume holds.
     assert.ok(record.storedBytes < record.size * 0.8, `stored ${record.storedBytes} of ${record.size}`);
     const target = await roundTrip(record, sha);
@@ -90,7 +93,7 @@ describe('engine (posix repository)', function () {
     const sha = await sha256File(img);
     await createBackup(repo, { volume: img, volumeId: 'v', ...SMALL });
     const incr = await createBackup(repo, { volume: img, volumeId: 'v', mode: 'incremental' });
-    assert.equal(incr.objectCount, 2, 'only metadata and hash list');
+    assert.equal(incr.objectCount, 1, 'only its metadata (no segment: nothing changed)');
     await roundTrip(incr, sha);
   });
 
@@ -157,7 +160,7 @@ describe('engine (posix repository)', function () {
     assert.ok(stored.zstd < stored.none && stored.zlib < stored.none, JSON.stringify(stored));
   });
 
-  it('detects a flipped byte, a truncated object, a missing object, and an edited hash list', async () => {
+  it('detects a flipped byte, a truncated object, a missing object, and an edited segment object (block hashes)', async () => {
     const img = path.join(dir, 'disk.img');
     await makeImage(img, 2 * MiB, 31);
     const rec = await createBackup(repo, { volume: img, volumeId: 'v', ...SMALL, compression: 'none' });
@@ -182,11 +185,11 @@ describe('engine (posix repository)', function () {
     await fs.writeFile(victim, original);
     await restoreBackup(repo, { backupId: rec.id, verifyOnly: true });
 
-    const hashFile = path.join(repoDir, (await listFiles(repoDir)).find((f) => f.endsWith(`backup_${rec.id}_sha256file`))!);
-    const hashes = await fs.readFile(hashFile);
-    hashes[5] ^= 0xff;
-    await fs.writeFile(hashFile, hashes);
-    await expectError(restoreBackup(repo, { backupId: rec.id, verifyOnly: true }), 'CORRUPT', /hash list.*corrupt/);
+    const segmentFile = path.join(repoDir, (await listFiles(repoDir)).find((f) => f.endsWith(`backup_${rec.id}_segment-000000`))!);
+    const segment = await fs.readFile(segmentFile);
+    segment[segment.length - 5] ^= 0xff; // in the block hashes
+    await fs.writeFile(segmentFile, segment);
+    await expectError(restoreBackup(repo, { backupId: rec.id, verifyOnly: true }), 'CORRUPT', /segment 0 of backup .*corrupt/);
   });
 
   it('a record edited to point at another backup is detected', async () => {

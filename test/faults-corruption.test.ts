@@ -1,6 +1,6 @@
 /**
  * Corruption: bit flips, truncations, zeroed, extended, deleted and swapped objects; edited metadata
- * and hash lists (also with the record's digest "fixed up" to match); records edited to point at other
+ * and segment objects (also with the digests that name them "fixed up" to match); records edited to point at other
  * objects, another parent, other sizes. In a plain and in an encrypted repository, for each one:
  * - `verify --read-data` reports a problem that names the object or the backup;
  * - restoring the affected backup fails with an error naming the object or the backup, and a new
@@ -49,7 +49,7 @@ async function objectsOf(repoDir: string, record: BackupRecord): Promise<string[
   return (await fs.readdir(dir)).filter((f) => f.startsWith(base + '-')).sort().map((f) => path.join(dir, f));
 }
 const metadataFile = (repoDir: string, r: BackupRecord) => path.join(repoDir, `${r.objectPrefix}_metadata`);
-const hashListFile = (repoDir: string, r: BackupRecord) => path.join(repoDir, `${r.objectPrefix}_sha256file`);
+const segmentFile = (repoDir: string, r: BackupRecord) => path.join(repoDir, `${r.objectPrefix}_segment-000000`);
 const recordFile = (repoDir: string, r: BackupRecord) => path.join(repoDir, `records/${r.volumeId}/${r.id}.json`);
 
 /** Every file of the repository and its content, as one digest: what a corruption left behind. */
@@ -75,7 +75,7 @@ function flip(at: (len: number) => number): (data: Buffer) => Buffer {
   };
 }
 
-/** Corruptions of one stored object (data, metadata or hash list), by a picker of the file. */
+/** Corruptions of one stored object (data, metadata or segment), by a picker of the file. */
 function objectCorruptions(label: string, victim: keyof Fixture['backups'], pick: (repoDir: string, fx: Fixture) => Promise<string>, bytesIntact = false): Corruption[] {
   const cases: [string, (file: string) => Promise<void>][] = [
     ['bit flip at the start', (f) => edit(f, flip(() => 0))],
@@ -113,7 +113,8 @@ function corruptions(): Corruption[] {
     ...objectCorruptions('first data object of the full backup', 'I2', dataObject('first', 'F0'), true),
     ...objectCorruptions('middle data object of the newest incremental', 'I2', dataObject('middle', 'I2')),
     ...objectCorruptions('last data object of the middle incremental', 'I1', dataObject('last', 'I1')),
-    ...objectCorruptions('hash list of the newest incremental', 'I2', async (d, fx) => hashListFile(d, fx.backups.I2)),
+    ...objectCorruptions('segment object of the newest incremental', 'I2', async (d, fx) => segmentFile(d, fx.backups.I2)),
+    ...objectCorruptions('segment object of the full backup', 'F0', async (d, fx) => segmentFile(d, fx.backups.F0)),
     ...objectCorruptions('metadata of the full backup', 'F0', async (d, fx) => metadataFile(d, fx.backups.F0)),
   ];
   const swap = (b: keyof Fixture['backups'], other?: keyof Fixture['backups']): Mutate => async (repoDir, fx) => {
@@ -138,25 +139,44 @@ function corruptions(): Corruption[] {
     const digest = sha256(await fs.readFile(file));
     await editJson(recordFile(repoDir, fx.backups[b]), (r) => (r.metadataSha256 = digest));
   };
+  /**
+   * Edit a backup's segment object (its JSON entries, or its hashes) and fix up its digest and length in
+   * the metadata and the metadata's digest in the record, as a careful forger would.
+   */
+  const consistentSegmentEdit = (b: keyof Fixture['backups'], change: (json: any, hashes: Buffer) => void): Mutate => async (repoDir, fx) => {
+    const file = segmentFile(repoDir, fx.backups[b]);
+    if (fx.encrypted) {
+      // Without the key neither can be rewritten: the segment can only be replaced with other bytes.
+      await fs.writeFile(file, Buffer.concat([Buffer.from('VBE1'), Buffer.alloc(200, 1)]));
+    } else {
+      const data = await fs.readFile(file);
+      const end = 4 + data.readUInt32BE(0);
+      const json = JSON.parse(data.subarray(4, end).toString('utf8'));
+      const hashes = Buffer.from(data.subarray(end));
+      change(json, hashes);
+      const text = Buffer.from(JSON.stringify(json));
+      const head = Buffer.alloc(4);
+      head.writeUInt32BE(text.length);
+      await fs.writeFile(file, Buffer.concat([head, text, hashes]));
+    }
+    const stored = await fs.readFile(file);
+    await consistentMetadataEdit(b, (m) => { m.segments[0].sha256 = sha256(stored); m.segments[0].length = stored.length; })(repoDir, fx);
+  };
   const byBackup = (b: keyof Fixture['backups']) => async (fx: Fixture) => [fx.backups[b].id];
   list.push(
     { name: 'two data objects of one backup swapped', victim: 'I2', names: byBackup('I2'), mutate: swap('I2') },
     { name: "a data object replaced by another backup's object", victim: 'I1', names: byBackup('I1'), mutate: swap('I1', 'F0') },
-    { name: 'metadata: an extent moved (record digest fixed up)', victim: 'F0', names: byBackup('F0'), mutate: consistentMetadataEdit('F0', (m) => (m.objects[1].extents[0][0] += 4096)) },
-    { name: 'metadata: an object dropped (record digest fixed up)', victim: 'F0', names: byBackup('F0'), mutate: consistentMetadataEdit('F0', (m) => m.objects.splice(1, 1)) },
-    { name: "metadata: an object's digest changed (record digest fixed up)", victim: 'I2', names: byBackup('I2'), mutate: consistentMetadataEdit('I2', (m) => (m.objects[0].sha256 = '0'.repeat(64))), bytesIntact: true },
-    { name: 'metadata: a data extent declared zeros (record digest fixed up)', victim: 'F0', names: byBackup('F0'), mutate: consistentMetadataEdit('F0', (m) => { m.zeroExtents.push(m.objects[0].extents[0]); m.objects.shift(); }) },
-    { name: 'metadata: compression changed (record digest fixed up)', victim: 'F0', names: byBackup('F0'), mutate: consistentMetadataEdit('F0', (m) => { for (const o of m.objects) o.compression = o.compression === 'none' ? 'zstd' : 'none'; }) },
-    {
-      name: 'hash list edited and its digest fixed up in the metadata and the record', victim: 'I2', names: byBackup('I2'),
-      mutate: async (repoDir, fx) => {
-        const hashes = hashListFile(repoDir, fx.backups.I2);
-        if (fx.encrypted) await edit(hashes, flip((n) => n >> 1));
-        else await edit(hashes, flip(() => 40));
-        const digest = sha256(await fs.readFile(hashes));
-        await consistentMetadataEdit('I2', (m) => (m.hashList.sha256 = digest))(repoDir, fx);
-      },
-    },
+    { name: 'segment: an extent moved (digests fixed up)', victim: 'F0', names: byBackup('F0'), mutate: consistentSegmentEdit('F0', (s) => (s.chunks[1].object.extents[0][0] += 4096)) },
+    { name: 'segment: an object dropped (digests fixed up)', victim: 'F0', names: byBackup('F0'), mutate: consistentSegmentEdit('F0', (s) => (s.chunks[1].object = null)) },
+    { name: "segment: an object's digest changed (digests fixed up)", victim: 'I2', names: byBackup('I2'), mutate: consistentSegmentEdit('I2', (s) => (s.chunks[0].object.sha256 = '0'.repeat(64))), bytesIntact: true },
+    { name: 'segment: a data extent declared zeros (digests fixed up)', victim: 'F0', names: byBackup('F0'), mutate: consistentSegmentEdit('F0', (s) => { s.chunks[0].zeroExtents.push(s.chunks[0].object.extents[0]); s.chunks[0].object = null; }) },
+    { name: 'segment: compression changed (digests fixed up)', victim: 'F0', names: byBackup('F0'), mutate: consistentSegmentEdit('F0', (s) => { for (const c of s.chunks) if (c.object) c.object.compression = c.object.compression === 'none' ? 'zstd' : 'none'; }) },
+    { name: 'segment: a chunk entry moved to another chunk (digests fixed up)', victim: 'I1', names: byBackup('I1'), mutate: consistentSegmentEdit('I1', (s) => (s.chunks[0].chunk = 16)) },
+    // A forger pointing a backup at another backup's objects (which a delete of it would then remove).
+    { name: "segment: an entry names another backup's data object (digests fixed up)", victim: 'I2', names: byBackup('I2'), mutate: async (d, fx) => consistentSegmentEdit('I2', (s) => (s.chunks[0].object.name = s.chunks[0].object.name.replace(fx.backups.I2.id, fx.backups.I1.id)))(d, fx) },
+    { name: "metadata: lists another backup's segment (record digest fixed up)", victim: 'I2', names: byBackup('I2'), mutate: async (d, fx) => consistentMetadataEdit('I2', (m) => (m.segments[0].name = m.segments[0].name.replace(fx.backups.I2.id, fx.backups.I1.id)))(d, fx) },
+    { name: 'segment: block hashes edited (digests fixed up)', victim: 'I2', names: byBackup('I2'), mutate: consistentSegmentEdit('I2', (_s, hashes) => (hashes[40] ^= 0x04)) },
+    { name: "segment replaced by another backup's (digests fixed up)", victim: 'I2', names: byBackup('I2'), mutate: async (repoDir, fx) => { await fs.copyFile(segmentFile(repoDir, fx.backups.I1), segmentFile(repoDir, fx.backups.I2)); await consistentSegmentEdit('I2', () => undefined)(repoDir, fx); } },
     { name: "record: objectPrefix of another backup", victim: 'I1', names: byBackup('I1'), mutate: async (d, fx) => editJson(recordFile(d, fx.backups.I1), (r) => (r.objectPrefix = fx.backups.I2.objectPrefix)) },
     { name: 'record: objectPrefix and metadata digest of another backup', victim: 'I1', names: byBackup('I1'), mutate: async (d, fx) => editJson(recordFile(d, fx.backups.I1), (r) => { r.objectPrefix = fx.backups.I2.objectPrefix; r.metadataSha256 = fx.backups.I2.metadataSha256; }) },
     { name: 'record: metadata digest changed', victim: 'F0', names: byBackup('F0'), mutate: async (d, fx) => editJson(recordFile(d, fx.backups.F0), (r) => (r.metadataSha256 = 'f'.repeat(64))) },

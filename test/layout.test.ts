@@ -13,6 +13,7 @@ import type { BackupRecord } from '../lib';
 import type { Driver } from '../lib/drivers/driver';
 import { parseObjectName } from '../lib/repository/layout';
 import { cliEnv, cliJson, runCli } from './helpers/cli';
+import { decodeSegmentFile, encodeSegmentFile } from './helpers/damage';
 import { makeImage, tempDir } from './helpers/volumes';
 import { Backend, BUCKET, posixBackend, s3Backend } from './servers/backends';
 
@@ -56,7 +57,12 @@ describe('object layout: names', () => {
     assert.deepEqual(parseObjectName(`${prefix}-123456`), { prefix, object: { kind: 'data', index: 123456 } });
     assert.deepEqual(parseObjectName(`${prefix}_metadata`), { prefix, object: { kind: 'metadata' } });
     assert.deepEqual(parseObjectName(`${prefix}_sha256file`), { prefix, object: { kind: 'hash-list' } });
-    for (const other of [prefix, `${prefix}-00000`, `${prefix}-000001`, `${prefix}-0001`, `${prefix}-00001.copy`, `${prefix}_metadata.bak`, '_metadata', 'repository.json']) {
+    assert.deepEqual(parseObjectName(`${prefix}_segment-000000`), { prefix, object: { kind: 'segment', index: 0 } });
+    assert.deepEqual(parseObjectName(`${prefix}_segment-1234567`), { prefix, object: { kind: 'segment', index: 1234567 } });
+    for (const other of [
+      prefix, `${prefix}-00000`, `${prefix}-000001`, `${prefix}-0001`, `${prefix}-00001.copy`, `${prefix}_metadata.bak`, '_metadata', 'repository.json',
+      `${prefix}_segment-00001`, `${prefix}_segment-0000001`, `${prefix}_segment-000001.bak`, `${prefix}_segment-`,
+    ]) {
       // The bare prefix ends in digits after a "-": it may parse, but never as an object of this prefix.
       assert.notEqual(parseObjectName(other)?.prefix, prefix, other);
     }
@@ -168,25 +174,43 @@ for (const backend of [posixBackend(), s3Backend()] as Backend[]) {
       await cliJson(['delete', '--repo', url, '--backup', b.id], { env });
       const after = await names();
       assert.deepEqual(after.filter((name) => name.startsWith(b.objectPrefix)).sort(), [...strangers].sort());
-      assert.deepEqual(missing(before, after).filter((name) => !name.startsWith(`${b.objectPrefix}-0`) && !name.startsWith(`${b.objectPrefix}_sha256file`)), [`records/b/${b.id}.json`]);
+      assert.deepEqual(missing(before, after).filter((name) => !name.startsWith(`${b.objectPrefix}-0`) && !name.startsWith(`${b.objectPrefix}_segment-`)), [`records/b/${b.id}.json`]);
+      assert.ok(missing(before, after).some((name) => name.startsWith(`${b.objectPrefix}_segment-`)), 'its segment objects were deleted');
     });
 
-    it('verify reports metadata that names objects outside its backup', async () => {
-      const { url, driver, a, b } = await repository();
-      const metaName = `${b.objectPrefix}_metadata`;
-      const metadata = JSON.parse((await driver.readObject('', metaName)).data.toString('utf8'));
-      const foreign = `${a.objectPrefix}-00001`;
-      metadata.objects[0].name = foreign;
-      const edited = Buffer.from(JSON.stringify(metadata));
-      await driver.writeObject('', metaName, edited);
-      const record = JSON.parse((await driver.readObject('', `records/b/${b.id}.json`)).data.toString('utf8'));
-      await driver.writeObject('', `records/b/${b.id}.json`, Buffer.from(JSON.stringify({ ...record, metadataSha256: sha256(edited) })));
-      const verify = await runCli(['verify', '--repo', url, '--json'], { env });
-      assert.equal(verify.code, 1);
-      const problems = (JSON.parse(verify.stdout) as { problems: { kind: string; message: string; backupIds: string[] }[] }).problems;
-      assert.ok(problems.some((p) => p.kind === 'corrupt' && p.backupIds.includes(b.id) && p.message.includes(foreign)), JSON.stringify(problems));
-      await cliJson(['delete', '--repo', url, '--backup', b.id], { env }).catch(() => undefined);
-      assert.ok((await driver.listEntries('', foreign)).length === 1, 'the other backup\'s object is still there');
-    });
+    for (const what of ['metadata listing another backup\'s segment', 'a segment naming another backup\'s data object'] as const) {
+      it(`verify reports ${what}, and deleting the backup leaves that object alone`, async () => {
+        const { url, driver, a, b } = await repository();
+        const metaName = `${b.objectPrefix}_metadata`;
+        const metadata = JSON.parse((await driver.readObject('', metaName)).data.toString('utf8'));
+        assert.equal(metadata.formatVersion, 2);
+        let foreign: string;
+        if (what.startsWith('metadata')) {
+          foreign = `${a.objectPrefix}_segment-000000`;
+          metadata.segments[0].name = foreign;
+        } else {
+          foreign = `${a.objectPrefix}-00001`;
+          const segName = metadata.segments[0].name as string;
+          const segment = decodeSegmentFile((await driver.readObject('', segName)).data, metadata);
+          segment.json.chunks.find((c: { object: unknown }) => c.object).object.name = foreign;
+          // As a crafted repository would: the segment's digest fixed up in the metadata, the metadata's in the record.
+          const bytes = encodeSegmentFile(segment);
+          await driver.writeObject('', segName, bytes);
+          Object.assign(metadata.segments[0], { sha256: sha256(bytes), length: bytes.length });
+        }
+        assert.equal((await driver.listEntries('', foreign)).length, 1, 'the other backup has that object');
+        const edited = Buffer.from(JSON.stringify(metadata));
+        await driver.writeObject('', metaName, edited);
+        const record = JSON.parse((await driver.readObject('', `records/b/${b.id}.json`)).data.toString('utf8'));
+        await driver.writeObject('', `records/b/${b.id}.json`, Buffer.from(JSON.stringify({ ...record, metadataSha256: sha256(edited) })));
+        const verify = await runCli(['verify', '--repo', url, '--json'], { env });
+        assert.equal(verify.code, 1);
+        const problems = (JSON.parse(verify.stdout) as { problems: { kind: string; message: string; backupIds: string[] }[] }).problems;
+        assert.ok(problems.some((p) => p.kind === 'corrupt' && p.backupIds.includes(b.id) && p.message.includes(foreign)), JSON.stringify(problems));
+        await cliJson(['delete', '--repo', url, '--backup', b.id], { env }).catch(() => undefined);
+        assert.ok((await driver.listEntries('', foreign)).length === 1, 'the other backup\'s object is still there');
+        await cliJson(['restore', '--repo', url, '--backup', a.id, '--verify-only'], { env });
+      });
+    }
   });
 }

@@ -1,7 +1,8 @@
 /**
- * Property: whatever damage a repository's records and metadata carry (random edits of prefixes, parent
- * ids, sizes, statuses, ids, digests and object lists, with the metadata digest recomputed as a crafted
- * repository would), every operation — restore, verify, delete, prune, cleanup, export + import —
+ * Property: whatever damage a repository's records, metadata and segment objects carry (random edits of
+ * prefixes, parent ids, sizes, statuses, ids, digests, segment lists and the chunk entries of segments:
+ * data object names, extents, lengths, zero maps, hashes; with the digests that name them recomputed as
+ * a crafted repository would), every operation — restore, verify, delete, prune, cleanup, export + import —
  *   (a) ends within a bound (run as a CLI child process with a kill timer: a hang with the event loop
  *       blocked can only be seen from outside),
  *   (b) leaves every object and record a still-valid backup needs byte-identical, and repository.json too
@@ -21,7 +22,7 @@ import * as path from 'path';
 import { createBackup, initRepository } from '../lib';
 import type { BackupKind } from '../lib';
 import { CliResult, runCli } from './helpers/cli';
-import { BaseBackup, Edit, applyEdits, descendantsOf, describeEdits, editArb, sha256Hex } from './helpers/damage';
+import { BaseBackup, Edit, applyEdits, decodeSegmentFile, descendantsOf, describeEdits, editArb, sha256Hex } from './helpers/damage';
 import { makeImage, scatterWrites, sha256File, tempDir } from './helpers/volumes';
 
 const KiB = 1024;
@@ -65,8 +66,10 @@ const EXAMPLES: [Edit[], Operation, boolean][] = [
   [[{ t: 'prefix', i: 3, j: 0, how: 'volumeDir', resync: false }], { op: 'delete', i: 3, cascade: false }, false],
   // … or the records/ directory: deleting it must not delete every record.
   [[{ t: 'prefix', i: 6, j: 0, how: 'records', resync: false }], { op: 'delete', i: 6, cascade: false }, false],
-  // Metadata naming another backup's objects and hash list (digest recomputed in the record): a restore
-  // must not succeed with the other backup's bytes.
+  // Segments naming another backup's objects, with its zero maps and hashes (format 1: metadata naming its
+  // objects and hash list; digests recomputed up to the record): a restore must not succeed with the other
+  // backup's bytes. And the metadata listing the other backup's segments too.
+  [[{ t: 'borrow', i: 1, j: 0, what: 'entries', resync: true }], { op: 'restore', i: 1, verifyOnly: false }, false],
   [[{ t: 'borrow', i: 1, j: 0, what: 'all', resync: true }], { op: 'restore', i: 1, verifyOnly: false }, false],
   // A backup that is its own parent: verify must end (and say the chain is broken).
   [[{ t: 'parent', i: 0, j: 0, how: 'self', sync: false }], { op: 'verify', i: 2, one: false, readData: true }, false],
@@ -89,7 +92,7 @@ describe('property: operations on a damaged repository', function () {
   let sandbox: string;
   let baseRepo: string;
   const base: BaseBackup[] = [];
-  /** Each base backup's own objects (metadata, hash list, data objects) → SHA-256. */
+  /** Each base backup's own objects (metadata, segments, data objects) → SHA-256. */
   const ownFiles = new Map<string, Map<string, string>>();
   const baseRecords = new Map<string, Record<string, unknown>>();
   let repositoryJsonSha: string;
@@ -113,6 +116,7 @@ describe('property: operations on a damaged repository', function () {
             objectPrefix: record.objectPrefix,
             recordFile: `records/${record.volumeId}/${record.id}.json`,
             metadataFile: `${record.objectPrefix}_metadata`,
+            segmentFiles: new Map(),
             imageSha256: await sha256File(image),
           });
         }
@@ -121,9 +125,18 @@ describe('property: operations on a damaged repository', function () {
       await repo.close();
     }
     for (const b of base) {
-      const metadata = JSON.parse(await fs.readFile(path.join(baseRepo, b.metadataFile), 'utf8')) as { objects: { name: string }[]; hashList: { name: string } };
+      // Format 2: the metadata, its segments and the data objects they name.
+      const metadata = JSON.parse(await fs.readFile(path.join(baseRepo, b.metadataFile), 'utf8'));
+      assert.equal(metadata.formatVersion, 2);
+      const names = [b.metadataFile];
+      for (const ref of metadata.segments as { index: number; name: string }[]) {
+        b.segmentFiles.set(ref.index, ref.name);
+        names.push(ref.name);
+        const { json } = decodeSegmentFile(await fs.readFile(path.join(baseRepo, ref.name)), metadata);
+        for (const entry of json.chunks as { object: { name: string } | null }[]) if (entry.object) names.push(entry.object.name);
+      }
       const files = new Map<string, string>();
-      for (const name of [b.metadataFile, metadata.hashList.name, ...metadata.objects.map((o) => o.name)]) {
+      for (const name of names) {
         files.set(name, sha256Hex(await fs.readFile(path.join(baseRepo, name))));
       }
       ownFiles.set(b.id, files);

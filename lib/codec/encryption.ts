@@ -1,5 +1,5 @@
 /**
- * Client-side encryption of a repository's objects (data, hash lists, metadata).
+ * Client-side encryption of a repository's objects (data, segment objects and hash lists, metadata).
  *
  * Keys: a random 256-bit master key is made once, when the repository is made, and stored in
  * repository.json wrapped (AES-256-GCM) by a key derived from the passphrase with scrypt (memory-hard,

@@ -4,23 +4,28 @@
  *
  * Per chunk: positioned read → SHA-256 and zero detection of every block (worker threads) → the
  * blocks to store (full: every non-zero block; incremental: non-zero blocks whose hash differs from
- * the parent's) packed as extents into one object → compress → seal → write. Changed blocks that are
- * now zero go to the zero map instead. Then the hash list, the metadata, and only then the record
- * becomes `available`. Any failure or cancel removes what was written and leaves the record in `error`.
+ * the parent's) packed as extents into one object → compress → seal → write. A chunk the backup touched
+ * (full: any non-zero block; incremental: any changed block) gets an entry in its segment's object:
+ * its zero map, the hashes of its non-zero blocks, its data object (docs/format.md). A segment object is
+ * written as soon as its last chunk is done, the metadata (the list of segments) at the end, and only
+ * then the record becomes `available`. The parent's hashes are read a segment window at a time, so
+ * memory does not grow with the volume. Any failure or cancel removes what was written and leaves the
+ * record in `error`.
  */
 import { VolumeBackupError, cancelled, errorMessage, throwIfAborted } from '../errors';
 import { compress, compressBound } from '../codec/compression';
 import { chainOf, findParent, parentMismatch } from '../repository/catalog';
+import { ChainView } from '../repository/chain-view';
 import {
-  BackupMetadata, DataObject, Extent, HASH_BYTES, METADATA_FORMAT_VERSION, blockCount, chunkCount, dataObjectName,
-  encodeMetadata, hashListObjectName, metadataObjectName, runsToExtents, sha256,
+  ChunkEntry, DEFAULT_SEGMENT_CHUNKS, METADATA_FORMAT_VERSION, MetadataV2, SegmentRef, chunkCount, dataObjectName,
+  encodeMetadata, encodeSegment, metadataObjectName, runsToExtents, segmentObjectName, sha256,
 } from '../repository/format';
 import { acquireVolumeLease, renewRecordLease, takeRecord } from '../repository/locks';
 import { checkBackupId, checkText, checkVolumeId, newBackupId, volumeIdForPath } from '../repository/names';
 import { BackupKind, BackupRecord, Compression, RECORD_FORMAT_VERSION } from '../repository/records';
 import { Repository, forEachChunk } from '../repository/repository';
 import { oneLine } from '../text';
-import { checkAllStored, deleteBackupObjects, loadHashList, loadMetadata } from '../repository/backup-objects';
+import { checkAllStored, deleteBackupObjects } from '../repository/backup-objects';
 import { backupPrefix } from '../repository/layout';
 import { packChunk, warmHashPool } from './hash-pool';
 import { packHole } from './hash-worker';
@@ -30,11 +35,6 @@ import { ProgressTracker } from './progress';
 import { CHUNKS_IN_FLIGHT, DEFAULT_BLOCK_SIZE, DEFAULT_CHUNK_SIZE, DEFAULT_COMPRESSION, checkSizes } from './settings';
 import type { CreateBackupOptions } from './types';
 import { Volume, checkNotShrunk, openSource, readChunk } from './volume';
-
-interface Parent {
-  record: BackupRecord;
-  hashes: Buffer;
-}
 
 export async function createBackup(repo: Repository, options: CreateBackupOptions): Promise<BackupRecord> {
   const mode = BackupKind.safeParse(options.mode ?? 'full');
@@ -60,7 +60,7 @@ export async function createBackup(repo: Repository, options: CreateBackupOption
       const blockSize = parentRecord?.blockSize ?? options.blockSize ?? DEFAULT_BLOCK_SIZE;
       checkSizes(chunkSize, blockSize);
       if (parentRecord) checkCompatible(parentRecord, source, options);
-      const parent = parentRecord ? await loadParent(repo, parentRecord, options.signal) : null;
+      const parent = parentRecord ? await openParent(repo, parentRecord, options.signal) : null;
       const createdAt = new Date();
       const id = newBackupId();
       const record: BackupRecord = {
@@ -172,14 +172,17 @@ function checkCompatible(parent: BackupRecord, source: Volume, options: CreateBa
   }
 }
 
-async function loadParent(repo: Repository, record: BackupRecord, signal?: AbortSignal): Promise<Parent> {
+/** The parent's chain, its metadata read (its segments are read a window at a time while the backup runs). */
+async function openParent(repo: Repository, record: BackupRecord, signal?: AbortSignal): Promise<ChainView> {
   try {
-    const metadata = await loadMetadata(repo, record, signal);
-    return { record, hashes: await loadHashList(repo, record, metadata, signal) };
+    const chain = chainOf(await repo.listRecords(record.volumeId), record.id);
+    const broken = chain.find((r) => r.status !== 'available' && r.status !== 'restoring');
+    if (broken) throw new VolumeBackupError('CONFLICT', `parent backup ${record.id} needs ${broken.id}, which is ${broken.status}: do a full backup`);
+    return await ChainView.open(repo, chain, signal);
   } catch (err) {
     // Objects gone because a prune or delete took the parent meanwhile: say so, not "corrupt" (issue 6).
     const now = err instanceof VolumeBackupError && (err.code === 'OBJECT_MISSING' || err.code === 'CORRUPT') ? await repo.getRecord(record.id).catch(() => null) : record;
-    if (now?.status !== 'available') {
+    if (now?.status !== 'available' && now?.status !== 'restoring') {
       throw new VolumeBackupError('CONFLICT', `parent backup ${record.id} is ${now ? now.status : 'gone'} (being pruned or deleted): try again, or do a full backup`);
     }
     throw err;
@@ -192,21 +195,26 @@ interface Written {
   metadataSha256: string;
 }
 
+/** The entries of one segment being written: it is sealed and stored when its last chunk is done. */
+interface OpenSegment {
+  remaining: number;
+  entries: { entry: ChunkEntry; hashes: Buffer }[];
+}
+
 async function writeBackupObjects(
   repo: Repository,
   record: BackupRecord,
   source: Volume,
-  parent: Parent | null,
+  parent: ChainView | null,
   compression: Compression,
   options: CreateBackupOptions,
 ): Promise<Written> {
   const { size, chunkSize, blockSize, objectPrefix } = record;
   const chunks = chunkCount(size, chunkSize);
-  const blocksPerChunk = chunkSize / blockSize;
-  const hashList = Buffer.alloc(blockCount(size, blockSize) * HASH_BYTES);
-  const parentBlocks = parent ? parent.hashes.length / HASH_BYTES : 0;
-  const objects: DataObject[] = [];
-  const zeroExtents: Extent[] = [];
+  const segmentChunks = DEFAULT_SEGMENT_CHUNKS;
+  const open = new Map<number, OpenSegment>();
+  const segments: SegmentRef[] = [];
+  let dataObjects = 0;
   let storedBytes = 0;
   // Each slot: the chunk as read, and what will be stored (compressed, page-aligned so that a posix
   // repository can write it with O_DIRECT); both shared with the workers.
@@ -216,6 +224,29 @@ async function writeBackupObjects(
   const progress = new ProgressTracker(options.onProgress, { operation: 'backup', backupId: record.id, volumeId: record.volumeId, chunkCount: chunks, bytesTotal: size });
   progress.start();
 
+  /** Record a chunk's entry (or that it was not touched); store its segment once complete. */
+  const finishChunk = async (i: number, touched: { entry: ChunkEntry; hashes: Buffer } | null): Promise<void> => {
+    const index = Math.floor(i / segmentChunks);
+    let seg = open.get(index);
+    if (!seg) {
+      seg = { remaining: Math.min(segmentChunks, chunks - index * segmentChunks), entries: [] };
+      open.set(index, seg);
+    }
+    if (touched) seg.entries.push(touched);
+    if (--seg.remaining > 0) return;
+    open.delete(index);
+    if (seg.entries.length === 0) return; // nothing touched: the segment is zeros (full) or unchanged
+    seg.entries.sort((a, b) => a.entry.chunk - b.entry.chunk);
+    const name = segmentObjectName(objectPrefix, index);
+    const plain = encodeSegment(record.id, { index, entries: seg.entries.map((e) => e.entry), hashes: seg.entries.map((e) => e.hashes) });
+    const stored = repo.codec.seal(plain, name);
+    const digest = sha256(stored);
+    throwIfAborted(options.signal);
+    await repo.writeObject(name, stored, options.signal, { sha256: digest });
+    segments.push({ index, name, length: stored.length, sha256: digest });
+    storedBytes += stored.length;
+  };
+
   // Every chunk task has stopped when this throws: failBackup then removes everything written.
   await forEachChunk(slots, chunks, async (slot, i) => {
     throwIfAborted(options.signal);
@@ -223,17 +254,15 @@ async function writeBackupObjects(
     const length = Math.min(chunkSize, size - offset);
     // A sparse file's holes are not read; a chunk that is all hole needs no worker either.
     const read = await readChunk(source, Buffer.from(slot.input, 0, length), length, offset, blockSize);
-    const firstBlock = i * blocksPerChunk;
-    const parentHashes = parent && firstBlock < parentBlocks
-      ? new Uint8Array(parent.hashes.subarray(firstBlock * HASH_BYTES, Math.min(parentBlocks, firstBlock + blocksPerChunk) * HASH_BYTES)) // a copy: a view would send the whole list
-      : parent ? new Uint8Array(0) : null;
+    // The parent's state of this chunk, from the newest backup of its chain that touched it.
+    const parentHashes = parent ? new Uint8Array((await parent.state(i, options.signal)).hashes) : null;
     // Hashing, zero detection, the comparison with the parent, packing and compression: one worker task.
     const r = !read ? packHole(length, blockSize, parentHashes) : await packChunk({
       input: slot.input, length, blockSize, parentHashes, output: slot.output.buffer, outputOffset: slot.output.offset, outputLength: compressBound(chunkSize),
       compression, level: options.compressionLevel, digest: !repo.codec.encrypted, md5: !!repo.driver.wantsMd5,
     });
-    r.hashes.copy(hashList, firstBlock * HASH_BYTES);
-    zeroExtents.push(...runsToExtents(r.zeroed, offset, blockSize, offset + length));
+    const touched = parent ? r.store.includes(1) || r.zeroed.includes(1) : r.zeros.includes(0);
+    let object: ChunkEntry['object'] = null;
     if (r.rawLength > 0) {
       const extents = runsToExtents(r.store, offset, blockSize, offset + length);
       let packed: Buffer = Buffer.from(slot.output.buffer, slot.output.offset, r.length);
@@ -252,19 +281,18 @@ async function writeBackupObjects(
       // and they are aligned for direct I/O.
       const inSlot = stored.buffer === slot.output.buffer;
       await repo.writeObject(name, stored, options.signal, { sha256: digest, md5: inSlot ? r.md5 ?? undefined : undefined, directIo: outputs.aligned && inSlot });
-      objects.push({ name, chunk: i, extents, compression: applied, rawLength: r.rawLength, length: stored.length, sha256: digest });
+      object = { name, extents, compression: applied, rawLength: r.rawLength, length: stored.length, sha256: digest };
+      dataObjects++;
       storedBytes += stored.length;
     }
+    await finishChunk(i, touched ? { entry: { chunk: i, zeroExtents: runsToExtents(r.zeros, offset, blockSize, offset + length), object }, hashes: nonZeroHashes(r.hashes, r.zeros) } : null);
     progress.chunk(i, length);
   });
 
+  // A source cut short while it was read would leave a backup of bytes it no longer has.
   await checkNotShrunk(source);
-  objects.sort((a, b) => a.chunk - b.chunk);
-  zeroExtents.sort((a, b) => a[0] - b[0]);
-  const hashName = hashListObjectName(objectPrefix);
-  const hashStored = repo.codec.seal(hashList, hashName);
-  await repo.writeObject(hashName, hashStored, options.signal);
-  const metadata: BackupMetadata = {
+  segments.sort((a, b) => a.index - b.index);
+  const metadata: MetadataV2 = {
     formatVersion: METADATA_FORMAT_VERSION,
     backupId: record.id,
     volumeId: record.volumeId,
@@ -276,9 +304,8 @@ async function writeBackupObjects(
     createdAt: record.createdAt,
     dataTimestamp: record.dataTimestamp,
     compression,
-    objects,
-    zeroExtents,
-    hashList: { name: hashName, length: hashStored.length, sha256: sha256(hashStored) },
+    segmentChunks,
+    segments,
     extraMetadata: repo.driver.getExtraMetadata(),
   };
   const metaName = metadataObjectName(objectPrefix);
@@ -286,10 +313,18 @@ async function writeBackupObjects(
   await repo.writeObject(metaName, metaStored, options.signal);
   progress.end();
   return {
-    storedBytes: storedBytes + hashStored.length + metaStored.length,
-    objectCount: objects.length + 2,
+    storedBytes: storedBytes + metaStored.length,
+    objectCount: dataObjects + segments.length + 1,
     metadataSha256: sha256(metaStored),
   };
+}
+
+/** The hashes of the non-zero blocks, in order (a zero block's hash is a known constant). */
+function nonZeroHashes(hashes: Buffer, zeros: Uint8Array): Buffer {
+  const out = Buffer.alloc((zeros.length - zeros.reduce((n, z) => n + z, 0)) * 32);
+  let at = 0;
+  for (let b = 0; b < zeros.length; b++) if (!zeros[b]) at += hashes.copy(out, at, b * 32, b * 32 + 32);
+  return out;
 }
 
 /** Remove what a failed backup wrote and leave its record in `error` with the reason. */

@@ -1,5 +1,5 @@
 /**
- * SHA-256 of a block, as the hash list holds it, and the constant hash of an all-zero block (never
+ * SHA-256 of a block, as the segment objects hold it, and the constant hash of an all-zero block (never
  * recomputed: a quarter of a typical volume is zeros). Shared by the worker threads and the restore.
  */
 import * as crypto from 'crypto';

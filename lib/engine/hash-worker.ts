@@ -3,7 +3,7 @@
  * - pack:   the backup step: hash and zero-detect every block, pick the blocks to store (non-zero and,
  *           with a parent, changed), pack them, compress into the slot's output buffer and digest it;
  * - unpack: the restore step: check an object's digest, decompress it and copy its blocks into place,
- *           then (for the chunk's last object) verify the chunk's blocks against the hash list;
+ *           then (for the chunk's last object) verify the chunk's blocks against its recorded hashes;
  * - verify: the same verification alone (a chunk rebuilt on the main thread).
  * Chunks and outputs live in SharedArrayBuffers that both sides see, so no chunk is ever copied between
  * threads; only flags, hashes and digests travel. A zero block's hash is a constant: it is not recomputed.
@@ -74,11 +74,11 @@ export interface UnpackTask {
   verify?: BlockCheck;
 }
 
-/** The restore's check of a rebuilt chunk: the SHA-256 of every data block against the hash list. */
+/** The restore's check of a rebuilt chunk: the SHA-256 of every data block against its recorded hash. */
 export interface BlockCheck {
   length: number;
   blockSize: number;
-  /** The hash list's 32 bytes per block of this chunk. */
+  /** The chunk's 32-byte block hashes (its state, lib/repository/chain-view.ts). */
   expected: Uint8Array;
   /** 1 where the block is zeros by the metadata: not in the buffer (a sparse target), checked by the caller. */
   zero: Uint8Array;

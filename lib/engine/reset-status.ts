@@ -2,10 +2,10 @@
  * reset-status (Cinder's reset_status): the operator's tool for a record whose owner host is gone for
  * good, which start-up cleanup will therefore never fix. It steps outside the state machine on purpose,
  * so it guards itself: it refuses while the owner's lease is live (unless forced), and it makes a backup
- * `available` only after checking that its metadata, hash list and every object are there, right size.
+ * `available` only after checking that its metadata, segments (or hash list) and every object are there, right size.
  */
 import { PreconditionFailedError, VolumeBackupError, errorMessage, invalid } from '../errors';
-import { listBackupObjects, loadHashList, loadMetadata } from '../repository/backup-objects';
+import { listBackupObjects, loadHashList, loadMetadata, ownedObjects } from '../repository/backup-objects';
 import { chainOf } from '../repository/catalog';
 import { metadataObjectName, sha256 } from '../repository/format';
 import { listVolumeLeases } from '../repository/locks';
@@ -93,26 +93,28 @@ async function checkComplete(repo: Repository, record: BackupRecord, signal?: Ab
     const broken = chain.slice(0, -1).find((r) => r.status !== 'available' && r.status !== 'restoring');
     if (broken) throw refuse(`it needs ${broken.id}, which is ${broken.status}`);
   }
-  let metadata;
+  let listed: Map<string, number>;
   let metadataSha256: string;
+  let objectCount = 1;
   try {
-    metadata = await loadMetadata(repo, record, signal);
-    await loadHashList(repo, record, metadata, signal);
+    const metadata = await loadMetadata(repo, record, signal);
+    listed = new Map((await listBackupObjects(repo, record)).map((e) => [e.name, e.size]));
+    if (metadata.formatVersion === 1) await loadHashList(repo, record, metadata, signal);
     // A backup whose writer stopped after writing its metadata has no digest in its record yet.
     metadataSha256 = record.metadataSha256 ?? sha256(await repo.readObject(metadataObjectName(record.objectPrefix), signal));
+    for await (const o of ownedObjects(repo, record, metadata, signal)) {
+      const size = listed.get(o.name);
+      if (size === undefined) throw refuse(`object ${o.name} is missing`);
+      if (size !== o.length) throw refuse(`object ${o.name} is ${size} bytes; its metadata says ${o.length}`);
+      objectCount++;
+    }
   } catch (err) {
     if (err instanceof VolumeBackupError && (err.code === 'OBJECT_MISSING' || err.code === 'CORRUPT')) throw refuse(errorMessage(err));
     throw err;
   }
-  const listed = new Map((await listBackupObjects(repo, record)).map((e) => [e.name, e.size]));
-  for (const o of [...metadata.objects, metadata.hashList]) {
-    const size = listed.get(o.name);
-    if (size === undefined) throw refuse(`object ${o.name} is missing`);
-    if (size !== o.length) throw refuse(`object ${o.name} is ${size} bytes; its metadata says ${o.length}`);
-  }
   const storedBytes = [...listed.values()].reduce((n, s) => n + s, 0);
   return {
-    patch: { metadataSha256, storedBytes, objectCount: metadata.objects.length + 2 },
-    objectsChecked: metadata.objects.length + 2,
+    patch: { metadataSha256, storedBytes, objectCount },
+    objectsChecked: objectCount,
   };
 }

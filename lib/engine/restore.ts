@@ -1,7 +1,8 @@
 /**
- * Restore and verify. The chain (full ← incr1 ← incr2 …) is resolved per chunk: each block comes from
- * the newest backup in the chain that stored it (as data or as zeros), so every block is fetched and
- * written once. Every block's SHA-256 is checked against the restored backup's hash list before the
+ * Restore and verify. The chain (full ← incr1 ← incr2 …) is resolved per chunk, a segment window at a
+ * time (lib/repository/chain-view.ts): the chunk's state (zero map, block hashes) is the newest backup's
+ * that touched it, and each non-zero block comes from the newest backup that stored it, so every block is
+ * fetched and written once. Every block's SHA-256 is checked against the chunk's state before the
  * block is written, and every object's length and decompressed length; verify-only mode also checks
  * every stored object's own digest. Any mismatch or missing object fails the restore with the backup,
  * object and offset named. Writes go around the page cache (O_DIRECT) where the target allows it.
@@ -10,8 +11,8 @@ import { promises as fs } from 'fs';
 import { ObjectNotFoundError, VolumeBackupError, cancelled, errorMessage, throwIfAborted } from '../errors';
 import { compressBound, decompress, syncZstd } from '../codec/compression';
 import { ancestorsOf, chainOf } from '../repository/catalog';
-import { BackupMetadata, DataObject, Extent, HASH_BYTES, chunkCount, sha256 } from '../repository/format';
-import { loadHashList, loadMetadata } from '../repository/backup-objects';
+import { ChainView, StoredObject } from '../repository/chain-view';
+import { blockCount, chunkCount, sha256 } from '../repository/format';
 import { renewRecordLease, takeRecord } from '../repository/locks';
 import { heldByThisProcess } from '../repository/owner';
 import { checkBackupId } from '../repository/names';
@@ -19,7 +20,6 @@ import type { BackupRecord } from '../repository/records';
 import { Repository, forEachChunk } from '../repository/repository';
 import { unpackObject, verifyChunk, warmHashPool } from './hash-pool';
 import type { BlockCheck } from './hash-worker';
-import { zeroBlockHash } from './block-hash';
 import { DIRECT_ALIGNMENT, SharedSlice, allocateSharedSlices } from '../io/direct-io';
 import { ProgressTracker } from './progress';
 import { CHUNKS_IN_FLIGHT } from './settings';
@@ -30,32 +30,6 @@ import { refuseTargetInRepository } from './target-in-repository';
 
 /** Bytes restored between background write-backs of the target. */
 const FLUSH_BYTES = 64 * 1024 * 1024;
-
-/** What one backup of the chain contributes, indexed by chunk. */
-interface Layer {
-  record: BackupRecord;
-  objects: Map<number, DataObject>;
-  zeros: Map<number, Extent[]>;
-}
-
-function indexLayer(record: BackupRecord, metadata: BackupMetadata): Layer {
-  const objects = new Map(metadata.objects.map((o) => [o.chunk, o]));
-  const zeros = new Map<number, Extent[]>();
-  for (const extent of metadata.zeroExtents) {
-    // A zero extent may span chunks (a full backup of an empty region); split it at chunk boundaries.
-    let [offset, length] = extent;
-    while (length > 0) {
-      const chunk = Math.floor(offset / metadata.chunkSize);
-      const part = Math.min(length, (chunk + 1) * metadata.chunkSize - offset);
-      const list = zeros.get(chunk) ?? [];
-      list.push([offset, part]);
-      zeros.set(chunk, list);
-      offset += part;
-      length -= part;
-    }
-  }
-  return { record, objects, zeros };
-}
 
 export async function restoreBackup(repo: Repository, options: RestoreOptions): Promise<RestoreResult> {
   const started = Date.now();
@@ -82,17 +56,9 @@ export async function restoreBackup(repo: Repository, options: RestoreOptions): 
         throw new VolumeBackupError('CONFLICT', `backup ${backupId} needs ${link.id}, which is ${link.status}`);
       }
     }
-    const metadatas = await Promise.all(chain.map((r) => loadMetadata(repo, r, options.signal)));
-    const targetMeta = metadatas[metadatas.length - 1];
-    const hashList = await loadHashList(repo, record, targetMeta, options.signal);
-    for (const [k, m] of metadatas.entries()) {
-      if (m.blockSize !== record.blockSize || m.chunkSize !== record.chunkSize) {
-        throw new VolumeBackupError('CORRUPT', `backup ${chain[k].id} in the chain of ${backupId} has different chunk or block sizes`);
-      }
-    }
-    const layers = chain.map((r, k) => indexLayer(r, metadatas[k]));
+    const view = await ChainView.open(repo, chain, options.signal);
     if (!verifyOnly) target = await openTarget(options.target!, record.size);
-    const result = await applyChain(repo, record, layers, hashList, target, options);
+    const result = await applyChain(repo, record, view, target, options);
     // Only once every block is written: a failed restore leaves an existing target partly overwritten, at its old size.
     const bytesLeftPastEnd = target ? await endTargetAt(target, record.size) : 0;
     if (target) await syncTarget(target);
@@ -105,7 +71,7 @@ export async function restoreBackup(repo: Repository, options: RestoreOptions): 
       size: record.size,
       bytesWritten: result.bytesWritten,
       bytesVerified: record.size,
-      blocksVerified: hashList.length / HASH_BYTES,
+      blocksVerified: blockCount(record.size, record.blockSize),
       bytesLeftPastEnd,
       durationMs: Date.now() - started,
     };
@@ -138,8 +104,7 @@ export async function restoreBackup(repo: Repository, options: RestoreOptions): 
 async function applyChain(
   repo: Repository,
   record: BackupRecord,
-  layers: Layer[],
-  hashList: Buffer,
+  chain: ChainView,
   target: Target | null,
   options: RestoreOptions,
 ): Promise<{ bytesWritten: number }> {
@@ -174,54 +139,56 @@ async function applyChain(
     const length = Math.min(chunkSize, size - offset);
     const nBlocks = Math.ceil(length / blockSize);
     const view = Buffer.from(slot.chunk.buffer, slot.chunk.offset, length);
-    // Which layer supplies each block: the newest that stored it (-1: nobody, which is corruption).
+    const { state, stateLayer, objects } = await chain.resolve(i, options.signal);
+    if (state.zero.length < nBlocks) {
+      throw new VolumeBackupError('CORRUPT', `the metadata of the chain of ${record.id} describes ${state.zero.length} blocks of chunk ${i}, not ${nBlocks}`, { backupId: record.id });
+    }
+    const isZero = state.zero.subarray(0, nBlocks);
+    // Which layer supplies each non-zero block: the newest that stored it (-1: nobody, which is corruption).
     const source = new Int32Array(nBlocks).fill(-1);
-    const isZero = new Uint8Array(nBlocks);
-    layers.forEach((layer, k) => {
-      for (const [start, len] of layer.objects.get(i)?.extents ?? []) markBlocks(source, isZero, start - offset, len, blockSize, k, 0);
-      for (const [start, len] of layer.zeros.get(i) ?? []) markBlocks(source, isZero, start - offset, len, blockSize, k, 1);
+    objects.forEach((obj, k) => {
+      for (const [start, len] of obj?.extents ?? []) markBlocks(source, start - offset, len, blockSize, k);
     });
-    const missing = source.indexOf(-1);
-    if (missing >= 0) {
-      throw new VolumeBackupError('CORRUPT', `no backup in the chain of ${record.id} holds the block at offset ${offset + missing * blockSize}: the metadata is incomplete`);
+    for (let b = 0; b < nBlocks; b++) {
+      if (!isZero[b] && source[b] < 0) {
+        throw new VolumeBackupError('CORRUPT', `no backup in the chain of ${record.id} holds the block at offset ${offset + b * blockSize}: the metadata is incomplete`, { backupId: record.id });
+      }
     }
     // Zero blocks are holes in a new (sparse) target; anywhere else they must be written as zeros.
     const writesZeros = target !== null && !target.created;
     if (writesZeros) for (let b = 0; b < nBlocks; b++) if (isZero[b]) view.fill(0, b * blockSize, Math.min((b + 1) * blockSize, length));
-    // Every block is verified against the hash list of the backup being restored: zero blocks here
-    // (their hash is a constant), data blocks in the worker that unpacks the chunk's last object.
-    const first = (offset / blockSize) * HASH_BYTES;
-    // A copy: a view would take the whole hash list with it to the worker (structured clone).
-    const check: BlockCheck = { length, blockSize, expected: new Uint8Array(hashList.subarray(first, first + nBlocks * HASH_BYTES)), zero: isZero };
+    // Every data block is verified against the chunk's state, in the worker that unpacks the chunk's
+    // last object (zero blocks are zeros by that same state).
     const needed = [...new Set(Array.from(source).filter((_, b) => !isZero[b]))];
+    // A copy (the worker gets its own), made only for a chunk with data: a thin volume is mostly without.
+    const expected = needed.length > 0 ? new Uint8Array(state.hashes.subarray(0, nBlocks * 32)) : new Uint8Array(0);
+    const check: BlockCheck = { length, blockSize, expected, zero: isZero };
     // Fetch each needed object once and copy the blocks it supplies; one object at a time per chunk:
     // the parallelism is across chunks.
     let badBlock = -1;
     let verified = needed.length === 0;
     for (const [n, k] of needed.entries()) {
-      const obj = layers[k].objects.get(i)!;
+      const obj = objects[k]!;
       const last = n === needed.length - 1;
       const copies = copyPlan(obj, k, source, isZero, offset, length, blockSize);
       // A restore checks the content it writes, every block of it (as restic and borg check the content
       // they extract, not its container); verify-only mode, which checks the repository, also checks
       // each stored object's own digest, so damage in blocks a restore does not use is found too.
-      const r = await fetchInto(repo, layers[k].record, obj, slot, copies, !!options.verifyOnly, last ? check : undefined, options.signal);
+      const r = await fetchInto(repo, chain.layers[k].record, obj, slot, copies, !!options.verifyOnly, last ? check : undefined, options.signal);
       if (r !== undefined) {
         badBlock = r;
         verified = true;
       }
     }
     if (!verified) badBlock = await verifyChunk({ chunk: slot.chunk.buffer, chunkOffset: slot.chunk.offset, ...check });
-    const badZero = firstBadZeroBlock(check);
-    if (badZero >= 0 && (badBlock < 0 || badZero < badBlock)) badBlock = badZero;
     if (badBlock >= 0) {
-      const layer = layers[source[badBlock]];
-      const objectName = isZero[badBlock] ? '(zero map)' : layer.objects.get(i)!.name;
-      const supplier = isZero[badBlock] ? `the zero map of backup ${layer.record.id}` : `object ${objectName} of backup ${layer.record.id}`;
-      // Either the supplying object or the restored backup's hash list is wrong: name both.
-      const orHashList = layer.record.id === record.id ? '' : ` (or the hash list of backup ${record.id} is)`;
+      const supplier = chain.layers[source[badBlock]].record;
+      const objectName = objects[source[badBlock]]!.name;
+      // Either the supplying object or the hashes recorded for the chunk are wrong: name both.
+      const hashesBy = stateLayer >= 0 ? chain.layers[stateLayer].record.id : record.id;
+      const orHashes = hashesBy === supplier.id ? '' : ` (or the block hashes backup ${hashesBy} recorded are)`;
       const at = offset + badBlock * blockSize;
-      throw new VolumeBackupError('CORRUPT', `${supplier} is corrupt${orHashList}: the block at offset ${at} does not match its SHA-256`, { backupId: layer.record.id, objectName, offset: at });
+      throw new VolumeBackupError('CORRUPT', `object ${objectName} of backup ${supplier.id} is corrupt${orHashes}: the block at offset ${at} does not match its SHA-256`, { backupId: supplier.id, objectName, offset: at });
     }
     if (target) {
       const { written, buffered } = await writeChunk(target, view, offset, writesZeros ? null : isZero, blockSize, aligned);
@@ -237,29 +204,15 @@ async function applyChain(
   return { bytesWritten };
 }
 
-/** The first block that is zeros by the metadata but not in the hash list, or -1. */
-function firstBadZeroBlock(check: BlockCheck): number {
-  const expected = Buffer.from(check.expected.buffer, check.expected.byteOffset, check.expected.byteLength);
-  for (let b = 0; b < check.zero.length; b++) {
-    if (!check.zero[b]) continue;
-    const zero = zeroBlockHash(Math.min(check.blockSize, check.length - b * check.blockSize));
-    if (zero.compare(expected, b * HASH_BYTES, (b + 1) * HASH_BYTES) !== 0) return b;
-  }
-  return -1;
-}
-
-function markBlocks(source: Int32Array, isZero: Uint8Array, rel: number, len: number, blockSize: number, layer: number, zero: 0 | 1): void {
-  for (let b = Math.floor(rel / blockSize); b * blockSize < rel + len && b < source.length; b++) {
-    source[b] = layer;
-    isZero[b] = zero;
-  }
+function markBlocks(source: Int32Array, rel: number, len: number, blockSize: number, layer: number): void {
+  for (let b = Math.floor(rel / blockSize); b * blockSize < rel + len && b < source.length; b++) source[b] = layer;
 }
 
 /**
  * Which bytes of an object's raw (decompressed) data land where in the chunk: [from, to, length]
  * triples, one per run of blocks that this object supplies (newer backups may supply some instead).
  */
-function copyPlan(obj: DataObject, layer: number, source: Int32Array, isZero: Uint8Array, offset: number, length: number, blockSize: number): number[] {
+function copyPlan(obj: StoredObject, layer: number, source: Int32Array, isZero: Uint8Array, offset: number, length: number, blockSize: number): number[] {
   const copies: number[] = [];
   let at = 0;
   for (const [start, len] of obj.extents) {
@@ -285,7 +238,7 @@ function copyPlan(obj: DataObject, layer: number, source: Int32Array, isZero: Ui
 async function fetchInto(
   repo: Repository,
   record: BackupRecord,
-  obj: DataObject,
+  obj: StoredObject,
   slot: { chunk: SharedSlice; stored: SharedArrayBuffer },
   copies: number[],
   checkDigest: boolean,

@@ -2,7 +2,7 @@
  * Chunk and block sizes. A chunk is what is read, compressed and stored as one object; a block is the
  * unit of hashing, zero detection and incremental comparison.
  * - 32 KiB blocks (Cinder's): a scattered 64 KiB write dirties 2-3 blocks, so an incremental stores
- *   close to the bytes that changed; the hash list costs 32 bytes per block (1 MiB per 1 GiB of volume).
+ *   close to the bytes that changed; a block hash costs 32 bytes, stored for the non-zero blocks of the chunks a backup changed.
  * - 8 MiB chunks: ~128 objects per GiB (sane for S3/GCS request counts and listings), and with a fixed
  *   number of chunks in flight memory stays under ~100 MiB whatever the volume size.
  */

@@ -11,7 +11,7 @@
  */
 import { VolumeBackupError, errorMessage, throwIfAborted } from '../errors';
 import { chainOf } from '../repository/catalog';
-import { listBackupObjects, loadHashList, loadMetadata } from '../repository/backup-objects';
+import { OwnedObject, listBackupObjects, loadHashList, loadMetadata, ownedObjects } from '../repository/backup-objects';
 import { DATA_ROOT, parseObjectName } from '../repository/layout';
 import { DEFAULT_LEASE_TTL_MS, listVolumeLeases } from '../repository/locks';
 import { checkBackupId } from '../repository/names';
@@ -255,29 +255,35 @@ function leaseExpired(record: BackupRecord, now: Date): boolean {
   return record.leaseExpiresAt !== null && Date.parse(record.leaseExpiresAt) < now.getTime();
 }
 
-/** Metadata and hash list readable and consistent with the record; every listed object present, right size. */
+/** Metadata (and segments, or the hash list) readable and consistent with the record; every object it names present, right size. */
 async function checkObjects(repo: Repository, record: BackupRecord, signal?: AbortSignal): Promise<{ problems: VerifyProblem[]; checked: number }> {
   let listed: Map<string, number>;
-  let metadata;
   try {
     listed = new Map((await listBackupObjects(repo, record)).map((e) => [e.name, e.size]));
-    metadata = await loadMetadata(repo, record, signal);
-    await loadHashList(repo, record, metadata, signal);
   } catch (err) {
     if (err instanceof VolumeBackupError && err.code === 'CANCELLED') throw err;
     return { problems: [problemFrom(err, record)], checked: 1 };
   }
   const problems: VerifyProblem[] = [];
-  const expected = [...metadata.objects.map((o) => ({ name: o.name, length: o.length })), { name: metadata.hashList.name, length: metadata.hashList.length }];
-  for (const { name, length } of expected) {
+  let checked = 1;
+  const check = ({ name, length }: OwnedObject): void => {
+    checked++;
     const size = listed.get(name);
     if (size === undefined) {
       problems.push({ kind: 'missing-object', message: `object ${name} of backup ${record.id} is missing from the repository`, backupIds: [record.id], objectName: name });
     } else if (size !== length) {
       problems.push({ kind: 'wrong-size', message: `object ${name} of backup ${record.id} is ${size} bytes; its metadata says ${length}`, backupIds: [record.id], objectName: name });
     }
+  };
+  try {
+    const metadata = await loadMetadata(repo, record, signal);
+    if (metadata.formatVersion === 1) await loadHashList(repo, record, metadata, signal);
+    for await (const owned of ownedObjects(repo, record, metadata, signal)) check(owned);
+  } catch (err) {
+    if (err instanceof VolumeBackupError && err.code === 'CANCELLED') throw err;
+    return { problems: [...problems, problemFrom(err, record)], checked };
   }
-  return { problems, checked: expected.length + 1 };
+  return { problems, checked };
 }
 
 function problemFrom(err: unknown, record: BackupRecord): VerifyProblem {

@@ -4,13 +4,13 @@
  * Listing and deleting a backup's objects: only the names that are its own by the layout.
  */
 import { ObjectNotFoundError, VolumeBackupError, errorMessage } from '../errors';
-import { BackupMetadata, HASH_BYTES, blockCount, decodeMetadata, metadataObjectName, sha256 } from './format';
+import { BackupMetadata, BackupMetadataV1, HASH_BYTES, MetadataV2, Segment, SegmentRef, blockCount, decodeMetadata, decodeSegment, metadataObjectName, sha256 } from './format';
 import type { ObjectEntry } from '../drivers/driver';
-import { checkMetadataLayout, checkRecordLayout, isObjectOf } from './layout';
+import { checkMetadataLayout, checkRecordLayout, checkSegmentLayout, isObjectOf } from './layout';
 import type { BackupRecord } from './records';
 import { Repository, mapLimit } from './repository';
 
-async function readChecked(repo: Repository, name: string, expectedSha: string | null, what: string, signal?: AbortSignal): Promise<Buffer> {
+export async function readChecked(repo: Repository, name: string, expectedSha: string | null, what: string, signal?: AbortSignal): Promise<Buffer> {
   let stored: Buffer;
   try {
     stored = await repo.readObject(name, signal);
@@ -44,7 +44,8 @@ export async function loadMetadata(repo: Repository, record: BackupRecord, signa
   return metadata;
 }
 
-export async function loadHashList(repo: Repository, record: BackupRecord, metadata: BackupMetadata, signal?: AbortSignal): Promise<Buffer> {
+/** A version-1 backup's hash list (version 2 has none: its hashes are in its segment objects). */
+export async function loadHashList(repo: Repository, record: BackupRecord, metadata: BackupMetadataV1, signal?: AbortSignal): Promise<Buffer> {
   const plain = await readChecked(repo, metadata.hashList.name, metadata.hashList.sha256, `the hash list of backup ${record.id}`, signal);
   if (plain.length !== blockCount(metadata.size, metadata.blockSize) * HASH_BYTES) {
     throw new VolumeBackupError('CORRUPT', `the hash list of backup ${record.id} has ${plain.length / HASH_BYTES} hashes for ${blockCount(metadata.size, metadata.blockSize)} blocks`, { backupId: record.id });
@@ -53,8 +54,43 @@ export async function loadHashList(repo: Repository, record: BackupRecord, metad
 }
 
 /**
+ * One segment object of a version-2 backup, read, digest-checked, decoded and checked to name only this
+ * backup's own data objects.
+ */
+export async function loadSegment(repo: Repository, record: BackupRecord, metadata: MetadataV2, ref: SegmentRef, signal?: AbortSignal): Promise<Segment> {
+  const what = `segment ${ref.index} of backup ${record.id}`;
+  const segment = decodeSegment(await readChecked(repo, ref.name, ref.sha256, what, signal), metadata, ref.index, `${what} (${ref.name})`);
+  checkSegmentLayout(record, metadata, segment, `${what} (${ref.name})`);
+  return segment;
+}
+
+/** An object a backup owns, with the length its metadata records. */
+export interface OwnedObject {
+  name: string;
+  length: number;
+}
+
+/**
+ * The objects a backup owns besides its metadata, as its metadata names them (docs/format.md):
+ * version 1, its data objects and hash list; version 2, each segment object (read, digest-checked and
+ * decoded, one at a time) and the data objects it names. A damaged segment throws (CORRUPT/OBJECT_MISSING).
+ */
+export async function* ownedObjects(repo: Repository, record: BackupRecord, metadata: BackupMetadata, signal?: AbortSignal): AsyncGenerator<OwnedObject> {
+  if (metadata.formatVersion === 1) {
+    yield* metadata.objects.map((o) => ({ name: o.name, length: o.length }));
+    yield { name: metadata.hashList.name, length: metadata.hashList.length };
+    return;
+  }
+  for (const ref of metadata.segments) {
+    const segment = await loadSegment(repo, record, metadata, ref, signal);
+    yield { name: ref.name, length: ref.length };
+    for (const entry of segment.entries) if (entry.object) yield { name: entry.object.name, length: entry.object.length };
+  }
+}
+
+/**
  * The backup's objects that are there: listed under its prefix, keeping only the names that are its own
- * by the layout (`<prefix>-00001`, `<prefix>_metadata`, `<prefix>_sha256file`), not every name that
+ * by the layout (`<prefix>-00001`, `<prefix>_metadata`, `<prefix>_segment-000000`, `<prefix>_sha256file`), not every name that
  * merely starts with the prefix. The record's prefix is checked against the layout first.
  */
 export async function listBackupObjects(repo: Repository, record: BackupRecord): Promise<ObjectEntry[]> {

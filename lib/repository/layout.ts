@@ -3,14 +3,15 @@
  * metadata object read from outside (import) or from the repository keeps to it. A backup's prefix is
  * the driver's generateObjectNamePrefix (Cinder's `volume_<volumeId>/<YYYYmmddHHMMSS>/backup_<id>`) of
  * its volume, id and record.createdAt (backup.ts makes both from one Date); its objects are
- * `<prefix>-00001`…, `<prefix>_metadata` and `<prefix>_sha256file`. A record whose objectPrefix is
+ * `<prefix>-00001`…, `<prefix>_metadata`, `<prefix>_segment-000000`… (format 2) and `<prefix>_sha256file`
+ * (format 1). A record whose objectPrefix is
  * anything else ("volume_", "r") would make every prefix-based step act on other backups' objects or
  * the whole repository, so it is refused, and deleting only ever removes names that are a backup's own.
  */
 import type { Driver } from '../drivers/driver';
 import { VolumeBackupError } from '../errors';
-import type { BackupMetadata } from './format';
-import { chunkCount, dataObjectName, hashListObjectName, metadataObjectName } from './format';
+import type { BackupMetadata, MetadataV2, Segment } from './format';
+import { chunkCount, dataObjectName, hashListObjectName, metadataObjectName, segmentObjectName } from './format';
 import type { BackupRecord } from './records';
 
 /** Where every backup object lives: volume_<volumeId>/… (Cinder's naming). */
@@ -37,15 +38,24 @@ export function backupPrefix(driver: Driver, parts: { volumeId: string; backupId
   return driver.generateObjectNamePrefix({ volumeId: parts.volumeId, backupId: parts.backupId, createdAt: new Date(parts.createdAt) });
 }
 
-export type ObjectKind = { kind: 'data'; index: number } | { kind: 'metadata' } | { kind: 'hash-list' };
+export type ObjectKind =
+  | { kind: 'data'; index: number }
+  | { kind: 'segment'; index: number }
+  | { kind: 'metadata' }
+  | { kind: 'hash-list' };
 
-const SUFFIX = /(?:-(\d{5,})|_metadata|_sha256file)$/;
+const SUFFIX = /(?:-(\d{5,})|_segment-(\d{6,})|_metadata|_sha256file)$/;
 
 /** A backup object's name split into its backup's prefix and its kind; null for any other name. */
 export function parseObjectName(name: string): { prefix: string; object: ObjectKind } | null {
   const m = SUFFIX.exec(name);
   if (!m || m.index === 0) return null;
   const prefix = name.slice(0, m.index);
+  if (m[2] !== undefined) {
+    // Only the one spelling segmentObjectName gives (no "_segment-0000001" for 1).
+    const index = Number(m[2]);
+    return segmentObjectName(prefix, index) === name ? { prefix, object: { kind: 'segment', index } } : null;
+  }
   if (m[1] === undefined) return { prefix, object: name.endsWith('_metadata') ? { kind: 'metadata' } : { kind: 'hash-list' } };
   const index = Number(m[1]);
   // Only the one spelling dataObjectName gives (no "-000001" for 1, no "-00000").
@@ -72,18 +82,38 @@ export function checkRecordLayout(driver: Driver, record: BackupRecord): void {
 }
 
 /**
- * Throw CORRUPT unless every object a metadata names is this backup's own: data object N is chunk N-1
- * of the volume (in range, each chunk once) and the hash list is `<prefix>_sha256file`.
+ * Throw CORRUPT unless every object a metadata names is this backup's own. Version 1: data object N is
+ * chunk N-1 of the volume (in range, each chunk once) and the hash list is `<prefix>_sha256file`.
+ * Version 2: segment N is `<prefix>_segment-N`, each once, in order, within the volume (the data objects
+ * are named by the segments: checkSegmentLayout).
  */
 export function checkMetadataLayout(record: BackupRecord, metadata: BackupMetadata): void {
   const prefix = record.objectPrefix;
-  const chunks = chunkCount(metadata.size, metadata.chunkSize);
-  const seen = new Set<number>();
   const refuse = (what: string) =>
     new VolumeBackupError('CORRUPT', `the metadata of backup ${record.id} (${metadataObjectName(prefix)}) names ${what}: not an object of this backup`, { backupId: record.id });
+  if (metadata.formatVersion === 2) {
+    const segments = Math.ceil(chunkCount(metadata.size, metadata.chunkSize) / metadata.segmentChunks);
+    let previous = -1;
+    for (const ref of metadata.segments) {
+      if (ref.index <= previous || ref.index >= segments || ref.name !== segmentObjectName(prefix, ref.index)) throw refuse(`segment ${ref.index} as ${ref.name} (its own, in order)`);
+      previous = ref.index;
+    }
+    return;
+  }
+  const chunks = chunkCount(metadata.size, metadata.chunkSize);
+  const seen = new Set<number>();
   for (const o of metadata.objects) {
     if (o.chunk >= chunks || seen.has(o.chunk) || o.name !== dataObjectName(prefix, o.chunk + 1)) throw refuse(`object ${o.name} for chunk ${o.chunk}`);
     seen.add(o.chunk);
   }
   if (metadata.hashList.name !== hashListObjectName(prefix)) throw refuse(`hash list ${metadata.hashList.name}`);
+}
+
+/** Throw CORRUPT unless every data object a (decoded) segment names is this backup's own object of its chunk. */
+export function checkSegmentLayout(record: BackupRecord, metadata: MetadataV2, segment: Segment, what: string): void {
+  for (const entry of segment.entries) {
+    if (entry.object && entry.object.name !== dataObjectName(record.objectPrefix, entry.chunk + 1)) {
+      throw new VolumeBackupError('CORRUPT', `${what} names object ${entry.object.name} for chunk ${entry.chunk}: not an object of this backup`, { backupId: metadata.backupId });
+    }
+  }
 }

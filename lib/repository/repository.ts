@@ -4,7 +4,7 @@
  *   records/<volumeId>/<backupId>.json        one record per backup (compare-and-swap)
  *   locks/<volumeId>.json                     leases that keep two writers off one volume
  *   volume_<volumeId>/<YYYYmmddHHMMSS>/backup_<backupId>-00001 …   data objects (Cinder's naming)
- *   …_metadata, …_sha256file                  per-backup metadata and hash list
+ *   …_metadata, …_segment-NNNNNN              per-backup metadata and segments (format 1: …_sha256file)
  * Everything a restore, verify or prune needs is here; nothing lives outside it.
  */
 import * as os from 'os';

@@ -4,7 +4,7 @@
  * are the ones the record describes before the record is created.
  */
 import { VolumeBackupError, errorMessage } from '../errors';
-import { listBackupObjects, loadHashList, loadMetadata } from './backup-objects';
+import { listBackupObjects, loadHashList, loadMetadata, ownedObjects } from './backup-objects';
 import { recordLayoutProblem } from './layout';
 import { checkBackupId } from './names';
 import { BackupRecord, parseRecord } from './records';
@@ -44,9 +44,9 @@ export async function importRecord(repo: Repository, text: string): Promise<Back
   }
   // The objects must already be here and be the ones the record describes.
   const metadata = await loadMetadata(repo, record);
-  await loadHashList(repo, record, metadata);
+  if (metadata.formatVersion === 1) await loadHashList(repo, record, metadata);
   const present = new Map((await listBackupObjects(repo, record)).map((e) => [e.name, e.size]));
-  for (const obj of metadata.objects) {
+  for await (const obj of ownedObjects(repo, record, metadata)) {
     if (present.get(obj.name) !== obj.length) {
       throw new VolumeBackupError('OBJECT_MISSING', `cannot import backup ${record.id}: object ${obj.name} is ${present.has(obj.name) ? 'the wrong size' : 'missing'}; copy the backup's objects first`);
     }

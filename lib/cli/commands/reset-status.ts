@@ -7,7 +7,7 @@ export const resetStatusCommand: Command = {
   summary: 'set a backup to error or available (for records of a host that is gone for good)',
   usage: `volume-backup reset-status --repo R --backup ID --status error|available [--force] [--json]
   --status error         mark it failed (prune or delete then removes it and its objects)
-  --status available     only after checking its metadata, hash list and every object's size
+  --status available     only after checking its metadata, segments (or hash list) and every object's size
   --force                even though its owner's lease is still live (the owner is known to be gone)
 Use this for a host that will not come back; a host that restarts cleans up its own records
 ("volume-backup cleanup" on that host).
