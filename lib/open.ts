@@ -2,7 +2,7 @@
 import { DriverContext, DriverSpec, createDriver, parseRepositoryUrl } from './drivers';
 import { checkConditionalWrites, isProbed } from './drivers/conditional-probe';
 import type { Driver } from './drivers/driver';
-import { Repository, openRepositoryIn } from './repository/repository';
+import { Repository, openRepositoryIn, readConfigIfAny } from './repository/repository';
 import { makeCodecFor, KdfCost } from './codec/encryption';
 import { newConfig, writeNewRepository } from './repository/init';
 import { invalid } from './errors';
@@ -24,7 +24,7 @@ export async function openRepository(where: string | DriverSpec, options: OpenRe
   try {
     // A store that does not enforce conditional writes is refused before anything relies on them (or is
     // written: a repository about to be made is checked in its bucket first).
-    if (options.create) await probeBeforeWriting(driver, options.container);
+    if (options.create && !(await readConfigIfAny(driver, containerOf(driver, options.container)))) await probeBeforeWriting(driver, options.container);
     const repo = await openRepositoryIn(driver, {
       container: options.container,
       host: options.host,
@@ -75,9 +75,13 @@ export async function initRepository(where: string | DriverSpec, options: InitRe
 
 /** Make the bucket (or directory) of a repository about to be made, and probe the store there; returns the container. */
 async function probeBeforeWriting(driver: Driver, requested: string | undefined): Promise<string> {
-  const container = driver.updateContainerName(requested) ?? requested ?? '';
+  const container = containerOf(driver, requested);
   if (!isProbed(driver)) return container;
   await driver.putContainer(container);
   await checkConditionalWrites(driver, container);
   return container;
+}
+
+function containerOf(driver: Driver, requested: string | undefined): string {
+  return driver.updateContainerName(requested) ?? requested ?? '';
 }

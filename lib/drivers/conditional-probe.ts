@@ -29,10 +29,14 @@ export function checkConditionalWrites(driver: Driver, container: string): Promi
   const key = `${driver.location}\n${container}`;
   let probe = checked.get(key);
   if (!probe) {
-    probe = probeConditionalWrites(driver, container);
+    probe = probeConditionalWrites(driver, container).then((done) => {
+      // A probe that could not finish (network, permissions) is tried again next time.
+      if (!done) checked.delete(key);
+    }, (err) => {
+      checked.delete(key);
+      throw err;
+    });
     checked.set(key, probe);
-    // A probe that could not finish (network, permissions) is tried again next time.
-    probe.catch(() => checked.delete(key));
   }
   return probe;
 }
@@ -42,7 +46,8 @@ export function isProbed(driver: Driver): boolean {
   return driver.conditionalWrites && driver.kind !== 'posix';
 }
 
-async function probeConditionalWrites(driver: Driver, container: string): Promise<void> {
+/** True once the store passed; false when it could not be probed (credentials that may only read). */
+async function probeConditionalWrites(driver: Driver, container: string): Promise<boolean> {
   const name = `${PROBES_PREFIX}${randomUUID()}`;
   const refuse = (what: string) =>
     new VolumeBackupError(
@@ -56,7 +61,7 @@ async function probeConditionalWrites(driver: Driver, container: string): Promis
     etag = await driver.putIfAbsent(container, name, Buffer.from('probe 1'));
   } catch (err) {
     // Credentials that may only read cannot probe; their writes fail anyway, with their own message.
-    if (err instanceof VolumeBackupError && err.code === 'AUTH') return;
+    if (err instanceof VolumeBackupError && err.code === 'AUTH') return false;
     throw err;
   }
   try {
@@ -67,6 +72,7 @@ async function probeConditionalWrites(driver: Driver, container: string): Promis
   } finally {
     await driver.deleteObject(container, name).catch(() => undefined);
   }
+  return true;
 }
 
 /** True when the conditional write went through, false when its condition was refused. */
