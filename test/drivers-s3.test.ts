@@ -176,6 +176,39 @@ describe(`s3 driver on ${S3_STORE}`, function () {
     await driver.close?.();
   });
 
+  const bare = (etag: string) => etag.replace(/"/g, '');
+  const ifMatchSent = () => seen.filter((r) => r.headers['if-match']).map((r) => String(r.headers['if-match']));
+
+  it('sends If-Match with the bare ETag, as RGW needs', async () => {
+    const driver = backend.driver({ endpoint: proxy.endpoint, prefix: 'if-match' });
+    const first = await driver.putIfAbsent('', 'rec', Buffer.from('1'));
+    const second = await driver.replaceIfMatch('', 'rec', Buffer.from('2'), first);
+    await assert.rejects(driver.replaceIfMatch('', 'rec', Buffer.from('3'), first), PreconditionFailedError);
+    assert.deepStrictEqual(ifMatchSent(), [bare(first), bare(first)]);
+    assert.strictEqual((await driver.readObject('', 'rec')).etag, second);
+    await driver.close?.();
+  });
+
+  // The test layer accepts either form: here the proxy plays a store that compares only the quoted one.
+  if (!S3_TARGET) {
+    it('switches to the quoted If-Match for good when a store refuses the bare form for an unchanged object', async () => {
+      const driver = backend.driver({ endpoint: proxy.endpoint, prefix: 'if-match-quoted' });
+      const first = await driver.putIfAbsent('', 'rec', Buffer.from('1'));
+      proxy.setPlan((r) => {
+        seen.push(r);
+        const header = r.headers['if-match'];
+        return typeof header === 'string' && !header.startsWith('"') ? 'status-412' : null;
+      });
+      const second = await driver.replaceIfMatch('', 'rec', Buffer.from('2'), first);
+      await driver.replaceIfMatch('', 'rec', Buffer.from('3'), second);
+      assert.deepStrictEqual(ifMatchSent(), [bare(first), `"${bare(first)}"`, `"${bare(second)}"`], 'refused once, then the quoted form, remembered');
+      // A stale ETag is still refused.
+      await assert.rejects(driver.replaceIfMatch('', 'rec', Buffer.from('4'), second), PreconditionFailedError);
+      assert.strictEqual((await driver.readObject('', 'rec')).data.toString(), '3');
+      await driver.close?.();
+    });
+  }
+
   it('returns the ETag of a multipart upload, from HeadObject when the Complete reply has none (RGW)', async () => {
     const driver = backend.driver({ endpoint: proxy.endpoint, prefix: 'mp-etag' });
     const data = randomBytes(20 * MiB);

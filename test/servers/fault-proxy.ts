@@ -9,6 +9,8 @@ import { listen, readBody } from './http-util';
 
 export type Fault =
   | 'status-503' | 'status-500' | 'status-429'
+  /** A precondition refused (as a store that wants another form of If-Match refuses it). */
+  | 'status-412'
   /** Close the connection before any response. */
   | 'reset'
   /** Forward, then send the headers and half the body and destroy the socket. */
@@ -121,6 +123,7 @@ function sendStatus(res: http.ServerResponse, status: number, dialect: Dialect):
     503: ['SlowDown', 'Please reduce your request rate.'],
     500: ['InternalError', 'We encountered an internal error. Please try again.'],
     429: ['TooManyRequests', 'Too many requests.'],
+    412: ['PreconditionFailed', 'At least one of the pre-conditions you specified did not hold'],
   };
   const [code, message] = s3Codes[status] ?? ['InternalError', 'error'];
   if (dialect === 's3') {
