@@ -9,6 +9,7 @@ import { createHash, randomBytes } from 'crypto';
 import { CreateMultipartUploadCommand, ListMultipartUploadsCommand, S3Client } from '@aws-sdk/client-s3';
 import { PreconditionFailedError, VolumeBackupError } from '../lib/errors';
 import { createBackup, listBackups } from '../lib';
+import { md5Hex } from '../lib/drivers/md5-thread';
 import { openRepositoryIn } from '../lib/repository/repository';
 import { FaultProxy, ProxiedRequest, startFaultProxy } from './servers/fault-proxy';
 import { makeImage, tempDir } from './helpers/volumes';
@@ -208,6 +209,28 @@ describe(`s3 driver on ${S3_STORE}`, function () {
       await driver.close?.();
     });
   }
+
+  it('checks large GET bodies against their MD5 ETag (hashed in a worker thread), and reads again one altered on the way', async () => {
+    const driver = backend.driver({ endpoint: proxy.endpoint, prefix: 'md5-get', log: recordingLog() });
+    const data = randomBytes(3 * MiB);
+    await driver.writeObject('', 'obj', data);
+    let altered = 0;
+    proxy.setPlan((r) => (r.method === 'GET' && r.url.includes('md5-get/obj') && altered++ === 0 ? 'corrupt-reply' : null));
+    const log = recordingLog();
+    const reader = backend.driver({ endpoint: proxy.endpoint, prefix: 'md5-get', log });
+    assert.ok((await reader.readObject('', 'obj')).data.equals(data));
+    assert.strictEqual(altered, 2, 'the altered body was read again');
+    assert.ok(log.warnings.some((w) => /does not match its MD5 ETag/.test(w)), log.warnings.join('\n'));
+    await driver.close?.();
+    await reader.close?.();
+  });
+
+  it('hashes in the worker thread exactly as in place: sizes around the threshold, and views into a larger buffer', async () => {
+    const big = randomBytes(5 * MiB + 3);
+    const cases = [Buffer.alloc(0), big.subarray(0, 256 * 1024 - 1), big.subarray(0, 256 * 1024), big.subarray(7, 4 * MiB), big];
+    const hex = (b: Uint8Array) => createHash('md5').update(b).digest('hex');
+    assert.deepStrictEqual(await Promise.all(cases.map((c) => md5Hex(c))), cases.map(hex));
+  });
 
   it('returns the ETag of a multipart upload, from HeadObject when the Complete reply has none (RGW)', async () => {
     const driver = backend.driver({ endpoint: proxy.endpoint, prefix: 'mp-etag' });

@@ -13,6 +13,7 @@ import { ObjectNotFoundError, PreconditionFailedError, invalid } from '../errors
 import { CinderNaming, Driver, ObjectEntry, StoredObject } from './driver';
 import type { DriverContext, S3Spec } from './index';
 import { BucketNotFoundError, accessDenied, bucketLocation, bucketWhere, credentialsRejected, listPrefix, md5, normalizePrefix, objectKey, storageFailure } from './object-store-helpers';
+import { md5Hex } from './md5-thread';
 import { uploadMultipart } from './s3-multipart';
 import { TransientError, transientReason, withRetry } from './retry';
 
@@ -189,7 +190,7 @@ export class S3Driver extends CinderNaming implements Driver {
         // With SSE-KMS (or customer keys) the ETag is not the MD5 of the data; otherwise a plain one is.
         const kms = String(res.ServerSideEncryption ?? '').startsWith('aws:kms') || !!res.SSECustomerAlgorithm;
         const plainMd5 = kms ? undefined : /^"?([0-9a-f]{32})"?$/.exec(res.ETag ?? '')?.[1];
-        if (plainMd5 && md5(data).toString('hex') !== plainMd5) throw new TransientError(`body of ${data.length} bytes does not match its MD5 ETag`);
+        if (plainMd5 && (await md5Hex(data)) !== plainMd5) throw new TransientError(`body of ${data.length} bytes does not match its MD5 ETag`);
         return { data, etag: res.ETag ?? '' };
       }, {
         signal: options.signal,

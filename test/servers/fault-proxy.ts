@@ -20,7 +20,9 @@ export type Fault =
   /** Forward, let the store act, then close the connection without answering (a lost reply). */
   | 'drop-reply'
   /** Flip one byte of the request body on its way to the store (a digest must catch it). */
-  | 'corrupt-request';
+  | 'corrupt-request'
+  /** Flip one byte of the response body, its length unchanged (only a digest check notices). */
+  | 'corrupt-reply';
 
 export interface ProxiedRequest {
   method: string;
@@ -68,6 +70,7 @@ export async function startFaultProxy(target: string, dialect: Dialect, plan: Fa
       { host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: req.headers, agent },
       (upRes) => {
         if (fault === 'truncate' || fault === 'short') return cutShort(upRes, res, fault);
+        if (fault === 'corrupt-reply') return flipOneByte(upRes, res);
         if (fault === 'drop-reply') {
           upRes.resume();
           upRes.on('end', () => req.socket.destroy());
@@ -97,6 +100,14 @@ export async function startFaultProxy(target: string, dialect: Dialect, plan: Fa
       agent.destroy();
     },
   };
+}
+
+function flipOneByte(upRes: http.IncomingMessage, res: http.ServerResponse): void {
+  void readBody(upRes).then((body) => {
+    if (body.length) body[body.length >> 1] ^= 0xff;
+    res.writeHead(upRes.statusCode ?? 200, upRes.headers);
+    res.end(body);
+  });
 }
 
 function cutShort(upRes: http.IncomingMessage, res: http.ServerResponse, fault: 'truncate' | 'short'): void {
