@@ -184,7 +184,9 @@ export class S3Driver extends CinderNaming implements Driver {
     const key = objectKey(this.prefix, container, name);
     return this.call('read', key, async (abortSignal) => {
         const res = await this.client.send(new GetObjectCommand({ Bucket: this.spec.bucket, Key: key }), { abortSignal });
-        const data = Buffer.from(await res.Body!.transformToByteArray());
+        const bytes = await res.Body!.transformToByteArray();
+        // A view, not a copy: the array is this call's own.
+        const data = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
         // A body cut short, or changed on the way, is worth another attempt.
         if (res.ContentLength !== undefined && data.length !== res.ContentLength) throw new TransientError(`body ended after ${data.length} of ${res.ContentLength} bytes`);
         // With SSE-KMS (or customer keys) the ETag is not the MD5 of the data; otherwise a plain one is.
