@@ -1,6 +1,8 @@
 /** Open a repository from a driver spec or a --repo URL: the one entry point nodes and CLI share. */
 import { DriverContext, DriverSpec, createDriver, parseRepositoryUrl } from './drivers';
-import { Repository, openRepositoryIn } from './repository/repository';
+import { checkConditionalWrites, isProbed } from './drivers/conditional-probe';
+import type { Driver } from './drivers/driver';
+import { Repository, openRepositoryIn, readConfigIfAny } from './repository/repository';
 import { makeCodecFor, KdfCost } from './codec/encryption';
 import { newConfig, writeNewRepository } from './repository/init';
 import { invalid } from './errors';
@@ -20,6 +22,9 @@ export async function openRepository(where: string | DriverSpec, options: OpenRe
   const spec = typeof where === 'string' ? parseRepositoryUrl(where) : where;
   const driver = createDriver(spec, { log: options.log });
   try {
+    // A store that does not enforce conditional writes is refused before anything relies on them (or is
+    // written: a repository about to be made is checked in its bucket first).
+    if (options.create && !(await readConfigIfAny(driver, containerOf(driver, options.container)))) await probeBeforeWriting(driver, options.container);
     const repo = await openRepositoryIn(driver, {
       container: options.container,
       host: options.host,
@@ -27,6 +32,7 @@ export async function openRepository(where: string | DriverSpec, options: OpenRe
       newConfig: options.passphrase ? () => newConfig({ passphrase: options.passphrase }) : undefined,
       makeCodec: (config) => makeCodecFor(config, options.passphrase),
     });
+    await checkConditionalWrites(driver, repo.container);
     // Someone who gives a passphrase expects encryption: say so when this repository has none.
     if (options.passphrase && !repo.encrypted) options.log?.warn(`a passphrase was given, but the repository at ${repo.location} is not encrypted: its backups are stored unencrypted`);
     return repo;
@@ -53,7 +59,7 @@ export async function initRepository(where: string | DriverSpec, options: InitRe
   const spec = typeof where === 'string' ? parseRepositoryUrl(where) : where;
   const driver = createDriver(spec, { log: options.log });
   try {
-    const container = driver.updateContainerName(options.container) ?? options.container ?? '';
+    const container = await probeBeforeWriting(driver, options.container);
     const config = await newConfig({ passphrase: options.encrypt ? options.passphrase : undefined, kdf: options.kdf });
     await writeNewRepository(driver, container, config);
     return await openRepositoryIn(driver, {
@@ -65,4 +71,17 @@ export async function initRepository(where: string | DriverSpec, options: InitRe
     await driver.close?.();
     throw err;
   }
+}
+
+/** Make the bucket (or directory) of a repository about to be made, and probe the store there; returns the container. */
+async function probeBeforeWriting(driver: Driver, requested: string | undefined): Promise<string> {
+  const container = containerOf(driver, requested);
+  if (!isProbed(driver)) return container;
+  await driver.putContainer(container);
+  await checkConditionalWrites(driver, container);
+  return container;
+}
+
+function containerOf(driver: Driver, requested: string | undefined): string {
+  return driver.updateContainerName(requested) ?? requested ?? '';
 }

@@ -1,20 +1,26 @@
 /**
  * What only the s3 driver does: multipart uploads (parts in parallel, Content-MD5 on each, aborted
  * when they fail or are cancelled), the single-writer fallback without conditional writes, and the
- * errors that retrying cannot fix. Runs against s3rver behind the enforcing layer; the fault proxy
- * records the requests the SDK sends.
+ * errors that retrying cannot fix. Runs against s3rver behind the enforcing layer, or the store
+ * S3_TEST_ENDPOINT names (s3-target.ts); the fault proxy records the requests the SDK sends.
  */
 import * as assert from 'assert';
 import { createHash, randomBytes } from 'crypto';
 import { CreateMultipartUploadCommand, ListMultipartUploadsCommand, S3Client } from '@aws-sdk/client-s3';
 import { PreconditionFailedError, VolumeBackupError } from '../lib/errors';
+import { createBackup, listBackups } from '../lib';
+import { md5Hex } from '../lib/drivers/md5-thread';
+import { openRepositoryIn } from '../lib/repository/repository';
 import { FaultProxy, ProxiedRequest, startFaultProxy } from './servers/fault-proxy';
+import { makeImage, tempDir } from './helpers/volumes';
+import { promises as fs } from 'fs';
+import * as path from 'path';
 import { BUCKET, recordingLog, s3Backend } from './servers/backends';
-import { S3_TEST_CREDENTIALS } from './servers/s3-server';
+import { S3_CREDENTIALS, S3_STORE, S3_TARGET } from './servers/s3-target';
 
 const MiB = 1024 * 1024;
 
-describe('s3 driver on s3rver', function () {
+describe(`s3 driver on ${S3_STORE}`, function () {
   const backend = s3Backend();
   let proxy: FaultProxy;
   let seen: ProxiedRequest[];
@@ -23,7 +29,7 @@ describe('s3 driver on s3rver', function () {
   before(async () => {
     await backend.start();
     proxy = await startFaultProxy(backend.endpoint, 's3');
-    client = new S3Client({ endpoint: backend.endpoint, region: 'us-east-1', forcePathStyle: true, credentials: S3_TEST_CREDENTIALS });
+    client = new S3Client({ endpoint: backend.endpoint, region: S3_TARGET?.region ?? 'us-east-1', forcePathStyle: true, credentials: S3_CREDENTIALS });
   });
   after(async () => {
     client.destroy();
@@ -113,7 +119,8 @@ describe('s3 driver on s3rver', function () {
     await driver.close?.();
   });
 
-  it('needs the enforcing layer: s3rver alone lets a second create overwrite', async () => {
+  // Only on the test server: what its enforcing layer is for.
+  if (!S3_TARGET) it('needs the enforcing layer: s3rver alone lets a second create overwrite', async () => {
     const bare = backend.driver({ endpoint: backend.server.upstreamEndpoint, prefix: 'bare' });
     await bare.putIfAbsent('', 'rec', Buffer.from('1'));
     await bare.putIfAbsent('', 'rec', Buffer.from('2')); // no 412 from s3rver itself
@@ -123,7 +130,7 @@ describe('s3 driver on s3rver', function () {
 
   it('fails at once with the bucket and what to check when the credentials are wrong', async () => {
     const log = recordingLog();
-    // s3rver checks the access key id (not SigV4 signatures): an unknown key is refused with 403.
+    // An unknown key is refused with 403 (s3rver checks the access key id, not SigV4 signatures).
     const driver = backend.driver({ log, extra: { accessKeyId: 'NOT-A-KEY', secretAccessKey: 'wrong-secret' } });
     await assert.rejects(driver.readObject('', 'anything'), (err: VolumeBackupError) => {
       assert.strictEqual(err.code, 'AUTH');
@@ -164,8 +171,107 @@ describe('s3 driver on s3rver', function () {
     const driver = backend.driver({ endpoint: proxy.endpoint, prefix: 'digest', log });
     const data = randomBytes(100_000);
     await driver.writeObject('', 'obj', data);
-    assert.ok(log.warnings.some((w) => /BadDigest/.test(w)), log.warnings.join('\n'));
+    // s3rver's layer checks Content-MD5 (BadDigest); RGW checks the signed payload hash first.
+    assert.ok(log.warnings.some((w) => /BadDigest|XAmzContentSHA256Mismatch/.test(w)), log.warnings.join('\n'));
     assert.ok((await driver.readObject('', 'obj')).data.equals(data));
     await driver.close?.();
+  });
+
+  const bare = (etag: string) => etag.replace(/"/g, '');
+  const ifMatchSent = () => seen.filter((r) => r.headers['if-match']).map((r) => String(r.headers['if-match']));
+
+  it('sends If-Match with the bare ETag, as RGW needs', async () => {
+    const driver = backend.driver({ endpoint: proxy.endpoint, prefix: 'if-match' });
+    const first = await driver.putIfAbsent('', 'rec', Buffer.from('1'));
+    const second = await driver.replaceIfMatch('', 'rec', Buffer.from('2'), first);
+    await assert.rejects(driver.replaceIfMatch('', 'rec', Buffer.from('3'), first), PreconditionFailedError);
+    assert.deepStrictEqual(ifMatchSent(), [bare(first), bare(first)]);
+    assert.strictEqual((await driver.readObject('', 'rec')).etag, second);
+    await driver.close?.();
+  });
+
+  // The test layer accepts either form: here the proxy plays a store that compares only the quoted one.
+  if (!S3_TARGET) {
+    it('switches to the quoted If-Match for good when a store refuses the bare form for an unchanged object', async () => {
+      const driver = backend.driver({ endpoint: proxy.endpoint, prefix: 'if-match-quoted' });
+      const first = await driver.putIfAbsent('', 'rec', Buffer.from('1'));
+      proxy.setPlan((r) => {
+        seen.push(r);
+        const header = r.headers['if-match'];
+        return typeof header === 'string' && !header.startsWith('"') ? 'status-412' : null;
+      });
+      const second = await driver.replaceIfMatch('', 'rec', Buffer.from('2'), first);
+      await driver.replaceIfMatch('', 'rec', Buffer.from('3'), second);
+      assert.deepStrictEqual(ifMatchSent(), [bare(first), `"${bare(first)}"`, `"${bare(second)}"`], 'refused once, then the quoted form, remembered');
+      // A stale ETag is still refused.
+      await assert.rejects(driver.replaceIfMatch('', 'rec', Buffer.from('4'), second), PreconditionFailedError);
+      assert.strictEqual((await driver.readObject('', 'rec')).data.toString(), '3');
+      await driver.close?.();
+    });
+  }
+
+  it('checks large GET bodies against their MD5 ETag (hashed in a worker thread), and reads again one altered on the way', async () => {
+    const driver = backend.driver({ endpoint: proxy.endpoint, prefix: 'md5-get', log: recordingLog() });
+    const data = randomBytes(3 * MiB);
+    await driver.writeObject('', 'obj', data);
+    let altered = 0;
+    proxy.setPlan((r) => (r.method === 'GET' && r.url.includes('md5-get/obj') && altered++ === 0 ? 'corrupt-reply' : null));
+    const log = recordingLog();
+    const reader = backend.driver({ endpoint: proxy.endpoint, prefix: 'md5-get', log });
+    assert.ok((await reader.readObject('', 'obj')).data.equals(data));
+    assert.strictEqual(altered, 2, 'the altered body was read again');
+    assert.ok(log.warnings.some((w) => /does not match its MD5 ETag/.test(w)), log.warnings.join('\n'));
+    await driver.close?.();
+    await reader.close?.();
+  });
+
+  it('hashes in the worker thread exactly as in place: sizes around the threshold, and views into a larger buffer', async () => {
+    const big = randomBytes(5 * MiB + 3);
+    const cases = [Buffer.alloc(0), big.subarray(0, 256 * 1024 - 1), big.subarray(0, 256 * 1024), big.subarray(7, 4 * MiB), big];
+    const hex = (b: Uint8Array) => createHash('md5').update(b).digest('hex');
+    assert.deepStrictEqual(await Promise.all(cases.map((c) => md5Hex(c))), cases.map(hex));
+  });
+
+  it('returns the ETag of a multipart upload, from HeadObject when the Complete reply has none (RGW)', async () => {
+    const driver = backend.driver({ endpoint: proxy.endpoint, prefix: 'mp-etag' });
+    const data = randomBytes(20 * MiB);
+    const etag = await driver.writeObject('', 'big', data);
+    const parts = [data.subarray(0, 8 * MiB), data.subarray(8 * MiB, 16 * MiB), data.subarray(16 * MiB)];
+    const md5 = (b: Buffer) => createHash('md5').update(b).digest();
+    const expected = `${md5(Buffer.concat(parts.map(md5))).toString('hex')}-3`;
+    // AWS and RGW give the md5-of-md5s form; s3rver gives the MD5 of the whole object.
+    assert.strictEqual(etag.replace(/"/g, ''), S3_TARGET ? expected : createHash('md5').update(data).digest('hex'));
+    assert.strictEqual((await driver.readObject('', 'big')).etag, etag);
+    await driver.close?.();
+  });
+
+  it('refuses a malformed MD5 before sending anything, saying what is wrong (RGW would answer 403 AccessDenied)', async () => {
+    const driver = backend.driver({ endpoint: proxy.endpoint, prefix: 'bad-md5', log: recordingLog() });
+    await assert.rejects(driver.writeObject('', 'obj', Buffer.from('data'), { md5: 'not-an-md5' }), (err: VolumeBackupError) => {
+      assert.strictEqual(err.code, 'INVALID_ARGUMENT');
+      assert.match(err.message, /MD5 given for s3:\/\/.*bad-md5\/obj.* is not the base64 of 16 bytes/);
+      return true;
+    });
+    assert.deepStrictEqual(seen.filter((r) => r.method === 'PUT'), []);
+    assert.deepStrictEqual(await driver.listEntries('', ''), []);
+    await driver.close?.();
+  });
+
+  it('marks a backup that fails on the store as error, not left creating', async () => {
+    const dir = await tempDir('s3-failed-backup');
+    const img = path.join(dir, 'disk.img');
+    await makeImage(img, 3 * MiB, 5);
+    const driver = backend.driver({ endpoint: proxy.endpoint, prefix: 'failed-backup', retry: { maxAttempts: 2 }, log: recordingLog() });
+    const repo = await openRepositoryIn(driver, { create: true });
+    try {
+      // Every data object is refused: the backup fails after its record was made.
+      proxy.setPlan((r) => (r.method === 'PUT' && /backup_[^/]*-\d{5}(\?|$)/.test(r.url) ? 'status-500' : null));
+      await assert.rejects(createBackup(repo, { volume: img, volumeId: 'disk', chunkSize: MiB }), /server error \(500\)/);
+      const records = await listBackups(repo);
+      assert.deepStrictEqual(records.map((r) => r.status), ['error']);
+    } finally {
+      await repo.close();
+      await fs.rm(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -11,6 +11,7 @@ import type { BackupRecord, RestoreResult } from '../lib';
 import { cliEnv, cliJson, runCli } from './helpers/cli';
 import { makeImage, sha256File, tempDir } from './helpers/volumes';
 import { BUCKET, gcsBackend, s3Backend } from './servers/backends';
+import { S3_CLI_ENV } from './servers/s3-target';
 import { FaultProxy, plans, startFaultProxy } from './servers/fault-proxy';
 
 const MiB = 1024 * 1024;
@@ -22,7 +23,7 @@ describe('volume-backup CLI on S3 and GCS', function () {
   let dir: string;
   let img: string;
   let imgSha: string;
-  const env = cliEnv({ AWS_ACCESS_KEY_ID: 'S3RVER', AWS_SECRET_ACCESS_KEY: 'S3RVER', AWS_CONFIG_FILE: '/dev/null', AWS_SHARED_CREDENTIALS_FILE: '/dev/null' });
+  const env = cliEnv(S3_CLI_ENV);
 
   before(async () => {
     dir = await tempDir('object-store-cli');

@@ -18,6 +18,7 @@ import { CliResult, cliEnv, runCli } from './helpers/cli';
 import { finishKill, killAtFirstChunk, startCli } from './helpers/cli-process';
 import { makeImage, scatterWrites, sha256File, tempDir } from './helpers/volumes';
 import { BUCKET, s3Backend } from './servers/backends';
+import { S3_CLI_ENV } from './servers/s3-target';
 
 const MiB = 1024 * 1024;
 const VOLUMES = 4;
@@ -25,7 +26,6 @@ const VOLUMES = 4;
 const MODES = ['full', 'incremental', 'incremental', 'full', 'incremental', 'incremental'] as const;
 const HOSTS = ['worker-1', 'worker-2', 'worker-3'];
 const SLOW = ['--chunk-size', '256K', '--compression', 'zlib', '--compression-level', '9', '--progress', 'json'];
-const S3_ENV = { AWS_ACCESS_KEY_ID: 'S3RVER', AWS_SECRET_ACCESS_KEY: 'S3RVER', AWS_CONFIG_FILE: '/dev/null', AWS_SHARED_CREDENTIALS_FILE: '/dev/null' };
 
 interface Job {
   volume: number;
@@ -95,7 +95,7 @@ describe('scale-out: CLI workers of several hosts on one repository', function (
   for (const backend of backends) {
     describe(`on ${backend.name}`, () => {
       let repo: Repository;
-      const env = cliEnv(backend.name === 's3' ? S3_ENV : {});
+      const env = cliEnv(backend.name === 's3' ? S3_CLI_ENV : {});
       before(async () => {
         await backend.start();
         repo = await backend.open('test-runner');

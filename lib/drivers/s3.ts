@@ -9,10 +9,11 @@ import {
   PutObjectCommand, PutObjectCommandInput, S3Client,
 } from '@aws-sdk/client-s3';
 import { z } from 'zod';
-import { ObjectNotFoundError, PreconditionFailedError } from '../errors';
+import { ObjectNotFoundError, PreconditionFailedError, invalid } from '../errors';
 import { CinderNaming, Driver, ObjectEntry, StoredObject } from './driver';
 import type { DriverContext, S3Spec } from './index';
 import { BucketNotFoundError, accessDenied, bucketLocation, bucketWhere, credentialsRejected, listPrefix, md5, normalizePrefix, objectKey, storageFailure } from './object-store-helpers';
+import { md5Hex } from './md5-thread';
 import { uploadMultipart } from './s3-multipart';
 import { TransientError, transientReason, withRetry } from './retry';
 
@@ -27,13 +28,26 @@ type S3Error = Error & { $metadata?: { httpStatusCode?: number }; Code?: string 
 const statusOf = (err: unknown) => (err as S3Error)?.$metadata?.httpStatusCode;
 const nameOf = (err: unknown) => (err as S3Error)?.name;
 
+/**
+ * Replies saying the body arrived other than it was sent: a Content-MD5 mismatch (BadDigest), RGW's
+ * and AWS's signed-payload hash mismatch, a body shorter than its Content-Length, a flexible-checksum
+ * mismatch. Each is worth sending again.
+ */
+const CORRUPTION_REPLIES = new Set(['BadDigest', 'XAmzContentSHA256Mismatch', 'IncompleteBody', 'InvalidChecksum']);
+
+/** A Content-MD5 value as S3 wants it: the base64 of 16 bytes. */
+const CONTENT_MD5 = /^[A-Za-z0-9+/]{22}==$/;
+
+/** An ETag without quotes (or weak marker): how RGW stores it and compares If-Match. */
+export const bareEtag = (etag: string) => etag.trim().replace(/^W\//, '').replace(/"/g, '');
+
 /** Why an S3 error is worth another attempt, or null. */
 function classifyS3(err: unknown): string | null {
   if (nameOf(err) === 'SlowDown') return `throttled (${statusOf(err) ?? 503} SlowDown)`;
   // A reply cut short or garbled on the way cannot be parsed; the request itself may be sent again.
   if (/Deserialization error|XML parse error/i.test(String((err as Error)?.message))) return 'unreadable reply';
   // The bytes the store received differ from what was sent: corrupted on the way, so send again.
-  if (nameOf(err) === 'BadDigest') return 'the store received other bytes than were sent (BadDigest)';
+  if (CORRUPTION_REPLIES.has(nameOf(err) ?? '')) return `the store received other bytes than were sent (${nameOf(err)})`;
   return transientReason(err, statusOf(err));
 }
 
@@ -50,6 +64,12 @@ export class S3Driver extends CinderNaming implements Driver {
   private readonly prefix: string;
   private readonly threshold: number;
   private readonly partSize: number;
+  /**
+   * How If-Match carries the ETag: bare first (RGW accepts only that; AWS S3 and MinIO compare without
+   * quotes), quoted when the store refuses the bare form for an object that still has that ETag.
+   */
+  private ifMatchForm: 'bare' | 'quoted' = 'bare';
+  private ifMatchFormKnown = false;
 
   constructor(private readonly spec: z.infer<typeof S3Spec>, private readonly context: DriverContext) {
     super();
@@ -110,6 +130,11 @@ export class S3Driver extends CinderNaming implements Driver {
   }
 
   private putParams(key: string, data: Buffer, knownMd5?: string): PutObjectCommandInput {
+    // A malformed Content-MD5 is refused as 400 InvalidDigest by AWS but 403 AccessDenied by RGW, which
+    // would read as a permissions problem: a caller's bad value is refused here, saying what it is.
+    if (knownMd5 !== undefined && !CONTENT_MD5.test(knownMd5)) {
+      throw invalid(`the MD5 given for ${this.where(key)} is not the base64 of 16 bytes (${JSON.stringify(knownMd5.slice(0, 40))})`);
+    }
     return { ...this.uploadParams(key), Body: data, ContentMD5: knownMd5 ?? md5(data).toString('base64') };
   }
 
@@ -159,13 +184,15 @@ export class S3Driver extends CinderNaming implements Driver {
     const key = objectKey(this.prefix, container, name);
     return this.call('read', key, async (abortSignal) => {
         const res = await this.client.send(new GetObjectCommand({ Bucket: this.spec.bucket, Key: key }), { abortSignal });
-        const data = Buffer.from(await res.Body!.transformToByteArray());
+        const bytes = await res.Body!.transformToByteArray();
+        // A view, not a copy: the array is this call's own.
+        const data = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
         // A body cut short, or changed on the way, is worth another attempt.
         if (res.ContentLength !== undefined && data.length !== res.ContentLength) throw new TransientError(`body ended after ${data.length} of ${res.ContentLength} bytes`);
         // With SSE-KMS (or customer keys) the ETag is not the MD5 of the data; otherwise a plain one is.
         const kms = String(res.ServerSideEncryption ?? '').startsWith('aws:kms') || !!res.SSECustomerAlgorithm;
         const plainMd5 = kms ? undefined : /^"?([0-9a-f]{32})"?$/.exec(res.ETag ?? '')?.[1];
-        if (plainMd5 && md5(data).toString('hex') !== plainMd5) throw new TransientError(`body of ${data.length} bytes does not match its MD5 ETag`);
+        if (plainMd5 && (await md5Hex(data)) !== plainMd5) throw new TransientError(`body of ${data.length} bytes does not match its MD5 ETag`);
         return { data, etag: res.ETag ?? '' };
       }, {
         signal: options.signal,
@@ -213,7 +240,21 @@ export class S3Driver extends CinderNaming implements Driver {
       if ((await this.currentEtag(container, name)) !== etag) throw new PreconditionFailedError(name);
       return this.writeObject(container, name, data);
     }
-    return this.conditionalPut(container, name, data, { IfMatch: etag });
+    const form = this.ifMatchForm;
+    try {
+      const written = await this.conditionalPut(container, name, data, { IfMatch: form === 'quoted' ? `"${bareEtag(etag)}"` : bareEtag(etag) });
+      this.ifMatchFormKnown = true;
+      return written;
+    } catch (err) {
+      if (!(err instanceof PreconditionFailedError) || this.ifMatchFormKnown) throw err;
+      // Refused although the object still has this ETag: the store wants the other form of it. Remember
+      // the one that works (RGW compares If-Match literally with its unquoted ETag).
+      const current = await this.currentEtag(container, name);
+      if (current === null || bareEtag(current) !== bareEtag(etag)) throw err;
+      if (this.ifMatchForm === form) this.ifMatchForm = form === 'quoted' ? 'bare' : 'quoted';
+      this.ifMatchFormKnown = true;
+      return this.replaceIfMatch(container, name, data, etag);
+    }
   }
 
   private async conditionalPut(container: string, name: string, data: Buffer, condition: { IfNoneMatch?: string; IfMatch?: string }): Promise<string> {

@@ -1,6 +1,7 @@
 /**
  * The three storage backends as the tests use them: posix in a temporary directory, s3 through the
- * precondition-enforcing layer in front of s3rver, gcs on the GCS test server. Each can make drivers
+ * precondition-enforcing layer in front of s3rver (or the S3 store S3_TEST_ENDPOINT names: s3-target.ts),
+ * gcs on the GCS test server. Each can make drivers
  * (optionally through another endpoint, e.g. the fault proxy) on a fresh bucket or prefix.
  */
 import { promises as fs } from 'fs';
@@ -9,7 +10,8 @@ import * as path from 'path';
 import { createDriver, DriverSpec } from '../../lib/drivers';
 import { Driver } from '../../lib/drivers/driver';
 import { GcsTestServer, startGcsServer } from './gcs-server';
-import { S3TestServer, S3_TEST_CREDENTIALS, startS3Server } from './s3-server';
+import { S3TestServer, startS3Server } from './s3-server';
+import { S3_CREDENTIALS, S3_TARGET, S3Target, resetTarget } from './s3-target';
 
 export interface DriverOptions {
   prefix?: string;
@@ -32,7 +34,8 @@ export interface Backend {
   driver(options?: DriverOptions): Driver;
 }
 
-export const BUCKET = 'volume-backups';
+/** The bucket (s3/gcs) or directory (posix) the tests use: the S3 target's bucket when one is given. */
+export const BUCKET = S3_TARGET?.bucket ?? 'volume-backups';
 
 export function posixBackend(): Backend {
   let dir = '';
@@ -91,7 +94,24 @@ function objectStoreBackend<S extends { endpoint: string; stop(): Promise<void> 
 }
 
 export function s3Backend(): Backend & { server: S3TestServer } {
-  return objectStoreBackend('s3', startS3Server, { region: 'us-east-1', forcePathStyle: true, checksums: 'when_required', ...S3_TEST_CREDENTIALS });
+  const start = S3_TARGET ? () => useTarget(S3_TARGET!) : startS3Server;
+  return objectStoreBackend('s3', start, { region: S3_TARGET?.region ?? 'us-east-1', forcePathStyle: true, checksums: 'when_required', ...S3_CREDENTIALS });
+}
+
+/** An external S3 store in place of the test server: its bucket emptied, nothing to stop. */
+async function useTarget(target: S3Target): Promise<S3TestServer> {
+  await resetTarget(target);
+  const port = Number(new URL(target.endpoint).port) || 80;
+  const absent = () => {
+    throw new Error(`the S3 store under test (${target.store}) is not the s3rver test server`);
+  };
+  return {
+    endpoint: target.endpoint,
+    port,
+    get upstreamEndpoint() { return absent(); },
+    get dir() { return absent(); },
+    stop: async () => undefined,
+  };
 }
 
 export function gcsBackend(): Backend & { server: GcsTestServer } {

@@ -9,6 +9,8 @@ import { listen, readBody } from './http-util';
 
 export type Fault =
   | 'status-503' | 'status-500' | 'status-429'
+  /** A precondition refused (as a store that wants another form of If-Match refuses it). */
+  | 'status-412'
   /** Close the connection before any response. */
   | 'reset'
   /** Forward, then send the headers and half the body and destroy the socket. */
@@ -18,7 +20,9 @@ export type Fault =
   /** Forward, let the store act, then close the connection without answering (a lost reply). */
   | 'drop-reply'
   /** Flip one byte of the request body on its way to the store (a digest must catch it). */
-  | 'corrupt-request';
+  | 'corrupt-request'
+  /** Flip one byte of the response body, its length unchanged (only a digest check notices). */
+  | 'corrupt-reply';
 
 export interface ProxiedRequest {
   method: string;
@@ -66,6 +70,7 @@ export async function startFaultProxy(target: string, dialect: Dialect, plan: Fa
       { host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: req.headers, agent },
       (upRes) => {
         if (fault === 'truncate' || fault === 'short') return cutShort(upRes, res, fault);
+        if (fault === 'corrupt-reply') return flipOneByte(upRes, res);
         if (fault === 'drop-reply') {
           upRes.resume();
           upRes.on('end', () => req.socket.destroy());
@@ -97,6 +102,14 @@ export async function startFaultProxy(target: string, dialect: Dialect, plan: Fa
   };
 }
 
+function flipOneByte(upRes: http.IncomingMessage, res: http.ServerResponse): void {
+  void readBody(upRes).then((body) => {
+    if (body.length) body[body.length >> 1] ^= 0xff;
+    res.writeHead(upRes.statusCode ?? 200, upRes.headers);
+    res.end(body);
+  });
+}
+
 function cutShort(upRes: http.IncomingMessage, res: http.ServerResponse, fault: 'truncate' | 'short'): void {
   const chunks: Buffer[] = [];
   upRes.on('data', (c: Buffer) => chunks.push(c));
@@ -121,6 +134,7 @@ function sendStatus(res: http.ServerResponse, status: number, dialect: Dialect):
     503: ['SlowDown', 'Please reduce your request rate.'],
     500: ['InternalError', 'We encountered an internal error. Please try again.'],
     429: ['TooManyRequests', 'Too many requests.'],
+    412: ['PreconditionFailed', 'At least one of the pre-conditions you specified did not hold'],
   };
   const [code, message] = s3Codes[status] ?? ['InternalError', 'error'];
   if (dialect === 's3') {
