@@ -17,6 +17,7 @@ import { DEFAULT_LEASE_TTL_MS, listVolumeLeases } from '../repository/locks';
 import { checkBackupId } from '../repository/names';
 import { ownerHost } from '../repository/owner';
 import type { BackupRecord } from '../repository/records';
+import { leaseExpired } from '../repository/retention';
 import { Repository, mapLimit } from '../repository/repository';
 import type { ObjectEntry } from '../drivers/driver';
 import { restoreBackup } from './restore';
@@ -108,14 +109,14 @@ export async function verifyRepository(repo: Repository, options: VerifyOptions 
     const backupId = checkBackupId(options.backupId);
     const target = await repo.getRecord(backupId);
     const all = await repo.listRecords(target.volumeId, (name, reason) => malformed(findings, name, reason));
-    const chain = chainOrProblem(findings, byIdOf(all), target);
+    const chain = await chainOrProblem(repo, findings, byIdOf(all), target, now());
     records = chain ?? [target];
   } else {
     // Objects first, records second: see the comment at the top.
     objects = await repo.listObjects(DATA_ROOT);
     records = await repo.listRecords(undefined, (name, reason) => malformed(findings, name, reason));
     const byId = byIdOf(records);
-    for (const record of records) if (record.status === 'available' || record.status === 'restoring') chainOrProblem(findings, byId, record);
+    for (const record of records) if (record.status === 'available' || record.status === 'restoring') await chainOrProblem(repo, findings, byId, record, now());
   }
 
   // Without readData a backup costs a listing and two small reads: more of them in flight (big catalogs).
@@ -155,22 +156,32 @@ function byIdOf(records: readonly BackupRecord[]): Map<string, BackupRecord> {
   return new Map(records.map((r) => [r.id, r]));
 }
 
-/** The chain a complete backup needs; every link must exist and be complete. */
-function chainOrProblem(findings: Findings, byId: ReadonlyMap<string, BackupRecord>, record: BackupRecord): BackupRecord[] | null {
-  let chain: BackupRecord[];
+/**
+ * The chain a complete backup needs; every link must exist and be complete. A link found missing or
+ * deleting may be a prune that took the chain after the records were listed: the backup is read again,
+ * and one that is no longer complete is a note, not a problem.
+ */
+async function chainOrProblem(repo: Repository, findings: Findings, byId: ReadonlyMap<string, BackupRecord>, record: BackupRecord, now: Date): Promise<BackupRecord[] | null> {
+  let problem: string;
   try {
-    chain = chainOf(byId, record.id);
-  } catch (err) {
-    findings.add({ kind: 'broken-chain', message: errorMessage(err), backupIds: [record.id] });
-    return null;
-  }
-  for (const link of chain.slice(0, -1)) {
-    if (link.status !== 'available' && link.status !== 'restoring') {
-      findings.add({ kind: 'broken-chain', message: `backup ${record.id} needs ${link.id}, which is ${link.status}`, backupIds: [record.id] });
+    const chain = chainOf(byId, record.id);
+    const link = chain.slice(0, -1).find((l) => l.status !== 'available' && l.status !== 'restoring');
+    if (!link) return chain;
+    if (link.status === 'deleting' && link.leaseExpiresAt !== null && !leaseExpired(link, now)) {
+      // A deletion in progress: it takes this backup too (children first) or gives the parent back.
+      findings.notes.push({ backupId: record.id, message: `backup ${record.id} needs ${link.id}, which a running deletion holds (${ownerHost(link)}); not counted` });
       return null;
     }
+    problem = `backup ${record.id} needs ${link.id}, which is ${link.status}`;
+  } catch (err) {
+    problem = errorMessage(err);
   }
-  return chain;
+  if (!(await stillComplete(repo, record))) {
+    findings.notes.push({ backupId: record.id, message: `backup ${record.id} changed while it was checked (deleted or pruned meanwhile); not counted` });
+    return null;
+  }
+  findings.add({ kind: 'broken-chain', message: problem, backupIds: [record.id] });
+  return null;
 }
 
 async function checkRecord(
@@ -251,10 +262,6 @@ async function checkRecord(
   }
 }
 
-function leaseExpired(record: BackupRecord, now: Date): boolean {
-  return record.leaseExpiresAt !== null && Date.parse(record.leaseExpiresAt) < now.getTime();
-}
-
 /** Metadata (and segments, or the hash list) readable and consistent with the record; every object it names present, right size. */
 async function checkObjects(repo: Repository, record: BackupRecord, signal?: AbortSignal): Promise<{ problems: VerifyProblem[]; checked: number }> {
   let listed: Map<string, number>;
@@ -296,7 +303,7 @@ function problemFrom(err: unknown, record: BackupRecord): VerifyProblem {
 /** A second look before blaming a backup: is it still there and complete? */
 async function stillComplete(repo: Repository, record: BackupRecord): Promise<boolean> {
   try {
-    const now = await repo.getRecord(record.id);
+    const { record: now } = await repo.readRecord(record.id, record.volumeId);
     return (now.status === 'available' || now.status === 'restoring') && now.metadataSha256 === record.metadataSha256;
   } catch (err) {
     if (err instanceof VolumeBackupError && err.code === 'NOT_FOUND') return false;
