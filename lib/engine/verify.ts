@@ -121,10 +121,12 @@ export async function verifyRepository(repo: Repository, options: VerifyOptions 
 
   // Without readData a backup costs a listing and two small reads: more of them in flight (big catalogs).
   const concurrency = options.concurrency ?? (options.readData ? 2 : 16);
+  // The listing the orphan scan made serves every backup's presence check (one request instead of one per backup).
+  const listed = objects ? new Map(objects.map((e) => [e.name, e.size])) : null;
   await mapLimit(records, concurrency, async (record) => {
     throwIfAborted(options.signal);
     try {
-      await checkRecord(repo, record, findings, counters, options, now());
+      await checkRecord(repo, record, findings, counters, options, now(), listed);
     } catch (err) {
       if (err instanceof VolumeBackupError && err.code === 'CANCELLED') throw err;
       // Anything unexpected (a network failure…) is a problem too: verify must not pass what it could not check.
@@ -191,6 +193,7 @@ async function checkRecord(
   counters: { backupsVerified: number; objectsChecked: number; bytesVerified: number },
   options: VerifyOptions,
   now: Date,
+  listed: ReadonlyMap<string, number> | null,
 ): Promise<void> {
   const host = ownerHost(record);
   const owner = `host ${host}`;
@@ -205,7 +208,7 @@ async function checkRecord(
           host,
         });
       }
-      const found = await checkObjects(repo, record, options.signal);
+      const found = await checkObjects(repo, record, options.signal, listed);
       counters.objectsChecked += found.checked;
       let problems = found.problems;
       if (problems.length === 0 && options.readData && record.status === 'available') {
@@ -262,15 +265,37 @@ async function checkRecord(
   }
 }
 
-/** Metadata (and segments, or the hash list) readable and consistent with the record; every object it names present, right size. */
-async function checkObjects(repo: Repository, record: BackupRecord, signal?: AbortSignal): Promise<{ problems: VerifyProblem[]; checked: number }> {
-  let listed: Map<string, number>;
+/**
+ * Metadata (and segments, or the hash list) readable and consistent with the record; every object it
+ * names present, right size. `repositoryListing` (whole-repository verify) was made before this record
+ * was read: a backup it finds fault with is checked again against a listing of its own before it is blamed.
+ */
+async function checkObjects(
+  repo: Repository,
+  record: BackupRecord,
+  signal?: AbortSignal,
+  repositoryListing: ReadonlyMap<string, number> | null = null,
+): Promise<{ problems: VerifyProblem[]; checked: number }> {
+  if (repositoryListing) {
+    const quick = await checkObjectsAgainst(repo, record, repositoryListing, signal);
+    if (quick.problems.length === 0) return quick;
+  }
+  let listed: ReadonlyMap<string, number>;
   try {
     listed = new Map((await listBackupObjects(repo, record)).map((e) => [e.name, e.size]));
   } catch (err) {
     if (err instanceof VolumeBackupError && err.code === 'CANCELLED') throw err;
     return { problems: [problemFrom(err, record)], checked: 1 };
   }
+  return checkObjectsAgainst(repo, record, listed, signal);
+}
+
+async function checkObjectsAgainst(
+  repo: Repository,
+  record: BackupRecord,
+  listed: ReadonlyMap<string, number>,
+  signal?: AbortSignal,
+): Promise<{ problems: VerifyProblem[]; checked: number }> {
   const problems: VerifyProblem[] = [];
   let checked = 1;
   const check = ({ name, length }: OwnedObject): void => {
