@@ -15,12 +15,12 @@ import type { ObjectEntry } from '../drivers/driver';
 import { ObjectNotFoundError } from '../errors';
 import { deleteBackups } from './delete-batch';
 import type { CommonOptions, ProgressEvent } from './types';
-import type { BackupRecord } from '../repository/records';
+import { BackupRecord, leaseExpired } from '../repository/records';
 import { Repository, mapLimit } from '../repository/repository';
 import { checkVolumeId } from '../repository/names';
 import { ParentIndex } from '../repository/parent-index';
 import { DATA_ROOT, parseObjectName, volumeObjectsPrefix, volumeOfObject } from '../repository/layout';
-import { PlannedDelete, VolumePlan, childrenFirst, leaseExpired, planRetention, resolvePolicy } from '../repository/retention';
+import { PlannedDelete, VolumePlan, childrenFirst, planRetention, resolvePolicy } from '../repository/retention';
 
 export const DEFAULT_ORPHAN_GRACE_PERIOD_MS = 24 * 3600_000;
 /** Backups checked by one listing of the records (and held in `deleting` together). */

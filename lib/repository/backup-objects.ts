@@ -10,7 +10,7 @@ import { checkMetadataLayout, checkRecordLayout, checkSegmentLayout, isObjectOf 
 import type { BackupRecord } from './records';
 import { Repository, mapLimit } from './repository';
 
-export async function readChecked(repo: Repository, name: string, expectedSha: string | null, what: string, signal?: AbortSignal): Promise<Buffer> {
+async function readChecked(repo: Repository, name: string, expectedSha: string | null, what: string, signal?: AbortSignal): Promise<Buffer> {
   let stored: Buffer;
   try {
     stored = await repo.readObject(name, signal);

@@ -51,7 +51,7 @@ function zeroHashOf(g: Geometry, length: number, b: number): Buffer {
 }
 
 /** A chunk that no backup of the chain touched: all zeros (an absent chunk of a full backup). */
-export function zeroState(g: Geometry, chunk: number): ChunkState {
+function zeroState(g: Geometry, chunk: number): ChunkState {
   const { length, count } = chunkBlocks(g, chunk);
   const hashes = Buffer.alloc(count * HASH_BYTES);
   for (let b = 0; b < count; b++) zeroHashOf(g, length, b).copy(hashes, b * HASH_BYTES);
@@ -59,7 +59,7 @@ export function zeroState(g: Geometry, chunk: number): ChunkState {
 }
 
 /** Expand a version-2 entry (zero extents + hashes of the non-zero blocks) to a state. */
-export function expandState(g: Geometry, chunk: number, zeroExtents: Extent[], nonZeroHashes: Buffer): ChunkState {
+function expandState(g: Geometry, chunk: number, zeroExtents: Extent[], nonZeroHashes: Buffer): ChunkState {
   const { offset, length, count } = chunkBlocks(g, chunk);
   const zero = new Uint8Array(count);
   for (const [start, len] of zeroExtents) {

@@ -5,8 +5,7 @@
  * host's cleanup does once the lease has expired.
  */
 import { processAlive, processStartTime } from '../util/process';
-import type { BackupRecord, OperationOwner } from './records';
-import { leaseExpired } from './retention';
+import { BackupRecord, OperationOwner, leaseExpired } from './records';
 
 /** This process as the owner of `operation`, on the repository's host. */
 export function thisProcessAs(operation: OperationOwner['operation'], host: string): OperationOwner {

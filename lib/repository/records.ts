@@ -23,6 +23,11 @@ export function isTransient(status: BackupStatus): boolean {
   return TRANSIENT_STATUSES.includes(status);
 }
 
+/** Whether the lease of the operation holding a record ran out (its owner stopped renewing it). */
+export function leaseExpired(record: { leaseExpiresAt: string | null }, now: Date): boolean {
+  return record.leaseExpiresAt !== null && Date.parse(record.leaseExpiresAt) < now.getTime();
+}
+
 const isoDate = z.string().refine((s) => !Number.isNaN(Date.parse(s)), 'must be an ISO 8601 date');
 /** Text a user reads (names, hosts, paths, reasons): no control characters, which could forge terminal output. */
 const freeText = (max: number, min = 0) => z.string().min(min).max(max).refine((s) => !hasControlCharacters(s), CONTROL_CHARACTERS_MESSAGE);

@@ -22,7 +22,7 @@
  */
 import { z } from 'zod';
 import { invalid } from '../errors';
-import type { BackupRecord } from './records';
+import { BackupRecord, leaseExpired } from './records';
 import { ancestorsOf, parentLoopError } from './catalog';
 import { CalendarDuration, formatDuration, isZeroDuration, parseDuration, subtractDuration } from './durations';
 
@@ -345,11 +345,6 @@ export interface PlanOptions {
   now: Date;
   /** Only this volume. */
   volumeId?: string;
-}
-
-/** A running operation's record whose lease has expired: its owner stopped. */
-export function leaseExpired(record: BackupRecord, now: Date): boolean {
-  return record.leaseExpiresAt !== null && Date.parse(record.leaseExpiresAt) < now.getTime();
 }
 
 /** A backup being created by a writer that is still alive (or whose liveness cannot be told). */

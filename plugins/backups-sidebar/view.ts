@@ -4,7 +4,7 @@
  * out; object names, hashes and leases stay on the server.
  */
 import type { BackupRecord } from '../../lib/repository/records';
-import { leaseExpired } from '../../lib/repository/retention';
+import { leaseExpired } from '../../lib/repository/records';
 
 export interface BackupView {
   id: string;
