@@ -22,7 +22,7 @@ import {
 } from '../repository/format';
 import { acquireVolumeLease, renewRecordLease, takeRecord } from '../repository/locks';
 import { checkBackupId, checkText, checkVolumeId, newBackupId, volumeIdForPath } from '../repository/names';
-import { BackupKind, BackupRecord, Compression, RECORD_FORMAT_VERSION } from '../repository/records';
+import { BackupKind, BackupRecord, Compression, RECORD_FORMAT_VERSION, ReadStats } from '../repository/records';
 import { Repository, forEachChunk } from '../repository/repository';
 import { oneLine } from '../text';
 import { checkAllStored, deleteBackupObjects } from '../repository/backup-objects';
@@ -30,11 +30,11 @@ import { backupPrefix } from '../repository/layout';
 import { packChunk, warmHashPool } from './hash-pool';
 import { packHole } from './hash-worker';
 import { allocateSharedSlices } from '../io/direct-io';
-import { sparseReadsEnabled } from '../io/sparse';
+import { Range, blockAligned, sparseReadsEnabled } from '../io/sparse';
 import { ProgressTracker } from './progress';
 import { CHUNKS_IN_FLIGHT, DEFAULT_BLOCK_SIZE, DEFAULT_CHUNK_SIZE, DEFAULT_COMPRESSION, checkSizes } from './settings';
-import type { CreateBackupOptions } from './types';
-import { Volume, checkNotShrunk, openSource, readChunk } from './volume';
+import type { CreateBackupOptions, ReadPlan } from './types';
+import { Volume, checkNotShrunk, openSource, readChunk, readRanges } from './volume';
 
 export async function createBackup(repo: Repository, options: CreateBackupOptions): Promise<BackupRecord> {
   const mode = BackupKind.safeParse(options.mode ?? 'full');
@@ -61,6 +61,7 @@ export async function createBackup(repo: Repository, options: CreateBackupOption
       checkSizes(chunkSize, blockSize);
       if (parentRecord) checkCompatible(parentRecord, source, options);
       const parent = parentRecord ? await openParent(repo, parentRecord, options.signal) : null;
+      const plan = await planRead(options, parentRecord, source.size);
       const createdAt = new Date();
       const id = newBackupId();
       const record: BackupRecord = {
@@ -102,13 +103,15 @@ export async function createBackup(repo: Repository, options: CreateBackupOption
             throw new VolumeBackupError('CONFLICT', `parent backup ${parentRecord.id} is ${now ? now.status : 'gone'} (being pruned or deleted): try again, or do a full backup`);
           }
         }
-        const written = await writeBackupObjects(repo, record, source, parent, compression.data, options);
+        const written = await writeBackupObjects(repo, record, source, parent, compression.data, plan.changed, options);
         await checkAllStored(repo, record, written.objectCount, written.storedBytes);
         return await repo.transition(id, ['creating'], 'available', {
           storedBytes: written.storedBytes,
           objectCount: written.objectCount,
           metadataSha256: written.metadataSha256,
           leaseExpiresAt: null,
+          ...(options.readPlan ? { readStats: readStats(plan, written.bytesRead) } : {}),
+          ...(options.baseSnapshot ? { baseSnapshot: options.baseSnapshot } : {}),
         });
       } catch (err) {
         const failure = options.signal?.aborted && !(err instanceof VolumeBackupError && err.code === 'CANCELLED') ? cancelled(options.signal.reason) : err;
@@ -189,7 +192,40 @@ async function openParent(repo: Repository, record: BackupRecord, signal?: Abort
   }
 }
 
+/** The caller's plan of what to read; without a parent there is nothing to compare with: read everything. */
+async function planRead(options: CreateBackupOptions, parent: BackupRecord | null, size: number): Promise<ReadPlan> {
+  const plan = options.readPlan ? await options.readPlan(parent, size) : { changed: null, reason: null, extentRuns: 0 };
+  return parent ? plan : { ...plan, changed: null };
+}
+
+function readStats(plan: ReadPlan, bytesRead: number): ReadStats {
+  return { method: plan.changed ? 'changed-extents' : 'full', bytesRead, reason: plan.reason, extentRuns: plan.changed ? plan.extentRuns : 0 };
+}
+
+/** The block-aligned ranges of `changed` (sorted) within [start, end). */
+function changedIn(changed: readonly Range[], start: number, end: number, blockSize: number): Range[] {
+  let lo = 0;
+  let hi = changed.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (changed[mid][1] <= start) lo = mid + 1;
+    else hi = mid;
+  }
+  const within: Range[] = [];
+  for (let k = lo; k < changed.length && changed[k][0] < end; k++) within.push(changed[k]);
+  return blockAligned(within, blockSize, start, end);
+}
+
+/** 1 for every block of the chunk that lies outside `ranges` (not read: the parent's hash stands). */
+function skipMask(ranges: readonly Range[], start: number, length: number, blockSize: number): Uint8Array {
+  const skip = new Uint8Array(Math.ceil(length / blockSize)).fill(1);
+  for (const [from, to] of ranges) skip.fill(0, (from - start) / blockSize, Math.ceil((to - start) / blockSize));
+  return skip;
+}
+
 interface Written {
+  /** Bytes read from the volume (holes and unchanged ranges are not read). */
+  bytesRead: number;
   storedBytes: number;
   objectCount: number;
   metadataSha256: string;
@@ -207,6 +243,7 @@ async function writeBackupObjects(
   source: Volume,
   parent: ChainView | null,
   compression: Compression,
+  changed: Range[] | null,
   options: CreateBackupOptions,
 ): Promise<Written> {
   const { size, chunkSize, blockSize, objectPrefix } = record;
@@ -216,6 +253,7 @@ async function writeBackupObjects(
   const segments: SegmentRef[] = [];
   let dataObjects = 0;
   let storedBytes = 0;
+  let bytesRead = 0;
   // Each slot: the chunk as read, and what will be stored (compressed, page-aligned so that a posix
   // repository can write it with O_DIRECT); both shared with the workers.
   const slotCount = Math.min(CHUNKS_IN_FLIGHT, chunks);
@@ -252,14 +290,24 @@ async function writeBackupObjects(
     throwIfAborted(options.signal);
     const offset = i * chunkSize;
     const length = Math.min(chunkSize, size - offset);
+    // Changed-extent incrementals read only the changed ranges; a chunk without any is as the parent's.
+    const ranges = changed && parent ? changedIn(changed, offset, offset + length, blockSize) : null;
+    if (ranges && ranges.length === 0) {
+      await finishChunk(i, null);
+      progress.chunk(i, length);
+      return;
+    }
+    const input = Buffer.from(slot.input, 0, length);
     // A sparse file's holes are not read; a chunk that is all hole needs no worker either.
-    const read = await readChunk(source, Buffer.from(slot.input, 0, length), length, offset, blockSize);
+    const read = ranges ? await readRanges(source, input, offset, ranges) : await readChunk(source, input, length, offset, blockSize);
+    bytesRead += read;
     // The parent's state of this chunk, from the newest backup of its chain that touched it.
     const parentHashes = parent ? new Uint8Array((await parent.state(i, options.signal)).hashes) : null;
     // Hashing, zero detection, the comparison with the parent, packing and compression: one worker task.
     const r = !read ? packHole(length, blockSize, parentHashes) : await packChunk({
       input: slot.input, length, blockSize, parentHashes, output: slot.output.buffer, outputOffset: slot.output.offset, outputLength: compressBound(chunkSize),
       compression, level: options.compressionLevel, digest: !repo.codec.encrypted, md5: !!repo.driver.wantsMd5,
+      skip: ranges ? skipMask(ranges, offset, length, blockSize) : undefined,
     });
     const touched = parent ? r.store.includes(1) || r.zeroed.includes(1) : r.zeros.includes(0);
     let object: ChunkEntry['object'] = null;
@@ -313,6 +361,7 @@ async function writeBackupObjects(
   await repo.writeObject(metaName, metaStored, options.signal);
   progress.end();
   return {
+    bytesRead,
     storedBytes: storedBytes + metaStored.length,
     objectCount: dataObjects + segments.length + 1,
     metadataSha256: sha256(metaStored),

@@ -20,6 +20,7 @@ import { BackupRecord, isTransient, leaseExpired } from '../repository/records';
 import { ownerHost, stillRunning } from '../repository/owner';
 import type { Repository } from '../repository/repository';
 import { CleanupResult as SnapshotCleanupResult, cleanupTemporarySnapshots } from '../snapshot/cleanup';
+import { baseInUse } from './base-snapshot';
 import { deleteOne } from './delete';
 import type { Logger } from './types';
 
@@ -150,7 +151,7 @@ export async function cleanupHost(repo: Repository, options: HostCleanupOptions 
 
   if (options.snapshots !== false) {
     try {
-      result.snapshots = await cleanupTemporarySnapshots({ host, stateDir: options.stateDir, log });
+      result.snapshots = await cleanupTemporarySnapshots({ host, stateDir: options.stateDir, log, baseInUse: baseInUse(repo) });
     } catch (err) {
       result.errors.push({ message: `temporary snapshots: ${errorMessage(err)}` });
     }

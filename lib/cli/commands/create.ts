@@ -95,7 +95,11 @@ ${REPO_USAGE}`,
           ctx.stderr.write(`waiting for the volume: host ${h.host} (pid ${h.pid}) is running ${h.operation} since ${h.acquiredAt}\n`),
       };
       const log = { info: (m: string) => ctx.stderr.write(`${m}\n`), warn: (m: string) => ctx.stderr.write(`warning: ${m}\n`) };
-      if (provider && !fromSnapshot) await snapshots!.cleanupTemporarySnapshots({ host: repo.host, log }); // leftovers of dead runs
+      if (provider && !fromSnapshot) {
+        // Leftovers of dead runs, and base snapshots whose backup is gone.
+        const { baseInUse } = await import('../../engine/base-snapshot');
+        await snapshots!.cleanupTemporarySnapshots({ host: repo.host, log, baseInUse: baseInUse(repo) });
+      }
       const createSnapshotBackup = snapshots ? (await import('../../engine/snapshot-backup')).createSnapshotBackup : null;
       const record = fromSnapshot
         ? await createSnapshotBackup!(repo, {
