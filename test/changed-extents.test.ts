@@ -18,6 +18,7 @@ import { chunkCount } from '../lib/repository/format';
 import { deleteBackup } from '../lib/engine/delete';
 import { restoreBackup } from '../lib/engine/restore';
 import { createSnapshotBackup, SnapshotBackupOptions } from '../lib/engine/snapshot-backup';
+import { cliEnv, runCli } from './helpers/cli';
 import { scatterWrites, sha256File } from './helpers/volumes';
 import { LoopFsKind, LoopFsVolume, run, setUpLoopFsVolume } from './snapshot-loopfs';
 
@@ -131,6 +132,40 @@ for (const [kind, provider] of [['btrfs', 'btrfs'], ['xfs', 'reflink']] as [Loop
       await deleteBackup(fast, { backupId: incr.id });
       assert.deepStrictEqual(await basesLeft(fx!), [], 'the deleted backup took its base along');
       assert.deepStrictEqual(await fsp.readdir(fx!.stateDir), []);
+    });
+
+    it('CLI: keeps and lists the base, reads changed extents, start-up cleanup removes a base whose backup is gone, --no-base-snapshot removes it', async () => {
+      const repoDir = path.join(fx!.work, 'cli');
+      const env = cliEnv({ VOLUME_BACKUP_STATE_DIR: path.join(fx!.work, 'cli-state') });
+      const cli = (...args: string[]) => runCli(args, { env });
+      const create = (...extra: string[]) => cli('create', '--repo', repoDir, '--volume', fx!.volume, '--volume-id', 'cli-vm', '--snapshot', provider, '--chunk-size', '1M', ...extra);
+      assert.strictEqual((await cli('init', '--repo', repoDir)).code, 0);
+      const bad = await create('--full-read-every', 'often');
+      assert.strictEqual(bad.code, 2);
+      assert.match(bad.stderr, /--full-read-every must be a whole number/);
+
+      const first = await create();
+      assert.strictEqual(first.code, 0, first.stderr);
+      assert.match(first.stdout, /kept .*volume-backup-tmp-\S+ as the base snapshot of the next incremental/);
+      await scatterWrites(fx!.volume, 0.01, 21);
+      const second = await create('--incremental');
+      assert.strictEqual(second.code, 0, second.stderr);
+      assert.match(second.stdout, /read .* \(changed extents since the base snapshot\)/);
+      const listed = await cli('list', '--repo', repoDir, '--volume-id', 'cli-vm');
+      assert.strictEqual(listed.stdout.match(/base snapshot \(/g)?.length, 1, listed.stdout);
+
+      // The backup holding the base goes behind this host's back (say, its record is removed by hand):
+      // the next run's start-up cleanup removes the base it no longer needs.
+      const repo = await openRepository(repoDir);
+      const holder = (await repo.listRecords('cli-vm')).find((r) => r.baseSnapshot)!;
+      await repo.deleteRecord(holder);
+      await repo.close();
+      const third = await create('--incremental', '--no-base-snapshot');
+      assert.strictEqual(third.code, 0, third.stderr);
+      assert.match(third.stderr, /snapshot cleanup: removed .* base snapshot .* backup .* no longer keeps it/);
+      assert.match(third.stdout, /\(full read\)/);
+      assert.strictEqual(await fsp.stat(holder.baseSnapshot!.removes).then(() => true, () => false), false);
+      assert.deepStrictEqual(await basesLeft(fx!), []);
     });
   });
 }

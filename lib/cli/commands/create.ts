@@ -1,3 +1,4 @@
+import type { ReadStats } from '../../repository/records';
 import type { CreateBackupOptions } from '../../engine/types';
 import type { ProviderChoice } from '../../snapshot';
 import { invalid } from '../../errors';
@@ -11,7 +12,8 @@ export const create: Command = {
                      [--incremental | --differential] [--parent ID]
                      [--chunk-size BYTES] [--block-size BYTES] [--compression none|zlib|zstd] [--json]
                      [--snapshot PROVIDER [--snapshot-dir DIR] [--snapshot-size SIZE]
-                      [--snapshot-create JSON --snapshot-delete JSON]]
+                      [--snapshot-create JSON --snapshot-delete JSON]
+                      [--no-base-snapshot] [--full-read-every N]]
        volume-backup create --repo R --volume-id ID --from-snapshot PATH --snapshot-id ID --snapshot-time ISO8601 …
   --volume PATH          disk image or block device to back up
   --volume-id ID         default: derived from the volume path (stable)
@@ -21,6 +23,9 @@ export const create: Command = {
   --snapshot-size SIZE   lvm: copy-on-write area, e.g. 2G or 10%ORIGIN (default)
   --snapshot-create JSON command: argv array, e.g. '["zfs-snap","{volume}","{name}"]'; prints the path
   --snapshot-delete JSON command: argv array with {path} {id} {volume} {name} {dir}
+  --no-base-snapshot     btrfs/reflink: remove the snapshot afterwards instead of keeping it as the base
+                         of the next incremental (which then reads only the changed extents)
+  --full-read-every N    read everything after N changed-extent incrementals in a row (default 30; 0: never)
   --from-snapshot PATH   back up an existing snapshot (instead of --volume); needs --volume-id,
   --snapshot-id ID       the snapshot's id,
   --snapshot-time T      and its creation time (ISO 8601), which becomes the backup's data time
@@ -52,6 +57,8 @@ ${REPO_USAGE}`,
     'snapshot-size': { type: 'string' },
     'snapshot-create': { type: 'string' },
     'snapshot-delete': { type: 'string' },
+    'no-base-snapshot': { type: 'boolean' },
+    'full-read-every': { type: 'string' },
     'from-snapshot': { type: 'string' },
     'snapshot-id': { type: 'string' },
     'snapshot-time': { type: 'string' },
@@ -73,6 +80,11 @@ ${REPO_USAGE}`,
     const mode = values.incremental ? 'incremental' : values.differential ? 'differential' : str(values, 'parent') ? 'incremental' : 'full';
     const level = str(values, 'compression-level');
     if (level !== undefined && !/^-?\d+$/.test(level)) throw invalid('--compression-level must be a whole number');
+    const fullReadEvery = str(values, 'full-read-every');
+    if (fullReadEvery !== undefined && !/^\d+$/.test(fullReadEvery)) throw invalid('--full-read-every must be a whole number of backups (0: never)');
+    if ((values['no-base-snapshot'] || fullReadEvery !== undefined) && (!provider || fromSnapshot)) {
+      throw invalid('--no-base-snapshot and --full-read-every apply to backups through a temporary snapshot (--snapshot PROVIDER)');
+    }
     const lockWait = str(values, 'lock-wait');
     if (lockWait !== undefined && !/^\d+(\.\d+)?$/.test(lockWait)) throw invalid('--lock-wait must be a number of seconds');
     const repo = await openRepo(values, ctx, true);
@@ -111,6 +123,8 @@ ${REPO_USAGE}`,
               ...common,
               volume,
               log,
+              keepBase: !values['no-base-snapshot'],
+              fullReadEvery: fullReadEvery === undefined ? undefined : Number(fullReadEvery),
               temporarySnapshot: {
                 provider: provider as ProviderChoice,
                 snapshotDir: str(values, 'snapshot-dir'),
@@ -127,6 +141,8 @@ ${REPO_USAGE}`,
           `backup ${record.id} of volume ${record.volumeId} is ${record.status}: ${record.kind}, ${formatBytes(record.size)} read, ` +
             `${formatBytes(record.storedBytes)} stored in ${record.objectCount} objects${record.parentId ? `, parent ${record.parentId}` : ''}\n`,
         );
+        if (record.readStats) ctx.stdout.write(`${describeRead(record.readStats)}\n`);
+        if (record.baseSnapshot) ctx.stdout.write(`kept ${record.baseSnapshot.removes} as the base snapshot of the next incremental\n`);
       }
     } finally {
       progress.stop();
@@ -134,6 +150,12 @@ ${REPO_USAGE}`,
     }
   },
 };
+
+/** How the volume was read, for people: "read 21 MiB of 2 GiB (changed extents)" or why everything was read. */
+function describeRead(stats: ReadStats): string {
+  if (stats.method === 'changed-extents') return `read ${formatBytes(stats.bytesRead)} (changed extents since the base snapshot)`;
+  return `read ${formatBytes(stats.bytesRead)} (full read${stats.reason ? `: ${stats.reason}` : ''})`;
+}
 
 /** A command given as a JSON array of arguments (no shell, so no quoting rules to get wrong). */
 function argvOption(values: Parameters<Command['run']>[0], key: string): string[] | undefined {
