@@ -101,20 +101,42 @@ export async function restoreBackup(repo: Repository, options: RestoreOptions): 
   }
 }
 
+/** What one chunk's restore does: where its blocks come from, which are checked, which are written. */
+interface ChunkPlan {
+  index: number;
+  offset: number;
+  length: number;
+  /** 1 where the block is zeros by the chain's metadata. */
+  isZero: Uint8Array;
+  /** Per block: the layer (backup of the chain) that supplies it; -1 for zero and untouched blocks. */
+  source: Int32Array;
+  /** 1 where the block is rebuilt (and written): all blocks, or with a base those that differ from it. */
+  rebuilt: Uint8Array;
+  /** The layers whose objects are fetched, in order. */
+  needed: number[];
+  /** The layer whose entry gave the chunk's hashes (-1: untouched). */
+  stateLayer: number;
+  objects: (StoredObject | null)[];
+  expected: Buffer;
+}
+
+/** Slots of chunks in flight and the per-chunk steps: plan, rebuild and check, write. */
 async function applyChain(
   repo: Repository,
   record: BackupRecord,
   chain: ChainView,
   target: Target | null,
   options: RestoreOptions,
-): Promise<{ bytesWritten: number }> {
-  const { size, chunkSize, blockSize } = record;
+  base: ChainView | null = null,
+): Promise<{ bytesWritten: number; bytesRebuilt: number }> {
+  const { size, chunkSize } = record;
   const chunks = chunkCount(size, chunkSize);
   const progress = new ProgressTracker(options.onProgress, {
     operation: options.verifyOnly ? 'verify' : 'restore', backupId: record.id, volumeId: record.volumeId, chunkCount: chunks, bytesTotal: size,
   });
   progress.start();
   let bytesWritten = 0;
+  let bytesRebuilt = 0;
   // Each slot: the chunk being rebuilt (page-aligned, so it can be written with O_DIRECT), and the
   // object being unpacked into it (shared with the workers, so objects are copied once into a reused
   // buffer instead of piling up as garbage in every thread).
@@ -123,85 +145,145 @@ async function applyChain(
   const slotCount = Math.min(CHUNKS_IN_FLIGHT + 1, chunks);
   const { slices, aligned } = allocateSharedSlices(slotCount, chunkSize);
   const slots = slices.map((chunk) => ({ chunk, stored: new SharedArrayBuffer(compressBound(chunkSize)) }));
-  // Buffered writes (no O_DIRECT here) start going to the disk while later chunks are still being
-  // rebuilt, so the final fsync does not wait for the whole volume: a background datasync every FLUSH_BYTES.
-  let unflushed = 0;
-  let flushing: Promise<void> | null = null;
-  let flushError: unknown = null;
-  const flushInBackground = (): void => {
-    if (!target || flushing || unflushed < FLUSH_BYTES) return;
-    unflushed = 0;
-    flushing = syncTarget(target, true).catch((err) => { flushError ??= err; }).finally(() => { flushing = null; });
-  };
+  const flush = target ? new BackgroundFlush(target) : null;
+  // Zero blocks are holes in a new (sparse) target; anywhere else they must be written as zeros.
+  const writesZeros = target !== null && !target.created;
   await forEachChunk(slots, chunks, async (slot, i) => {
     throwIfAborted(options.signal);
-    const offset = i * chunkSize;
-    const length = Math.min(chunkSize, size - offset);
-    const nBlocks = Math.ceil(length / blockSize);
-    const view = Buffer.from(slot.chunk.buffer, slot.chunk.offset, length);
-    const { state, stateLayer, objects } = await chain.resolve(i, options.signal);
-    if (state.zero.length < nBlocks) {
-      throw new VolumeBackupError('CORRUPT', `the metadata of the chain of ${record.id} describes ${state.zero.length} blocks of chunk ${i}, not ${nBlocks}`, { backupId: record.id });
-    }
-    const isZero = state.zero.subarray(0, nBlocks);
-    // Which layer supplies each non-zero block: the newest that stored it (-1: nobody, which is corruption).
-    const source = new Int32Array(nBlocks).fill(-1);
-    objects.forEach((obj, k) => {
-      for (const [start, len] of obj?.extents ?? []) markBlocks(source, start - offset, len, blockSize, k);
-    });
-    for (let b = 0; b < nBlocks; b++) {
-      if (!isZero[b] && source[b] < 0) {
-        throw new VolumeBackupError('CORRUPT', `no backup in the chain of ${record.id} holds the block at offset ${offset + b * blockSize}: the metadata is incomplete`, { backupId: record.id });
-      }
-    }
-    // Zero blocks are holes in a new (sparse) target; anywhere else they must be written as zeros.
-    const writesZeros = target !== null && !target.created;
-    if (writesZeros) for (let b = 0; b < nBlocks; b++) if (isZero[b]) view.fill(0, b * blockSize, Math.min((b + 1) * blockSize, length));
-    // Every data block is verified against the chunk's state, in the worker that unpacks the chunk's
-    // last object (zero blocks are zeros by that same state).
-    const needed = [...new Set(Array.from(source).filter((_, b) => !isZero[b]))];
-    // A copy (the worker gets its own), made only for a chunk with data: a thin volume is mostly without.
-    const expected = needed.length > 0 ? new Uint8Array(state.hashes.subarray(0, nBlocks * 32)) : new Uint8Array(0);
-    const check: BlockCheck = { length, blockSize, expected, zero: isZero };
-    // Fetch each needed object once and copy the blocks it supplies; one object at a time per chunk:
-    // the parallelism is across chunks.
-    let badBlock = -1;
-    let verified = needed.length === 0;
-    for (const [n, k] of needed.entries()) {
-      const obj = objects[k]!;
-      const last = n === needed.length - 1;
-      const copies = copyPlan(obj, k, source, isZero, offset, length, blockSize);
-      // A restore checks the content it writes, every block of it (as restic and borg check the content
-      // they extract, not its container); verify-only mode, which checks the repository, also checks
-      // each stored object's own digest, so damage in blocks a restore does not use is found too.
-      const r = await fetchInto(repo, chain.layers[k].record, obj, slot, copies, !!options.verifyOnly, last ? check : undefined, options.signal);
-      if (r !== undefined) {
-        badBlock = r;
-        verified = true;
-      }
-    }
-    if (!verified) badBlock = await verifyChunk({ chunk: slot.chunk.buffer, chunkOffset: slot.chunk.offset, ...check });
-    if (badBlock >= 0) {
-      const supplier = chain.layers[source[badBlock]].record;
-      const objectName = objects[source[badBlock]]!.name;
-      // Either the supplying object or the hashes recorded for the chunk are wrong: name both.
-      const hashesBy = stateLayer >= 0 ? chain.layers[stateLayer].record.id : record.id;
-      const orHashes = hashesBy === supplier.id ? '' : ` (or the block hashes backup ${hashesBy} recorded are)`;
-      const at = offset + badBlock * blockSize;
-      throw new VolumeBackupError('CORRUPT', `object ${objectName} of backup ${supplier.id} is corrupt${orHashes}: the block at offset ${at} does not match its SHA-256`, { backupId: supplier.id, objectName, offset: at });
-    }
+    const plan = await planChunk(record, chain, base, i, options.signal);
+    const view = Buffer.from(slot.chunk.buffer, slot.chunk.offset, plan.length);
+    if (writesZeros) zeroFillBlocks(view, plan, record.blockSize);
+    await rebuildChunk(repo, record, chain, plan, slot, !!options.verifyOnly, options.signal);
+    bytesRebuilt += rebuiltBytes(plan, record.blockSize);
     if (target) {
-      const { written, buffered } = await writeChunk(target, view, offset, writesZeros ? null : isZero, blockSize, aligned);
+      // Not written: blocks the target already has (a base), and zero blocks of a new sparse file.
+      const skip = plan.rebuilt.map((r, b) => (!r || (!writesZeros && plan.isZero[b]) ? 1 : 0));
+      const { written, buffered } = await writeChunk(target, view, plan.offset, base || !writesZeros ? skip : null, record.blockSize, aligned);
       bytesWritten += written;
-      unflushed += buffered;
-      flushInBackground();
+      flush!.wrote(buffered);
     }
-    progress.chunk(i, length);
+    progress.chunk(i, plan.length);
   });
-  await flushing;
-  if (flushError) throw flushError;
+  await flush?.done();
   progress.end();
-  return { bytesWritten };
+  return { bytesWritten, bytesRebuilt };
+}
+
+/**
+ * Buffered writes (no O_DIRECT here) start going to the disk while later chunks are still being
+ * rebuilt, so the final fsync does not wait for the whole volume: a background datasync every FLUSH_BYTES.
+ */
+class BackgroundFlush {
+  private unflushed = 0;
+  private flushing: Promise<void> | null = null;
+  private error: unknown = null;
+  constructor(private readonly target: Target) {}
+
+  wrote(bytes: number): void {
+    this.unflushed += bytes;
+    if (this.flushing || this.unflushed < FLUSH_BYTES) return;
+    this.unflushed = 0;
+    this.flushing = syncTarget(this.target, true).catch((err) => { this.error ??= err; }).finally(() => { this.flushing = null; });
+  }
+
+  async done(): Promise<void> {
+    await this.flushing;
+    if (this.error) throw this.error;
+  }
+}
+
+/** Chunk `i`'s plan: which layer supplies each block, checked complete; with a base, only the blocks that differ from it. */
+async function planChunk(record: BackupRecord, chain: ChainView, base: ChainView | null, i: number, signal?: AbortSignal): Promise<ChunkPlan> {
+  const { size, chunkSize, blockSize } = record;
+  const offset = i * chunkSize;
+  const length = Math.min(chunkSize, size - offset);
+  const nBlocks = Math.ceil(length / blockSize);
+  const { state, stateLayer, objects } = await chain.resolve(i, signal);
+  if (state.zero.length < nBlocks) {
+    throw new VolumeBackupError('CORRUPT', `the metadata of the chain of ${record.id} describes ${state.zero.length} blocks of chunk ${i}, not ${nBlocks}`, { backupId: record.id });
+  }
+  const isZero = state.zero.subarray(0, nBlocks);
+  const rebuilt = base ? differingBlocks(state.hashes, (await base.state(i, signal)).hashes, nBlocks) : new Uint8Array(nBlocks).fill(1);
+  // Which layer supplies each non-zero block: the newest that stored it (-1: nobody, which is corruption).
+  const source = new Int32Array(nBlocks).fill(-1);
+  objects.forEach((obj, k) => {
+    for (const [start, len] of obj?.extents ?? []) markBlocks(source, start - offset, len, blockSize, k);
+  });
+  for (let b = 0; b < nBlocks; b++) {
+    if (!rebuilt[b] || isZero[b]) source[b] = -1;
+    else if (source[b] < 0) {
+      throw new VolumeBackupError('CORRUPT', `no backup in the chain of ${record.id} holds the block at offset ${offset + b * blockSize}: the metadata is incomplete`, { backupId: record.id });
+    }
+  }
+  const needed = [...new Set(Array.from(source).filter((k) => k >= 0))];
+  return { index: i, offset, length, isZero, source, rebuilt, needed, stateLayer, objects, expected: state.hashes };
+}
+
+/** 1 where the block's hash differs from the base's (a base restore rewrites only those). */
+function differingBlocks(hashes: Buffer, baseHashes: Buffer, nBlocks: number): Uint8Array {
+  const out = new Uint8Array(nBlocks);
+  for (let b = 0; b < nBlocks; b++) out[b] = hashes.compare(baseHashes, b * 32, b * 32 + 32, b * 32, b * 32 + 32) === 0 ? 0 : 1;
+  return out;
+}
+
+function rebuiltBytes(plan: ChunkPlan, blockSize: number): number {
+  let n = 0;
+  for (let b = 0; b < plan.rebuilt.length; b++) if (plan.rebuilt[b]) n += Math.min(blockSize, plan.length - b * blockSize);
+  return n;
+}
+
+/** Zero blocks written to an existing target are written as zeros: put zeros in their place. */
+function zeroFillBlocks(view: Buffer, plan: ChunkPlan, blockSize: number): void {
+  for (let b = 0; b < plan.isZero.length; b++) if (plan.isZero[b] && plan.rebuilt[b]) view.fill(0, b * blockSize, Math.min((b + 1) * blockSize, plan.length));
+}
+
+/**
+ * Fetch each needed object once, copy in the blocks it supplies, and check every rebuilt data block
+ * against the chunk's hashes (in the worker that unpacks the chunk's last object). One object at a time
+ * per chunk: the parallelism is across chunks.
+ */
+async function rebuildChunk(
+  repo: Repository,
+  record: BackupRecord,
+  chain: ChainView,
+  plan: ChunkPlan,
+  slot: { chunk: SharedSlice; stored: SharedArrayBuffer },
+  verifyOnly: boolean,
+  signal?: AbortSignal,
+): Promise<void> {
+  const { needed, objects, source, isZero, offset, length } = plan;
+  const { blockSize } = record;
+  if (needed.length === 0) return; // zeros, or the base's blocks: nothing to fetch or check
+  // Blocks not rebuilt are skipped by the check as zero blocks are (the caller knows what they hold).
+  const skipped = isZero.map((z, b) => (z || !plan.rebuilt[b] ? 1 : 0));
+  // A copy (the worker gets its own), made only for a chunk with data: a thin volume is mostly without.
+  const check: BlockCheck = { length, blockSize, expected: new Uint8Array(plan.expected.subarray(0, isZero.length * 32)), zero: skipped };
+  let badBlock = -1;
+  let verified = false;
+  for (const [n, k] of needed.entries()) {
+    const obj = objects[k]!;
+    const copies = copyPlan(obj, k, source, isZero, offset, length, blockSize);
+    // A restore checks the content it writes, every block of it (as restic and borg check the content
+    // they extract, not its container); verify-only mode, which checks the repository, also checks
+    // each stored object's own digest, so damage in blocks a restore does not use is found too.
+    const r = await fetchInto(repo, chain.layers[k].record, obj, slot, copies, verifyOnly, n === needed.length - 1 ? check : undefined, signal);
+    if (r !== undefined) {
+      badBlock = r;
+      verified = true;
+    }
+  }
+  if (!verified) badBlock = await verifyChunk({ chunk: slot.chunk.buffer, chunkOffset: slot.chunk.offset, ...check });
+  if (badBlock >= 0) throw blockMismatch(record, chain, plan, badBlock, blockSize);
+}
+
+/** Either the supplying object or the hashes recorded for the chunk are wrong: name both. */
+function blockMismatch(record: BackupRecord, chain: ChainView, plan: ChunkPlan, badBlock: number, blockSize: number): VolumeBackupError {
+  const supplier = chain.layers[plan.source[badBlock]].record;
+  const objectName = plan.objects[plan.source[badBlock]]!.name;
+  const hashesBy = plan.stateLayer >= 0 ? chain.layers[plan.stateLayer].record.id : record.id;
+  const orHashes = hashesBy === supplier.id ? '' : ` (or the block hashes backup ${hashesBy} recorded are)`;
+  const at = plan.offset + badBlock * blockSize;
+  return new VolumeBackupError('CORRUPT', `object ${objectName} of backup ${supplier.id} is corrupt${orHashes}: the block at offset ${at} does not match its SHA-256`, { backupId: supplier.id, objectName, offset: at });
 }
 
 function markBlocks(source: Int32Array, rel: number, len: number, blockSize: number, layer: number): void {
@@ -295,9 +377,9 @@ async function fetchInto(
 }
 
 /**
- * Write a verified chunk: all of it, or only its data runs when `holes` marks blocks to leave as holes
- * (zeros in a new, sparse file). Returns the bytes written and how many of them went through the page
- * cache (O_DIRECT was refused or the run is not aligned: the volume's unaligned tail).
+ * Write a verified chunk: all of it, or only the runs of blocks that `holes` does not mark (holes of a
+ * new, sparse file; blocks a base target already holds). Returns the bytes written and how many of them
+ * went through the page cache (O_DIRECT was refused or the run is not aligned: the volume's unaligned tail).
  */
 async function writeChunk(target: Target, view: Buffer, offset: number, holes: Uint8Array | null, blockSize: number, aligned: boolean): Promise<{ written: number; buffered: number }> {
   let written = 0;
