@@ -18,6 +18,7 @@ import { heldByThisProcess } from '../repository/owner';
 import { checkBackupId } from '../repository/names';
 import type { BackupRecord } from '../repository/records';
 import { Repository, forEachChunk } from '../repository/repository';
+import { sha256Of } from './block-hash';
 import { unpackObject, verifyChunk, warmHashPool } from './hash-pool';
 import type { BlockCheck } from './hash-worker';
 import { DIRECT_ALIGNMENT, SharedSlice, allocateSharedSlices } from '../io/direct-io';
@@ -57,8 +58,10 @@ export async function restoreBackup(repo: Repository, options: RestoreOptions): 
       }
     }
     const view = await ChainView.open(repo, chain, options.signal);
+    const base = options.baseId ? await openBase(repo, record, options) : null;
     if (!verifyOnly) target = await openTarget(options.target!, record.size);
-    const result = await applyChain(repo, record, view, target, options);
+    const blocksSampled = base && target ? await checkTargetHoldsBase(target, base, options) : 0;
+    const result = await applyChain(repo, record, view, target, options, base?.view ?? null);
     // Only once every block is written: a failed restore leaves an existing target partly overwritten, at its old size.
     const bytesLeftPastEnd = target ? await endTargetAt(target, record.size) : 0;
     if (target) await syncTarget(target);
@@ -70,10 +73,11 @@ export async function restoreBackup(repo: Repository, options: RestoreOptions): 
       chain: chain.map((r) => r.id),
       size: record.size,
       bytesWritten: result.bytesWritten,
-      bytesVerified: record.size,
-      blocksVerified: blockCount(record.size, record.blockSize),
+      bytesVerified: result.bytesRebuilt,
+      blocksVerified: base ? Math.ceil(result.bytesRebuilt / record.blockSize) : blockCount(record.size, record.blockSize),
       bytesLeftPastEnd,
       durationMs: Date.now() - started,
+      ...(base ? { base: { backupId: base.record.id, blocksSampled, bytesUnchanged: record.size - result.bytesRebuilt } } : {}),
     };
   } catch (err) {
     let failure = options.signal?.aborted && !(err instanceof VolumeBackupError && err.code === 'CANCELLED') ? cancelled(options.signal.reason) : err;
@@ -99,6 +103,55 @@ export async function restoreBackup(repo: Repository, options: RestoreOptions): 
       });
     }
   }
+}
+
+/** Target blocks checked against the base's hashes before a base restore (spread over the volume). */
+const BASE_SAMPLE_BLOCKS = 64;
+
+interface Base {
+  record: BackupRecord;
+  view: ChainView;
+}
+
+/** The base of a restore: an available backup of the same geometry, its chain's metadata read. */
+async function openBase(repo: Repository, record: BackupRecord, options: RestoreOptions): Promise<Base> {
+  const baseId = checkBackupId(options.baseId!);
+  if (options.verifyOnly) throw new VolumeBackupError('INVALID_ARGUMENT', 'a base applies to a restore into a target, not to verify-only');
+  if (baseId === record.id) throw new VolumeBackupError('INVALID_ARGUMENT', `the base ${baseId} is the backup being restored: the target would be left as it is; restore without a base to rewrite it`);
+  const base = await repo.getRecord(baseId);
+  if (base.status !== 'available' && base.status !== 'restoring') throw new VolumeBackupError('CONFLICT', `base backup ${baseId} is ${base.status}, not available`);
+  if (base.size !== record.size || base.chunkSize !== record.chunkSize || base.blockSize !== record.blockSize) {
+    throw new VolumeBackupError('INVALID_ARGUMENT', `base backup ${baseId} (${base.size} bytes, ${base.chunkSize}/${base.blockSize} chunk/block) does not match backup ${record.id} (${record.size}, ${record.chunkSize}/${record.blockSize}): restore without a base`);
+  }
+  const chain = chainOf(await repo.listRecords(base.volumeId), baseId);
+  return { record: base, view: await ChainView.open(repo, chain, options.signal) };
+}
+
+/**
+ * A base restore trusts the target to hold the base's bytes: check that on a sample of blocks (or not,
+ * with trustBase), and refuse a target that does not, or that did not exist.
+ */
+async function checkTargetHoldsBase(target: Target, base: Base, options: RestoreOptions): Promise<number> {
+  const { size, chunkSize, blockSize, id } = base.record;
+  if (target.created) throw new VolumeBackupError('INVALID_ARGUMENT', `restore target ${target.path} did not exist, so it cannot hold base backup ${id}: restore without a base`);
+  if (options.trustBase) return 0;
+  const blocks = blockCount(size, blockSize);
+  const picks = new Set<number>([0, blocks - 1]);
+  for (let k = 0; picks.size < Math.min(blocks, BASE_SAMPLE_BLOCKS); k++) picks.add(Math.floor(((k + Math.random()) * blocks) / BASE_SAMPLE_BLOCKS) % blocks);
+  const buf = Buffer.alloc(blockSize);
+  for (const b of [...picks].sort((x, y) => x - y)) {
+    throwIfAborted(options.signal);
+    const at = b * blockSize;
+    const length = Math.min(blockSize, size - at);
+    const { bytesRead } = await target.handle.read(buf, 0, length, at);
+    const chunk = Math.floor(at / chunkSize);
+    const k = (at - chunk * chunkSize) / blockSize;
+    const expected = (await base.view.state(chunk, options.signal)).hashes.subarray(k * 32, k * 32 + 32);
+    if (bytesRead !== length || !sha256Of(buf.subarray(0, length)).equals(expected)) {
+      throw new VolumeBackupError('CONFLICT', `restore target ${target.path} does not hold base backup ${id}: its block at offset ${at} differs; restore without a base (or, if you are sure, trust it explicitly)`, { offset: at });
+    }
+  }
+  return picks.size;
 }
 
 /** What one chunk's restore does: where its blocks come from, which are checked, which are written. */

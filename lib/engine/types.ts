@@ -95,6 +95,13 @@ export interface RestoreOptions extends CommonOptions {
   target?: string;
   /** Read and check everything, write nothing. */
   verifyOnly?: boolean;
+  /**
+   * A backup whose bytes the (existing) target already holds: only the blocks that differ between it and
+   * the restored backup are written. A sample of the target's blocks is checked against its hashes first.
+   */
+  baseId?: string;
+  /** With baseId: skip the sample check (the caller knows the target holds the base's bytes). */
+  trustBase?: boolean;
 }
 
 export interface RestoreResult {
@@ -115,6 +122,8 @@ export interface RestoreResult {
    */
   bytesLeftPastEnd: number;
   durationMs: number;
+  /** With a base: which, how many target blocks were checked against it, and the bytes left as they were. */
+  base?: { backupId: string; blocksSampled: number; bytesUnchanged: number };
 }
 
 export interface DeleteOptions {
