@@ -12,7 +12,7 @@ import { volumeIdForPath } from '../../lib/repository/names';
 import type { BackupRecord } from '../../lib/repository/records';
 import { ProviderChoice } from '../../lib/snapshot';
 import { commonBackupOptions, effectiveKind, fullIfNoParent } from '../common/backup-options';
-import { sizeAndTime } from '../common/format';
+import { formatBytes, sizeAndTime } from '../common/format';
 import { registerOperationNode } from '../common/operation-node';
 import type { NodeAPI, NodeDef } from '../common/red';
 import { checkOptions, resolveProperties, sameNamed } from '../common/resolve';
@@ -53,6 +53,16 @@ function providerConfigFromNode(def: NodeDef): Record<string, unknown> {
   };
 }
 
+/**
+ * How much was read and how, short enough for a status: ", extents: 21 MiB" (changed extents only) or
+ * ", full read: 2 GiB"; the reason for a full read is in the log and in msg.payload.readStats.
+ */
+function readSummary(record: BackupRecord): string {
+  const stats = record.readStats;
+  if (!stats) return '';
+  return `, ${stats.method === 'changed-extents' ? 'extents' : 'full read'}: ${formatBytes(stats.bytesRead)}`;
+}
+
 export = function register(RED: NodeAPI): void {
   registerOperationNode<BackupRecord>(RED, 'volume-snapshot-backup', (node, def) => ({
     createRepository: true,
@@ -82,7 +92,8 @@ export = function register(RED: NodeAPI): void {
       } else {
         if (!input.volume || !volumeId) throw invalid(`invalid input: volume (from ${from.volume}) is missing: give the path of the live volume to snapshot`);
         const temporarySnapshot = def.provider === 'msg' ? input.temporarySnapshot : providerConfigFromNode(def);
-        Object.assign(options, { volume: input.volume, volumeId, temporarySnapshot });
+        // On unless unticked (flows from before the checkbox existed keep bases too).
+        Object.assign(options, { volume: input.volume, volumeId, temporarySnapshot, keepBase: def.keepBase !== false });
       }
       const mode = await effectiveKind(ctx.repo, { volumeId, mode: input.mode, parentId: input.parentId, before, fullIfNoParent: fullIfNoParent(def) });
       const { volumeId: _ignored, ...common } = await commonBackupOptions(RED, node, def, ctx, mode);
@@ -95,6 +106,6 @@ export = function register(RED: NodeAPI): void {
       }
       return createSnapshotBackup(ctx.repo, options);
     },
-    summary: (record, ms) => sizeAndTime(record.size, ms),
+    summary: (record, ms) => `${sizeAndTime(record.size, ms)}${readSummary(record)}`,
   }));
 };
