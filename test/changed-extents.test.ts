@@ -18,6 +18,7 @@ import { chunkCount } from '../lib/repository/format';
 import { deleteBackup } from '../lib/engine/delete';
 import { restoreBackup } from '../lib/engine/restore';
 import { createSnapshotBackup, SnapshotBackupOptions } from '../lib/engine/snapshot-backup';
+import { backupView } from '../plugins/backups-sidebar/view';
 import { cliEnv, runCli } from './helpers/cli';
 import { scatterWrites, sha256File } from './helpers/volumes';
 import { LoopFsKind, LoopFsVolume, run, setUpLoopFsVolume } from './snapshot-loopfs';
@@ -111,6 +112,8 @@ for (const [kind, provider] of [['btrfs', 'btrfs'], ['xfs', 'reflink']] as [Loop
       assert.strictEqual((await basesLeft(fx!)).length, 1);
       const records = await fast.listRecords(incr.volumeId);
       assert.deepStrictEqual(records.filter((r) => r.baseSnapshot).map((r) => r.id), [incr.id]);
+      // The sidebar shows where it is.
+      assert.match(backupView(records.find((r) => r.id === incr.id)!, 1, new Date()).baseSnapshot ?? '', /volume-backup-tmp-\S+ on /);
       assert.strictEqual((await fsp.readdir(fx!.stateDir)).length, 1, 'one owner file: the base');
     });
 

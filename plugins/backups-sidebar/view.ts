@@ -30,6 +30,8 @@ export interface BackupView {
   host: string;
   sourcePath: string | null;
   encrypted: boolean;
+  /** The base snapshot this backup keeps for the next incremental (docs/snapshots.md): where, on which host; or null. */
+  baseSnapshot: string | null;
   /** 0 for the chain's first backup, 1 + its parent's depth otherwise. */
   depth: number;
 }
@@ -82,6 +84,7 @@ export function backupView(record: BackupRecord, depth: number, now: Date): Back
     host: record.host,
     sourcePath: record.sourcePath,
     encrypted: record.encrypted,
+    baseSnapshot: record.baseSnapshot ? `${record.baseSnapshot.removes} on ${record.baseSnapshot.host}` : null,
     depth,
   };
 }
