@@ -17,6 +17,7 @@ import { chainOf } from '../lib/repository/catalog';
 import { chunkCount } from '../lib/repository/format';
 import { deleteBackup } from '../lib/engine/delete';
 import { restoreBackup } from '../lib/engine/restore';
+import { verifyVolume } from '../lib/engine/verify-volume';
 import { createSnapshotBackup, SnapshotBackupOptions } from '../lib/engine/snapshot-backup';
 import { backupView } from '../plugins/backups-sidebar/view';
 import { cliEnv, runCli } from './helpers/cli';
@@ -115,6 +116,15 @@ for (const [kind, provider] of [['btrfs', 'btrfs'], ['xfs', 'reflink']] as [Loop
       // The sidebar shows where it is.
       assert.match(backupView(records.find((r) => r.id === incr.id)!, 1, new Date()).baseSnapshot ?? '', /volume-backup-tmp-\S+ on /);
       assert.strictEqual((await fsp.readdir(fx!.stateDir)).length, 1, 'one owner file: the base');
+      const checked = await verifyVolume(fast, { volume: fx!.volume, backupId: incr.id });
+      assert.deepStrictEqual([checked.ok, checked.differingChunks], [true, 0]);
+
+      // After fullReadEvery changed-extent incrementals in a row, the next one reads everything.
+      await scatterWrites(fx!.volume, 0.002, 6);
+      const again = await backup(fast, { mode: 'incremental', fullReadEvery: 1 });
+      assert.strictEqual(again.readStats?.method, 'full');
+      assert.match(again.readStats.reason ?? '', /1 changed-extent incremental\(s\) in a row before this one/);
+      assert.strictEqual(again.readStats.extentRuns, 0);
     });
 
     it('falls back to a full read, saying why, when the base is gone; deleting the backup removes its base', async () => {

@@ -79,7 +79,7 @@ async function choosePlan(parent: BackupRecord, input: PlanInput): Promise<ReadP
   if (problem) return full(problem);
   const runs = (parent.readStats?.extentRuns ?? 0) + 1;
   if (input.fullReadEvery > 0 && runs > input.fullReadEvery) {
-    return full(`every ${input.fullReadEvery + 1}th incremental reads everything, to catch a file system that reports extents wrongly`);
+    return full(`${input.fullReadEvery} changed-extent incremental(s) in a row before this one (fullReadEvery): this one reads everything, to catch a file system that reports extents wrongly`);
   }
   try {
     const options = { timeoutMs: EXTENTS_TIMEOUT_MS, signal: input.signal };
@@ -104,13 +104,16 @@ export async function removeBase(base: BaseSnapshot, ctx: ProviderContext): Prom
 }
 
 /**
- * Every base of the volume on this host but `keep`'s: the record forgets it first (so nobody builds on
- * it), then it is removed. Failures are logged: start-up cleanup removes what is left.
+ * The bases of the volume on this host that backups made before `current` keep (and `current`'s own
+ * unless `keepOwn`): the record forgets it first (so nobody builds on it), then it is removed. A later
+ * backup's base is left alone (one that ran after ours released the volume). Failures are logged:
+ * start-up cleanup removes what is left.
  */
-export async function retireBases(repo: Repository, volumeId: string, keep: string | null, ctx: ProviderContext): Promise<void> {
+export async function retireBases(repo: Repository, current: BackupRecord, keepOwn: boolean, ctx: ProviderContext): Promise<void> {
+  const { volumeId } = current;
   for (const record of await repo.listRecords(volumeId)) {
     const base = record.baseSnapshot;
-    if (!base || record.id === keep || base.host !== repo.host) continue;
+    if (!base || base.host !== repo.host || (record.id === current.id && keepOwn) || record.createdAt > current.createdAt) continue;
     try {
       await repo.updateRecord(record.id, () => ({ baseSnapshot: null }), volumeId);
       await removeBase(base, ctx);

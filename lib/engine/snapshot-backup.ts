@@ -177,7 +177,7 @@ export async function createSnapshotBackup(repo: Repository, input: SnapshotBack
       kept = true;
     }
     // One base per volume: the previous one (or, with keepBase off, every one) goes now.
-    await retireBases(repo, volumeId, kept ? record.id : null, { ...ctx, signal: undefined }).catch((err) =>
+    await retireBases(repo, record, kept, { ...ctx, signal: undefined }).catch((err) =>
       log.warn(`could not look for older base snapshots of volume ${volumeId}: ${errorMessage(err)}; start-up cleanup will remove them`),
     );
     return record;
