@@ -167,6 +167,19 @@ for (const [kind, provider] of [['btrfs', 'btrfs'], ['xfs', 'reflink']] as [Loop
       const listed = await cli('list', '--repo', repoDir, '--volume-id', 'cli-vm');
       assert.strictEqual(listed.stdout.match(/base snapshot \(/g)?.length, 1, listed.stdout);
 
+      // A copy imported into another repository does not own the base: deleting it there leaves the base.
+      const copy = path.join(fx!.work, 'cli-copy');
+      assert.strictEqual((await cli('init', '--repo', copy)).code, 0);
+      await fsp.cp(path.join(repoDir, 'volume_cli-vm'), path.join(copy, 'volume_cli-vm'), { recursive: true });
+      const ids = (JSON.parse((await cli('list', '--repo', repoDir, '--json')).stdout) as BackupRecord[]).filter((r) => r.volumeId === 'cli-vm').sort((a, b) => a.createdAt.localeCompare(b.createdAt)).map((r) => r.id);
+      for (const id of ids) {
+        const imported = await runCli(['import', '--repo', copy, '--json'], { env, input: (await cli('export', '--repo', repoDir, '--backup', id)).stdout });
+        assert.strictEqual(imported.code, 0, imported.stderr);
+        assert.strictEqual((JSON.parse(imported.stdout) as BackupRecord).baseSnapshot ?? null, null);
+      }
+      assert.strictEqual((await cli('delete', '--repo', copy, '--backup', ids[0], '--cascade')).code, 0);
+      assert.strictEqual((await basesLeft(fx!)).length, 1, 'the original repository still has its base');
+
       // The backup holding the base goes behind this host's back (say, its record is removed by hand):
       // the next run's start-up cleanup removes the base it no longer needs.
       const repo = await openRepository(repoDir);
