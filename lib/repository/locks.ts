@@ -11,7 +11,7 @@ import { LOCKS_PREFIX } from './layout';
 import type { Repository } from './repository';
 import { heldByThisProcess, thisProcessAs } from './owner';
 import { BackupRecord, OperationOwner, isTransient } from './records';
-import { sleep } from './repository';
+import { sleep } from '../util/concurrency';
 
 export const DEFAULT_LEASE_TTL_MS = 60_000;
 

@@ -7,7 +7,8 @@
 import { ObjectNotFoundError, VolumeBackupError } from '../errors';
 import { checkVolumeId } from './names';
 import type { BackupRecord } from './records';
-import { RECORDS_PREFIX, Repository, mapLimit } from './repository';
+import { RECORDS_PREFIX, Repository } from './repository';
+import { mapLimit } from '../util/concurrency';
 
 export class ParentIndex {
   /** Record id → its parentId, as of the last refresh. */

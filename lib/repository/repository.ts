@@ -17,6 +17,7 @@ import { RepositoryConfig, parseRepositoryConfig } from './config';
 import { RECORDS_PREFIX, recordLayoutProblem } from './layout';
 export { RECORDS_PREFIX } from './layout';
 import { missingConfigError, repositoryContentAt } from './missing-config';
+import { mapLimit, sleep } from '../util/concurrency';
 
 export const REPOSITORY_CONFIG_NAME = 'repository.json';
 const CAS_ATTEMPTS = 20;
@@ -314,50 +315,7 @@ export async function openRepositoryIn(
   return new Repository(driver, { container, host: options.host, codec, config });
 }
 
-/**
- * `fn` over `items`, at most `limit` at a time. On the first failure no new item is started, and the
- * failure is thrown only once every started call has settled: a caller that cleans up after a failure
- * (removes a failed backup's objects) must not race calls that are still writing.
- */
-export async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T, index: number) => Promise<R>): Promise<R[]> {
-  const results: R[] = new Array(items.length);
-  let next = 0;
-  let failure: { error: unknown } | null = null;
-  const workers = Array.from({ length: Math.min(limit, items.length) }, async () => {
-    while (!failure && next < items.length) {
-      const i = next++;
-      try {
-        results[i] = await fn(items[i], i);
-      } catch (error) {
-        failure ??= { error };
-      }
-    }
-  });
-  await Promise.all(workers);
-  if (failure) throw (failure as { error: unknown }).error;
-  return results;
-}
-
-/**
- * The chunk loop of backups and restores: each slot (a set of buffers) takes chunk indexes 0..count-1
- * in turn. On the first failure the other slots take no new chunk, and it is thrown once they stopped.
- */
-export async function forEachChunk<S>(slots: readonly S[], count: number, fn: (slot: S, chunk: number) => Promise<void>): Promise<void> {
-  let next = 0;
-  await mapLimit(slots, slots.length, async (slot) => {
-    for (let i = next++; i < count; i = next++) {
-      try {
-        await fn(slot, i);
-      } catch (err) {
-        next = count;
-        throw err;
-      }
-    }
-  });
-}
-
-export function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
+// The concurrency helpers moved to lib/util/concurrency.ts; re-exported for the modules that import them from here.
+export { forEachChunk, mapLimit, sleep } from '../util/concurrency';
 
 export { invalid };
