@@ -5,6 +5,8 @@
  * (a directory for posix, a bucket for s3/gcs) and use "/" as separator.
  */
 
+import { cinderObjectNamePrefix } from '../repository/layout';
+
 export interface ObjectEntry {
   name: string;
   size: number;
@@ -87,11 +89,8 @@ export interface Driver {
   close?(): Promise<void>;
 }
 
-/** Cinder's object-name prefix for object stores: volume_<id>/<YYYYmmddHHMMSS>/backup_<id>. */
-export function cinderObjectNamePrefix(parts: PrefixParts): string {
-  const ts = parts.createdAt.toISOString().replace(/[-:T]/g, '').slice(0, 14);
-  return `volume_${parts.volumeId}/${ts}/backup_${parts.backupId}`;
-}
+// Cinder's object-name prefix (volume_<id>/<YYYYmmddHHMMSS>/backup_<id>) is the object layout's: it lives there.
+export { cinderObjectNamePrefix };
 
 /** The parts of the contract every driver here answers alike: Cinder's names, no renames, no metadata. */
 export abstract class CinderNaming {

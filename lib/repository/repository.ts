@@ -8,13 +8,13 @@
  * Everything a restore, verify or prune needs is here; nothing lives outside it.
  */
 import * as os from 'os';
-import { Driver, ObjectEntry, ObjectOptions } from '../drivers/driver';
+import { Driver, ObjectEntry, ObjectOptions, StoredObject } from '../drivers/driver';
 import { ObjectNotFoundError, PreconditionFailedError, VolumeBackupError, errorMessage, invalid } from '../errors';
 import { checkBackupId, checkHost, checkVolumeId } from './names';
 import { BackupRecord, BackupStatus, canTransition, isTransient, parseRecord } from './records';
 import { IDENTITY_CODEC, ObjectCodec } from '../codec/object-codec';
 import { RepositoryConfig, parseRepositoryConfig } from './config';
-import { RECORDS_PREFIX, recordLayoutProblem } from './layout';
+import { LOCKS_PREFIX, RECORDS_PREFIX, backupPrefix, leaseObjectName, orphanStateName, recordLayoutProblem, recordObjectName, volumeOfLeaseName } from './layout';
 export { RECORDS_PREFIX } from './layout';
 import { missingConfigError, repositoryContentAt } from './missing-config';
 import { mapLimit, sleep } from '../util/concurrency';
@@ -66,7 +66,7 @@ export class Repository {
   }
 
   recordName(volumeId: string, backupId: string): string {
-    return `${RECORDS_PREFIX}${checkVolumeId(volumeId)}/${checkBackupId(backupId)}.json`;
+    return recordObjectName(checkVolumeId(volumeId), checkBackupId(backupId));
   }
 
   // ---- records ---------------------------------------------------------------------------------
@@ -76,8 +76,7 @@ export class Repository {
    * layout's, are reported through `onInvalid`, not thrown (and never acted on).
    */
   async listRecords(volumeId?: string, onInvalid?: (name: string, reason: string) => void): Promise<BackupRecord[]> {
-    const prefix = volumeId ? `${RECORDS_PREFIX}${checkVolumeId(volumeId)}/` : RECORDS_PREFIX;
-    return this.readRecordEntries((await this.driver.listEntries(this.container, prefix)).filter((e) => e.name.endsWith('.json')), onInvalid);
+    return this.readRecordEntries(await this.listRecordEntries(volumeId), onInvalid);
   }
 
   /**
@@ -111,9 +110,10 @@ export class Repository {
     return records.sort((a, b) => a.dataTimestamp.localeCompare(b.dataTimestamp) || a.createdAt.localeCompare(b.createdAt));
   }
 
-  /** The record names under records/, without reading them. */
-  async listRecordEntries(): Promise<ObjectEntry[]> {
-    return (await this.driver.listEntries(this.container, RECORDS_PREFIX)).filter((e) => e.name.endsWith('.json'));
+  /** The record names under records/ (or one volume's), without reading them. */
+  async listRecordEntries(volumeId?: string): Promise<ObjectEntry[]> {
+    const prefix = volumeId ? `${RECORDS_PREFIX}${checkVolumeId(volumeId)}/` : RECORDS_PREFIX;
+    return (await this.driver.listEntries(this.container, prefix)).filter((e) => e.name.endsWith('.json'));
   }
 
   private async findRecordName(backupId: string): Promise<string> {
@@ -178,27 +178,36 @@ export class Repository {
     volumeId?: string,
   ): Promise<BackupRecord> {
     for (let attempt = 0; attempt < CAS_ATTEMPTS; attempt++) {
-      const { record, etag } = await this.readRecord(backupId, volumeId);
-      const patch = change(record);
-      if (patch.status && patch.status !== record.status && !canTransition(record.status, patch.status)) {
-        throw new VolumeBackupError(
-          'CONFLICT',
-          `backup ${backupId} is ${record.status} and cannot become ${patch.status}`,
-          { backupId, status: record.status },
-        );
-      }
-      const next = parseRecord({ ...record, ...patch, updatedAt: new Date().toISOString() });
-      // An owner and a lease belong to a running operation: a record that leaves it keeps neither.
-      if (!isTransient(next.status)) Object.assign(next, { owner: null, leaseExpiresAt: null });
+      const current = await this.readRecord(backupId, volumeId);
       try {
-        await this.driver.replaceIfMatch(this.container, this.recordName(next.volumeId, next.id), encodeRecord(next), etag);
-        return next;
+        return await this.replaceRecord(current, change(current.record));
       } catch (err) {
         if (!(err instanceof PreconditionFailedError)) throw err;
         await sleep(5 + Math.random() * 20 * (attempt + 1));
       }
     }
     throw new VolumeBackupError('CONFLICT', `backup ${backupId} kept changing under us; try again`, { backupId });
+  }
+
+  /**
+   * One compare-and-swap of a record read earlier: `patch` applied to the version `current` names.
+   * The status machine (records.ts) is checked here, for every caller; throws PreconditionFailedError
+   * when the record changed since it was read.
+   */
+  async replaceRecord(current: VersionedRecord, patch: Partial<BackupRecord>): Promise<BackupRecord> {
+    const { record, etag } = current;
+    if (patch.status && patch.status !== record.status && !canTransition(record.status, patch.status)) {
+      throw new VolumeBackupError(
+        'CONFLICT',
+        `backup ${record.id} is ${record.status} and cannot become ${patch.status}`,
+        { backupId: record.id, status: record.status },
+      );
+    }
+    const next = parseRecord({ ...record, ...patch, updatedAt: new Date().toISOString() });
+    // An owner and a lease belong to a running operation: a record that leaves it keeps neither.
+    if (!isTransient(next.status)) Object.assign(next, { owner: null, leaseExpiresAt: null });
+    await this.driver.replaceIfMatch(this.container, this.recordName(next.volumeId, next.id), encodeRecord(next), etag);
+    return next;
   }
 
   /** Move a record from one status to another, refusing if it is not in one of `from`. */
@@ -217,6 +226,55 @@ export class Repository {
 
   async deleteRecord(record: BackupRecord): Promise<void> {
     await this.driver.deleteObject(this.container, this.recordName(record.volumeId, record.id));
+  }
+
+  // ---- volume leases: locks/<volumeId>.json, plain JSON (lib/repository/locks.ts gives them meaning) ----
+
+  /** Create a volume's lease object; PreconditionFailedError when there is one. */
+  async createLease(volumeId: string, data: Buffer): Promise<string> {
+    return this.driver.putIfAbsent(this.container, leaseObjectName(checkVolumeId(volumeId)), data);
+  }
+
+  /** A volume's lease object; ObjectNotFoundError when there is none. */
+  async readLease(volumeId: string): Promise<StoredObject> {
+    return this.driver.readObject(this.container, leaseObjectName(checkVolumeId(volumeId)));
+  }
+
+  /** Replace a volume's lease object if it is still the version `etag` names. */
+  async replaceLease(volumeId: string, data: Buffer, etag: string): Promise<string> {
+    return this.driver.replaceIfMatch(this.container, leaseObjectName(checkVolumeId(volumeId)), data, etag);
+  }
+
+  async deleteLease(volumeId: string): Promise<void> {
+    await this.driver.deleteObject(this.container, leaseObjectName(checkVolumeId(volumeId)));
+  }
+
+  /** The volumes that have a lease object (whatever its state). */
+  async listLeaseVolumes(): Promise<string[]> {
+    return (await this.driver.listEntries(this.container, LOCKS_PREFIX)).flatMap((e) => volumeOfLeaseName(e.name) ?? []);
+  }
+
+  // ---- prune state: prune/orphans/<volumeId>.json, sealed with the codec like every backup object ----
+
+  /** Prune's orphan bookkeeping of a volume; null when there is none or it cannot be read (it only delays deletions). */
+  async readPruneState(volumeId: string): Promise<unknown> {
+    const name = orphanStateName(checkVolumeId(volumeId));
+    try {
+      const { data } = await this.driver.readObject(this.container, name);
+      return JSON.parse(this.codec.open(data, name).toString('utf8'));
+    } catch (err) {
+      if (err instanceof ObjectNotFoundError || err instanceof SyntaxError || (err instanceof VolumeBackupError && (err.code === 'CORRUPT' || err.code === 'ENCRYPTION'))) return null;
+      throw err;
+    }
+  }
+
+  async writePruneState(volumeId: string, state: unknown): Promise<void> {
+    const name = orphanStateName(checkVolumeId(volumeId));
+    await this.driver.writeObject(this.container, name, this.codec.seal(Buffer.from(JSON.stringify(state) + '\n'), name));
+  }
+
+  async deletePruneState(volumeId: string): Promise<void> {
+    await this.driver.deleteObject(this.container, orphanStateName(checkVolumeId(volumeId)));
   }
 
   // ---- objects ---------------------------------------------------------------------------------
@@ -244,6 +302,26 @@ export class Repository {
 
   async listObjects(prefix: string): Promise<ObjectEntry[]> {
     return this.driver.listEntries(this.container, prefix);
+  }
+
+  /** Remove what killed writers of this machine left (temporary files); 0 for stores that leave none. */
+  async removeStaleTemporaries(): Promise<number> {
+    return this.driver.removeStaleTemporaries ? this.driver.removeStaleTemporaries(this.container) : 0;
+  }
+
+  /** The object-name prefix the layout gives a new backup. */
+  backupPrefix(parts: { volumeId: string; backupId: string; createdAt: Date | string }): string {
+    return backupPrefix(this.driver, parts);
+  }
+
+  /** True when the store wants each written object's MD5 (ObjectOptions.md5): computed off the event loop. */
+  get wantsMd5(): boolean {
+    return !!this.driver.wantsMd5;
+  }
+
+  /** What every reader and writer of this store is given (Cinder's get_extra_metadata). */
+  get extraMetadata(): Record<string, string> | null {
+    return this.driver.getExtraMetadata();
   }
 
   async close(): Promise<void> {
