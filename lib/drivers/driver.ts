@@ -87,6 +87,13 @@ export interface Driver {
 
   /** Release sockets, timers and clients. */
   close?(): Promise<void>;
+
+  /**
+   * Why an error of this backend is worth another attempt (a short reason for the log), or null when
+   * retrying cannot help. Retries are not the driver's: withRetries (retrying-driver.ts) wraps every
+   * driver once and asks here; without this method, connection errors and TransientError are retried.
+   */
+  transientReason?(err: unknown): string | null;
 }
 
 // Cinder's object-name prefix (volume_<id>/<YYYYmmddHHMMSS>/backup_<id>) is the object layout's: it lives there.

@@ -9,6 +9,7 @@ import { z } from 'zod';
 import { invalid } from '../errors';
 import { Driver } from './driver';
 import { PosixDriver } from './posix';
+import { withRetries } from './retrying-driver';
 
 export const PosixSpec = z.object({
   backend: z.literal('posix'),
@@ -86,7 +87,8 @@ export function createDriver(spec: DriverSpec, context: DriverContext = {}): Dri
     throw invalid(`invalid storage settings: ${parsed.error.issues.map((i) => `${i.path.join('.') || 'backend'}: ${i.message}`).join('; ')}`);
   }
   const factory = factories[parsed.data.backend] ?? lazyFactory(parsed.data.backend);
-  return factory(parsed.data, context);
+  // Retries are a layer around whatever the factory made (retrying-driver.ts), not each backend's code.
+  return withRetries(factory(parsed.data, context), { policy: 'retry' in parsed.data ? parsed.data.retry : undefined, log: context.log });
 }
 
 function lazyFactory(backend: string): DriverFactory {

@@ -18,6 +18,7 @@ import { LOCKS_PREFIX, RECORDS_PREFIX, backupPrefix, leaseObjectName, orphanStat
 export { RECORDS_PREFIX } from './layout';
 import { missingConfigError, repositoryContentAt } from './missing-config';
 import { mapLimit, sleep } from '../util/concurrency';
+import { withRetries } from '../drivers/retrying-driver';
 
 export const REPOSITORY_CONFIG_NAME = 'repository.json';
 const CAS_ATTEMPTS = 20;
@@ -355,6 +356,8 @@ export async function openRepositoryIn(
     makeCodec?: (config: RepositoryConfig) => Promise<ObjectCodec>;
   },
 ): Promise<Repository> {
+  // Whatever made the driver, it is used with retries (once: createDriver's are returned as they are).
+  driver = withRetries(driver);
   const container = driver.updateContainerName(options.container) ?? options.container ?? '';
   let config = await readConfigIfAny(driver, container);
   if (!config && !options.create) {
