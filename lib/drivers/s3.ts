@@ -18,8 +18,8 @@ import { md5Hex } from './md5-thread';
 import { uploadMultipart } from './s3-multipart';
 import { TransientError, transientReason, withRetry } from './retry';
 import { retryReason } from './retrying-driver';
+import { S3_DEFAULTS, S3_MIN_PART_SIZE } from './s3-settings';
 
-const MiB = 1024 * 1024;
 const PART_CONCURRENCY = 4;
 
 // This package supports Node 20 (package.json engines); the SDK's eight-line notice about its own
@@ -78,8 +78,8 @@ export class S3Driver extends CinderNaming implements Driver {
     this.prefix = normalizePrefix(spec.prefix);
     this.location = bucketLocation('s3', spec, this.prefix);
     this.conditionalWrites = spec.conditionalWrites;
-    this.threshold = spec.multipartThreshold ?? 16 * MiB;
-    this.partSize = Math.max(spec.partSize ?? 8 * MiB, 5 * MiB);
+    this.threshold = spec.multipartThreshold ?? S3_DEFAULTS.multipartThreshold;
+    this.partSize = Math.max(spec.partSize ?? S3_DEFAULTS.partSize, S3_MIN_PART_SIZE);
     const checksums = spec.checksums === 'when_required' ? 'WHEN_REQUIRED' : 'WHEN_SUPPORTED';
     this.client = new S3Client({
       endpoint: spec.endpoint,
@@ -173,7 +173,7 @@ export class S3Driver extends CinderNaming implements Driver {
       (err) => (statusOf(err) === 404 ? false : Promise.reject(err)),
     );
     if (exists) return;
-    const location = this.spec.region === 'us-east-1' ? undefined : { LocationConstraint: this.spec.region as never };
+    const location = this.spec.region === S3_DEFAULTS.region ? undefined : { LocationConstraint: this.spec.region as never };
     const ours = new Error('the bucket exists and is ours');
     await this.call('create bucket', '', (s) => this.client.send(new CreateBucketCommand({ Bucket, CreateBucketConfiguration: location }), { abortSignal: s }), {
       expected: (err) => (nameOf(err) === 'BucketAlreadyOwnedByYou' ? ours : undefined),
