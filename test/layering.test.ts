@@ -10,7 +10,7 @@ import * as path from 'path';
 import {
   BackupRecord, Repository, createBackup, initRepository, openRepository, pruneRepository, resetStatus, restoreBackup, verifyRepository,
 } from '../lib';
-import { Driver, ObjectEntry, ObjectOptions, PrefixParts, StoredObject, cinderObjectNamePrefix } from '../lib/drivers/driver';
+import { CinderNaming, Driver, ObjectEntry, ObjectOptions, StoredObject } from '../lib/drivers/driver';
 import { ObjectNotFoundError, PreconditionFailedError, VolumeBackupError } from '../lib/errors';
 import { ORPHAN_STATE_PREFIX } from '../lib/engine/prune';
 import { parseObjectName } from '../lib/repository/layout';
@@ -120,10 +120,10 @@ describe('layers: one orphan classifier, one door to the driver, retries as a la
 });
 
 /**
- * A third party's backend, the smallest there is: objects in a Map, no retries of its own. The first
+ * A third party's backend, the smallest there is: objects in a Map, Cinder's names, no retries of its own. The first
  * attempt of every operation on a name fails as a dropped connection does.
  */
-class FlakyMemoryDriver implements Driver {
+class FlakyMemoryDriver extends CinderNaming implements Driver {
   readonly kind = 'flaky-memory';
   readonly location = 'memory:flaky';
   readonly conditionalWrites = true;
@@ -175,15 +175,6 @@ class FlakyMemoryDriver implements Driver {
     this.flaky(`replace ${etag}`, name);
     if (this.objects.get(name)?.etag !== etag) throw new PreconditionFailedError(name);
     return this.store(name, data);
-  }
-  generateObjectNamePrefix(parts: PrefixParts): string {
-    return cinderObjectNamePrefix(parts);
-  }
-  updateContainerName(container: string | undefined): string | undefined {
-    return container;
-  }
-  getExtraMetadata(): Record<string, string> | null {
-    return null;
   }
   private store(name: string, data: Buffer): string {
     const etag = `v${++this.version}`;
