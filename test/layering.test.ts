@@ -46,7 +46,7 @@ describe('layers: one orphan classifier, one door to the driver, retries as a la
   const backup = (repo: Repository, volumeId: string, mode: 'full' | 'incremental' = 'full') => createBackup(repo, { volume: img, volumeId, mode, ...SMALL });
   const recordFile = (r: BackupRecord) => path.join(repoDir, 'records', r.volumeId, `${r.id}.json`);
 
-  it('prune and verify report the same orphans on one damaged repository (a stray name outside every volume included)', async () => {
+  it('prune and verify report the same orphans on one damaged repository (names outside every volume\'s directory included)', async () => {
     const repo = track(await openRepository(repoDir, { create: true }));
     await backup(repo, 'disk');
     await backup(repo, 'disk', 'incremental');
@@ -56,6 +56,8 @@ describe('layers: one orphan classifier, one door to the driver, retries as a la
     await fs.rm(recordFile(lost));
     await fs.writeFile(path.join(repoDir, 'volume_disk', 'junk'), 'junk');
     await fs.writeFile(path.join(repoDir, 'volume_stray'), 'stray');
+    await fs.mkdir(path.join(repoDir, 'volume_no id'));
+    await fs.writeFile(path.join(repoDir, 'volume_no id', 'x'), 'not a volume');
 
     const pruned = await pruneRepository(repo, { policy: KEEP_ALL, dryRun: true, orphanGracePeriodMs: 0 });
     const byPrune = new Set(pruned.volumes.flatMap((v) => v.orphans).map((o) => parseObjectName(o.name)?.prefix ?? o.name));
@@ -64,11 +66,12 @@ describe('layers: one orphan classifier, one door to the driver, retries as a la
 
     assert.deepEqual([...byVerify].sort(), [...byPrune].sort(), 'verify reports as orphans exactly what prune would delete');
     assert.deepEqual([...byPrune].sort(), [lost.objectPrefix, 'volume_disk/junk'].sort());
-    assert.ok(verified.notes.some((n) => /volume_stray.*in no volume's directory/.test(n.message)), JSON.stringify(verified.notes));
+    assert.ok(verified.notes.some((n) => /volume_no id\/x, volume_stray\) are under volume_ but in no volume's directory/.test(n.message)), JSON.stringify(verified.notes));
     // And a real prune deletes exactly those, leaving the stray name alone.
     await pruneRepository(repo, { policy: KEEP_ALL, orphanGracePeriodMs: 0 });
     assert.deepEqual((await verifyRepository(repo)).problems, []);
     assert.equal(await fs.readFile(path.join(repoDir, 'volume_stray'), 'utf8'), 'stray');
+    assert.equal(await fs.readFile(path.join(repoDir, 'volume_no id', 'x'), 'utf8'), 'not a volume');
   });
 
   it('prune keeps its orphan state sealed on an encrypted repository, and reads it back', async () => {

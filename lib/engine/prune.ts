@@ -179,12 +179,6 @@ async function list(repo: Repository, volumeId: string | undefined): Promise<Lis
   return { objects, records, unreadable, problems };
 }
 
-/** The objects each record covers, by backup id, and the orphans: the layout's one classifier (verify uses it too). */
-function objectsByBackup(objects: ObjectEntry[], records: BackupRecord[]): { covered: Map<string, ObjectEntry[]>; orphans: ObjectEntry[] } {
-  const { owned, orphans } = classifyObjects(objects, records);
-  return { covered: owned, orphans: orphans.map(({ name, size }) => ({ name, size })) };
-}
-
 // ---- reports and execution -----------------------------------------------------------------------
 
 function keptReport(record: BackupRecord, reasons: string[]): KeptBackupReport {
@@ -204,8 +198,8 @@ function deletedReport(record: BackupRecord, reason: string, bytesFreed: number)
 }
 
 function reportPlan(plan: VolumePlan, objects: ObjectEntry[]): VolumePruneReport {
-  const { covered } = objectsByBackup(objects, [...plan.keep.map((k) => k.record), ...plan.delete.map((d) => d.record)]);
-  const bytesOf = (d: PlannedDelete) => (covered.get(d.record.id) ?? []).reduce((n, e) => n + e.size, 0);
+  const { owned } = classifyObjects(objects, [...plan.keep.map((k) => k.record), ...plan.delete.map((d) => d.record)]);
+  const bytesOf = (d: PlannedDelete) => (owned.get(d.record.id) ?? []).reduce((n, e) => n + e.size, 0);
   return {
     volumeId: plan.volumeId,
     kept: plan.keep.map((k) => keptReport(k.record, k.giveBack ? [...k.reasons, 'its unfinished deletion is undone'] : k.reasons)),
@@ -356,7 +350,8 @@ async function handleOrphans(
   now: Date,
   options: PruneOptions,
 ): Promise<OrphanReport[]> {
-  const { orphans } = objectsByBackup(objects, records);
+  // The layout's one classifier: what verify reports as orphaned is what this deletes.
+  const { orphans } = classifyObjects(objects, records);
   const state = await readOrphanState(repo, volumeId);
   if (orphans.length === 0 && Object.keys(state.firstSeen).length === 0) return [];
   const reports: OrphanReport[] = [];

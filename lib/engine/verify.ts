@@ -368,7 +368,7 @@ async function findOrphans(repo: Repository, objects: ObjectEntry[], known: read
     });
   }
   if (foreign.length > 0) {
-    const shown = foreign.slice(0, 5).map((e) => e.name).join(', ');
+    const shown = foreign.map((e) => e.name).sort().slice(0, 5).join(', ');
     findings.notes.push({ message: `${foreign.length} object(s) (${shown}${foreign.length > 5 ? ', …' : ''}) are under ${DATA_ROOT} but in no volume's directory: not made by volume-backup, so neither verify nor prune acts on them` });
   }
 }
