@@ -15,6 +15,8 @@ import { ObjectNotFoundError, PreconditionFailedError, VolumeBackupError } from 
 import { ORPHAN_STATE_PREFIX } from '../lib/engine/prune';
 import { parseObjectName } from '../lib/repository/layout';
 import { openRepositoryIn } from '../lib/repository/repository';
+import { createDriver } from '../lib/drivers';
+import { withRetries } from '../lib/drivers/retrying-driver';
 import { runCli } from './helpers/cli';
 import { makeImage, sha256File, tempDir } from './helpers/volumes';
 
@@ -119,6 +121,12 @@ describe('layers: one orphan classifier, one door to the driver, retries as a la
     const before = store.failures;
     await assert.rejects(repo.listObjects('volume_'), /connection reset/);
     assert.equal(store.failures - before, 1);
+
+    // Applied once: a driver that has the layer is not wrapped again (the attempts would multiply).
+    const wrapped = withRetries(store);
+    assert.equal(withRetries(wrapped), wrapped);
+    const made = createDriver({ backend: 'posix', path: repoDir });
+    assert.equal(withRetries(made), made, 'createDriver applies the layer itself');
   });
 });
 

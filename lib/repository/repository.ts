@@ -38,6 +38,10 @@ export interface VersionedRecord {
 }
 
 export class Repository {
+  /**
+   * The store, for lib/repository only (the layout's prefix, opening): the engine, the nodes and the CLI
+   * go through the methods below, which hold the names, the codec and the status machine.
+   */
   readonly driver: Driver;
   readonly container: string;
   readonly host: string;
@@ -180,8 +184,9 @@ export class Repository {
   ): Promise<BackupRecord> {
     for (let attempt = 0; attempt < CAS_ATTEMPTS; attempt++) {
       const current = await this.readRecord(backupId, volumeId);
+      const patch = change(current.record);
       try {
-        return await this.replaceRecord(current, change(current.record));
+        return await this.replaceRecord(current, patch);
       } catch (err) {
         if (!(err instanceof PreconditionFailedError)) throw err;
         await sleep(5 + Math.random() * 20 * (attempt + 1));
