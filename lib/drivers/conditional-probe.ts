@@ -13,10 +13,11 @@
  */
 import { randomUUID } from 'crypto';
 import { PreconditionFailedError, VolumeBackupError } from '../errors';
+import { PROBES_PREFIX } from '../repository/layout';
 import type { Driver } from './driver';
 
-/** Where probe objects live, apart from every backup's, record's and lock's name. */
-export const PROBES_PREFIX = 'probes/';
+// Where probe objects live is the object layout's (apart from every backup's, record's and lock's name).
+export { PROBES_PREFIX } from '../repository/layout';
 
 const checked = new Map<string, Promise<void>>();
 

@@ -5,6 +5,8 @@
  * (a directory for posix, a bucket for s3/gcs) and use "/" as separator.
  */
 
+import { cinderObjectNamePrefix } from '../repository/layout';
+
 export interface ObjectEntry {
   name: string;
   size: number;
@@ -85,13 +87,17 @@ export interface Driver {
 
   /** Release sockets, timers and clients. */
   close?(): Promise<void>;
+
+  /**
+   * Why an error of this backend is worth another attempt (a short reason for the log), or null when
+   * retrying cannot help. Retries are not the driver's: withRetries (retrying-driver.ts) wraps every
+   * driver once and asks here; without this method, connection errors and TransientError are retried.
+   */
+  transientReason?(err: unknown): string | null;
 }
 
-/** Cinder's object-name prefix for object stores: volume_<id>/<YYYYmmddHHMMSS>/backup_<id>. */
-export function cinderObjectNamePrefix(parts: PrefixParts): string {
-  const ts = parts.createdAt.toISOString().replace(/[-:T]/g, '').slice(0, 14);
-  return `volume_${parts.volumeId}/${ts}/backup_${parts.backupId}`;
-}
+// Cinder's object-name prefix (volume_<id>/<YYYYmmddHHMMSS>/backup_<id>) is the object layout's: it lives there.
+export { cinderObjectNamePrefix };
 
 /** The parts of the contract every driver here answers alike: Cinder's names, no renames, no metadata. */
 export abstract class CinderNaming {

@@ -9,6 +9,8 @@ import { z } from 'zod';
 import { invalid } from '../errors';
 import { Driver } from './driver';
 import { PosixDriver } from './posix';
+import { withRetries } from './retrying-driver';
+import { S3_DEFAULTS } from './s3-settings';
 
 export const PosixSpec = z.object({
   backend: z.literal('posix'),
@@ -30,12 +32,11 @@ export const RetrySpec = z
 export const S3Spec = z.object({
   backend: z.literal('s3'),
   bucket: z.string().min(3).max(63),
-  prefix: z.string().default(''),
+  prefix: z.string().default(S3_DEFAULTS.prefix),
   endpoint: z.string().url().optional(),
-  region: z.string().default('us-east-1'),
-  forcePathStyle: z.boolean().default(false),
-  /** 'when_supported' is the SDK default (CRC32, aws-chunked); most S3-compatible stores need 'when_required'. */
-  checksums: z.enum(['when_supported', 'when_required']).default('when_supported'),
+  region: z.string().default(S3_DEFAULTS.region),
+  forcePathStyle: z.boolean().default(S3_DEFAULTS.forcePathStyle),
+  checksums: z.enum(['when_supported', 'when_required']).default(S3_DEFAULTS.checksums),
   accessKeyId: z.string().optional(),
   secretAccessKey: z.string().optional(),
   sessionToken: z.string().optional(),
@@ -43,7 +44,7 @@ export const S3Spec = z.object({
   serverSideEncryption: z.enum(['AES256', 'aws:kms', 'aws:kms:dsse']).optional(),
   kmsKeyId: z.string().optional(),
   /** Use If-None-Match/If-Match for records; turn off for stores that do not enforce them (single writer only). */
-  conditionalWrites: z.boolean().default(true),
+  conditionalWrites: z.boolean().default(S3_DEFAULTS.conditionalWrites),
   /** Objects larger than this go up as multipart uploads with parts in parallel. */
   multipartThreshold: z.number().int().positive().optional(),
   partSize: z.number().int().positive().optional(),
@@ -86,7 +87,8 @@ export function createDriver(spec: DriverSpec, context: DriverContext = {}): Dri
     throw invalid(`invalid storage settings: ${parsed.error.issues.map((i) => `${i.path.join('.') || 'backend'}: ${i.message}`).join('; ')}`);
   }
   const factory = factories[parsed.data.backend] ?? lazyFactory(parsed.data.backend);
-  return factory(parsed.data, context);
+  // Retries are a layer around whatever the factory made (retrying-driver.ts), not each backend's code.
+  return withRetries(factory(parsed.data, context), { policy: 'retry' in parsed.data ? parsed.data.retry : undefined, log: context.log });
 }
 
 function lazyFactory(backend: string): DriverFactory {
@@ -117,13 +119,13 @@ export function parseRepositoryUrl(repo: string, env: NodeJS.ProcessEnv = proces
       bucket: url.hostname,
       prefix,
       endpoint: q.get('endpoint') ?? env.AWS_ENDPOINT_URL_S3 ?? env.AWS_ENDPOINT_URL ?? undefined,
-      region: q.get('region') ?? env.AWS_REGION ?? env.AWS_DEFAULT_REGION ?? 'us-east-1',
-      forcePathStyle: flag(q.get('forcePathStyle')) ?? false,
-      checksums: (q.get('checksums')?.toLowerCase() as 'when_required' | 'when_supported' | undefined) ?? 'when_supported',
+      region: q.get('region') ?? env.AWS_REGION ?? env.AWS_DEFAULT_REGION ?? S3_DEFAULTS.region,
+      forcePathStyle: flag(q.get('forcePathStyle')) ?? S3_DEFAULTS.forcePathStyle,
+      checksums: (q.get('checksums')?.toLowerCase() as 'when_required' | 'when_supported' | undefined) ?? S3_DEFAULTS.checksums,
       storageClass: q.get('storageClass') ?? undefined,
       serverSideEncryption: (q.get('sse') as 'AES256' | 'aws:kms' | undefined) ?? undefined,
       kmsKeyId: q.get('kmsKeyId') ?? undefined,
-      conditionalWrites: flag(q.get('conditionalWrites')) ?? true,
+      conditionalWrites: flag(q.get('conditionalWrites')) ?? S3_DEFAULTS.conditionalWrites,
     };
   }
   if (scheme === 'gs' || scheme === 'gcs') {

@@ -10,6 +10,7 @@ import { cleanupHost } from '../../lib/engine/cleanup';
 import { openRepository } from '../../lib/open';
 import { errorMessage, invalid } from '../../lib/errors';
 import type { DriverSpec } from '../../lib/drivers';
+import { S3_DEFAULTS } from '../../lib/drivers/s3-settings';
 import { Compression } from '../../lib/repository/records';
 import type { Repository } from '../../lib/repository/repository';
 import { cleanupSummary } from '../common/cleanup-summary';
@@ -75,16 +76,16 @@ function driverSpecFrom(settings: z.infer<typeof Settings>, credentials: Credent
       return {
         backend: 's3',
         bucket: checkEnvResolved('the bucket', settings.bucket)!,
-        prefix: settings.prefix ?? '',
+        prefix: settings.prefix ?? S3_DEFAULTS.prefix,
         endpoint: checkEnvResolved('the endpoint', settings.endpoint),
-        region: settings.region ?? 'us-east-1',
-        forcePathStyle: settings.forcePathStyle ?? false,
-        checksums: settings.checksums ?? 'when_supported',
+        region: settings.region ?? S3_DEFAULTS.region,
+        forcePathStyle: settings.forcePathStyle ?? S3_DEFAULTS.forcePathStyle,
+        checksums: settings.checksums ?? S3_DEFAULTS.checksums,
         storageClass: settings.storageClass,
         serverSideEncryption: settings.serverSideEncryption,
         kmsKeyId: settings.kmsKeyId,
         // Configs saved before this setting existed keep the safe default.
-        conditionalWrites: settings.conditionalWrites ?? true,
+        conditionalWrites: settings.conditionalWrites ?? S3_DEFAULTS.conditionalWrites,
         accessKeyId: nonEmpty(credentials.accessKeyId),
         secretAccessKey: nonEmpty(credentials.secretAccessKey),
         sessionToken: nonEmpty(credentials.sessionToken),
