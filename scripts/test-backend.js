@@ -19,7 +19,16 @@ if (parsed.values.help || parsed.positionals.length !== 1) {
   process.exit(parsed.values.help ? 0 : 2);
 }
 require('child_process').execFileSync(process.execPath, [path.join(root, 'scripts', 'build.js')], { stdio: 'inherit', cwd: root });
-process.env.VOLUME_BACKUP_CONTRACT_MODULE = parsed.positionals[0];
+const specifier = parsed.positionals[0];
+try {
+  // Refused here in one line (not found, not a backend), before the suite.
+  const registry = require(path.join(root, 'dist', 'lib', 'backends', 'registry.js'));
+  if (!registry.backendNamed(specifier)) registry.loadBackendModules([specifier], process.env.INIT_CWD || process.cwd());
+} catch (err) {
+  console.error(`test-backend: ${err.message}`);
+  process.exit(2);
+}
+process.env.VOLUME_BACKUP_CONTRACT_MODULE = specifier;
 process.env.VOLUME_BACKUP_CONTRACT_REPO = parsed.values.repo ?? '';
 const Mocha = require('mocha');
 const mocha = new Mocha({ timeout: 120_000, reporter: 'spec' });
