@@ -12,7 +12,6 @@ export type { BackendModule, BackendExport, BackendToolkit, Capabilities, Driver
 export {
   DriverSpec, backendNamed, backends, createDriver, formatRepositoryUrl, loadBackendModules, parseRepositoryUrl, registerBackend,
 } from '../backends/registry';
-export { RetrySettings as RetrySpec } from '../backends/object-store';
 
 /** The built-in backends' settings schemas (their drivers take z.infer of these). */
 export const PosixSpec = posixBackend.settings;
