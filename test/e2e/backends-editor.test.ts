@@ -121,6 +121,22 @@ describe('backends in a real Node-RED: a plugin backend, and the driver-config d
       await page.selectOption('#node-config-input-backend', 'sharded');
       assert.ok(await page.isVisible('#node-config-input-path'), 'sharded: the path row');
       assert.ok(!(await page.isVisible('#node-config-input-bucket')), 'sharded: no bucket row');
+
+      // Saved with the short bucket anyway, the config node is invalid for that field.
+      await page.selectOption('#node-config-input-backend', 's3');
+      await page.fill('#node-config-input-bucket', 'ab');
+      await page.click('#node-config-dialog-ok');
+      await page.waitForSelector('#node-config-input-backend', { state: 'detached' });
+      const saved = await page.evaluate(() => {
+        const RED = (globalThis as unknown as { RED: any }).RED; // eslint-disable-line @typescript-eslint/no-explicit-any
+        const out: unknown[] = [];
+        RED.nodes.eachConfig((n: any) => { if (n.type === 'volume-driver-config') out.push({ backend: n.backend, bucket: n.bucket, valid: n.valid, errors: n.validationErrors }); }); // eslint-disable-line @typescript-eslint/no-explicit-any
+        return out;
+      });
+      const made = (saved as Array<{ backend: string; bucket?: string; valid: boolean; errors: unknown }>).filter((n) => n.backend === 's3');
+      assert.strictEqual(made.length, 1, JSON.stringify(saved));
+      assert.deepStrictEqual({ ...made[0], errors: undefined }, { backend: 's3', bucket: 'ab', valid: false, errors: undefined });
+      assert.ok(JSON.stringify(made[0].errors).includes('Bucket must be 3 to 63 characters long'), JSON.stringify(saved));
     });
   });
 });
