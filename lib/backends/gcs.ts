@@ -18,8 +18,6 @@ const settings = z.object({
   retry: RetrySettings.optional(),
 });
 
-export type GcsSettings = z.infer<typeof settings>;
-
 export const gcsBackend: BackendModule<typeof settings> = {
   name: 'gcs',
   label: 'Google Cloud Storage',

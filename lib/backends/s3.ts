@@ -33,8 +33,6 @@ const settings = z.object({
   retry: RetrySettings.optional(),
 });
 
-export type S3Settings = z.infer<typeof settings>;
-
 export const s3Backend: BackendModule<typeof settings> = {
   name: 's3',
   label: 'Amazon S3 or S3-compatible',

@@ -40,7 +40,7 @@ export interface PrefixParts {
 }
 
 export interface Driver {
-  /** Backend kind: "posix", "s3", "gcs". */
+  /** The name of the backend module that made it (lib/backends): "posix", "s3", "gcs", or a package's. */
   readonly kind: string;
   /** Where the data lives, for messages; never contains a secret. */
   readonly location: string;

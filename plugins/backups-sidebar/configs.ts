@@ -23,7 +23,7 @@ const text = (v: unknown): string =>
   typeof v === 'string' ? v.trim().replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g, (whole, name: string) => process.env[name] ?? whole) : '';
 
 export function configView(def: NodeDef): ConfigView {
-  const backend = text(def.backend) || 'posix';
+  const backend = text(def.backend);
   // The backend module says where its repository is (never a secret); settings as the node holds them.
   const module = backendNamed(backend);
   const settings = Object.fromEntries((module?.fields ?? []).filter((f) => !f.secret).map((f) => [settingOf(f), typeof def[f.name] === 'string' ? text(def[f.name]) || undefined : def[f.name]]));

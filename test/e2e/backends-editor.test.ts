@@ -10,9 +10,9 @@ import * as path from 'path';
 import type { BackupRecord } from '../../lib/repository/records';
 import { runCli } from '../helpers/cli';
 import { listFiles, sha256File, tempDir } from '../helpers/volumes';
+import { CHROMIUM, launchChromium } from './chromium';
 import { NodeRedProcess, nodeRedEnv } from './node-red-process';
 
-const CHROMIUM = '/usr/bin/chromium';
 const EXAMPLE = path.join(nodeRedEnv.root, 'examples', 'custom-backend');
 
 describe('backends in a real Node-RED: a plugin backend, and the driver-config dialog', function () {
@@ -77,15 +77,7 @@ describe('backends in a real Node-RED: a plugin backend, and the driver-config d
         console.log(`      browser test skipped: ${CHROMIUM} is not installed (apt-get install chromium)`);
         this.skip();
       }
-      // eslint-disable-next-line @typescript-eslint/no-require-imports
-      const { chromium } = require('playwright-core');
-      context = await chromium.launchPersistentContext(path.join(work, 'profile'), {
-        executablePath: CHROMIUM,
-        headless: true,
-        viewport: { width: 1400, height: 900 },
-        args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-      });
-      page = context.pages()[0] ?? (await context.newPage());
+      ({ context, page } = await launchChromium(path.join(work, 'profile')));
     });
     after(() => context?.close());
 

@@ -8,9 +8,9 @@ import * as assert from 'assert';
 import { promises as fs, existsSync } from 'fs';
 import * as path from 'path';
 import { tempDir } from '../helpers/volumes';
+import { CHROMIUM, launchChromium } from './chromium';
 import { NodeRedProcess, nodeRedEnv } from './node-red-process';
 
-const CHROMIUM = '/usr/bin/chromium';
 // UPDATE_SCREENSHOTS=1 refreshes the ones the README shows; otherwise they go to the git-ignored test-output/.
 const SCREENSHOTS = process.env.UPDATE_SCREENSHOTS ? path.join(nodeRedEnv.root, 'docs', 'screenshots') : path.join(nodeRedEnv.root, 'test-output', 'screenshots');
 const PALETTE = [
@@ -41,15 +41,7 @@ describe('the editor in a browser', function () {
     nodeRedEnv.makeDemoImage(volume, 32 * 1024 * 1024);
     red = new NodeRedProcess(path.join(work, 'user-dir'), { VOLUME_BACKUP_REPO: path.join(work, 'repository'), VOLUME_BACKUP_VOLUME: volume });
     await red.start();
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const { chromium } = require('playwright-core');
-    context = await chromium.launchPersistentContext(path.join(work, 'profile'), {
-      executablePath: CHROMIUM,
-      headless: true,
-      viewport: { width: 1400, height: 900 },
-      args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-    });
-    page = context.pages()[0] ?? (await context.newPage());
+    ({ context, page } = await launchChromium(path.join(work, 'profile')));
     await fs.mkdir(SCREENSHOTS, { recursive: true });
   });
   after(async () => {
