@@ -125,6 +125,21 @@ describe('a third-party backend (examples/custom-backend, "sharded")', function 
       await assertSharded(repoDir);
     });
 
+    it('driver-configs saved by the earlier editor (every property of every backend in the flow) deploy without a warning', async () => {
+      const legacy = {
+        type: 'volume-driver-config', path: '', bucket: '', prefix: '', endpoint: '', region: '', forcePathStyle: false, checksums: 'when_supported',
+        storageClass: '', serverSideEncryption: '', kmsKeyId: '', conditionalWrites: true, project: '', container: '', chunkSize: '8 MiB',
+        blockSize: '32 KiB', compression: 'zstd', progress: true, host: '', cleanupAtStart: true, maxConcurrent: 2,
+      };
+      const flow = [
+        { ...legacy, id: 'old-posix', backend: 'posix', path: path.join(work, 'legacy') },
+        { ...legacy, id: 'old-s3', backend: 's3', bucket: 'legacy-bucket', endpoint: 'http://127.0.0.1:9', forcePathStyle: true, checksums: 'when_required', serverSideEncryption: 'AES256' },
+        { ...legacy, id: 'old-gcs', backend: 'gcs', bucket: 'legacy-bucket', project: 'p' },
+      ];
+      await helper.load(withPluginRuntime(NODE_MODULES), flow, { 'old-s3': { accessKeyId: 'AKIA-LEGACY', secretAccessKey: 'legacy-secret' }, 'old-gcs': { serviceAccountJson: '' } });
+      for (const id of ['old-posix', 'old-s3', 'old-gcs']) assert.deepStrictEqual(loggedTexts(helper.getNode(id) as TestNode, 'warn'), [], id);
+    });
+
     it('the editor gets every backend from the registry, and its check refuses a 2-character bucket in the words the runtime uses', async () => {
       const flow = [{ id: 'bad', type: 'volume-driver-config', backend: 's3', bucket: 'ab' }];
       await helper.load(withPluginRuntime(NODE_MODULES), flow);

@@ -97,7 +97,8 @@ function registerPluginBackends(RED: BackendHostAPI): void {
 /** The editor's script (driver-config.html loads it): every backend's rows and rules, and the checks' own code. */
 function editorScript(): string {
   const registry = { backends: describeBackends(), checkSetting: '__CHECK__' };
-  return `window.VolumeBackupBackends = ${JSON.stringify(registry).replace('"__CHECK__"', checkSetting.toString())};\n`;
+  // A replacer function: the source's "$" must not be read as a replacement pattern.
+  return `window.VolumeBackupBackends = ${JSON.stringify(registry).replace('"__CHECK__"', () => checkSetting.toString())};\n`;
 }
 
 interface DriverConfigNode extends RepositoryConfigNode {
