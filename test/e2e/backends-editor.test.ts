@@ -5,12 +5,12 @@
  * whose backends and rows come from the registry and which refuses a 2-character bucket in words.
  */
 import * as assert from 'assert';
-import { existsSync, promises as fs } from 'fs';
+import { promises as fs } from 'fs';
 import * as path from 'path';
 import type { BackupRecord } from '../../lib/repository/records';
 import { runCli } from '../helpers/cli';
 import { listFiles, sha256File, tempDir } from '../helpers/volumes';
-import { CHROMIUM, launchChromium } from './chromium';
+import { launchChromium } from './chromium';
 import { NodeRedProcess, nodeRedEnv } from './node-red-process';
 
 const EXAMPLE = path.join(nodeRedEnv.root, 'examples', 'custom-backend');
@@ -73,11 +73,7 @@ describe('backends in a real Node-RED: a plugin backend, and the driver-config d
     let page: any;
 
     before(async function () {
-      if (!existsSync(CHROMIUM)) {
-        console.log(`      browser test skipped: ${CHROMIUM} is not installed (apt-get install chromium)`);
-        this.skip();
-      }
-      ({ context, page } = await launchChromium(path.join(work, 'profile')));
+      ({ context, page } = await launchChromium(this, path.join(work, 'profile')));
     });
     after(() => context?.close());
 

@@ -1,8 +1,15 @@
 /** Debian's chromium driven by playwright-core, as the editor tests use it: headless, quiet, one page. */
+import { existsSync } from 'fs';
+
 export const CHROMIUM = '/usr/bin/chromium';
 
+/** The browser on a profile directory; without chromium the calling hook's tests are skipped, saying why. */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- playwright-core is driven untyped
-export async function launchChromium(profileDir: string): Promise<{ context: any; page: any }> {
+export async function launchChromium(hook: Mocha.Context, profileDir: string): Promise<{ context: any; page: any }> {
+  if (!existsSync(CHROMIUM)) {
+    console.log(`      browser test skipped: ${CHROMIUM} is not installed (apt-get install chromium)`);
+    hook.skip();
+  }
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const { chromium } = require('playwright-core');
   const context = await chromium.launchPersistentContext(profileDir, {

@@ -5,10 +5,10 @@
  * Screenshots go to test-output/screenshots/ (docs/screenshots/ with UPDATE_SCREENSHOTS=1).
  */
 import * as assert from 'assert';
-import { promises as fs, existsSync } from 'fs';
+import { promises as fs } from 'fs';
 import * as path from 'path';
 import { tempDir } from '../helpers/volumes';
-import { CHROMIUM, launchChromium } from './chromium';
+import { launchChromium } from './chromium';
 import { NodeRedProcess, nodeRedEnv } from './node-red-process';
 
 // UPDATE_SCREENSHOTS=1 refreshes the ones the README shows; otherwise they go to the git-ignored test-output/.
@@ -32,16 +32,12 @@ describe('the editor in a browser', function () {
   let page: any;
 
   before(async function () {
-    if (!existsSync(CHROMIUM)) {
-      console.log(`      browser test skipped: ${CHROMIUM} is not installed (apt-get install chromium)`);
-      this.skip();
-    }
     work = await tempDir('editor');
+    ({ context, page } = await launchChromium(this, path.join(work, 'profile')));
     volume = path.join(work, 'demo-volume.img');
     nodeRedEnv.makeDemoImage(volume, 32 * 1024 * 1024);
     red = new NodeRedProcess(path.join(work, 'user-dir'), { VOLUME_BACKUP_REPO: path.join(work, 'repository'), VOLUME_BACKUP_VOLUME: volume });
     await red.start();
-    ({ context, page } = await launchChromium(path.join(work, 'profile')));
     await fs.mkdir(SCREENSHOTS, { recursive: true });
   });
   after(async () => {
