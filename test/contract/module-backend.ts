@@ -18,7 +18,7 @@ export function moduleBackend(specifier: string, options: { repo?: string; from?
   let scratch = '';
   let settings: Record<string, unknown> = {};
   return {
-    name: `${module.name} (${specifier})`,
+    name: specifier === module.name ? module.name : `${module.name} (${specifier})`,
     hasPrefix: 'prefix' in module.settings.shape,
     async start() {
       if (options.repo) {
