@@ -87,7 +87,7 @@ describe('a third-party backend (examples/custom-backend, "sharded")', function 
      * The test helper's runtime has a plugin API that registers nothing; Node-RED's own keeps plugins by
      * type. This stands in for it: the example's plugin.js registers through it, as in Node-RED.
      */
-    function withPluginRuntime(modules: unknown[]): unknown[] {
+    function withPluginRuntime(modules: unknown[], extraPlugins: Array<{ id: string; backend: unknown }> = []): unknown[] {
       const byType = new Map<string, Array<Record<string, unknown>>>();
       const plugins = {
         registerPlugin: (id: string, definition: Record<string, unknown>) => {
@@ -101,7 +101,8 @@ describe('a third-party backend (examples/custom-backend, "sharded")', function 
       // eslint-disable-next-line @typescript-eslint/no-require-imports -- the example package's plugin file, as Node-RED loads it
       const examplePlugin = require(path.join(EXAMPLE, 'plugin.js')) as (red: unknown) => void;
       // Node-RED loads plugins before nodes: the same order here.
-      return [(red: { plugins: unknown }) => ((red.plugins = plugins), examplePlugin(red)), ...modules];
+      const others = () => extraPlugins.forEach((p) => plugins.registerPlugin(p.id, { type: 'volume-backup-backend', backend: p.backend }));
+      return [(red: { plugins: unknown }) => ((red.plugins = plugins), examplePlugin(red), others()), ...modules];
     }
 
     it('a flow backs up to a sharded repository and restores byte for byte', async () => {
@@ -123,6 +124,14 @@ describe('a third-party backend (examples/custom-backend, "sharded")', function 
       await Promise.race([out.waitFor(1), caught.waitFor(1).then((m) => assert.fail(String(m[0].error?.message)))]);
       assert.strictEqual(await sha256File(target), imageHash);
       await assertSharded(repoDir);
+    });
+
+    it('a plugin whose backend is broken is reported by name in the log; the others work', async () => {
+      const flow = [{ id: 'cfg', type: 'volume-driver-config', backend: 'sharded', path: path.join(work, 'with-broken') }];
+      await helper.load(withPluginRuntime(NODE_MODULES, [{ id: 'volume-backup-broken', backend: { name: 'broken' } }]), flow);
+      const logged = (helper.log().args as unknown[][]).map((a) => JSON.stringify(a[0]));
+      assert.ok(logged.some((l) => l.includes('Node-RED plugin \\"volume-backup-broken\\" is not a volume-backup backend')), logged.join('\n').slice(0, 2000));
+      assert.deepStrictEqual(loggedTexts(helper.getNode('cfg') as TestNode, 'warn'), []);
     });
 
     it('driver-configs saved by the earlier editor (every property of every backend in the flow) deploy without a warning', async () => {
