@@ -15,6 +15,7 @@ import { randomUUID } from 'crypto';
 import { PreconditionFailedError, VolumeBackupError } from '../errors';
 import { PROBES_PREFIX } from '../repository/layout';
 import type { Driver } from './driver';
+import { backendNamed } from '../backends/registry';
 
 // Where probe objects live is the object layout's (apart from every backup's, record's and lock's name).
 export { PROBES_PREFIX } from '../repository/layout';
@@ -45,7 +46,8 @@ export function checkConditionalWrites(driver: Driver, container: string): Promi
 
 /** Whether checkConditionalWrites sends anything for this driver. */
 export function isProbed(driver: Driver): boolean {
-  return driver.conditionalWrites && driver.kind !== 'posix';
+  // The backend's capabilities say whether a remote store enforces them (probe it) or this process does.
+  return driver.conditionalWrites && backendNamed(driver.kind)?.capabilities.conditionalWrites !== 'local';
 }
 
 /** True once the store passed; false when it could not be probed (credentials that may only read). */

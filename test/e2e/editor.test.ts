@@ -5,12 +5,12 @@
  * Screenshots go to test-output/screenshots/ (docs/screenshots/ with UPDATE_SCREENSHOTS=1).
  */
 import * as assert from 'assert';
-import { promises as fs, existsSync } from 'fs';
+import { promises as fs } from 'fs';
 import * as path from 'path';
 import { tempDir } from '../helpers/volumes';
+import { launchChromium } from './chromium';
 import { NodeRedProcess, nodeRedEnv } from './node-red-process';
 
-const CHROMIUM = '/usr/bin/chromium';
 // UPDATE_SCREENSHOTS=1 refreshes the ones the README shows; otherwise they go to the git-ignored test-output/.
 const SCREENSHOTS = process.env.UPDATE_SCREENSHOTS ? path.join(nodeRedEnv.root, 'docs', 'screenshots') : path.join(nodeRedEnv.root, 'test-output', 'screenshots');
 const PALETTE = [
@@ -32,24 +32,12 @@ describe('the editor in a browser', function () {
   let page: any;
 
   before(async function () {
-    if (!existsSync(CHROMIUM)) {
-      console.log(`      browser test skipped: ${CHROMIUM} is not installed (apt-get install chromium)`);
-      this.skip();
-    }
     work = await tempDir('editor');
+    ({ context, page } = await launchChromium(this, path.join(work, 'profile')));
     volume = path.join(work, 'demo-volume.img');
     nodeRedEnv.makeDemoImage(volume, 32 * 1024 * 1024);
     red = new NodeRedProcess(path.join(work, 'user-dir'), { VOLUME_BACKUP_REPO: path.join(work, 'repository'), VOLUME_BACKUP_VOLUME: volume });
     await red.start();
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const { chromium } = require('playwright-core');
-    context = await chromium.launchPersistentContext(path.join(work, 'profile'), {
-      executablePath: CHROMIUM,
-      headless: true,
-      viewport: { width: 1400, height: 900 },
-      args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-    });
-    page = context.pages()[0] ?? (await context.newPage());
     await fs.mkdir(SCREENSHOTS, { recursive: true });
   });
   after(async () => {
