@@ -106,7 +106,7 @@ export async function cleanupHost(repo: Repository, options: HostCleanupOptions 
             }
             return { status: 'available', restoreTarget: null };
           }, record.volumeId);
-          result.failedRestores.push(await reportInterruptedRestore(record, repo.host, log));
+          result.failedRestores.push(await reportInterruptedRestore(record, host, log));
           break;
         }
         case 'deleting': {

@@ -2,7 +2,8 @@
  * What is left of a restore that was killed: its target is incomplete. A target the restore had created
  * (it did not exist before) is removed, so a half-written file never looks like a good copy; an
  * existing file or device is left as it is and named in the warning (restore again, or use another copy).
- * Only on the machine that ran the restore: another host's files are out of reach, so they are reported.
+ * Only by the cleanup of the host that ran the restore (it runs on that machine); another host's cleanup,
+ * which found the restore's lease expired, reports the target.
  */
 import { promises as fs } from 'fs';
 import { errorMessage } from '../errors';
@@ -12,6 +13,7 @@ import type { Logger } from './types';
 
 export async function reportInterruptedRestore(
   record: BackupRecord,
+  /** The host whose cleanup this is. */
   thisHost: string,
   log?: Logger,
 ): Promise<{ backupId: string; volumeId: string; target: RestoreTarget | null; targetRemoved: boolean }> {

@@ -12,22 +12,10 @@ import { promises as fs } from 'fs';
 import * as path from 'path';
 import type { BackupRecord } from '../../lib/repository/records';
 import { backupsIn } from '../helpers/repository';
-import { tempDir } from '../helpers/volumes';
+import { sparseChunkedImage, tempDir } from '../helpers/volumes';
 import { NodeRedProcess, nodeRedEnv } from './node-red-process';
 
 const GIB = 1024 ** 3;
-const CHUNK = 8 * 1024 * 1024;
-
-/** A 1 GiB sparse image with 4 KiB of data at the start of every 8 MiB chunk: 128 data objects, quick to read. */
-async function sparseImage(file: string): Promise<void> {
-  const handle = await fs.open(file, 'w');
-  try {
-    await handle.truncate(GIB);
-    for (let offset = 0, i = 1; offset < GIB; offset += CHUNK, i++) await handle.write(Buffer.alloc(4096, i % 251), 0, 4096, offset);
-  } finally {
-    await handle.close();
-  }
-}
 
 function flows(repoDir: string, volume: string, options: { resultName: string; withBackup?: boolean }): Record<string, unknown>[] {
   const tab = { id: 'tab-deploy', type: 'tab', label: 'deploy test' };
@@ -66,7 +54,7 @@ describe('deploys during a running backup (real Node-RED process)', function () 
     repoDir = path.join(work, 'repository');
     volume = path.join(work, 'disk.img');
     gate = path.join(work, 'storage-flowing');
-    await sparseImage(volume);
+    await sparseChunkedImage(volume, GIB);
     red = new NodeRedProcess(path.join(work, 'user-dir'), {
       NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --require ${path.join(__dirname, '..', 'helpers', 'gate-preload.js')}`,
       VB_GATE_FILE: gate,
