@@ -8,8 +8,9 @@
  */
 import * as fs from 'fs';
 
-const gateFile = process.env.VB_GATE_FILE ?? '';
-const at = Number(process.env.VB_GATE_AT ?? '2');
+// Read at each write: a test that requires this module itself arms it only while it runs.
+const gateFile = () => process.env.VB_GATE_FILE ?? '';
+const at = () => Number(process.env.VB_GATE_AT ?? '3');
 const DATA_OBJECT = /backup_([0-9a-f-]{36})-(\d{5})\.tmp-/;
 /** Per backup: the data objects (temporary file names: each is opened more than once) in the order they were begun. */
 const seen = new Map<string, string[]>();
@@ -24,14 +25,14 @@ AbortController.prototype.abort = function (this: AbortController, reason?: unkn
 
 async function gate(file: unknown): Promise<void> {
   const m = typeof file === 'string' ? DATA_OBJECT.exec(file) : null;
-  if (!gateFile || !m) return;
+  if (!gateFile() || !m) return;
   const names = seen.get(m[1]) ?? [];
   seen.set(m[1], names);
   if (!names.includes(file as string)) names.push(file as string);
-  if (names.indexOf(file as string) + 1 < at) return;
+  if (names.indexOf(file as string) + 1 < at()) return;
   // Counted from the backup's first stalled write: after a cancel, none of its writes waits any more.
   if (!cancelsAtStall.has(m[1])) cancelsAtStall.set(m[1], cancels);
-  while (!fs.existsSync(gateFile) && cancels === cancelsAtStall.get(m[1])) await new Promise((r) => setTimeout(r, 20));
+  while (!fs.existsSync(gateFile()) && cancels === cancelsAtStall.get(m[1])) await new Promise((r) => setTimeout(r, 20));
 }
 
 type Fn = (...args: unknown[]) => Promise<unknown>;
