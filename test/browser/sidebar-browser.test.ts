@@ -182,6 +182,8 @@ describe('Backups sidebar in the editor (chromium)', function () {
     const record = (await backupsIn(fixture.repoDir)).find((r) => r.id === backupId)!;
     assert.strictEqual(record.status, 'error');
     assert.strictEqual(record.cancelRequest?.source, 'sidebar');
+    // The editor's "flows were updated" notice (the deploy came through the admin API) is not part of the picture.
+    await page.evaluate(`document.querySelectorAll('.red-ui-notification').forEach((n) => n.remove())`);
     await page.locator('#volume-backups-sidebar').screenshot({ path: path.join(SCREENSHOTS, 'sidebar-cancelled.png') });
   });
 
