@@ -120,6 +120,23 @@ describe('deploys during a running backup (real Node-RED process)', function () 
     assert.ok(!/cancelled/.test(red.log().slice(logBefore)), red.log().slice(logBefore));
   });
 
+  it('a flow restart (Restart Flows) during a backup: the re-created node takes it over and delivers the result', async () => {
+    await fs.rm(gate, { force: true });
+    const progressBefore = red.debug.filter((d) => d.id === 'progress-debug').length;
+    const resultsBefore = red.debug.filter((d) => d.id === 'result-debug').length;
+    await inject();
+    const backupId = await runningBackup(progressBefore);
+    const logBefore = red.log().length;
+    const restarted = await red.request('POST', '/flows', {}, { 'Node-RED-API-Version': 'v2', 'Node-RED-Deployment-Type': 'reload' });
+    assert.strictEqual(restarted.status, 200, restarted.text);
+    await waitFor('the take-over line in the log', async () => red.log().slice(logBefore).includes(`took over the running backup of backup ${backupId}`));
+    assert.strictEqual((await recordOf(backupId))?.status, 'creating');
+    await fs.writeFile(gate, '');
+    const results = await red.debugFrom('result-debug', resultsBefore + 1, 120_000);
+    assert.strictEqual((results[resultsBefore] as BackupRecord).id, backupId);
+    assert.strictEqual((await recordOf(backupId))?.status, 'available');
+  });
+
   it('a deploy that removes the node: its backup is cancelled, ends error, and the log warns naming it', async () => {
     await fs.rm(gate, { force: true });
     const progressBefore = red.debug.filter((d) => d.id === 'progress-debug').length;
