@@ -17,7 +17,7 @@ import { NodeRedProcess, nodeRedEnv } from './node-red-process';
 
 const GIB = 1024 ** 3;
 
-function flows(repoDir: string, volume: string, options: { resultName: string; withBackup?: boolean }): Record<string, unknown>[] {
+function flows(repoDir: string, volume: string, options: { resultName: string; withBackup?: boolean; backupName?: string; description?: string }): Record<string, unknown>[] {
   const tab = { id: 'tab-deploy', type: 'tab', label: 'deploy test' };
   const config = { id: 'repo-deploy', type: 'volume-driver-config', name: 'repo', backend: 'posix', path: repoDir, host: 'deploy-host', maxConcurrent: 2, progress: true };
   const nodes: Record<string, unknown>[] = [
@@ -35,6 +35,7 @@ function flows(repoDir: string, volume: string, options: { resultName: string; w
     nodes.push({
       id: 'backup-deploy', type: 'volume-backup-create', z: tab.id, name: 'nightly', repository: config.id,
       volume: volume, volumeType: 'str', volumeId: 'deploy-vol', volumeIdType: 'str', queueSize: 10,
+      description: options.description ?? '', descriptionType: 'str',
       wires: [['result-debug'], ['progress-debug']],
     });
   }
@@ -135,6 +136,21 @@ describe('deploys during a running backup (real Node-RED process)', function () 
     const results = await red.debugFrom('result-debug', resultsBefore + 1, 120_000);
     assert.strictEqual((results[resultsBefore] as BackupRecord).id, backupId);
     assert.strictEqual((await recordOf(backupId))?.status, 'available');
+  });
+
+  it('a deploy that changes the node\'s settings: its backup is cancelled with a warning naming it', async () => {
+    await fs.rm(gate, { force: true });
+    const progressBefore = red.debug.filter((d) => d.id === 'progress-debug').length;
+    await inject();
+    const backupId = await runningBackup(progressBefore);
+    const logBefore = red.log().length;
+    await nodeRedEnv.deployFlows(red.port, flows(repoDir, volume, { resultName: 'after deploy', description: 'changed' }));
+    const failed = await waitFor('the backup to end in error', async () => {
+      const record = await recordOf(backupId);
+      return record && record.status !== 'creating' ? record : undefined;
+    });
+    assert.strictEqual(failed.status, 'error');
+    assert.match(red.log().slice(logBefore), new RegExp(`\\[warn\\].*its node's settings changed in a deploy: cancelling the running backup of backup ${backupId}`));
   });
 
   it('a deploy that removes the node: its backup is cancelled, ends error, and the log warns naming it', async () => {
