@@ -4,8 +4,9 @@
  * stalled-storage preload (test/helpers/gate-preload.ts), so the deploy lands mid-backup on any machine:
  * - a full deploy that keeps the backup node unchanged: the backup goes on, ends `available`, and its
  *   result and Complete come out of the re-created nodes (the debug node was renamed by the deploy);
- * - a deploy that removes the backup node: the backup is cancelled, ends `error`, and the log warns
- *   naming it.
+ * - a Restart Flows (deployment type "reload"): the same as a full deploy that keeps the node;
+ * - a deploy that changes or removes the backup node: the backup is cancelled, ends `error`, and the log
+ *   warns naming it.
  */
 import * as assert from 'assert';
 import { promises as fs } from 'fs';
