@@ -36,6 +36,9 @@ const CANCEL_REASONS: Record<Exclude<StopDecision, 'keep'>, string> = {
   stopping: 'Node-RED is stopping',
 };
 
+/** Node-RED's default for settings.nodeCloseTimeout. */
+const DEFAULT_CLOSE_TIMEOUT_MS = 15_000;
+
 const works = new Map<string, NodeWork>();
 const watched = new WeakSet<object>();
 
@@ -143,10 +146,21 @@ export class NodeWork {
 
   private async cancel(reason: string): Promise<void> {
     const waiting = this.queue.waitingCount;
-    if (this.current || waiting > 0) {
-      this.log(`${reason}: cancelling ${describeJob(this.current)}${waiting ? ` and ${waiting} queued message${waiting === 1 ? '' : 's'}` : ''}`, true);
+    const job = this.current;
+    if (job || waiting > 0) {
+      this.log(`${reason}: cancelling ${describeJob(job)}${waiting ? ` and ${waiting} queued message${waiting === 1 ? '' : 's'}` : ''}`, true);
     }
-    await this.queue.close(reason);
+    // Within Node-RED's close timeout: a cancel stops between chunks, but removing what a backup wrote can
+    // take longer on a slow store; what is left then is the start-up cleanup's.
+    const limitMs = Math.max(1000, Number(this.RED.settings?.nodeCloseTimeout ?? DEFAULT_CLOSE_TIMEOUT_MS) - 1000);
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<boolean>((resolve) => {
+      timer = setTimeout(() => resolve(true), limitMs);
+      timer.unref();
+    });
+    const timedOut = await Promise.race([this.queue.close(reason).then(() => false), late]);
+    clearTimeout(timer);
+    if (timedOut) this.log(`${describeJob(job)} is still cleaning up after ${limitMs} ms; the start-up cleanup removes what is left`, true);
   }
 
   private takeOver(node: Node): void {
