@@ -52,6 +52,8 @@ export class NodeWork {
   private lastStatus: NodeStatus | null = null;
   /** Results that finished while no node was attached, for the re-created one. */
   private pending: ((node: Node | null) => void)[] = [];
+  /** Taken over by a re-created node whose flows have not all started yet (its wires may lead nowhere yet). */
+  private starting = false;
 
   private constructor(
     private readonly RED: NodeAPI,
@@ -66,7 +68,7 @@ export class NodeWork {
 
   /** The work of a node being constructed: taken over from its predecessor when a deploy kept it, else new. */
   static forNode(RED: NodeAPI, node: Node, repositoryId: string, queueSize: number): NodeWork {
-    watchForOrphans(RED);
+    watchFlowStarts(RED);
     const kept = works.get(node.id);
     if (kept && kept.node === null) {
       kept.takeOver(node);
@@ -109,7 +111,7 @@ export class NodeWork {
       if (node._complete) node._complete(job.msg, err);
       else if (err) node.error(err, job.msg);
     };
-    if (this.node || works.get(this.id) !== this) deliver(this.node);
+    if ((this.node && !this.starting) || works.get(this.id) !== this) deliver(this.node);
     else this.pending.push(deliver);
   }
 
@@ -165,6 +167,7 @@ export class NodeWork {
 
   private takeOver(node: Node): void {
     this.node = node;
+    this.starting = true;
     if (this.lastStatus) node.status(this.lastStatus);
     const job = this.current;
     if (job) {
@@ -172,13 +175,19 @@ export class NodeWork {
       if (isRepositoryConfigNode(config)) job.releaseSlot = config.limiter.occupy();
     }
     if (job || this.queue.waitingCount) node.log(oneLine(`took over ${describeJob(job)} after the deploy${this.queue.waitingCount ? ` (and ${this.queue.waitingCount} queued)` : ''}`));
-    for (const deliver of this.pending.splice(0)) deliver(node);
   }
 
-  /** After the flows started: work whose node did not come back is cancelled. */
-  static cancelOrphans(): void {
+  /**
+   * After the flows started: results that finished during the deploy go out through the re-created nodes
+   * (now wired to nodes that exist); work whose node did not come back is cancelled.
+   */
+  static afterFlowsStarted(): void {
     for (const work of [...works.values()]) {
-      if (work.node !== null) continue;
+      if (work.node !== null) {
+        work.starting = false;
+        for (const deliver of work.pending.splice(0)) deliver(work.node);
+        continue;
+      }
       works.delete(work.id);
       for (const deliver of work.pending.splice(0)) deliver(null);
       void work.cancel('its node did not start again after the deploy');
@@ -186,10 +195,10 @@ export class NodeWork {
   }
 }
 
-function watchForOrphans(RED: NodeAPI): void {
+function watchFlowStarts(RED: NodeAPI): void {
   if (!RED.events || watched.has(RED.events)) return;
   watched.add(RED.events);
-  onFlowsStarted(RED, () => NodeWork.cancelOrphans());
+  onFlowsStarted(RED, () => NodeWork.afterFlowsStarted());
 }
 
 /** "the running backup 6f1c… of volume db (42 %)" */
