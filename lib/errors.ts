@@ -58,6 +58,8 @@ export function invalid(message: string, details?: Record<string, unknown>): Vol
 }
 
 export function cancelled(reason?: unknown): VolumeBackupError {
+  // Already a cancel error (an abort reason made by cancelled() itself): not "cancelled: cancelled: …".
+  if (reason instanceof VolumeBackupError && reason.code === 'CANCELLED') return reason;
   const why = reason instanceof Error ? reason.message : reason ? String(reason) : 'the operation was cancelled';
   return new VolumeBackupError('CANCELLED', `cancelled: ${why}`);
 }

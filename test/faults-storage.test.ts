@@ -331,7 +331,7 @@ describe('fault suite: storage faults', function () {
           await fs.writeFile(target, Buffer.alloc(2 * MiB, 0x33));
           await fs.chmod(target, 0o444);
           const sha = await sha256File(target);
-          oneLineError(await runCli(['restore', '--repo', dir, '--backup', rec.id, '--target', target], asNobody), /permission denied|EACCES/i);
+          oneLineError(await runCli(['restore', '--repo', dir, '--backup', rec.id, '--target', target, '--overwrite'], asNobody), /permission denied|EACCES/i);
           assert.equal(await sha256File(target), sha);
           await assertClean(dir, [rec.id]);
         },

@@ -20,7 +20,8 @@ import {
   ChunkEntry, DEFAULT_SEGMENT_CHUNKS, METADATA_FORMAT_VERSION, MetadataV2, SegmentRef, chunkCount, dataObjectName,
   encodeMetadata, encodeSegment, metadataObjectName, runsToExtents, segmentObjectName, sha256,
 } from '../repository/format';
-import { acquireVolumeLease, renewRecordLease, takeRecord } from '../repository/locks';
+import { acquireVolumeLease, takeRecord } from '../repository/locks';
+import { watchRecord } from './cancel';
 import { checkBackupId, checkText, checkVolumeId, newBackupId, volumeIdForPath } from '../repository/names';
 import { BackupKind, BackupRecord, Compression, RECORD_FORMAT_VERSION } from '../repository/records';
 import { Repository, forEachChunk } from '../repository/repository';
@@ -91,7 +92,10 @@ export async function createBackup(repo: Repository, options: CreateBackupOption
         encrypted: repo.codec.encrypted,
       };
       await repo.createRecord(record);
-      const stopRenewal = renewRecordLease(repo, id, volumeId);
+      // Renewals also watch for a cancel request (from any host): it stops the backup as Ctrl-C would.
+      const watch = watchRecord(repo, id, volumeId, options.signal, options.log);
+      const stopRenewal = watch.stop;
+      const running = { ...options, signal: watch.signal };
       try {
         // Set-then-check against prune: our record names the parent; now the parent must still be available.
         if (parentRecord) {
@@ -101,7 +105,7 @@ export async function createBackup(repo: Repository, options: CreateBackupOption
             throw new VolumeBackupError('CONFLICT', `parent backup ${parentRecord.id} is ${now ? now.status : 'gone'} (being pruned or deleted): try again, or do a full backup`);
           }
         }
-        const written = await writeBackupObjects(repo, record, source, parent, compression.data, options);
+        const written = await writeBackupObjects(repo, record, source, parent, compression.data, running);
         await checkAllStored(repo, record, written.objectCount, written.storedBytes);
         return await repo.transition(id, ['creating'], 'available', {
           storedBytes: written.storedBytes,
@@ -110,8 +114,8 @@ export async function createBackup(repo: Repository, options: CreateBackupOption
           leaseExpiresAt: null,
         });
       } catch (err) {
-        const failure = options.signal?.aborted && !(err instanceof VolumeBackupError && err.code === 'CANCELLED') ? cancelled(options.signal.reason) : err;
-        await failBackup(repo, record, failure, options);
+        const failure = running.signal.aborted && !(err instanceof VolumeBackupError && err.code === 'CANCELLED') ? cancelled(running.signal.reason) : err;
+        await failBackup(repo, record, failure, running);
         throw failure;
       } finally {
         stopRenewal();

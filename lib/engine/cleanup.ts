@@ -16,11 +16,12 @@ import { VolumeBackupError, errorMessage, throwIfAborted } from '../errors';
 import { deleteBackupObjects } from '../repository/backup-objects';
 import { LeaseHolder, listVolumeLeases, pidAlive, releaseDeadLease } from '../repository/locks';
 import { checkHost } from '../repository/names';
-import { BackupRecord, isTransient, leaseExpired } from '../repository/records';
+import { BackupRecord, RestoreTarget, isTransient, leaseExpired } from '../repository/records';
 import { ownerHost, stillRunning } from '../repository/owner';
 import type { Repository } from '../repository/repository';
 import { CleanupResult as SnapshotCleanupResult, cleanupTemporarySnapshots } from '../snapshot/cleanup';
 import { deleteOne } from './delete';
+import { reportInterruptedRestore } from './interrupted-restore';
 import type { Logger } from './types';
 
 export interface HostCleanupOptions {
@@ -45,8 +46,12 @@ export interface HostCleanupResult {
   host: string;
   /** Backups that were being created: now `error`, their partial objects removed. */
   failedBackups: (CleanedBackup & { reason: string; objectsRemoved: boolean; bytesFreed: number })[];
-  /** Restores that were interrupted: the backup is `available` again, the restore itself failed. */
-  failedRestores: CleanedBackup[];
+  /**
+   * Restores that were interrupted: the backup is `available` again, the restore itself failed. `target`
+   * (null for records of older versions) is incomplete; removed when the restore had created it and it
+   * is on this machine.
+   */
+  failedRestores: (CleanedBackup & { target: RestoreTarget | null; targetRemoved: boolean })[];
   /** Deletions that were finished. */
   finishedDeletes: (CleanedBackup & { bytesFreed: number })[];
   /** Deletions given back because a backup depends on them now. */
@@ -99,10 +104,9 @@ export async function cleanupHost(repo: Repository, options: HostCleanupOptions 
             if (current.status !== 'restoring' || JSON.stringify(current.owner ?? null) !== JSON.stringify(record.owner ?? null)) {
               throw new VolumeBackupError('CONFLICT', `backup ${record.id} changed meanwhile (now ${current.status})`, { backupId: record.id });
             }
-            return { status: 'available' };
+            return { status: 'available', restoreTarget: null };
           }, record.volumeId);
-          log?.warn(`cleanup: the restore of backup ${record.id} on host ${ownerHost(record)} was interrupted; it failed (the target is incomplete) and the backup is available again`);
-          result.failedRestores.push(which);
+          result.failedRestores.push(await reportInterruptedRestore(record, host, log));
           break;
         }
         case 'deleting': {

@@ -18,8 +18,9 @@
 import { VolumeBackupError, cancelled } from '../errors';
 import { deleteBackupObjects } from '../repository/backup-objects';
 import { renewRecordLease, takeRecord } from '../repository/locks';
+import { cancelRequested } from './cancel';
 import { ParentIndex } from '../repository/parent-index';
-import type { BackupRecord, BackupStatus } from '../repository/records';
+import type { BackupRecord, BackupStatus, CancelRequest } from '../repository/records';
 import { Repository } from '../repository/repository';
 import { mapLimit } from '../util/concurrency';
 
@@ -52,8 +53,12 @@ export interface DeleteBatchOutcome {
  */
 export async function deleteBackups(repo: Repository, records: readonly BackupRecord[], options: DeleteBatchOptions = {}): Promise<DeleteBatchOutcome> {
   const renewals: (() => void)[] = [];
+  // A cancel request on any of the marked records (volume-backup cancel, the sidebar) stops the batch.
+  const requested = new AbortController();
+  const signal = options.signal ? AbortSignal.any([options.signal, requested.signal]) : requested.signal;
+  const onCancelRequest = (request: CancelRequest) => requested.abort(cancelRequested(request));
   try {
-    return await deleteBatch(repo, records, options, (id, volumeId) => renewals.push(renewRecordLease(repo, id, volumeId)));
+    return await deleteBatch(repo, records, { ...options, signal }, (id, volumeId) => renewals.push(renewRecordLease(repo, id, volumeId, undefined, onCancelRequest)));
   } finally {
     for (const stop of renewals) stop();
   }

@@ -78,6 +78,11 @@ export interface RestoreOptions extends CommonOptions {
   target?: string;
   /** Read and check everything, write nothing. */
   verifyOnly?: boolean;
+  /**
+   * false: refuse a target that exists (a file, any block device); true: write over it. The CLI, the
+   * nodes and the sidebar always say; undefined keeps the behaviour of earlier versions (allowed).
+   */
+  overwrite?: boolean;
 }
 
 export interface RestoreResult {

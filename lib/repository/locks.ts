@@ -10,7 +10,7 @@ import { checkVolumeId } from './names';
 import { leaseObjectName } from './layout';
 import type { Repository } from './repository';
 import { heldByThisProcess, thisProcessAs } from './owner';
-import { BackupRecord, OperationOwner, isTransient } from './records';
+import { BackupRecord, CancelRequest, OperationOwner, isTransient } from './records';
 import { sleep } from '../util/concurrency';
 
 export const DEFAULT_LEASE_TTL_MS = 60_000;
@@ -180,11 +180,23 @@ export async function acquireVolumeLease(repo: Repository, volumeId: string, opt
  * Only while this process still owns the record: a record the operation left, or that a cleanup or
  * another deleter took over, is not touched.
  */
-export function renewRecordLease(repo: Repository, backupId: string, volumeId: string, ttlMs = DEFAULT_LEASE_TTL_MS): () => void {
+export function renewRecordLease(
+  repo: Repository,
+  backupId: string,
+  volumeId: string,
+  ttlMs = DEFAULT_LEASE_TTL_MS,
+  onCancelRequest?: (request: CancelRequest) => void,
+): () => void {
+  let cancelSeen = false;
   const timer = setInterval(() => {
     repo
       .updateRecord(backupId, (current) => {
         if (!isTransient(current.status) || !heldByThisProcess(current, repo.host)) throw new VolumeBackupError('CONFLICT', `backup ${backupId} is no longer held by this process`);
+        // Someone asked (from any host) to stop this operation: volume-backup cancel, the sidebar, msg.cancel.
+        if (current.cancelRequest && onCancelRequest && !cancelSeen) {
+          cancelSeen = true;
+          onCancelRequest(current.cancelRequest);
+        }
         return { leaseExpiresAt: new Date(Date.now() + ttlMs).toISOString() };
       }, volumeId)
       .catch(() => undefined); // a missed renewal is retried at the next tick
@@ -194,8 +206,9 @@ export function renewRecordLease(repo: Repository, backupId: string, volumeId: s
 }
 
 /** The owner and first lease of an operation this process starts on a record (see owner.ts). */
-export function takeRecord(repo: Repository, operation: OperationOwner['operation'], ttlMs = DEFAULT_LEASE_TTL_MS): Pick<BackupRecord, 'owner' | 'leaseExpiresAt'> {
-  return { owner: thisProcessAs(operation, repo.host), leaseExpiresAt: new Date(Date.now() + ttlMs).toISOString() };
+export function takeRecord(repo: Repository, operation: OperationOwner['operation'], ttlMs = DEFAULT_LEASE_TTL_MS): Pick<BackupRecord, 'owner' | 'leaseExpiresAt' | 'cancelRequest'> {
+  // A cancel request of an earlier operation on the record does not stop this one.
+  return { owner: thisProcessAs(operation, repo.host), leaseExpiresAt: new Date(Date.now() + ttlMs).toISOString(), cancelRequest: null };
 }
 
 /** The lease objects under locks/, whatever their state. */

@@ -16,6 +16,7 @@ import { Compression } from '../../lib/repository/records';
 import type { Repository } from '../../lib/repository/repository';
 import { cleanupSummary } from '../common/cleanup-summary';
 import { Limiter } from '../common/limiter';
+import { closeWhenUnused } from '../common/repository-users';
 import type { Node, NodeAPI, NodeDef } from '../common/red';
 import type { RepositoryConfigNode, RepositoryDefaults } from '../common/repository-config';
 import { parseSize } from '../common/resolve';
@@ -211,7 +212,8 @@ export = function register(RED: NodeAPI & BackendHostAPI): void {
       idle
         .then(async () => {
           const repo = await opening?.catch(() => null);
-          await repo?.close();
+          // Not under an operation that a re-created node took over (a deploy): its last user closes it.
+          if (repo) await closeWhenUnused(repo);
         })
         .catch((err) => node.warn(`closing the repository failed: ${err instanceof Error ? err.message : String(err)}`))
         .finally(() => done());

@@ -42,6 +42,8 @@ export interface User {
 export interface NodeRedOptions {
   /** Users for adminAuth; none: the admin API is open. */
   users?: User[];
+  /** More environment for the Node-RED process (e.g. NODE_OPTIONS with a test preload). */
+  env?: Record<string, string>;
 }
 
 export interface Reply<T = any> {
@@ -77,7 +79,7 @@ export class NodeRed {
     };
     const file = nodeRedEnv.writeSettings(userDir, { port, extra: adminAuth ? { adminAuth } : {} });
     // The Node-RED runs on the Node that runs the tests (scripts/test-node-red-5.sh: Node 22 for Node-RED 5).
-    const child = spawn(process.execPath, [RED_JS, '-u', userDir, '-p', String(port), '-s', file], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [RED_JS, '-u', userDir, '-p', String(port), '-s', file], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...options.env } });
     const red = new NodeRed(`http://127.0.0.1:${port}`, userDir, child);
     await red.waitUntilUp();
     return red;
