@@ -91,9 +91,9 @@ export function createDriver(spec: DriverSpec, context: DriverContext = {}): Dri
 
 function lazyFactory(backend: string): DriverFactory {
   // Loaded on demand so that a posix-only user never pays for the cloud SDKs.
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  // eslint-disable-next-line @typescript-eslint/no-require-imports -- the AWS SDK loads only for a repository that uses it
   if (backend === 's3') return require('./s3').createS3Driver as DriverFactory;
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  // eslint-disable-next-line @typescript-eslint/no-require-imports -- the Google Cloud SDK loads only for a repository that uses it
   if (backend === 'gcs') return require('./gcs').createGcsDriver as DriverFactory;
   throw invalid(`unknown storage backend ${JSON.stringify(backend)}: use posix, s3 or gcs`);
 }

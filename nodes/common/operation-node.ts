@@ -3,7 +3,7 @@
  * queue, the shared concurrency limit, status, progress messages, result message, errors through
  * done(err), and abort on close. A node only says how to turn a message into an engine call.
  */
-import { oneLine } from '../../lib/text';
+import { describeValue, oneLine } from '../../lib/text';
 import { errorMessage, shownError } from '../../lib/errors';
 import type { CreateBackupOptions, ProgressEvent } from '../../lib/engine/types';
 import type { Repository } from '../../lib/repository/repository';
@@ -76,7 +76,7 @@ function operationNode<R>(RED: NodeAPI, node: Node, def: NodeDef, spec: Operatio
   async function runOne(msg: NodeMessage, send: SendFunction, done: (err?: Error) => void, signal: AbortSignal): Promise<void> {
     let release: (() => void) | null = null;
     try {
-      const config = RED.nodes.getNode(String(def.repository ?? ''));
+      const config = RED.nodes.getNode(typeof def.repository === 'string' ? def.repository : '');
       if (!isRepositoryConfigNode(config)) {
         throw new Error('no repository configured: open the node and pick or add a driver-config');
       }
@@ -125,6 +125,6 @@ function operationNode<R>(RED: NodeAPI, node: Node, def: NodeDef, spec: Operatio
 function parseQueueSize(value: unknown): number {
   if (value === undefined || value === null || value === '') return DEFAULT_QUEUE_SIZE;
   const n = Number(value);
-  if (!Number.isSafeInteger(n) || n < 0) throw new Error(`queue size must be a whole number ≥ 0, not ${String(value)}`);
+  if (!Number.isSafeInteger(n) || n < 0) throw new Error(`queue size must be a whole number ≥ 0, not ${describeValue(value)}`);
   return n;
 }
