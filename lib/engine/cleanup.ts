@@ -127,16 +127,7 @@ export async function cleanupHost(repo: Repository, options: HostCleanupOptions 
     }
   }
 
-  for (const lease of leases) {
-    try {
-      if (await releaseDeadLease(repo, lease, host)) {
-        log?.info(`cleanup: released the lease on volume ${lease.volumeId} held by process ${lease.holder!.pid} (${lease.holder!.operation}), which is gone`);
-        result.releasedLeases.push({ volumeId: lease.volumeId, pid: lease.holder!.pid, operation: lease.holder!.operation });
-      }
-    } catch (err) {
-      result.errors.push({ volumeId: lease.volumeId, message: `could not release its lease: ${errorMessage(err)}` });
-    }
-  }
+  await releaseDeadLeases(repo, leases, host, result, log);
 
   // Half-written temporary files of killed processes (posix): only on the machine itself.
   if (host === repo.host && repo.driver.removeStaleTemporaries) {
@@ -156,6 +147,26 @@ export async function cleanupHost(repo: Repository, options: HostCleanupOptions 
     }
   }
   return result;
+}
+
+/** Volume leases in locks/ held by dead processes of `host` → released. */
+async function releaseDeadLeases(
+  repo: Repository,
+  leases: Awaited<ReturnType<typeof listVolumeLeases>>,
+  host: string,
+  result: HostCleanupResult,
+  log: Logger | undefined,
+): Promise<void> {
+  for (const lease of leases) {
+    try {
+      if (await releaseDeadLease(repo, lease, host)) {
+        log?.info(`cleanup: released the lease on volume ${lease.volumeId} held by process ${lease.holder!.pid} (${lease.holder!.operation}), which is gone`);
+        result.releasedLeases.push({ volumeId: lease.volumeId, pid: lease.holder!.pid, operation: lease.holder!.operation });
+      }
+    } catch (err) {
+      result.errors.push({ volumeId: lease.volumeId, message: `could not release its lease: ${errorMessage(err)}` });
+    }
+  }
 }
 
 /** Why a `creating` record of this host is still being written, or null when its writer is gone. */
