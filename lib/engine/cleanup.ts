@@ -129,15 +129,7 @@ export async function cleanupHost(repo: Repository, options: HostCleanupOptions 
 
   await releaseDeadLeases(repo, leases, host, result, log);
 
-  // Half-written temporary files of killed processes (posix): only on the machine itself.
-  if (host === repo.host && repo.driver.removeStaleTemporaries) {
-    try {
-      const removed = await repo.driver.removeStaleTemporaries(repo.container);
-      if (removed > 0) log?.info(`cleanup: removed ${removed} temporary file(s) that killed processes of this machine left behind`);
-    } catch (err) {
-      result.errors.push({ message: `temporary files: ${errorMessage(err)}` });
-    }
-  }
+  if (host === repo.host) await removeStaleTemporaries(repo, result, log);
 
   if (options.snapshots !== false) {
     try {
@@ -166,6 +158,17 @@ async function releaseDeadLeases(
     } catch (err) {
       result.errors.push({ volumeId: lease.volumeId, message: `could not release its lease: ${errorMessage(err)}` });
     }
+  }
+}
+
+/** Half-written temporary files of killed processes (posix): only on the machine itself. */
+async function removeStaleTemporaries(repo: Repository, result: HostCleanupResult, log: Logger | undefined): Promise<void> {
+  if (!repo.driver.removeStaleTemporaries) return;
+  try {
+    const removed = await repo.driver.removeStaleTemporaries(repo.container);
+    if (removed > 0) log?.info(`cleanup: removed ${removed} temporary file(s) that killed processes of this machine left behind`);
+  } catch (err) {
+    result.errors.push({ message: `temporary files: ${errorMessage(err)}` });
   }
 }
 
