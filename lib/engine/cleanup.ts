@@ -63,17 +63,7 @@ export async function cleanupHost(repo: Repository, options: HostCleanupOptions 
   const host = checkHost(options.host ?? repo.host);
   const now = options.now ?? (() => new Date());
   const log = options.log;
-  const result: HostCleanupResult = {
-    host,
-    failedBackups: [],
-    failedRestores: [],
-    finishedDeletes: [],
-    keptDeletes: [],
-    releasedLeases: [],
-    skipped: [],
-    snapshots: null,
-    errors: [],
-  };
+  const result = emptyResult(host);
   const stuck = (await repo.listRecords()).filter((r) => isTransient(r.status) && (ownerHost(r) === host || leaseExpired(r, now())));
   const leases = await listVolumeLeases(repo);
   const leaseOf = new Map(leases.map((l) => [l.volumeId, l.holder]));
@@ -139,6 +129,20 @@ export async function cleanupHost(repo: Repository, options: HostCleanupOptions 
     }
   }
   return result;
+}
+
+function emptyResult(host: string): HostCleanupResult {
+  return {
+    host,
+    failedBackups: [],
+    failedRestores: [],
+    finishedDeletes: [],
+    keptDeletes: [],
+    releasedLeases: [],
+    skipped: [],
+    snapshots: null,
+    errors: [],
+  };
 }
 
 /** Volume leases in locks/ held by dead processes of `host` → released. */
