@@ -84,14 +84,7 @@ export async function cleanupHost(repo: Repository, options: HostCleanupOptions 
           break;
         }
         case 'restoring': {
-          await repo.updateRecord(record.id, (current) => {
-            // Only the restore judged stopped: not a new one that took the backup meanwhile.
-            if (current.status !== 'restoring' || JSON.stringify(current.owner ?? null) !== JSON.stringify(record.owner ?? null)) {
-              throw new VolumeBackupError('CONFLICT', `backup ${record.id} changed meanwhile (now ${current.status})`, { backupId: record.id });
-            }
-            return { status: 'available' };
-          }, record.volumeId);
-          log?.warn(`cleanup: the restore of backup ${record.id} on host ${ownerHost(record)} was interrupted; it failed (the target is incomplete) and the backup is available again`);
+          await endInterruptedRestore(repo, record, log);
           result.failedRestores.push(which);
           break;
         }
@@ -129,6 +122,18 @@ export async function cleanupHost(repo: Repository, options: HostCleanupOptions 
     }
   }
   return result;
+}
+
+/** A restore whose process is gone: its backup is available again (the restore itself failed). */
+async function endInterruptedRestore(repo: Repository, record: BackupRecord, log: Logger | undefined): Promise<void> {
+  await repo.updateRecord(record.id, (current) => {
+    // Only the restore judged stopped: not a new one that took the backup meanwhile.
+    if (current.status !== 'restoring' || JSON.stringify(current.owner ?? null) !== JSON.stringify(record.owner ?? null)) {
+      throw new VolumeBackupError('CONFLICT', `backup ${record.id} changed meanwhile (now ${current.status})`, { backupId: record.id });
+    }
+    return { status: 'available' };
+  }, record.volumeId);
+  log?.warn(`cleanup: the restore of backup ${record.id} on host ${ownerHost(record)} was interrupted; it failed (the target is incomplete) and the backup is available again`);
 }
 
 function emptyResult(host: string): HostCleanupResult {
