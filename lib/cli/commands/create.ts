@@ -1,7 +1,8 @@
 import type { CreateBackupOptions } from '../../engine/types';
 import type { ProviderChoice } from '../../snapshot';
 import { invalid } from '../../errors';
-import type { Command } from '../command';
+import type { BackupRecord } from '../../repository/records';
+import type { Command, CommandContext } from '../command';
 import { PROGRESS_OPTIONS, REPO_OPTIONS, REPO_USAGE, formatBytes, openRepo, parseBytes, printJson, progressReporter, str } from '../common';
 
 export const create: Command = {
@@ -118,18 +119,21 @@ ${REPO_USAGE}`,
           : await createBackup(repo, { ...common, volume: volume as string });
       progress.stop();
       if (values.json) printJson(ctx, record);
-      else {
-        ctx.stdout.write(
-          `backup ${record.id} of volume ${record.volumeId} is ${record.status}: ${record.kind}, ${formatBytes(record.size)} read, ` +
-            `${formatBytes(record.storedBytes)} stored in ${record.objectCount} objects${record.parentId ? `, parent ${record.parentId}` : ''}\n`,
-        );
-      }
+      else printCreated(ctx, record);
     } finally {
       progress.stop();
       await repo.close();
     }
   },
 };
+
+/** The one-line summary of a new backup (without --json). */
+function printCreated(ctx: CommandContext, record: BackupRecord): void {
+  ctx.stdout.write(
+    `backup ${record.id} of volume ${record.volumeId} is ${record.status}: ${record.kind}, ${formatBytes(record.size)} read, ` +
+      `${formatBytes(record.storedBytes)} stored in ${record.objectCount} objects${record.parentId ? `, parent ${record.parentId}` : ''}\n`,
+  );
+}
 
 /** A command given as a JSON array of arguments (no shell, so no quoting rules to get wrong). */
 function argvOption(values: Parameters<Command['run']>[0], key: string): string[] | undefined {
