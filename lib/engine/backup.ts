@@ -61,36 +61,11 @@ export async function createBackup(repo: Repository, options: CreateBackupOption
       checkSizes(chunkSize, blockSize);
       if (parentRecord) checkCompatible(parentRecord, source, options);
       const parent = parentRecord ? await openParent(repo, parentRecord, options.signal) : null;
-      const createdAt = new Date();
-      const id = newBackupId();
-      const record: BackupRecord = {
-        formatVersion: RECORD_FORMAT_VERSION,
-        id,
-        volumeId,
-        name,
-        description,
-        status: 'creating',
-        failReason: null,
-        parentId: parentRecord?.id ?? null,
-        kind: mode.data,
-        dataTimestamp: (options.snapshot?.createdAt ?? createdAt).toISOString(),
-        createdAt: createdAt.toISOString(),
-        updatedAt: createdAt.toISOString(),
-        size: source.size,
-        storedBytes: 0,
-        objectCount: 0,
-        chunkSize,
-        blockSize,
-        compression: compression.data,
-        snapshotId: options.snapshot?.id ?? null,
-        snapshotProvider: options.snapshot?.provider ?? null,
-        host: repo.host,
-        objectPrefix: backupPrefix(repo.driver, { volumeId, backupId: id, createdAt }),
-        metadataSha256: null,
-        ...takeRecord(repo, 'create'),
-        sourcePath: options.sourcePath ?? source.path,
-        encrypted: repo.codec.encrypted,
-      };
+      const record = creatingRecord(repo, options, {
+        volumeId, name, description, kind: mode.data, parentId: parentRecord?.id ?? null, size: source.size,
+        chunkSize, blockSize, compression: compression.data, sourcePath: options.sourcePath ?? source.path,
+      });
+      const id = record.id;
       await repo.createRecord(record);
       const stopRenewal = renewRecordLease(repo, id, volumeId);
       try {
@@ -123,6 +98,45 @@ export async function createBackup(repo: Repository, options: CreateBackupOption
   } finally {
     await source.handle.close();
   }
+}
+
+/** The record of a backup about to be written: `creating`, owned by this process, with a new id. */
+function creatingRecord(
+  repo: Repository,
+  options: CreateBackupOptions,
+  fields: Pick<BackupRecord, 'volumeId' | 'name' | 'description' | 'kind' | 'parentId' | 'size' | 'chunkSize' | 'blockSize' | 'compression' | 'sourcePath'>,
+): BackupRecord {
+  const createdAt = new Date();
+  const id = newBackupId();
+  // The fields in the order records have always been written in.
+  return {
+    formatVersion: RECORD_FORMAT_VERSION,
+    id,
+    volumeId: fields.volumeId,
+    name: fields.name,
+    description: fields.description,
+    status: 'creating',
+    failReason: null,
+    parentId: fields.parentId,
+    kind: fields.kind,
+    dataTimestamp: (options.snapshot?.createdAt ?? createdAt).toISOString(),
+    createdAt: createdAt.toISOString(),
+    updatedAt: createdAt.toISOString(),
+    size: fields.size,
+    storedBytes: 0,
+    objectCount: 0,
+    chunkSize: fields.chunkSize,
+    blockSize: fields.blockSize,
+    compression: fields.compression,
+    snapshotId: options.snapshot?.id ?? null,
+    snapshotProvider: options.snapshot?.provider ?? null,
+    host: repo.host,
+    objectPrefix: backupPrefix(repo.driver, { volumeId: fields.volumeId, backupId: id, createdAt }),
+    metadataSha256: null,
+    ...takeRecord(repo, 'create'),
+    sourcePath: fields.sourcePath,
+    encrypted: repo.codec.encrypted,
+  };
 }
 
 /** The levels each algorithm takes (zstd's negative levels are its fast modes). */
