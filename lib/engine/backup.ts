@@ -305,6 +305,24 @@ async function writeBackupObjects(
 
   // A source cut short while it was read would leave a backup of bytes it no longer has.
   await checkNotShrunk(source);
+  const metaStored = await writeMetadata(repo, record, compression, segmentChunks, segments, options.signal);
+  progress.end();
+  return {
+    storedBytes: storedBytes + metaStored.length,
+    objectCount: dataObjects + segments.length + 1,
+    metadataSha256: sha256(metaStored),
+  };
+}
+
+/** The metadata object (the list of segments, sorted here) written last; returns its stored bytes. */
+async function writeMetadata(
+  repo: Repository,
+  record: BackupRecord,
+  compression: Compression,
+  segmentChunks: number,
+  segments: SegmentRef[],
+  signal: AbortSignal | undefined,
+): Promise<Buffer> {
   segments.sort((a, b) => a.index - b.index);
   const metadata: MetadataV2 = {
     formatVersion: METADATA_FORMAT_VERSION,
@@ -312,9 +330,9 @@ async function writeBackupObjects(
     volumeId: record.volumeId,
     parentId: record.parentId,
     kind: record.kind,
-    size,
-    chunkSize,
-    blockSize,
+    size: record.size,
+    chunkSize: record.chunkSize,
+    blockSize: record.blockSize,
     createdAt: record.createdAt,
     dataTimestamp: record.dataTimestamp,
     compression,
@@ -322,15 +340,10 @@ async function writeBackupObjects(
     segments,
     extraMetadata: repo.driver.getExtraMetadata(),
   };
-  const metaName = metadataObjectName(objectPrefix);
+  const metaName = metadataObjectName(record.objectPrefix);
   const metaStored = repo.codec.seal(encodeMetadata(metadata), metaName);
-  await repo.writeObject(metaName, metaStored, options.signal);
-  progress.end();
-  return {
-    storedBytes: storedBytes + metaStored.length,
-    objectCount: dataObjects + segments.length + 1,
-    metadataSha256: sha256(metaStored),
-  };
+  await repo.writeObject(metaName, metaStored, signal);
+  return metaStored;
 }
 
 /** The hashes of the non-zero blocks, in order (a zero block's hash is a known constant). */
