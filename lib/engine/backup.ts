@@ -28,8 +28,8 @@ import { oneLine } from '../text';
 import { checkAllStored, deleteBackupObjects } from '../repository/backup-objects';
 import { backupPrefix } from '../repository/layout';
 import { packChunk, warmHashPool } from './hash-pool';
-import { packHole } from './hash-worker';
-import { allocateSharedSlices } from '../io/direct-io';
+import { PackResult, packHole } from './hash-worker';
+import { SharedSlice, allocateSharedSlices } from '../io/direct-io';
 import { sparseReadsEnabled } from '../io/sparse';
 import { ProgressTracker } from './progress';
 import { CHUNKS_IN_FLIGHT, DEFAULT_BLOCK_SIZE, DEFAULT_CHUNK_SIZE, DEFAULT_COMPRESSION, checkSizes } from './settings';
@@ -278,26 +278,9 @@ async function writeBackupObjects(
     const touched = parent ? r.store.includes(1) || r.zeroed.includes(1) : r.zeros.includes(0);
     let object: ChunkEntry['object'] = null;
     if (r.rawLength > 0) {
-      const extents = runsToExtents(r.store, offset, blockSize, offset + length);
-      let packed: Buffer = Buffer.from(slot.output.buffer, slot.output.offset, r.length);
-      let applied = r.compression;
-      if (applied === null) {
-        // No synchronous codec in the workers for this algorithm: compress on the thread pool.
-        const c = await compress(packed, compression, options.compressionLevel);
-        packed = c.data;
-        applied = c.compression;
-      }
-      const name = dataObjectName(objectPrefix, i + 1);
-      const stored = repo.codec.seal(packed, name);
-      const digest = r.sha256 !== null && r.compression !== null && stored === packed ? r.sha256 : sha256(stored);
-      throwIfAborted(options.signal);
-      // Still in the slot (not encrypted, not compressed elsewhere): the worker's MD5 is of these bytes,
-      // and they are aligned for direct I/O.
-      const inSlot = stored.buffer === slot.output.buffer;
-      await repo.writeObject(name, stored, options.signal, { sha256: digest, md5: inSlot ? r.md5 ?? undefined : undefined, directIo: outputs.aligned && inSlot });
-      object = { name, extents, compression: applied, rawLength: r.rawLength, length: stored.length, sha256: digest };
+      object = await writeDataObject(repo, record, { index: i, offset, length }, r, slot.output, outputs.aligned, compression, options);
       dataObjects++;
-      storedBytes += stored.length;
+      storedBytes += object.length;
     }
     await finishChunk(i, touched ? { entry: { chunk: i, zeroExtents: runsToExtents(r.zeros, offset, blockSize, offset + length), object }, hashes: nonZeroHashes(r.hashes, r.zeros) } : null);
     progress.chunk(i, length);
@@ -312,6 +295,41 @@ async function writeBackupObjects(
     objectCount: dataObjects + segments.length + 1,
     metadataSha256: sha256(metaStored),
   };
+}
+
+/**
+ * Chunk `chunk.index`'s blocks to store (packed by the worker into `output`) as its data object:
+ * compressed on the thread pool if the worker could not, sealed, written.
+ */
+async function writeDataObject(
+  repo: Repository,
+  record: BackupRecord,
+  chunk: { index: number; offset: number; length: number },
+  r: PackResult,
+  output: SharedSlice,
+  aligned: boolean,
+  compression: Compression,
+  options: CreateBackupOptions,
+): Promise<NonNullable<ChunkEntry['object']>> {
+  const { index: i, offset, length } = chunk;
+  const extents = runsToExtents(r.store, offset, record.blockSize, offset + length);
+  let packed: Buffer = Buffer.from(output.buffer, output.offset, r.length);
+  let applied = r.compression;
+  if (applied === null) {
+    // No synchronous codec in the workers for this algorithm: compress on the thread pool.
+    const c = await compress(packed, compression, options.compressionLevel);
+    packed = c.data;
+    applied = c.compression;
+  }
+  const name = dataObjectName(record.objectPrefix, i + 1);
+  const stored = repo.codec.seal(packed, name);
+  const digest = r.sha256 !== null && r.compression !== null && stored === packed ? r.sha256 : sha256(stored);
+  throwIfAborted(options.signal);
+  // Still in the slot (not encrypted, not compressed elsewhere): the worker's MD5 is of these bytes,
+  // and they are aligned for direct I/O.
+  const inSlot = stored.buffer === output.buffer;
+  await repo.writeObject(name, stored, options.signal, { sha256: digest, md5: inSlot ? r.md5 ?? undefined : undefined, directIo: aligned && inSlot });
+  return { name, extents, compression: applied, rawLength: r.rawLength, length: stored.length, sha256: digest };
 }
 
 /** The metadata object (the list of segments, sorted here) written last; returns its stored bytes. */
