@@ -223,7 +223,7 @@ async function writeBackupObjects(
   compression: Compression,
   options: CreateBackupOptions,
 ): Promise<Written> {
-  const { size, chunkSize, blockSize, objectPrefix } = record;
+  const { size, chunkSize, blockSize } = record;
   const chunks = chunkCount(size, chunkSize);
   const segmentChunks = DEFAULT_SEGMENT_CHUNKS;
   const open = new Map<number, OpenSegment>();
@@ -238,27 +238,11 @@ async function writeBackupObjects(
   const progress = new ProgressTracker(options.onProgress, { operation: 'backup', backupId: record.id, volumeId: record.volumeId, chunkCount: chunks, bytesTotal: size });
   progress.start();
 
-  /** Record a chunk's entry (or that it was not touched); store its segment once complete. */
-  const finishChunk = async (i: number, touched: { entry: ChunkEntry; hashes: Buffer } | null): Promise<void> => {
-    const index = Math.floor(i / segmentChunks);
-    let seg = open.get(index);
-    if (!seg) {
-      seg = { remaining: Math.min(segmentChunks, chunks - index * segmentChunks), entries: [] };
-      open.set(index, seg);
-    }
-    if (touched) seg.entries.push(touched);
-    if (--seg.remaining > 0) return;
-    open.delete(index);
-    if (seg.entries.length === 0) return; // nothing touched: the segment is zeros (full) or unchanged
-    seg.entries.sort((a, b) => a.entry.chunk - b.entry.chunk);
-    const name = segmentObjectName(objectPrefix, index);
-    const plain = encodeSegment(record.id, { index, entries: seg.entries.map((e) => e.entry), hashes: seg.entries.map((e) => e.hashes) });
-    const stored = repo.codec.seal(plain, name);
-    const digest = sha256(stored);
-    throwIfAborted(options.signal);
-    await repo.writeObject(name, stored, options.signal, { sha256: digest });
-    segments.push({ index, name, length: stored.length, sha256: digest });
-    storedBytes += stored.length;
+  const segmentsBeingWritten = { open, segments, chunks, segmentChunks };
+  const finishChunk = async (i: number, touched: TouchedChunk | null): Promise<void> => {
+    // Awaited first: `storedBytes += await …` would read storedBytes before the wait and lose other chunks' additions.
+    const stored = await finishSegmentChunk(repo, record, segmentsBeingWritten, i, touched, options.signal);
+    storedBytes += stored;
   };
 
   // Every chunk task has stopped when this throws: failBackup then removes everything written.
@@ -295,6 +279,42 @@ async function writeBackupObjects(
     objectCount: dataObjects + segments.length + 1,
     metadataSha256: sha256(metaStored),
   };
+}
+
+type TouchedChunk = OpenSegment['entries'][number];
+
+/**
+ * Record chunk i's entry (or that it was not touched) in its segment; store the segment once its last
+ * chunk is done. Returns the bytes stored (0 while the segment is open).
+ */
+async function finishSegmentChunk(
+  repo: Repository,
+  record: BackupRecord,
+  state: { open: Map<number, OpenSegment>; segments: SegmentRef[]; chunks: number; segmentChunks: number },
+  i: number,
+  touched: TouchedChunk | null,
+  signal: AbortSignal | undefined,
+): Promise<number> {
+  const { open, segments, chunks, segmentChunks } = state;
+  const index = Math.floor(i / segmentChunks);
+  let seg = open.get(index);
+  if (!seg) {
+    seg = { remaining: Math.min(segmentChunks, chunks - index * segmentChunks), entries: [] };
+    open.set(index, seg);
+  }
+  if (touched) seg.entries.push(touched);
+  if (--seg.remaining > 0) return 0;
+  open.delete(index);
+  if (seg.entries.length === 0) return 0; // nothing touched: the segment is zeros (full) or unchanged
+  seg.entries.sort((a, b) => a.entry.chunk - b.entry.chunk);
+  const name = segmentObjectName(record.objectPrefix, index);
+  const plain = encodeSegment(record.id, { index, entries: seg.entries.map((e) => e.entry), hashes: seg.entries.map((e) => e.hashes) });
+  const stored = repo.codec.seal(plain, name);
+  const digest = sha256(stored);
+  throwIfAborted(signal);
+  await repo.writeObject(name, stored, signal, { sha256: digest });
+  segments.push({ index, name, length: stored.length, sha256: digest });
+  return stored.length;
 }
 
 /**
