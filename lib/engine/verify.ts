@@ -122,10 +122,11 @@ export async function verifyRepository(repo: Repository, options: VerifyOptions 
   const concurrency = options.concurrency ?? (options.readData ? 2 : 16);
   // The listing the orphan scan made serves every backup's presence check (one request instead of one per backup).
   const listed = objects ? new Map(objects.map((e) => [e.name, e.size])) : null;
+  const check: Check = { repo, findings, counters, options, listed };
   await mapLimit(records, concurrency, async (record) => {
     throwIfAborted(options.signal);
     try {
-      await checkRecord(repo, record, findings, counters, options, now(), listed);
+      await checkRecord(check, record, now());
     } catch (err) {
       if (err instanceof VolumeBackupError && err.code === 'CANCELLED') throw err;
       // Anything unexpected (a network failure…) is a problem too: verify must not pass what it could not check.
@@ -191,39 +192,33 @@ interface Counters {
   bytesVerified: number;
 }
 
+/** What the check of every record shares: the repository, where findings and counts go, the orphan scan's listing. */
+interface Check {
+  repo: Repository;
+  findings: Findings;
+  counters: Counters;
+  options: VerifyOptions;
+  listed: ReadonlyMap<string, number> | null;
+}
+
 /** One record, judged by its status. */
-async function checkRecord(
-  repo: Repository,
-  record: BackupRecord,
-  findings: Findings,
-  counters: Counters,
-  options: VerifyOptions,
-  now: Date,
-  listed: ReadonlyMap<string, number> | null,
-): Promise<void> {
+async function checkRecord(check: Check, record: BackupRecord, now: Date): Promise<void> {
   switch (record.status) {
     case 'available':
     case 'restoring':
-      return checkComplete(repo, record, findings, counters, options, now, listed);
+      return checkComplete(check, record, now);
     case 'creating':
-      return checkCreating(record, findings, now);
+      return checkCreating(record, check.findings, now);
     case 'deleting':
-      return checkDeleting(record, findings, now);
+      return checkDeleting(record, check.findings, now);
     case 'error':
-      return checkFailed(repo, record, findings);
+      return checkFailed(check.repo, record, check.findings);
   }
 }
 
 /** A complete backup: its objects present (and with --read-data, its data intact); a restore whose lease expired is stuck. */
-async function checkComplete(
-  repo: Repository,
-  record: BackupRecord,
-  findings: Findings,
-  counters: Counters,
-  options: VerifyOptions,
-  now: Date,
-  listed: ReadonlyMap<string, number> | null,
-): Promise<void> {
+async function checkComplete(check: Check, record: BackupRecord, now: Date): Promise<void> {
+  const { repo, findings, counters, options, listed } = check;
   if (record.status === 'restoring' && leaseExpired(record, now)) {
     const host = ownerHost(record);
     findings.add({
