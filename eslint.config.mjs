@@ -2,6 +2,7 @@
 // callback's return value is ignored, awaiting non-promises, throwing non-Errors, loose equality, unused
 // code, objects stringified as "[object Object]", switches that miss a case. Formatting is not linted.
 import js from '@eslint/js';
+import { defineConfig } from 'eslint/config';
 import tseslint from 'typescript-eslint';
 
 // Node's globals, for the plain .js files (the .ts files get them from @types/node through the compiler).
@@ -16,7 +17,7 @@ const unusedVars = ['error', {
   destructuredArrayIgnorePattern: '^_', ignoreRestSiblings: true,
 }];
 
-export default tseslint.config(
+export default defineConfig(
   { ignores: ['dist/**', 'node_modules/**', 'examples/**', '.node-red/**', '**/*.html'] },
   js.configs.recommended,
   {
@@ -48,13 +49,12 @@ export default tseslint.config(
     rules: {
       'no-unused-vars': 'off',
       '@typescript-eslint/no-unused-vars': unusedVars,
+      '@typescript-eslint/no-unused-expressions': ['error', { allowShortCircuit: true, allowTernary: true }],
       // Promises: every one awaited, returned, or given a .catch / an explicit `void` with the reason beside it.
       '@typescript-eslint/no-floating-promises': 'error',
-      '@typescript-eslint/no-unused-expressions': ['error', { allowShortCircuit: true, allowTernary: true }],
       '@typescript-eslint/no-misused-promises': 'error',
       '@typescript-eslint/await-thenable': 'error',
       '@typescript-eslint/return-await': ['error', 'in-try-catch'],
-      '@typescript-eslint/promise-function-async': 'off',
       '@typescript-eslint/prefer-promise-reject-errors': ['error', { allowThrowingAny: true, allowThrowingUnknown: true }],
       '@typescript-eslint/only-throw-error': 'error',
       // Values that stringify to "[object Object]" in messages and keys.
