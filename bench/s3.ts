@@ -25,7 +25,7 @@ export async function runS3Bench(root: string, work: string, size: number, log: 
   const local = path.join(__dirname, '..', 'test', 'servers', 's3-server.js');
   const modulePath = existsSync(local) ? local : serverModule;
   if (!existsSync(modulePath)) return { rows: [], note: 'the S3 test server (test/servers/s3-server.ts) is not built: S3 part skipped' };
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  // eslint-disable-next-line @typescript-eslint/no-require-imports -- a path known only at run time (the built S3 test server, if any)
   const { startS3Server, S3_TEST_CREDENTIALS } = require(modulePath) as typeof import('../test/servers/s3-server');
   const dir = path.join(work, 's3');
   await fs.rm(dir, { recursive: true, force: true });

@@ -266,7 +266,8 @@ describe('prune (posix repository)', function () {
     const live = await repo.createRecord({ ...ghost.record, id: liveId, objectPrefix: backupPrefix(repo.driver, { volumeId: 'disk', backupId: liveId, createdAt: full.createdAt }), parentId: newer.id, leaseExpiresAt: new Date(Date.now() + DEFAULT_LEASE_TTL_MS).toISOString() });
     const third = await backup('full');
     const r2 = await pruneRepository(repo, { policy: { keepLast: 1 } });
-    assert.deepEqual(r2.volumes[0].kept.map((k) => [k.id, k.reasons[0]]).sort(), [[live.record.id, 'being created'], [newer.id, `parent of ${live.record.id}`], [third.id, 'keep-last']].sort());
+    const byId = (x: string[], y: string[]) => x[0].localeCompare(y[0]);
+    assert.deepEqual(r2.volumes[0].kept.map((k) => [k.id, k.reasons[0]]).sort(byId), [[live.record.id, 'being created'], [newer.id, `parent of ${live.record.id}`], [third.id, 'keep-last']].sort(byId));
     assert.equal(r2.backupsDeleted, 0);
   });
 

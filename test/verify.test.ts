@@ -126,7 +126,7 @@ describe('verify', function () {
     const chain = result.problems.find((p) => p.kind === 'broken-chain')!;
     assert.deepEqual(chain.backupIds, [incr.id]);
     assert.match(chain.message, new RegExp(`needs its parent ${full.id}, which is missing`));
-    const orphans = result.problems.filter((p) => p.kind === 'orphaned-objects').map((p) => p.objectName).sort();
+    const orphans = result.problems.filter((p) => p.kind === 'orphaned-objects').map((p) => p.objectName ?? '(none)').sort();
     assert.deepEqual(orphans, [full.objectPrefix, other.objectPrefix].sort());
   });
 

@@ -98,7 +98,8 @@ export function progressReporter(values: Values, ctx: CommandContext): { listene
   if (!['bar', 'json', 'none'].includes(mode)) throw invalid('--progress must be bar, json or none');
   if (mode === 'json') return { listener: (e) => ctx.stderr.write(JSON.stringify(e) + '\n'), stop: () => undefined };
   if (mode === 'none') return { stop: () => undefined };
-  const { SingleBar } = require('cli-progress') as typeof import('cli-progress'); // only on a terminal
+  // eslint-disable-next-line @typescript-eslint/no-require-imports -- loaded only when a bar is drawn on a terminal, not with every command
+  const { SingleBar } = require('cli-progress') as typeof import('cli-progress');
   const bar = new SingleBar(
     { format: '{operation} [{bar}] {percent}% | {done}/{total} | {rate}/s | ETA {eta}s', stream: ctx.progress as NodeJS.WritableStream, hideCursor: true, clearOnComplete: true },
   );

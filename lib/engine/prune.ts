@@ -226,17 +226,11 @@ async function executePlan(
   const deleted: DeletedBackupReport[] = [];
   const problems = [...plan.problems];
 
-  // Restores that stopped (lease expired) leave their backup `restoring`; give it back.
-  for (const k of plan.keep) {
-    if (k.record.status === 'restoring' && leaseExpired(k.record, new Date())) {
-      await endStaleRestore(repo, k.record).catch((err) => problems.push(`backup ${k.record.id} stays restoring: ${errorMessage(err)}`));
-    }
-  }
+  await endStaleRestores(repo, plan, problems);
 
   const reasons = new Map(plan.delete.map((d) => [d.record.id, d.reason]));
   const byId = new Map(records.map((r) => [r.id, r]));
-  const childrenOf = new Map<string, string[]>();
-  for (const r of records) if (r.parentId) childrenOf.set(r.parentId, [...(childrenOf.get(r.parentId) ?? []), r.id]);
+  const childrenOf = childrenByParent(records);
   const queue = childrenFirst([...plan.delete.map((d) => d.record), ...plan.keep.filter((k) => k.giveBack).map((k) => k.record)], byId);
   const gone = new Set<string>();
   const index = new ParentIndex(repo, plan.volumeId, records);
@@ -261,26 +255,7 @@ async function executePlan(
   // In batches (one listing checks a whole batch), children first within and across batches.
   for (let start = 0; start < queue.length; start += PRUNE_BATCH) {
     throwIfAborted(options.signal);
-    const batch: BackupRecord[] = [];
-    const inBatch = new Set<string>();
-    for (const record of queue.slice(start, start + PRUNE_BATCH)) {
-      // A child that stays keeps its parent: do not even try. (An unfinished deletion is always
-      // handed over, to be finished or given back.)
-      const stayingChild = (childrenOf.get(record.id) ?? []).find((c) => !gone.has(c) && !inBatch.has(c));
-      if (stayingChild && record.status !== 'deleting') {
-        keep(record, `parent of ${stayingChild}`);
-        continue;
-      }
-      try {
-        let current = record;
-        if (record.status === 'creating') current = await fenceAbandonedWriter(repo, record);
-        if (record.status === 'restoring') current = await endStaleRestore(repo, record);
-        batch.push(current);
-        inBatch.add(record.id);
-      } catch (err) {
-        failed(record, err);
-      }
-    }
+    const batch = await prepareBatch(repo, queue.slice(start, start + PRUNE_BATCH), childrenOf, gone, keep, failed);
     const outcome = await deleteBackups(repo, batch, { index, signal: options.signal, onDeleted });
     for (const [id, users] of outcome.givenBack) {
       if (!kept.get(id)?.reasons.some((r) => r.startsWith('in use by'))) keep(byId.get(id)!, `in use by ${users.join(', ')}`);
@@ -289,6 +264,56 @@ async function executePlan(
   }
   const keptList = [...kept.values()].sort((a, b) => Date.parse(b.dataTimestamp) - Date.parse(a.dataTimestamp));
   return { volumeId: plan.volumeId, kept: keptList, deleted, orphans: [], bytesFreed: 0, problems };
+}
+
+/** Restores that stopped (lease expired) leave their backup `restoring`; give it back. */
+async function endStaleRestores(repo: Repository, plan: VolumePlan, problems: string[]): Promise<void> {
+  for (const k of plan.keep) {
+    if (k.record.status === 'restoring' && leaseExpired(k.record, new Date())) {
+      await endStaleRestore(repo, k.record).catch((err) => problems.push(`backup ${k.record.id} stays restoring: ${errorMessage(err)}`));
+    }
+  }
+}
+
+function childrenByParent(records: readonly BackupRecord[]): Map<string, string[]> {
+  const childrenOf = new Map<string, string[]>();
+  for (const r of records) if (r.parentId) childrenOf.set(r.parentId, [...(childrenOf.get(r.parentId) ?? []), r.id]);
+  return childrenOf;
+}
+
+/**
+ * The records of one slice of the queue that can go to deleteBackups, each made deletable (an abandoned
+ * writer fenced, a stopped restore ended); the others are kept (`keep`) or reported (`failed`).
+ */
+async function prepareBatch(
+  repo: Repository,
+  slice: readonly BackupRecord[],
+  childrenOf: ReadonlyMap<string, string[]>,
+  gone: ReadonlySet<string>,
+  keep: (record: BackupRecord, reason: string) => void,
+  failed: (record: BackupRecord, err: unknown) => void,
+): Promise<BackupRecord[]> {
+  const batch: BackupRecord[] = [];
+  const inBatch = new Set<string>();
+  for (const record of slice) {
+    // A child that stays keeps its parent: do not even try. (An unfinished deletion is always
+    // handed over, to be finished or given back.)
+    const stayingChild = (childrenOf.get(record.id) ?? []).find((c) => !gone.has(c) && !inBatch.has(c));
+    if (stayingChild && record.status !== 'deleting') {
+      keep(record, `parent of ${stayingChild}`);
+      continue;
+    }
+    try {
+      let current = record;
+      if (record.status === 'creating') current = await fenceAbandonedWriter(repo, record);
+      if (record.status === 'restoring') current = await endStaleRestore(repo, record);
+      batch.push(current);
+      inBatch.add(record.id);
+    } catch (err) {
+      failed(record, err);
+    }
+  }
+  return batch;
 }
 
 /**

@@ -205,8 +205,9 @@ async function applyChain(
     }
     progress.chunk(i, length);
   });
-  await flushing;
-  if (flushError) throw flushError;
+  // The flush callback assigns both: TypeScript's narrowing sees only the initial nulls here.
+  await (flushing as Promise<void> | null);
+  if (flushError) throw flushError as Error;
   progress.end();
   return { bytesWritten };
 }

@@ -4,6 +4,7 @@
  * done(err), msg.cancel, and what a deploy does to running work (node-work.ts: a re-created node takes
  * it over). A node only says how to turn a message into an engine call.
  */
+import { describeValue } from '../../lib/text';
 import { errorMessage, shownError } from '../../lib/errors';
 import type { CreateBackupOptions, ProgressEvent } from '../../lib/engine/types';
 import type { Repository } from '../../lib/repository/repository';
@@ -167,6 +168,6 @@ async function cancelFromMessage(RED: NodeAPI, node: Node, work: NodeWork, msg: 
 function parseQueueSize(value: unknown): number {
   if (value === undefined || value === null || value === '') return DEFAULT_QUEUE_SIZE;
   const n = Number(value);
-  if (!Number.isSafeInteger(n) || n < 0) throw new Error(`queue size must be a whole number ≥ 0, not ${String(value)}`);
+  if (!Number.isSafeInteger(n) || n < 0) throw new Error(`queue size must be a whole number ≥ 0, not ${describeValue(value)}`);
   return n;
 }

@@ -40,8 +40,7 @@ describe('Backups sidebar in the editor (chromium)', function () {
     // test/helpers/gate-preload.ts), so the Cancel button always meets a running backup.
     red = await NodeRed.start({ env: { NODE_OPTIONS: `--require ${path.join(__dirname, '..', 'helpers', 'gate-preload.js')}`, VB_GATE_FILE: path.join(dir, 'never') } });
     await red.deploy(sidebarFlow(fixture.repoDir).flows);
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const { chromium } = require('playwright-core') as typeof import('playwright-core');
+    const { chromium } = await import('playwright-core');
     context = await chromium.launchPersistentContext(await fs.mkdtemp(path.join(os.tmpdir(), 'vb-chromium-')), {
       executablePath: CHROMIUM,
       headless: true,
@@ -138,7 +137,7 @@ describe('Backups sidebar in the editor (chromium)', function () {
     await page.waitForFunction(`/preview this policy first/.test(document.querySelector('.vb-dialog .vb-dialog-error')?.textContent ?? '')`, undefined, { timeout: 10_000 });
     await page.click('#vb-prune-preview');
     await page.locator('.vb-prune-deletes li').first().waitFor({ timeout: 15_000 });
-    const listed = await page.locator('.vb-prune-deletes li').evaluateAll((els: any[]) => els.map((el) => el.dataset.backupId).sort());
+    const listed = await page.locator('.vb-prune-deletes li').evaluateAll((els: any[]) => els.map((el): string => el.dataset.backupId).sort());
     const b = fixture.backups;
     assert.deepStrictEqual(listed, [b.dbFull1.id, b.dbIncr1a.id, b.dbIncr1b.id, b.dbFailed.id].sort());
     await page.click('#vb-dialog-cancel');

@@ -26,9 +26,7 @@ describe('the editor in a browser', function () {
   let work: string;
   let volume: string;
   let red: NodeRedProcess;
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
   let context: any;
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
   let page: any;
 
   before(async function () {
@@ -54,7 +52,6 @@ describe('the editor in a browser', function () {
       assert.strictEqual(await node.count(), 1, type);
       // The palette breaks long labels at the hyphen.
       assert.strictEqual(((await node.locator('.red-ui-palette-label').textContent()) ?? '').replace(/\s+/g, ''), label);
-      // eslint-disable-next-line @typescript-eslint/no-explicit-any
       const category = await node.evaluate((el: any) => el.closest('.red-ui-palette-category')?.id ?? '');
       assert.match(category, /backup$/, `${type} is in the "backup" category`);
     }
@@ -70,7 +67,7 @@ describe('the editor in a browser', function () {
   it('opens every edit dialog, makes a driver-config from it, and deploys', async () => {
     // Place one of each node on the workspace, as dragging from the palette would.
     await page.evaluate((types: string[]) => {
-      const RED = (globalThis as unknown as { RED: any }).RED; // eslint-disable-line @typescript-eslint/no-explicit-any
+      const RED = (globalThis as unknown as { RED: any }).RED;
       const z = RED.workspaces.active();
       const withDefaults = (type: string) => {
         const defaults = RED.nodes.getType(type).defaults as Record<string, { value: unknown }>;
@@ -81,7 +78,7 @@ describe('the editor in a browser', function () {
 
     for (const [index, [, label]] of PALETTE.entries()) {
       await page.evaluate((id: string) => {
-        const RED = (globalThis as unknown as { RED: any }).RED; // eslint-disable-line @typescript-eslint/no-explicit-any
+        const RED = (globalThis as unknown as { RED: any }).RED;
         RED.editor.edit(RED.nodes.node(id));
       }, `ed-${index}`);
       await page.waitForSelector('#node-input-repository', { state: 'visible' });
@@ -106,10 +103,10 @@ describe('the editor in a browser', function () {
     }
 
     const invalid = await page.evaluate(() => {
-      const RED = (globalThis as unknown as { RED: any }).RED; // eslint-disable-line @typescript-eslint/no-explicit-any
+      const RED = (globalThis as unknown as { RED: any }).RED;
       const out: unknown[] = [];
-      RED.nodes.eachNode((n: any) => { if (!n.valid) out.push({ type: n.type, errors: n.validationErrors, repository: n.repository }); }); // eslint-disable-line @typescript-eslint/no-explicit-any
-      RED.nodes.eachConfig((n: any) => { if (!n.valid) out.push({ type: n.type, errors: n.validationErrors }); }); // eslint-disable-line @typescript-eslint/no-explicit-any
+      RED.nodes.eachNode((n: any) => { if (!n.valid) out.push({ type: n.type, errors: n.validationErrors, repository: n.repository }); });
+      RED.nodes.eachConfig((n: any) => { if (!n.valid) out.push({ type: n.type, errors: n.validationErrors }); });
       return out;
     });
     assert.deepStrictEqual(invalid, [], 'every node is valid after its dialog');
@@ -140,7 +137,7 @@ describe('the editor in a browser', function () {
     await page.reload();
     await page.waitForSelector(`.red-ui-palette-node[data-palette-type='volume-backup-create']`, { timeout: 60_000 });
     await page.evaluate((id: string) => {
-      const RED = (globalThis as unknown as { RED: any }).RED; // eslint-disable-line @typescript-eslint/no-explicit-any
+      const RED = (globalThis as unknown as { RED: any }).RED;
       RED.workspaces.show(id);
       RED.sidebar.show('debug');
     }, tab.id);

@@ -311,6 +311,7 @@ describe(`Node-RED nodes (node-red ${nodeRedVersion()})`, function () {
   });
 
   it('driver-config: an unset environment variable or a missing path is reported to every message, not a crash', async () => {
+    // eslint-disable-next-line no-template-curly-in-string -- Node-RED's ${ENV_VAR} syntax in a setting, on purpose
     const t = await load([backupNode()], { path: '${VOLUME_BACKUP_TEST_UNSET_VARIABLE}' });
     t.node('n1').receive({ volume: suite.image });
     const [caught] = await t.caught.waitFor(1);
