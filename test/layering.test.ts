@@ -64,7 +64,7 @@ describe('layers: one orphan classifier, one door to the driver, retries as a la
     const pruned = await pruneRepository(repo, { policy: KEEP_ALL, dryRun: true, orphanGracePeriodMs: 0 });
     const byPrune = new Set(pruned.volumes.flatMap((v) => v.orphans).map((o) => parseObjectName(o.name)?.prefix ?? o.name));
     const verified = await verifyRepository(repo);
-    const byVerify = new Set(verified.problems.filter((p) => p.kind === 'orphaned-objects').map((p) => p.objectName));
+    const byVerify = new Set(verified.problems.filter((p) => p.kind === 'orphaned-objects').map((p) => p.objectName ?? '(none)'));
 
     assert.deepEqual([...byVerify].sort(), [...byPrune].sort(), 'verify reports as orphans exactly what prune would delete');
     assert.deepEqual([...byPrune].sort(), [lost.objectPrefix, 'volume_disk/junk'].sort());

@@ -60,8 +60,8 @@ export function checkSetting(label: string, rules: SettingRules, value: unknown)
   if (typeof value === 'string' && /\$\{[^}]+\}/.test(value)) return null;
   if (rules.type === 'boolean') return typeof value === 'boolean' ? null : `${label} must be on or off`;
   if (rules.type === 'number' || rules.type === 'integer') {
-    const n = typeof value === 'number' ? value : Number(String(value).trim());
-    if (!Number.isFinite(n)) return `${label} must be a number, not "${String(value)}"`;
+    const n = typeof value === 'number' ? value : typeof value === 'string' ? Number(value.trim()) : NaN;
+    if (!Number.isFinite(n)) return `${label} must be a number, not ${JSON.stringify(value)}`;
     if (rules.type === 'integer' && !Number.isInteger(n)) return `${label} must be a whole number, not ${n}`;
     if (rules.exclusiveMinimum !== undefined && n <= rules.exclusiveMinimum) return `${label} must be more than ${rules.exclusiveMinimum}`;
     if (rules.minimum !== undefined && n < rules.minimum) return `${label} must be at least ${rules.minimum}`;
@@ -80,7 +80,7 @@ export function checkSetting(label: string, rules: SettingRules, value: unknown)
   }
   if (rules.enum && !rules.enum.includes(value)) return `${label} must be one of ${rules.enum.join(', ')}, not "${value}"`;
   if (rules.uri) {
-    let ok = false;
+    let ok: boolean;
     try {
       ok = /^[a-z][a-z0-9+.-]*:$/i.test(new URL(value).protocol);
     } catch {

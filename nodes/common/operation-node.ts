@@ -54,7 +54,7 @@ export function registerOperationNode<R>(RED: NodeAPI, type: string, makeSpec: (
 
 function operationNode<R>(RED: NodeAPI, node: Node, def: NodeDef, spec: OperationSpec<R>): void {
   // Taken over from the node this one replaces when a deploy kept its work (node-work.ts).
-  const work = NodeWork.forNode(RED, node, String(def.repository ?? ''), parseQueueSize(def.queueSize));
+  const work = NodeWork.forNode(RED, node, typeof def.repository === 'string' ? def.repository : '', parseQueueSize(def.queueSize));
 
   node.on('input', (msg, send, done) => {
     if (msg.cancel === true || msg.cancel === 'true') {

@@ -67,9 +67,9 @@ describe('backends in a real Node-RED: a plugin backend, and the driver-config d
   });
 
   describe('the driver-config dialog in Chromium', () => {
-    // eslint-disable-next-line @typescript-eslint/no-explicit-any -- playwright-core is driven untyped, as in editor.test.ts
+     
     let context: any;
-    // eslint-disable-next-line @typescript-eslint/no-explicit-any
+     
     let page: any;
 
     before(async function () {
@@ -81,7 +81,7 @@ describe('backends in a real Node-RED: a plugin backend, and the driver-config d
       await page.goto(`http://127.0.0.1:${red.port}/`);
       await page.waitForSelector(`.red-ui-palette-node[data-palette-type='volume-backup-create']`, { timeout: 60_000 });
       await page.evaluate(() => {
-        const RED = (globalThis as unknown as { RED: any }).RED; // eslint-disable-line @typescript-eslint/no-explicit-any
+        const RED = (globalThis as unknown as { RED: any }).RED;  
         RED.view.importNodes([{ id: 'ed-b', type: 'volume-backup-create', x: 200, y: 80, z: RED.workspaces.active(), wires: [] }], { generateIds: false });
         RED.editor.edit(RED.nodes.node('ed-b'));
       });
@@ -116,9 +116,9 @@ describe('backends in a real Node-RED: a plugin backend, and the driver-config d
       await page.click('#node-config-dialog-ok');
       await page.waitForSelector('#node-config-input-backend', { state: 'detached' });
       const saved = await page.evaluate(() => {
-        const RED = (globalThis as unknown as { RED: any }).RED; // eslint-disable-line @typescript-eslint/no-explicit-any
+        const RED = (globalThis as unknown as { RED: any }).RED;  
         const out: unknown[] = [];
-        RED.nodes.eachConfig((n: any) => { if (n.type === 'volume-driver-config') out.push({ backend: n.backend, bucket: n.bucket, valid: n.valid, errors: n.validationErrors }); }); // eslint-disable-line @typescript-eslint/no-explicit-any
+        RED.nodes.eachConfig((n: any) => { if (n.type === 'volume-driver-config') out.push({ backend: n.backend, bucket: n.bucket, valid: n.valid, errors: n.validationErrors }); });  
         return out;
       });
       const made = (saved as Array<{ backend: string; bucket?: string; valid: boolean; errors: unknown }>).filter((n) => n.backend === 's3');

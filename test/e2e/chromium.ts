@@ -4,7 +4,7 @@ import { existsSync } from 'fs';
 export const CHROMIUM = '/usr/bin/chromium';
 
 /** The browser on a profile directory; without chromium the calling hook's tests are skipped, saying why. */
-// eslint-disable-next-line @typescript-eslint/no-explicit-any -- playwright-core is driven untyped
+ 
 export async function launchChromium(hook: Mocha.Context, profileDir: string): Promise<{ context: any; page: any }> {
   if (!existsSync(CHROMIUM)) {
     console.log(`      browser test skipped: ${CHROMIUM} is not installed (apt-get install chromium)`);
