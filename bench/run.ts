@@ -292,7 +292,7 @@ export async function runBench(argv: string[]): Promise<Report> {
   const results = await compare(tools, image, options, cache);
   const loop = options.loop ? await loopProbe(image, options) : [];
   const variants = options.tradeoffs ? await tradeoffs(bin, image, options, cache) : [];
-  const s3 = options.s3 ? await runS3Bench(repoRoot(), options.work, Math.min(options.size, 256 * MIB), log) : { rows: [], note: undefined };
+  const s3 = options.s3 ? await runS3Bench(repoRoot(), options.work, Math.min(options.size, 256 * MIB), log, options.repeat) : { rows: [], note: undefined };
   await fs.rm(path.join(options.work, 'run'), { recursive: true, force: true });
   const scale = options.scale ? await runScale({ bin, work: options.work, borg: options.peers && commandExists('borg'), log }) : undefined;
 
