@@ -7,7 +7,7 @@
 import * as assert from 'assert';
 import { createHash, randomBytes } from 'crypto';
 import { CreateMultipartUploadCommand, ListMultipartUploadsCommand, S3Client } from '@aws-sdk/client-s3';
-import { PreconditionFailedError, VolumeBackupError } from '../lib/errors';
+import { ObjectNotFoundError, PreconditionFailedError, VolumeBackupError } from '../lib/errors';
 import { createBackup, listBackups } from '../lib';
 import { md5Hex } from '../lib/drivers/md5-thread';
 import { openRepositoryIn } from '../lib/repository/repository';
@@ -225,9 +225,26 @@ describe(`s3 driver on ${S3_STORE}`, function () {
     await reader.close?.();
   });
 
+  it('reads an object straight into a shared buffer, checks its MD5 there, reads again one altered on the way, and gives -1 when it does not fit', async () => {
+    const driver = backend.driver({ endpoint: proxy.endpoint, prefix: 'md5-into', log: recordingLog() });
+    const data = randomBytes(3 * MiB + 5);
+    await driver.writeObject('', 'obj', data);
+    let altered = 0;
+    proxy.setPlan((r) => (r.method === 'GET' && r.url.includes('md5-into/obj') && altered++ === 0 ? 'corrupt-reply' : null));
+    const target = new Uint8Array(new SharedArrayBuffer(4 * MiB));
+    assert.strictEqual(await driver.readObjectInto!('', 'obj', target), data.length);
+    assert.ok(Buffer.from(target.buffer, 0, data.length).equals(data), 'the bytes in the shared buffer are the object');
+    assert.strictEqual(altered, 2, 'the altered body was read again');
+    assert.strictEqual(await driver.readObjectInto!('', 'obj', new Uint8Array(new SharedArrayBuffer(MiB))), -1);
+    await assert.rejects(driver.readObjectInto!('', 'missing', target), ObjectNotFoundError);
+    await driver.close?.();
+  });
+
   it('hashes in the worker thread exactly as in place: sizes around the threshold, and views into a larger buffer', async () => {
     const big = randomBytes(5 * MiB + 3);
-    const cases = [Buffer.alloc(0), big.subarray(0, 256 * 1024 - 1), big.subarray(0, 256 * 1024), big.subarray(7, 4 * MiB), big];
+    const shared = new Uint8Array(new SharedArrayBuffer(big.length));
+    shared.set(big);
+    const cases = [Buffer.alloc(0), big.subarray(0, 256 * 1024 - 1), big.subarray(0, 256 * 1024), big.subarray(7, 4 * MiB), big, shared.subarray(5, 4 * MiB)];
     const hex = (b: Uint8Array) => createHash('md5').update(b).digest('hex');
     assert.deepStrictEqual(await Promise.all(cases.map((c) => md5Hex(c))), cases.map(hex));
   });

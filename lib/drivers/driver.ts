@@ -49,6 +49,11 @@ export interface Driver {
    * then computes it in its worker threads and passes it as ObjectOptions.md5, off the event loop.
    */
   readonly wantsMd5?: boolean;
+  /**
+   * How many objects a backup or restore should keep in flight (default: as many as the CPU keeps
+   * busy). A remote store's request waits for the network, not for this machine: more in flight hides it.
+   */
+  readonly objectsInFlight?: number;
 
   /** Create the container if it does not exist (idempotent). */
   putContainer(container: string): Promise<void>;

@@ -5,7 +5,7 @@
  * uploads with parts in parallel; a failed one is aborted. The SDK's retries are off: retry.ts decides.
  */
 import {
-  CreateBucketCommand, DeleteObjectCommand, GetObjectCommand, HeadBucketCommand, HeadObjectCommand, ListObjectsV2Command,
+  CreateBucketCommand, DeleteObjectCommand, GetObjectCommand, GetObjectCommandOutput, HeadBucketCommand, HeadObjectCommand, ListObjectsV2Command,
   PutObjectCommand, PutObjectCommandInput, S3Client,
 } from '@aws-sdk/client-s3';
 import { z } from 'zod';
@@ -19,6 +19,7 @@ import { TransientError, transientReason, withRetry } from './retry';
 
 const MiB = 1024 * 1024;
 const PART_CONCURRENCY = 4;
+const OBJECTS_IN_FLIGHT = 6;
 
 // This package supports Node 20 (package.json engines); the SDK's eight-line notice about its own
 // future Node 22 requirement would otherwise print on every CLI run. Its documented switch turns it off.
@@ -51,6 +52,15 @@ function classifyS3(err: unknown): string | null {
   return transientReason(err, statusOf(err));
 }
 
+/** A GET body cut short, or changed on the way (its MD5 ETag), is worth another attempt. */
+async function checkBody(res: GetObjectCommandOutput, data: Uint8Array): Promise<void> {
+  if (res.ContentLength !== undefined && data.length !== res.ContentLength) throw new TransientError(`body ended after ${data.length} of ${res.ContentLength} bytes`);
+  // With SSE-KMS (or customer keys) the ETag is not the MD5 of the data; otherwise a plain one is.
+  const kms = String(res.ServerSideEncryption ?? '').startsWith('aws:kms') || !!res.SSECustomerAlgorithm;
+  const plainMd5 = kms ? undefined : /^"?([0-9a-f]{32})"?$/.exec(res.ETag ?? '')?.[1];
+  if (plainMd5 && (await md5Hex(data)) !== plainMd5) throw new TransientError(`body of ${data.length} bytes does not match its MD5 ETag`);
+}
+
 export function createS3Driver(spec: z.infer<typeof S3Spec>, context: DriverContext): Driver {
   return new S3Driver(spec, context);
 }
@@ -58,6 +68,8 @@ export function createS3Driver(spec: z.infer<typeof S3Spec>, context: DriverCont
 export class S3Driver extends CinderNaming implements Driver {
   readonly kind = 's3';
   readonly wantsMd5 = true;
+  /** Requests wait for the network: keep this many objects in flight (backup and restore). */
+  readonly objectsInFlight = OBJECTS_IN_FLIGHT;
   readonly location: string;
   readonly conditionalWrites: boolean;
   private readonly client: S3Client;
@@ -183,25 +195,50 @@ export class S3Driver extends CinderNaming implements Driver {
   async readObject(container: string, name: string, options: { signal?: AbortSignal } = {}): Promise<StoredObject> {
     const key = objectKey(this.prefix, container, name);
     return this.call('read', key, async (abortSignal) => {
-        const res = await this.client.send(new GetObjectCommand({ Bucket: this.spec.bucket, Key: key }), { abortSignal });
-        const bytes = await res.Body!.transformToByteArray();
-        // A view, not a copy: the array is this call's own.
-        const data = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-        // A body cut short, or changed on the way, is worth another attempt.
-        if (res.ContentLength !== undefined && data.length !== res.ContentLength) throw new TransientError(`body ended after ${data.length} of ${res.ContentLength} bytes`);
-        // With SSE-KMS (or customer keys) the ETag is not the MD5 of the data; otherwise a plain one is.
-        const kms = String(res.ServerSideEncryption ?? '').startsWith('aws:kms') || !!res.SSECustomerAlgorithm;
-        const plainMd5 = kms ? undefined : /^"?([0-9a-f]{32})"?$/.exec(res.ETag ?? '')?.[1];
-        if (plainMd5 && (await md5Hex(data)) !== plainMd5) throw new TransientError(`body of ${data.length} bytes does not match its MD5 ETag`);
-        return { data, etag: res.ETag ?? '' };
-      }, {
-        signal: options.signal,
-        expected: (err) => {
-          if (nameOf(err) === 'NoSuchBucket') return new BucketNotFoundError(container, name, `bucket ${this.where()}`);
-          if (statusOf(err) === 404) return new ObjectNotFoundError(container, name);
-          return undefined;
-        },
-      });
+      const res = await this.client.send(new GetObjectCommand({ Bucket: this.spec.bucket, Key: key }), { abortSignal });
+      const bytes = await res.Body!.transformToByteArray();
+      // A view, not a copy: the array is this call's own.
+      const data = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+      await checkBody(res, data);
+      return { data, etag: res.ETag ?? '' };
+    }, { signal: options.signal, expected: (err) => this.readError(err, container, name) });
+  }
+
+  /**
+   * A restore's read: the body goes straight from the socket into the caller's (shared) buffer, with no
+   * whole-object array in between, and its MD5 is checked in the MD5 thread, which sees that memory.
+   */
+  async readObjectInto(container: string, name: string, target: Uint8Array, options: { signal?: AbortSignal } = {}): Promise<number> {
+    const key = objectKey(this.prefix, container, name);
+    return this.call('read', key, async (abortSignal) => {
+      const res = await this.client.send(new GetObjectCommand({ Bucket: this.spec.bucket, Key: key }), { abortSignal });
+      const body = res.Body as unknown as AsyncIterable<Uint8Array> & { destroy?: () => void };
+      let at = 0;
+      let overflow = (res.ContentLength ?? 0) > target.length;
+      if (!overflow) {
+        for await (const piece of body) {
+          if (at + piece.length > target.length) {
+            overflow = true;
+            break;
+          }
+          target.set(piece, at);
+          at += piece.length;
+        }
+      }
+      if (overflow) {
+        body.destroy?.();
+        return -1; // does not fit: the caller reads it with readObject
+      }
+      await checkBody(res, target.subarray(0, at));
+      return at;
+    }, { signal: options.signal, expected: (err) => this.readError(err, container, name) });
+  }
+
+  /** The errors a read expects: a missing bucket or object. */
+  private readError(err: unknown, container: string, name: string): Error | undefined {
+    if (nameOf(err) === 'NoSuchBucket') return new BucketNotFoundError(container, name, `bucket ${this.where()}`);
+    if (statusOf(err) === 404) return new ObjectNotFoundError(container, name);
+    return undefined;
   }
 
   async writeObject(container: string, name: string, data: Buffer, options: { signal?: AbortSignal; md5?: string } = {}): Promise<string> {

@@ -31,6 +31,7 @@ import { packChunk, warmHashPool } from './hash-pool';
 import { packHole } from './hash-worker';
 import { allocateSharedSlices } from '../io/direct-io';
 import { sparseReadsEnabled } from '../io/sparse';
+import { Pool } from './pool';
 import { ProgressTracker } from './progress';
 import { CHUNKS_IN_FLIGHT, DEFAULT_BLOCK_SIZE, DEFAULT_CHUNK_SIZE, DEFAULT_COMPRESSION, checkSizes } from './settings';
 import type { CreateBackupOptions } from './types';
@@ -216,11 +217,13 @@ async function writeBackupObjects(
   const segments: SegmentRef[] = [];
   let dataObjects = 0;
   let storedBytes = 0;
-  // Each slot: the chunk as read, and what will be stored (compressed, page-aligned so that a posix
-  // repository can write it with O_DIRECT); both shared with the workers.
-  const slotCount = Math.min(CHUNKS_IN_FLIGHT, chunks);
+  // Each slot: what will be stored (compressed, page-aligned so that a posix repository can write it
+  // with O_DIRECT), shared with the workers. The chunk as read is borrowed from `inputs` only until it is
+  // packed: a remote store keeps more slots (objectsInFlight) waiting for the network, not more inputs.
+  const slotCount = Math.min(Math.max(CHUNKS_IN_FLIGHT, repo.driver.objectsInFlight ?? 0), chunks);
   const outputs = allocateSharedSlices(slotCount, compressBound(chunkSize));
-  const slots = outputs.slices.map((output) => ({ input: new SharedArrayBuffer(chunkSize), output }));
+  const slots = outputs.slices.map((output) => ({ output }));
+  const inputs = new Pool(Array.from({ length: Math.min(CHUNKS_IN_FLIGHT, chunks) }, () => new SharedArrayBuffer(chunkSize)));
   const progress = new ProgressTracker(options.onProgress, { operation: 'backup', backupId: record.id, volumeId: record.volumeId, chunkCount: chunks, bytesTotal: size });
   progress.start();
 
@@ -252,14 +255,16 @@ async function writeBackupObjects(
     throwIfAborted(options.signal);
     const offset = i * chunkSize;
     const length = Math.min(chunkSize, size - offset);
-    // A sparse file's holes are not read; a chunk that is all hole needs no worker either.
-    const read = await readChunk(source, Buffer.from(slot.input, 0, length), length, offset, blockSize);
-    // The parent's state of this chunk, from the newest backup of its chain that touched it.
-    const parentHashes = parent ? new Uint8Array((await parent.state(i, options.signal)).hashes) : null;
-    // Hashing, zero detection, the comparison with the parent, packing and compression: one worker task.
-    const r = !read ? packHole(length, blockSize, parentHashes) : await packChunk({
-      input: slot.input, length, blockSize, parentHashes, output: slot.output.buffer, outputOffset: slot.output.offset, outputLength: compressBound(chunkSize),
-      compression, level: options.compressionLevel, digest: !repo.codec.encrypted, md5: !!repo.driver.wantsMd5,
+    const r = await inputs.with(async (input) => {
+      // A sparse file's holes are not read; a chunk that is all hole needs no worker either.
+      const read = await readChunk(source, Buffer.from(input, 0, length), length, offset, blockSize);
+      // The parent's state of this chunk, from the newest backup of its chain that touched it.
+      const parentHashes = parent ? new Uint8Array((await parent.state(i, options.signal)).hashes) : null;
+      // Hashing, zero detection, the comparison with the parent, packing and compression: one worker task.
+      return !read ? packHole(length, blockSize, parentHashes) : packChunk({
+        input, length, blockSize, parentHashes, output: slot.output.buffer, outputOffset: slot.output.offset, outputLength: compressBound(chunkSize),
+        compression, level: options.compressionLevel, digest: !repo.codec.encrypted, md5: !!repo.driver.wantsMd5,
+      });
     });
     const touched = parent ? r.store.includes(1) || r.zeroed.includes(1) : r.zeros.includes(0);
     let object: ChunkEntry['object'] = null;
