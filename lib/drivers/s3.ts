@@ -8,6 +8,7 @@ import {
   CreateBucketCommand, DeleteObjectCommand, GetObjectCommand, GetObjectCommandOutput, HeadBucketCommand, HeadObjectCommand, ListObjectsV2Command,
   PutObjectCommand, PutObjectCommandInput, S3Client,
 } from '@aws-sdk/client-s3';
+import type { Readable } from 'stream';
 import { z } from 'zod';
 import { ObjectNotFoundError, PreconditionFailedError, invalid } from '../errors';
 import { CinderNaming, Driver, ObjectEntry, StoredObject } from './driver';
@@ -50,6 +51,29 @@ function classifyS3(err: unknown): string | null {
   // The bytes the store received differ from what was sent: corrupted on the way, so send again.
   if (CORRUPTION_REPLIES.has(nameOf(err) ?? '')) return `the store received other bytes than were sent (${nameOf(err)})`;
   return transientReason(err, statusOf(err));
+}
+
+/**
+ * Copy a body into `target` as its pieces arrive ('data' events: far less overhead per piece than async
+ * iteration); its length, or -1 when it does not fit.
+ */
+function readInto(body: Readable, target: Uint8Array): Promise<number> {
+  return new Promise((resolve, reject) => {
+    let at = 0;
+    body.on('data', (piece: Uint8Array) => {
+      if (at + piece.length > target.length) {
+        body.destroy();
+        resolve(-1);
+        return;
+      }
+      target.set(piece, at);
+      at += piece.length;
+    });
+    body.once('end', () => resolve(at));
+    body.once('error', reject);
+    // Destroyed without an error (a cancel): settle anyway; after 'end' this changes nothing.
+    body.once('close', () => reject(new TransientError(`body closed after ${at} bytes`)));
+  });
 }
 
 /** A GET body cut short, or changed on the way (its MD5 ETag), is worth another attempt. */
@@ -227,23 +251,12 @@ export class S3Driver extends CinderNaming implements Driver {
     const key = objectKey(this.prefix, container, name);
     return this.call('read', key, async (abortSignal) => {
       const res = await this.client.send(new GetObjectCommand({ Bucket: this.spec.bucket, Key: key }), { abortSignal });
-      const body = res.Body as unknown as AsyncIterable<Uint8Array> & { destroy?: () => void };
-      let at = 0;
-      let overflow = (res.ContentLength ?? 0) > target.length;
-      if (!overflow) {
-        for await (const piece of body) {
-          if (at + piece.length > target.length) {
-            overflow = true;
-            break;
-          }
-          target.set(piece, at);
-          at += piece.length;
-        }
-      }
-      if (overflow) {
-        body.destroy?.();
+      if ((res.ContentLength ?? 0) > target.length) {
+        (res.Body as unknown as Readable).destroy();
         return -1; // does not fit: the caller reads it with readObject
       }
+      const at = await readInto(res.Body as unknown as Readable, target);
+      if (at < 0) return -1;
       await checkBody(res, target.subarray(0, at));
       return at;
     }, { signal: options.signal, expected: (err) => this.readError(err, container, name) });
