@@ -214,6 +214,7 @@ async function tradeoffs(bin: string, image: Image, options: Options, cache: Pag
     ['block 16K', { blockSize: '16K' }],
     ['block 64K', { blockSize: '64K' }],
     ['zstd level 3', { compression: 'zstd', level: 3 }],
+    ['zstd level -5 (fast)', { compression: 'zstd', level: -5 }],
     ['zlib level 1', { compression: 'zlib', level: 1 }],
     ['no compression', { compression: 'none' }],
   ];

@@ -33,19 +33,20 @@ import { allocateSharedSlices } from '../io/direct-io';
 import { sparseReadsEnabled } from '../io/sparse';
 import { Pool } from './pool';
 import { ProgressTracker } from './progress';
-import { CHUNKS_IN_FLIGHT, DEFAULT_BLOCK_SIZE, DEFAULT_CHUNK_SIZE, DEFAULT_COMPRESSION, checkSizes } from './settings';
+import { CHUNKS_IN_FLIGHT, DEFAULT_BLOCK_SIZE, DEFAULT_CHUNK_SIZE, DEFAULT_COMPRESSION, checkCompression, checkSizes } from './settings';
 import type { CreateBackupOptions } from './types';
 import { Volume, checkNotShrunk, openSource, readChunk } from './volume';
 
 export async function createBackup(repo: Repository, options: CreateBackupOptions): Promise<BackupRecord> {
   const mode = BackupKind.safeParse(options.mode ?? 'full');
   if (!mode.success) throw new VolumeBackupError('INVALID_ARGUMENT', `unknown backup mode ${JSON.stringify(options.mode)}: use full, incremental or differential`);
-  const compression = Compression.safeParse(options.compression ?? DEFAULT_COMPRESSION);
-  if (!compression.success) throw new VolumeBackupError('INVALID_ARGUMENT', `unknown compression ${JSON.stringify(options.compression)}: use none, zlib or zstd`);
+  // The backup's own setting, else the repository's (init --compression), else zstd at its default level.
+  const fromRepo = options.compression === undefined ? repo.config.compression : undefined;
+  const compression = checkCompression(options.compression ?? fromRepo?.algorithm ?? DEFAULT_COMPRESSION, options.compressionLevel ?? fromRepo?.level);
+  options = { ...options, compressionLevel: compression.level };
   const name = checkText('name', options.name, 255);
   const description = checkText('description', options.description, 4096);
   if (options.snapshot) checkText('snapshot id', options.snapshot.id, 1024);
-  checkCompressionLevel(compression.data, options.compressionLevel);
   throwIfAborted(options.signal);
   warmHashPool();
 
@@ -82,7 +83,7 @@ export async function createBackup(repo: Repository, options: CreateBackupOption
         objectCount: 0,
         chunkSize,
         blockSize,
-        compression: compression.data,
+        compression: compression.algorithm,
         snapshotId: options.snapshot?.id ?? null,
         snapshotProvider: options.snapshot?.provider ?? null,
         host: repo.host,
@@ -103,7 +104,7 @@ export async function createBackup(repo: Repository, options: CreateBackupOption
             throw new VolumeBackupError('CONFLICT', `parent backup ${parentRecord.id} is ${now ? now.status : 'gone'} (being pruned or deleted): try again, or do a full backup`);
           }
         }
-        const written = await writeBackupObjects(repo, record, source, parent, compression.data, options);
+        const written = await writeBackupObjects(repo, record, source, parent, compression.algorithm, options);
         await checkAllStored(repo, record, written.objectCount, written.storedBytes);
         return await repo.transition(id, ['creating'], 'available', {
           storedBytes: written.storedBytes,
@@ -123,17 +124,6 @@ export async function createBackup(repo: Repository, options: CreateBackupOption
     }
   } finally {
     await source.handle.close();
-  }
-}
-
-/** The levels each algorithm takes (zstd's negative levels are its fast modes). */
-const LEVELS: Record<Compression, [number, number]> = { none: [-Infinity, Infinity], zlib: [0, 9], zstd: [-7, 22] };
-
-function checkCompressionLevel(compression: Compression, level: unknown): void {
-  if (level === undefined) return;
-  const [min, max] = LEVELS[compression];
-  if (typeof level !== 'number' || !Number.isInteger(level) || level < min || level > max) {
-    throw new VolumeBackupError('INVALID_ARGUMENT', `compression level ${JSON.stringify(level)?.slice(0, 40)} is invalid for ${compression}: use a whole number from ${min} to ${max}`);
   }
 }
 

@@ -6,8 +6,8 @@
  * - 8 MiB chunks: ~128 objects per GiB (sane for S3/GCS request counts and listings), and with a fixed
  *   number of chunks in flight memory stays under ~100 MiB whatever the volume size.
  */
-import { invalid } from '../errors';
-import type { Compression } from '../repository/records';
+import { VolumeBackupError, invalid } from '../errors';
+import { Compression } from '../repository/records';
 
 export const DEFAULT_CHUNK_SIZE = 8 * 1024 * 1024;
 export const DEFAULT_BLOCK_SIZE = 32 * 1024;
@@ -32,4 +32,19 @@ export function checkSizes(chunkSize: number, blockSize: number): void {
   if (chunkSize % blockSize !== 0) {
     throw invalid(`chunk size ${chunkSize} must be a multiple of the block size ${blockSize} (e.g. ${Math.max(1, Math.round(chunkSize / blockSize)) * blockSize})`);
   }
+}
+
+/** The levels each algorithm takes (zstd's negative levels are its fast modes). */
+const LEVELS: Record<Compression, [number, number]> = { none: [-Infinity, Infinity], zlib: [0, 9], zstd: [-7, 22] };
+
+/** A compression setting (a backup's, or a repository's default): the algorithm checked, the level in its range. */
+export function checkCompression(algorithm: unknown, level: unknown): { algorithm: Compression; level?: number } {
+  const parsed = Compression.safeParse(algorithm);
+  if (!parsed.success) throw new VolumeBackupError('INVALID_ARGUMENT', `unknown compression ${JSON.stringify(algorithm)?.slice(0, 40)}: use none, zlib or zstd`);
+  if (level === undefined) return { algorithm: parsed.data };
+  const [min, max] = LEVELS[parsed.data];
+  if (typeof level !== 'number' || !Number.isInteger(level) || level < min || level > max) {
+    throw new VolumeBackupError('INVALID_ARGUMENT', `compression level ${JSON.stringify(level)?.slice(0, 40)} is invalid for ${parsed.data}: use a whole number from ${min} to ${max}`);
+  }
+  return { algorithm: parsed.data, level };
 }

@@ -28,7 +28,7 @@ export const create: Command = {
   --differential         store only blocks changed since the newest full backup
   --chunk-size BYTES     object size, e.g. 8M (default 8 MiB); a multiple of the block size
   --block-size BYTES     hash block, e.g. 32K (default 32 KiB)
-  --compression C        none, zlib or zstd (default zstd)
+  --compression C        none, zlib or zstd (default: the repository's, see init; else zstd level 1)
   --progress MODE        bar (default on a terminal), json (JSON lines on stderr) or none
   --lock-wait SECONDS    wait this long while another backup of the volume runs (default 0: fail, BUSY)
 ${REPO_USAGE}`,
