@@ -75,6 +75,8 @@ ${REPO_USAGE}`,
     if (level !== undefined && !/^-?\d+$/.test(level)) throw invalid('--compression-level must be a whole number');
     const lockWait = str(values, 'lock-wait');
     if (lockWait !== undefined && !/^\d+(\.\d+)?$/.test(lockWait)) throw invalid('--lock-wait must be a number of seconds');
+    // The worker threads start while the repository opens (an object store's probe takes ~0.1 s), not after.
+    (await import('../../engine/hash-pool')).warmHashPool();
     const repo = await openRepo(values, ctx, true);
     const progress = progressReporter(values, ctx);
     try {
