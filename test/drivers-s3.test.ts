@@ -14,6 +14,7 @@ import { openRepositoryIn } from '../lib/repository/repository';
 import { FaultProxy, ProxiedRequest, startFaultProxy } from './servers/fault-proxy';
 import { makeImage, tempDir } from './helpers/volumes';
 import { promises as fs } from 'fs';
+import * as http from 'http';
 import * as path from 'path';
 import { BUCKET, recordingLog, s3Backend } from './servers/backends';
 import { S3_CREDENTIALS, S3_STORE, S3_TARGET } from './servers/s3-target';
@@ -289,6 +290,59 @@ describe(`s3 driver on ${S3_STORE}`, function () {
     assert.deepStrictEqual(seen.filter((r) => r.method === 'PUT'), []);
     assert.deepStrictEqual(await driver.listEntries('', ''), []);
     await driver.close?.();
+  });
+
+  it('keeps more objects in flight on an object store than on a disk: a backup has 5 uploads waiting at once', async function () {
+    // A gate in front of the store holds data-object uploads until 5 wait at once. With the 3 a local
+    // disk gets, the backup would wait at the gate for good (this test's timeout).
+    // Held uploads by object: one given up on and sent again by the driver counts once.
+    const held = new Map<string, () => void>();
+    let open = false;
+    const release = () => {
+      const waiting = [...held.values()];
+      held.clear();
+      waiting.forEach((go) => go());
+    };
+    const target = new URL(backend.endpoint);
+    const gate = http.createServer((req, res) => {
+      const forward = () => {
+        const up = http.request({ host: target.hostname, port: target.port, path: req.url, method: req.method, headers: req.headers }, (reply) => {
+          res.writeHead(reply.statusCode!, reply.headers);
+          reply.pipe(res);
+        });
+        req.pipe(up);
+      };
+      if (open || req.method !== 'PUT' || !/-\d{5}(\?|$)/.test(req.url ?? '')) return forward();
+      const key = req.url!.split('?')[0];
+      held.set(key, forward);
+      req.once('close', () => {
+        if (held.get(key) === forward && !res.headersSent) held.delete(key);
+      });
+      if (held.size >= 5) {
+        open = true;
+        release();
+      }
+    });
+    await new Promise<void>((resolve) => gate.listen(0, '127.0.0.1', resolve));
+    const dir = await tempDir('s3-in-flight');
+    try {
+      const img = path.join(dir, 'disk.img');
+      await makeImage(img, 2 * MiB, 9);
+      const driver = backend.driver({ endpoint: `http://127.0.0.1:${(gate.address() as { port: number }).port}`, prefix: 'in-flight', log: recordingLog() });
+      const repo = await openRepositoryIn(driver, { create: true });
+      try {
+        const record = await createBackup(repo, { volume: img, volumeId: 'v', chunkSize: 128 * 1024, blockSize: 4096 });
+        assert.ok(open, 'five uploads waited at the gate at once');
+        assert.strictEqual(record.status, 'available');
+      } finally {
+        await repo.close();
+      }
+    } finally {
+      release();
+      gate.closeAllConnections();
+      gate.close();
+      await fs.rm(dir, { recursive: true, force: true });
+    }
   });
 
   it('marks a backup that fails on the store as error, not left creating', async () => {

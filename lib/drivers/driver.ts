@@ -50,8 +50,8 @@ export interface Driver {
    */
   readonly wantsMd5?: boolean;
   /**
-   * How many objects a backup or restore should keep in flight (default: as many as the CPU keeps
-   * busy). A remote store's request waits for the network, not for this machine: more in flight hides it.
+   * How many objects a backup or restore should keep in flight. Default: as many as the CPU keeps busy
+   * for a store with a local directory, more for any other (its requests wait for the network).
    */
   readonly objectsInFlight?: number;
 

@@ -25,8 +25,6 @@ export function createGcsDriver(spec: z.infer<typeof GcsSpec>, context: DriverCo
 export class GcsDriver extends CinderNaming implements Driver {
   readonly kind = 'gcs';
   readonly wantsMd5 = true;
-  /** Requests wait for the network: keep this many objects in flight (backup and restore). */
-  readonly objectsInFlight = 6;
   readonly location: string;
   readonly conditionalWrites = true;
   private readonly storage: Storage;

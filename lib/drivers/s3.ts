@@ -20,7 +20,6 @@ import { TransientError, transientReason, withRetry } from './retry';
 
 const MiB = 1024 * 1024;
 const PART_CONCURRENCY = 4;
-const OBJECTS_IN_FLIGHT = 6;
 
 // This package supports Node 20 (package.json engines); the SDK's eight-line notice about its own
 // future Node 22 requirement would otherwise print on every CLI run. Its documented switch turns it off.
@@ -107,8 +106,6 @@ export function createS3Driver(spec: z.infer<typeof S3Spec>, context: DriverCont
 export class S3Driver extends CinderNaming implements Driver {
   readonly kind = 's3';
   readonly wantsMd5 = true;
-  /** Requests wait for the network: keep this many objects in flight (backup and restore). */
-  readonly objectsInFlight = OBJECTS_IN_FLIGHT;
   readonly location: string;
   readonly conditionalWrites: boolean;
   private readonly client: S3Client;

@@ -33,7 +33,7 @@ import { allocateSharedSlices } from '../io/direct-io';
 import { sparseReadsEnabled } from '../io/sparse';
 import { Pool } from './pool';
 import { ProgressTracker } from './progress';
-import { CHUNKS_IN_FLIGHT, DEFAULT_BLOCK_SIZE, DEFAULT_CHUNK_SIZE, DEFAULT_COMPRESSION, checkCompression, checkSizes } from './settings';
+import { CHUNKS_IN_FLIGHT, DEFAULT_BLOCK_SIZE, DEFAULT_CHUNK_SIZE, DEFAULT_COMPRESSION, checkCompression, checkSizes, objectsInFlight } from './settings';
 import type { CreateBackupOptions } from './types';
 import { Volume, checkNotShrunk, openSource, readChunk } from './volume';
 
@@ -210,7 +210,7 @@ async function writeBackupObjects(
   // Each slot: what will be stored (compressed, page-aligned so that a posix repository can write it
   // with O_DIRECT), shared with the workers. The chunk as read is borrowed from `inputs` only until it is
   // packed: a remote store keeps more slots (objectsInFlight) waiting for the network, not more inputs.
-  const slotCount = Math.min(Math.max(CHUNKS_IN_FLIGHT, repo.driver.objectsInFlight ?? 0), chunks);
+  const slotCount = Math.min(Math.max(CHUNKS_IN_FLIGHT, objectsInFlight(repo)), chunks);
   const outputs = allocateSharedSlices(slotCount, compressBound(chunkSize));
   const slots = outputs.slices.map((output) => ({ output }));
   const inputs = new Pool(Array.from({ length: Math.min(CHUNKS_IN_FLIGHT, chunks) }, () => new SharedArrayBuffer(chunkSize)));

@@ -8,6 +8,7 @@
  */
 import { VolumeBackupError, invalid } from '../errors';
 import { Compression } from '../repository/records';
+import type { Driver } from '../drivers/driver';
 
 export const DEFAULT_CHUNK_SIZE = 8 * 1024 * 1024;
 export const DEFAULT_BLOCK_SIZE = 32 * 1024;
@@ -20,6 +21,17 @@ export const MIN_BLOCK_SIZE = 4096;
  */
 export const CHUNKS_IN_FLIGHT = 3;
 export const MAX_CHUNK_SIZE = 256 * 1024 * 1024;
+/**
+ * Objects in flight on a store that is not a local directory (S3, GCS, …): its requests wait for the
+ * network, not for this machine, so more of them hide the latency. Memory: one stored form (≤ a chunk)
+ * more per object in a backup, a chunk and its stored form in a restore.
+ */
+export const REMOTE_OBJECTS_IN_FLIGHT = 6;
+
+/** Objects a backup or restore keeps in flight on this repository's store, beyond what the CPU needs (0: none). */
+export function objectsInFlight(repo: { driver: Pick<Driver, 'objectsInFlight'>; localDirectory: string | null }): number {
+  return repo.driver.objectsInFlight ?? (repo.localDirectory === null ? REMOTE_OBJECTS_IN_FLIGHT : 0);
+}
 
 export function checkSizes(chunkSize: number, blockSize: number): void {
   for (const [label, v] of [['chunk size', chunkSize], ['block size', blockSize]] as const) {
