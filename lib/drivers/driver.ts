@@ -53,6 +53,11 @@ export interface Driver {
    * then computes it in its worker threads and passes it as ObjectOptions.md5, off the event loop.
    */
   readonly wantsMd5?: boolean;
+  /**
+   * How many objects a backup or restore should keep in flight. Default: as many as the CPU keeps busy
+   * for a store with a local directory, more for any other (its requests wait for the network).
+   */
+  readonly objectsInFlight?: number;
 
   /** Create the container if it does not exist (idempotent). */
   putContainer(container: string): Promise<void>;

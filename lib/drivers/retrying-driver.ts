@@ -58,6 +58,9 @@ class RetryingDriver implements Driver {
   get wantsMd5(): boolean | undefined {
     return this.inner.wantsMd5;
   }
+  get objectsInFlight(): number | undefined {
+    return this.inner.objectsInFlight;
+  }
 
   transientReason(err: unknown): string | null {
     return retryReason(this.inner, err);

@@ -31,20 +31,22 @@ import { packChunk, warmHashPool } from './hash-pool';
 import { PackResult, packHole } from './hash-worker';
 import { SharedSlice, allocateSharedSlices } from '../io/direct-io';
 import { sparseReadsEnabled } from '../io/sparse';
+import { Pool } from './pool';
 import { ProgressTracker } from './progress';
-import { CHUNKS_IN_FLIGHT, DEFAULT_BLOCK_SIZE, DEFAULT_CHUNK_SIZE, DEFAULT_COMPRESSION, checkSizes } from './settings';
+import { CHUNKS_IN_FLIGHT, DEFAULT_BLOCK_SIZE, DEFAULT_CHUNK_SIZE, DEFAULT_COMPRESSION, checkCompression, checkSizes, objectsInFlight } from './settings';
 import type { CreateBackupOptions } from './types';
 import { Volume, checkNotShrunk, openSource, readChunk } from './volume';
 
 export async function createBackup(repo: Repository, options: CreateBackupOptions): Promise<BackupRecord> {
   const mode = BackupKind.safeParse(options.mode ?? 'full');
   if (!mode.success) throw new VolumeBackupError('INVALID_ARGUMENT', `unknown backup mode ${JSON.stringify(options.mode)}: use full, incremental or differential`);
-  const compression = Compression.safeParse(options.compression ?? DEFAULT_COMPRESSION);
-  if (!compression.success) throw new VolumeBackupError('INVALID_ARGUMENT', `unknown compression ${JSON.stringify(options.compression)}: use none, zlib or zstd`);
+  // The backup's own setting, else the repository's (init --compression), else zstd at its default level.
+  const fromRepo = options.compression === undefined ? repo.config.compression : undefined;
+  const compression = checkCompression(options.compression ?? fromRepo?.algorithm ?? DEFAULT_COMPRESSION, options.compressionLevel ?? fromRepo?.level);
+  options = { ...options, compressionLevel: compression.level };
   const name = checkText('name', options.name, 255);
   const description = checkText('description', options.description, 4096);
   if (options.snapshot) checkText('snapshot id', options.snapshot.id, 1024);
-  checkCompressionLevel(compression.data, options.compressionLevel);
   throwIfAborted(options.signal);
   warmHashPool();
 
@@ -63,7 +65,7 @@ export async function createBackup(repo: Repository, options: CreateBackupOption
       const parent = parentRecord ? await openParent(repo, parentRecord, options.signal) : null;
       const record = creatingRecord(repo, options, {
         volumeId, name, description, kind: mode.data, parentId: parentRecord?.id ?? null, size: source.size,
-        chunkSize, blockSize, compression: compression.data, sourcePath: options.sourcePath ?? source.path,
+        chunkSize, blockSize, compression: compression.algorithm, sourcePath: options.sourcePath ?? source.path,
       });
       const id = record.id;
       await repo.createRecord(record);
@@ -80,7 +82,7 @@ export async function createBackup(repo: Repository, options: CreateBackupOption
             throw new VolumeBackupError('CONFLICT', `parent backup ${parentRecord.id} is ${now ? now.status : 'gone'} (being pruned or deleted): try again, or do a full backup`);
           }
         }
-        const written = await writeBackupObjects(repo, record, source, parent, compression.data, running);
+        const written = await writeBackupObjects(repo, record, source, parent, compression.algorithm, running);
         await checkAllStored(repo, record, written.objectCount, written.storedBytes);
         return await repo.transition(id, ['creating'], 'available', {
           storedBytes: written.storedBytes,
@@ -140,17 +142,6 @@ function creatingRecord(
     sourcePath: fields.sourcePath,
     encrypted: repo.codec.encrypted,
   };
-}
-
-/** The levels each algorithm takes (zstd's negative levels are its fast modes). */
-const LEVELS: Record<Compression, [number, number]> = { none: [-Infinity, Infinity], zlib: [0, 9], zstd: [-7, 22] };
-
-function checkCompressionLevel(compression: Compression, level: unknown): void {
-  if (level === undefined) return;
-  const [min, max] = LEVELS[compression];
-  if (typeof level !== 'number' || !Number.isInteger(level) || level < min || level > max) {
-    throw new VolumeBackupError('INVALID_ARGUMENT', `compression level ${JSON.stringify(level)?.slice(0, 40)} is invalid for ${compression}: use a whole number from ${min} to ${max}`);
-  }
 }
 
 async function chooseParent(repo: Repository, volumeId: string, mode: BackupKind, options: CreateBackupOptions): Promise<BackupRecord> {
@@ -233,11 +224,13 @@ async function writeBackupObjects(
   const segments: SegmentRef[] = [];
   let dataObjects = 0;
   let storedBytes = 0;
-  // Each slot: the chunk as read, and what will be stored (compressed, page-aligned so that a posix
-  // repository can write it with O_DIRECT); both shared with the workers.
-  const slotCount = Math.min(CHUNKS_IN_FLIGHT, chunks);
+  // Each slot: what will be stored (compressed, page-aligned so that a posix repository can write it
+  // with O_DIRECT), shared with the workers. The chunk as read is borrowed from `inputs` only until it is
+  // packed: a remote store keeps more slots (objectsInFlight) waiting for the network, not more inputs.
+  const slotCount = Math.min(Math.max(CHUNKS_IN_FLIGHT, objectsInFlight(repo)), chunks);
   const outputs = allocateSharedSlices(slotCount, compressBound(chunkSize));
-  const slots = outputs.slices.map((output) => ({ input: new SharedArrayBuffer(chunkSize), output }));
+  const slots = outputs.slices.map((output) => ({ output }));
+  const inputs = new Pool(Array.from({ length: Math.min(CHUNKS_IN_FLIGHT, chunks) }, () => new SharedArrayBuffer(chunkSize)));
   const progress = new ProgressTracker(options.onProgress, { operation: 'backup', backupId: record.id, volumeId: record.volumeId, chunkCount: chunks, bytesTotal: size });
   progress.start();
 
@@ -253,14 +246,16 @@ async function writeBackupObjects(
     throwIfAborted(options.signal);
     const offset = i * chunkSize;
     const length = Math.min(chunkSize, size - offset);
-    // A sparse file's holes are not read; a chunk that is all hole needs no worker either.
-    const read = await readChunk(source, Buffer.from(slot.input, 0, length), length, offset, blockSize);
-    // The parent's state of this chunk, from the newest backup of its chain that touched it.
-    const parentHashes = parent ? new Uint8Array((await parent.state(i, options.signal)).hashes) : null;
-    // Hashing, zero detection, the comparison with the parent, packing and compression: one worker task.
-    const r = !read ? packHole(length, blockSize, parentHashes) : await packChunk({
-      input: slot.input, length, blockSize, parentHashes, output: slot.output.buffer, outputOffset: slot.output.offset, outputLength: compressBound(chunkSize),
-      compression, level: options.compressionLevel, digest: !repo.codec.encrypted, md5: repo.wantsMd5,
+    const r = await inputs.with(async (input) => {
+      // A sparse file's holes are not read; a chunk that is all hole needs no worker either.
+      const read = await readChunk(source, Buffer.from(input, 0, length), length, offset, blockSize);
+      // The parent's state of this chunk, from the newest backup of its chain that touched it.
+      const parentHashes = parent ? new Uint8Array((await parent.state(i, options.signal)).hashes) : null;
+      // Hashing, zero detection, the comparison with the parent, packing and compression: one worker task.
+      return !read ? packHole(length, blockSize, parentHashes) : packChunk({
+        input, length, blockSize, parentHashes, output: slot.output.buffer, outputOffset: slot.output.offset, outputLength: compressBound(chunkSize),
+        compression, level: options.compressionLevel, digest: !repo.codec.encrypted, md5: repo.wantsMd5,
+      });
     });
     const touched = parent ? r.store.includes(1) || r.zeroed.includes(1) : r.zeros.includes(0);
     let object: ChunkEntry['object'] = null;

@@ -29,7 +29,7 @@ export const create: Command = {
   --differential         store only blocks changed since the newest full backup
   --chunk-size BYTES     object size, e.g. 8M (default 8 MiB); a multiple of the block size
   --block-size BYTES     hash block, e.g. 32K (default 32 KiB)
-  --compression C        none, zlib or zstd (default zstd)
+  --compression C        none, zlib or zstd (default: the repository's, see init; else zstd level 1)
   --progress MODE        bar (default on a terminal), json (JSON lines on stderr) or none
   --lock-wait SECONDS    wait this long while another backup of the volume runs (default 0: fail, BUSY)
 ${REPO_USAGE}`,
@@ -76,6 +76,8 @@ ${REPO_USAGE}`,
     if (level !== undefined && !/^-?\d+$/.test(level)) throw invalid('--compression-level must be a whole number');
     const lockWait = str(values, 'lock-wait');
     if (lockWait !== undefined && !/^\d+(\.\d+)?$/.test(lockWait)) throw invalid('--lock-wait must be a number of seconds');
+    // The worker threads start while the repository opens (an object store's probe takes ~0.1 s), not after.
+    (await import('../../engine/hash-pool')).warmHashPool();
     const repo = await openRepo(values, ctx, true);
     const progress = progressReporter(values, ctx);
     try {
