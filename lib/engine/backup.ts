@@ -221,7 +221,7 @@ async function writeBackupObjects(
   const slotCount = Math.min(CHUNKS_IN_FLIGHT, chunks);
   const outputs = allocateSharedSlices(slotCount, compressBound(chunkSize));
   const slots = outputs.slices.map((output) => ({ input: new SharedArrayBuffer(chunkSize), output }));
-  const progress = new ProgressTracker(options.onProgress, { operation: 'backup', backupId: record.id, volumeId: record.volumeId, chunkCount: chunks, bytesTotal: size });
+  const progress = new ProgressTracker(options.onProgress, { operation: 'backup', backupId: record.id, volumeId: record.volumeId, snapshotId: record.snapshotId, chunkCount: chunks, bytesTotal: size });
   progress.start();
 
   /** Record a chunk's entry (or that it was not touched); store its segment once complete. */

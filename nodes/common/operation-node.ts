@@ -94,10 +94,11 @@ function operationNode<R>(RED: NodeAPI, node: Node, def: NodeDef, spec: Operatio
       const repo = await config.getRepository(spec.createRepository);
       let shownPercent = -1;
       const onProgress = (event: ProgressEvent) => {
-        const percent = event.bytesTotal > 0 ? Math.floor((100 * event.bytesDone) / event.bytesTotal) : 0;
+        // The engine's percent never goes back; whole percents keep the status updates few.
+        const percent = Math.floor(event.percent);
         if (percent !== shownPercent) {
           shownPercent = percent;
-          node.status({ fill: 'blue', shape: 'ring', text: `${percent}%` });
+          node.status({ fill: 'blue', shape: 'ring', text: `${percent}%, ${event.chunksDone}/${event.chunkCount} chunks` });
         }
         if (event.type === 'chunk' && config.defaults.progress) send([null, { topic: 'progress', payload: event }]);
       };
@@ -108,7 +109,7 @@ function operationNode<R>(RED: NodeAPI, node: Node, def: NodeDef, spec: Operatio
       const result = await spec.run({ msg, repo, config, signal, onProgress, onLockWait, log });
       release();
       release = null;
-      node.status({ fill: 'green', shape: 'dot', text: shorten(spec.summary(result, Date.now() - started)) });
+      node.status({ fill: 'green', shape: 'dot', text: shorten(spec.summary(result, Date.now() - started), 48) });
       msg.payload = result;
       send([msg, null]);
       done();
