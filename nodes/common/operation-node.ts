@@ -8,6 +8,7 @@ import { errorMessage, shownError } from '../../lib/errors';
 import type { CreateBackupOptions, ProgressEvent } from '../../lib/engine/types';
 import type { Repository } from '../../lib/repository/repository';
 import { shorten } from './format';
+import { reportMissingSettings } from './missing-settings';
 import { BoundedQueue } from './queue';
 import type { Node, NodeAPI, NodeDef, NodeMessage, SendFunction } from './red';
 import { RepositoryConfigNode, isRepositoryConfigNode } from './repository-config';
@@ -41,6 +42,7 @@ export interface OperationSpec<R> {
 export function registerOperationNode<R>(RED: NodeAPI, type: string, makeSpec: (node: Node, def: NodeDef) => OperationSpec<R>): void {
   function OperationNode(this: Node, def: NodeDef): void {
     RED.nodes.createNode(this, def);
+    reportMissingSettings(RED, this, def);
     operationNode(RED, this, def, makeSpec(this, def));
   }
   RED.nodes.registerType(type, OperationNode);

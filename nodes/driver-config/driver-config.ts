@@ -16,6 +16,7 @@ import { cleanupSummary } from '../common/cleanup-summary';
 import { Limiter } from '../common/limiter';
 import type { Node, NodeAPI, NodeDef } from '../common/red';
 import type { RepositoryConfigNode, RepositoryDefaults } from '../common/repository-config';
+import { defaultRepositoryPath } from '../common/default-repository';
 import { parseSize } from '../common/resolve';
 
 const CONFIG_TYPE = 'volume-driver-config';
@@ -62,14 +63,12 @@ function checkEnvResolved(label: string, value: string | undefined): string | un
   return value;
 }
 
-function driverSpecFrom(settings: z.infer<typeof Settings>, credentials: Credentials): DriverSpec {
+/** `defaultPath`: where a posix repository with an empty path lives (<userDir>/volume-backups). */
+function driverSpecFrom(settings: z.infer<typeof Settings>, credentials: Credentials, defaultPath: string): DriverSpec {
   const nonEmpty = (v: string | undefined) => (v ? v : undefined);
   switch (settings.backend) {
-    case 'posix': {
-      const path = checkEnvResolved('the repository path', settings.path);
-      if (!path) throw invalid('the driver-config has no repository path: open it and fill in "Path"');
-      return { backend: 'posix', path };
-    }
+    case 'posix':
+      return { backend: 'posix', path: checkEnvResolved('the repository path', settings.path) ?? defaultPath };
     case 's3':
       if (!settings.bucket) throw invalid('the driver-config has no S3 bucket: open it and fill in "Bucket"');
       return {
@@ -121,7 +120,8 @@ export = function register(RED: NodeAPI): void {
       const parsed = Settings.safeParse(def);
       if (!parsed.success) throw invalid(`invalid driver-config: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
       settings = parsed.data;
-      spec = driverSpecFrom(settings, credentials);
+      spec = driverSpecFrom(settings, credentials, defaultRepositoryPath(RED));
+      if (spec.backend === 'posix' && !settings.path) node.log(`repository: ${spec.path} (the default for an empty path)`);
       defaults.chunkSize = parseSize(def.chunkSize, 'chunk size');
       defaults.blockSize = parseSize(def.blockSize, 'block size');
       defaults.compression = settings.compression;
