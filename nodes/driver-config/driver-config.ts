@@ -135,7 +135,10 @@ export = function register(RED: NodeAPI): void {
     node.opening = null;
 
     const log = { info: (m: string) => node.log(oneLine(m)), warn: (m: string) => node.warn(oneLine(m)) };
-    const host = settings?.host ?? os.hostname();
+    // A host name from an environment variable that is not set: this machine's name, said at deploy.
+    const unsetHost = settings?.host ? /^\$\{(\S+)\}$/.exec(settings.host) : null;
+    if (unsetHost) node.warn(`the host name refers to the environment variable ${unsetHost[1]}, which is not set: using this machine's name, ${os.hostname()}`);
+    const host = (!unsetHost && settings?.host) || os.hostname();
     // Configs saved before this setting existed clean up too.
     let cleanupPending = settings?.cleanupAtStart !== false;
     const closing = new AbortController();

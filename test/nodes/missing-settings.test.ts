@@ -6,6 +6,7 @@
  */
 import * as assert from 'assert';
 import { promises as fs } from 'fs';
+import * as os from 'os';
 import * as path from 'path';
 import type { BackupRecord } from '../../lib/repository/records';
 import { backupsIn } from '../helpers/repository';
@@ -43,6 +44,15 @@ describe('settings a flow needs, checked at deploy', function () {
     } finally {
       delete process.env[UNSET];
     }
+  });
+
+  it('a driver-config host name from an unset environment variable: a warning naming it, and this machine\'s name', async () => {
+    delete process.env[UNSET];
+    const t = await loadTestFlow(suite.repoDir, [{ id: 'b', type: 'volume-backup-create', volume: 'volume', volumeType: 'msg' }], { host: `\${${UNSET}}` });
+    assert.deepStrictEqual(loggedTexts(t.node('cfg'), 'warn'), [`the host name refers to the environment variable ${UNSET}, which is not set: using this machine's name, ${os.hostname()}`]);
+    t.node('b').receive({ volume: suite.image });
+    const [done] = await t.out.waitFor(1);
+    assert.strictEqual((done.payload as BackupRecord).host, os.hostname());
   });
 
   it('a posix driver-config with an empty path keeps its backups in <userDir>/volume-backups', async () => {
