@@ -104,6 +104,28 @@ describe('operation node dialogs in the editor (chromium)', function () {
     assert.deepStrictEqual(templates, [1, 1, 1, 1, 1]);
   });
 
+  it('every example, imported as from Import > Examples, shows no warning', async () => {
+    const examples = (await fs.readdir(path.join(PACKAGE_ROOT, 'examples'))).filter((f) => f.endsWith('.json'));
+    assert.ok(examples.length >= 6);
+    for (const file of examples) {
+      const nodes = JSON.parse(await fs.readFile(path.join(PACKAGE_ROOT, 'examples', file), 'utf8'));
+      const invalid = await page.evaluate((flow) => {
+        const RED = (globalThis as Any).RED;
+        // The editor's import (what Import > Examples calls), with new ids; then its validation of each node.
+        const imported = RED.nodes.import(flow, { generateIds: true });
+        const configs: Any[] = [];
+        RED.nodes.eachConfig((c: Any) => { if (Object.values(imported.nodeMap).includes(c)) configs.push(c); });
+        const all = [...imported.nodes, ...configs.filter((c) => !imported.nodes.includes(c))];
+        all.forEach((n: Any) => RED.editor.validateNode(n));
+        return { count: all.length, invalid: all.filter((n: Any) => !n.valid).map((n: Any) => ({ type: n.type, name: n.name, errors: n.validationErrors })) };
+      }, nodes);
+      // A config node the editor already has (the same example repository) is reused, not imported again.
+      const flowNodes = nodes.filter((n: { x?: number }) => n.x !== undefined).length;
+      assert.ok(invalid.count >= flowNodes, `${file}: ${invalid.count} nodes imported of ${nodes.length}`);
+      assert.deepStrictEqual(invalid.invalid, [], `${file}: every node valid after import`);
+    }
+  });
+
   it('a flow saved without the new properties shows no warning: not on the canvas, not in any dialog', async () => {
     const onCanvas = await page.evaluate(() => {
       const RED = (globalThis as Any).RED;
