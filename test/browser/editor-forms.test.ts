@@ -7,17 +7,13 @@
  * in words. Screenshots: test-output/screenshots/form-*.png (docs/screenshots/ with UPDATE_SCREENSHOTS=1).
  */
 import * as assert from 'assert';
-import { existsSync, promises as fs } from 'fs';
-import * as os from 'os';
+import { promises as fs } from 'fs';
 import * as path from 'path';
 import type { BrowserContext, Page } from 'playwright-core';
 import { tempDir } from '../helpers/volumes';
+import { SCREENSHOTS, chromiumOrSkip, openBrowser } from './chromium';
 import { NodeRed, PACKAGE_ROOT } from './sidebar-node-red';
 import { sidebarFlow } from './sidebar-repository';
-
-const CHROMIUM = '/usr/bin/chromium';
-const FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
-const SCREENSHOTS = path.join(PACKAGE_ROOT, ...(process.env.UPDATE_SCREENSHOTS ? ['docs', 'screenshots'] : ['test-output', 'screenshots']));
 const TYPES = ['volume-backup-create', 'volume-backup-incremental', 'volume-snapshot-backup', 'volume-restore', 'volume-prune'];
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -29,13 +25,10 @@ describe('operation node dialogs in the editor (chromium)', function () {
   let red: NodeRed;
   let context: BrowserContext;
   let page: Page;
-  const pageErrors: string[] = [];
+  let pageErrors: string[] = [];
 
   before(async function () {
-    if (!existsSync(CHROMIUM)) {
-      console.log(`    (skipped: ${CHROMIUM} is missing; apt-get install chromium)`);
-      this.skip();
-    }
+    if (!chromiumOrSkip(this)) return;
     dir = await tempDir('editor-forms');
     red = await NodeRed.start();
     const { flows, configId } = sidebarFlow(path.join(dir, 'repository'));
@@ -45,17 +38,7 @@ describe('operation node dialogs in the editor (chromium)', function () {
     // Saved by an earlier version: the node's id, type, place, wires and repository; nothing else.
     const old = TYPES.map((type, i) => ({ id: `old-${i}`, type, z: tab, repository: configId, x: 200, y: 60 + i * 60, wires: [[], []] }));
     await red.deploy([...flows, ...old]);
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const { chromium } = require('playwright-core') as typeof import('playwright-core');
-    context = await chromium.launchPersistentContext(await fs.mkdtemp(path.join(os.tmpdir(), 'vb-chromium-')), {
-      executablePath: CHROMIUM,
-      headless: true,
-      args: FLAGS,
-      viewport: { width: 1280, height: 900 },
-    });
-    page = context.pages()[0] ?? (await context.newPage());
-    page.on('pageerror', (err) => pageErrors.push(err.message));
-    await fs.mkdir(SCREENSHOTS, { recursive: true });
+    ({ context, page, pageErrors } = await openBrowser({ width: 1280, height: 900 }));
     await page.goto(red.url);
     await page.waitForFunction(() => !!(globalThis as Any).RED?.nodes?.node('old-4'), undefined, { timeout: 60_000 });
   });
