@@ -12,7 +12,7 @@ import { ChildProcess } from 'child_process';
 import { promises as fs, readFileSync } from 'fs';
 import * as path from 'path';
 import { Repository, openRepository, restoreBackup } from '../lib';
-import { mapLimit } from '../lib/repository/repository';
+import { mapLimit } from '../lib/util/concurrency';
 import { cliEnv, runCli } from './helpers/cli';
 import { makeImage, sha256File, tempDir } from './helpers/volumes';
 import { Mosquitto, NodeRedProcess, nodeRedEnv, startMosquitto } from './e2e/node-red-process';

@@ -13,7 +13,7 @@ import {
   BackupRecord, Repository, VolumeBackupError, createBackup, openRepository, restoreBackup,
 } from '../lib';
 import { acquireVolumeLease, lockName } from '../lib/repository/locks';
-import { mapLimit } from '../lib/repository/repository';
+import { mapLimit } from '../lib/util/concurrency';
 import { CliResult, cliEnv, runCli } from './helpers/cli';
 import { finishKill, killAtFirstChunk, startCli } from './helpers/cli-process';
 import { makeImage, scatterWrites, sha256File, tempDir } from './helpers/volumes';

@@ -8,6 +8,7 @@ import { promises as fs } from 'fs';
 import * as path from 'path';
 import { BackupRecord, Repository, createBackup, openRepository, verifyRepository } from '../lib';
 import { newBackupId } from '../lib/repository/names';
+import { DEFAULT_LEASE_TTL_MS } from '../lib/repository/locks';
 import { runCli } from './helpers/cli';
 import { backupPrefix } from '../lib/repository/layout';
 import { makeImage, scatterWrites, tempDir } from './helpers/volumes';
@@ -131,7 +132,7 @@ describe('verify', function () {
 
   it('reports operations whose owner stopped (expired lease) and leaves live ones as notes', async () => {
     const past = new Date(Date.now() - 3600_000).toISOString();
-    const future = new Date(Date.now() + 60_000).toISOString();
+    const future = new Date(Date.now() + DEFAULT_LEASE_TTL_MS).toISOString();
     const stuck = await plantRecord(repo, other, { status: 'creating', host: 'gone-host', leaseExpiresAt: past, metadataSha256: null });
     const live = await plantRecord(repo, other, { status: 'creating', host: 'busy-host', leaseExpiresAt: future, metadataSha256: null });
     const deleting = await plantRecord(repo, other, { status: 'deleting', host: 'gone-host', leaseExpiresAt: null, updatedAt: past });

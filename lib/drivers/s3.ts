@@ -2,22 +2,24 @@
  * The s3 driver: AWS S3 and S3-compatible stores through @aws-sdk/client-s3. One bucket + key prefix;
  * every PutObject/UploadPart carries Content-MD5 so the store verifies it, every GetObject is checked
  * (length, and the MD5 when the ETag is one). Objects above multipartThreshold go up as multipart
- * uploads with parts in parallel; a failed one is aborted. The SDK's retries are off: retry.ts decides.
+ * uploads with parts in parallel; a failed one is aborted. The SDK's retries are off: the retry layer
+ * around every driver (retrying-driver.ts) decides, with transientReason below; multipart parts retry on their own.
  */
 import {
   CreateBucketCommand, DeleteObjectCommand, GetObjectCommand, HeadBucketCommand, HeadObjectCommand, ListObjectsV2Command,
   PutObjectCommand, PutObjectCommandInput, S3Client,
 } from '@aws-sdk/client-s3';
 import { z } from 'zod';
-import { ObjectNotFoundError, PreconditionFailedError, invalid } from '../errors';
+import { ObjectNotFoundError, PreconditionFailedError, VolumeBackupError, invalid } from '../errors';
 import { CinderNaming, Driver, ObjectEntry, StoredObject } from './driver';
 import type { DriverContext, S3Spec } from './index';
 import { BucketNotFoundError, accessDenied, bucketLocation, bucketWhere, credentialsRejected, listPrefix, md5, normalizePrefix, objectKey, storageFailure } from './object-store-helpers';
 import { md5Hex } from './md5-thread';
 import { uploadMultipart } from './s3-multipart';
 import { TransientError, transientReason, withRetry } from './retry';
+import { retryReason } from './retrying-driver';
+import { S3_DEFAULTS, S3_MIN_PART_SIZE } from './s3-settings';
 
-const MiB = 1024 * 1024;
 const PART_CONCURRENCY = 4;
 
 // This package supports Node 20 (package.json engines); the SDK's eight-line notice about its own
@@ -76,8 +78,8 @@ export class S3Driver extends CinderNaming implements Driver {
     this.prefix = normalizePrefix(spec.prefix);
     this.location = bucketLocation('s3', spec, this.prefix);
     this.conditionalWrites = spec.conditionalWrites;
-    this.threshold = spec.multipartThreshold ?? 16 * MiB;
-    this.partSize = Math.max(spec.partSize ?? 8 * MiB, 5 * MiB);
+    this.threshold = spec.multipartThreshold ?? S3_DEFAULTS.multipartThreshold;
+    this.partSize = Math.max(spec.partSize ?? S3_DEFAULTS.partSize, S3_MIN_PART_SIZE);
     const checksums = spec.checksums === 'when_required' ? 'WHEN_REQUIRED' : 'WHEN_SUPPORTED';
     this.client = new S3Client({
       endpoint: spec.endpoint,
@@ -100,20 +102,34 @@ export class S3Driver extends CinderNaming implements Driver {
     return bucketWhere('s3', this.spec, key);
   }
 
+  /** Why an error of this driver (its own, or the SDK's it carries) is worth another attempt: see withRetries. */
+  transientReason(err: unknown): string | null {
+    return classifyS3(err instanceof VolumeBackupError && err.cause !== undefined ? err.cause : err);
+  }
+
   /**
-   * One S3 call with retries. `expected` turns the errors an operation expects (404, 412) into its
-   * own; other permanent errors come out with the bucket and what to check.
+   * A part of a multipart upload, with retries of its own: the retry layer around this driver sees only
+   * the whole object, and one failed part must not send all the others again.
+   */
+  private retrying<T>(action: string, key: string, fn: (signal: AbortSignal) => Promise<T>, options: { signal?: AbortSignal; bytes?: number } = {}): Promise<T> {
+    return withRetry((signal) => this.call(action, key, fn, { ...options, signal }), {
+      bytes: options.bytes,
+      what: `${action} ${this.where(key)}`,
+      classify: (err) => retryReason(this, err),
+      policy: this.spec.retry,
+      signal: options.signal,
+      log: this.context.log,
+    });
+  }
+
+  /**
+   * One S3 call (retries are the layer around the driver: retrying-driver.ts). `expected` turns the
+   * errors an operation expects (404, 412) into its own; other permanent errors come out with the
+   * bucket and what to check.
    */
   private async call<T>(action: string, key: string, fn: (signal: AbortSignal) => Promise<T>, options: { signal?: AbortSignal; bytes?: number; expected?: (err: unknown) => Error | undefined } = {}): Promise<T> {
     try {
-      return await withRetry(fn, {
-        bytes: options.bytes,
-        what: `${action} ${this.where(key)}`,
-        classify: (err) => classifyS3(err),
-        policy: this.spec.retry,
-        signal: options.signal,
-        log: this.context.log,
-      });
+      return await fn(options.signal ?? new AbortController().signal);
     } catch (err) {
       const mapped = options.expected?.(err);
       if (mapped) throw mapped;
@@ -157,7 +173,7 @@ export class S3Driver extends CinderNaming implements Driver {
       (err) => (statusOf(err) === 404 ? false : Promise.reject(err)),
     );
     if (exists) return;
-    const location = this.spec.region === 'us-east-1' ? undefined : { LocationConstraint: this.spec.region as never };
+    const location = this.spec.region === S3_DEFAULTS.region ? undefined : { LocationConstraint: this.spec.region as never };
     const ours = new Error('the bucket exists and is ours');
     await this.call('create bucket', '', (s) => this.client.send(new CreateBucketCommand({ Bucket, CreateBucketConfiguration: location }), { abortSignal: s }), {
       expected: (err) => (nameOf(err) === 'BucketAlreadyOwnedByYou' ? ours : undefined),
@@ -212,7 +228,7 @@ export class S3Driver extends CinderNaming implements Driver {
         params: this.uploadParams(key),
         partSize: this.partSize,
         concurrency: PART_CONCURRENCY,
-        call: (action, fn, o) => this.call(action, key, fn, o),
+        call: (action, fn, o) => this.retrying(action, key, fn, o),
         warn: (m) => this.context.log?.warn(m),
         where: this.where(key),
       }, data, options.signal);
@@ -259,28 +275,19 @@ export class S3Driver extends CinderNaming implements Driver {
 
   private async conditionalPut(container: string, name: string, data: Buffer, condition: { IfNoneMatch?: string; IfMatch?: string }): Promise<string> {
     const key = objectKey(this.prefix, container, name);
-    let attempts = 0;
-    try {
-        const res = await this.call('write', key, (s) => (attempts++, this.client.send(new PutObjectCommand({ ...this.putParams(key, data), ...condition }), { abortSignal: s })), {
-        bytes: data.length,
-        // 412: the condition failed; 409: a concurrent conditional write won; 404 on If-Match: it is gone.
-        expected: (err) => {
-          const status = statusOf(err);
-          if (status === 412 || status === 409 || (condition.IfMatch && status === 404)) {
-            return new PreconditionFailedError(name, condition.IfMatch ? undefined : `object ${name} already exists`);
-          }
-          return undefined;
-        },
-      });
-      return res.ETag ?? '';
-    } catch (err) {
-      // A retry after a lost reply may fail only because the first attempt succeeded: look before saying so.
-      if (err instanceof PreconditionFailedError && attempts > 1) {
-        const current = await this.currentEtag(container, name).catch(() => null);
-        if (current && current.replace(/"/g, '') === md5(data).toString('hex')) return current;
-      }
-      throw err;
-    }
+    // A retry after a lost reply that is refused only because the first attempt succeeded: the retry layer looks.
+    const res = await this.call('write', key, (s) => this.client.send(new PutObjectCommand({ ...this.putParams(key, data), ...condition }), { abortSignal: s }), {
+      bytes: data.length,
+      // 412: the condition failed; 409: a concurrent conditional write won; 404 on If-Match: it is gone.
+      expected: (err) => {
+        const status = statusOf(err);
+        if (status === 412 || status === 409 || (condition.IfMatch && status === 404)) {
+          return new PreconditionFailedError(name, condition.IfMatch ? undefined : `object ${name} already exists`);
+        }
+        return undefined;
+      },
+    });
+    return res.ETag ?? '';
   }
 
   private async currentEtag(container: string, name: string): Promise<string | null> {

@@ -26,7 +26,6 @@ import { BackupKind, BackupRecord, Compression, RECORD_FORMAT_VERSION } from '..
 import { Repository, forEachChunk } from '../repository/repository';
 import { oneLine } from '../text';
 import { checkAllStored, deleteBackupObjects } from '../repository/backup-objects';
-import { backupPrefix } from '../repository/layout';
 import { packChunk, warmHashPool } from './hash-pool';
 import { packHole } from './hash-worker';
 import { allocateSharedSlices } from '../io/direct-io';
@@ -85,7 +84,7 @@ export async function createBackup(repo: Repository, options: CreateBackupOption
         snapshotId: options.snapshot?.id ?? null,
         snapshotProvider: options.snapshot?.provider ?? null,
         host: repo.host,
-        objectPrefix: backupPrefix(repo.driver, { volumeId, backupId: id, createdAt }),
+        objectPrefix: repo.backupPrefix({ volumeId, backupId: id, createdAt }),
         metadataSha256: null,
         ...takeRecord(repo, 'create'),
         sourcePath: options.sourcePath ?? source.path,
@@ -259,7 +258,7 @@ async function writeBackupObjects(
     // Hashing, zero detection, the comparison with the parent, packing and compression: one worker task.
     const r = !read ? packHole(length, blockSize, parentHashes) : await packChunk({
       input: slot.input, length, blockSize, parentHashes, output: slot.output.buffer, outputOffset: slot.output.offset, outputLength: compressBound(chunkSize),
-      compression, level: options.compressionLevel, digest: !repo.codec.encrypted, md5: !!repo.driver.wantsMd5,
+      compression, level: options.compressionLevel, digest: !repo.codec.encrypted, md5: repo.wantsMd5,
     });
     const touched = parent ? r.store.includes(1) || r.zeroed.includes(1) : r.zeros.includes(0);
     let object: ChunkEntry['object'] = null;
@@ -306,7 +305,7 @@ async function writeBackupObjects(
     compression,
     segmentChunks,
     segments,
-    extraMetadata: repo.driver.getExtraMetadata(),
+    extraMetadata: repo.extraMetadata,
   };
   const metaName = metadataObjectName(objectPrefix);
   const metaStored = repo.codec.seal(encodeMetadata(metadata), metaName);

@@ -139,9 +139,9 @@ export async function cleanupHost(repo: Repository, options: HostCleanupOptions 
   }
 
   // Half-written temporary files of killed processes (posix): only on the machine itself.
-  if (host === repo.host && repo.driver.removeStaleTemporaries) {
+  if (host === repo.host) {
     try {
-      const removed = await repo.driver.removeStaleTemporaries(repo.container);
+      const removed = await repo.removeStaleTemporaries();
       if (removed > 0) log?.info(`cleanup: removed ${removed} temporary file(s) that killed processes of this machine left behind`);
     } catch (err) {
       result.errors.push({ message: `temporary files: ${errorMessage(err)}` });

@@ -20,7 +20,8 @@ import { deleteBackupObjects } from '../repository/backup-objects';
 import { renewRecordLease, takeRecord } from '../repository/locks';
 import { ParentIndex } from '../repository/parent-index';
 import type { BackupRecord, BackupStatus } from '../repository/records';
-import { Repository, mapLimit } from '../repository/repository';
+import { Repository } from '../repository/repository';
+import { mapLimit } from '../util/concurrency';
 
 const MARKABLE: BackupStatus[] = ['available', 'error', 'deleting'];
 const PARALLEL = 8;

@@ -12,21 +12,21 @@
  */
 import { VolumeBackupError, errorMessage, throwIfAborted } from '../errors';
 import type { ObjectEntry } from '../drivers/driver';
-import { ObjectNotFoundError } from '../errors';
 import { deleteBackups } from './delete-batch';
 import type { CommonOptions, ProgressEvent } from './types';
 import { BackupRecord, leaseExpired } from '../repository/records';
-import { Repository, mapLimit } from '../repository/repository';
+import { Repository } from '../repository/repository';
+import { mapLimit } from '../util/concurrency';
 import { checkVolumeId } from '../repository/names';
 import { ParentIndex } from '../repository/parent-index';
-import { DATA_ROOT, parseObjectName, volumeObjectsPrefix, volumeOfObject } from '../repository/layout';
+import { DATA_ROOT, classifyObjects, volumeObjectsPrefix, volumeOfObject, volumeOfRecordName } from '../repository/layout';
 import { PlannedDelete, VolumePlan, childrenFirst, planRetention, resolvePolicy } from '../repository/retention';
 
 export const DEFAULT_ORPHAN_GRACE_PERIOD_MS = 24 * 3600_000;
 /** Backups checked by one listing of the records (and held in `deleting` together). */
 const PRUNE_BATCH = 100;
-/** Where prune remembers when it first saw each orphaned object (one small JSON object per volume). */
-export const ORPHAN_STATE_PREFIX = 'prune/orphans/';
+/** Where prune remembers when it first saw each orphaned object (one small sealed JSON object per volume; layout.ts names it). */
+export { ORPHAN_STATE_PREFIX } from '../repository/layout';
 
 export interface PruneOptions extends CommonOptions {
   /** keepLast, keepDaily, keepWithin… (see RetentionPolicy); validated here. */
@@ -172,34 +172,11 @@ async function list(repo: Repository, volumeId: string | undefined): Promise<Lis
   const unreadable = new Set<string>();
   const problems: string[] = [];
   const records = await repo.listRecords(volumeId, (name, reason) => {
-    const m = /^records\/([^/]+)\//.exec(name);
-    unreadable.add(m ? m[1] : '*');
+    unreadable.add(volumeOfRecordName(name) ?? '*');
     problems.push(`record ${name} cannot be read (${reason}): prune leaves it, its volume's backups and its volume's unreferenced objects alone`);
   });
   if (unreadable.has('*')) for (const id of objects.keys()) unreadable.add(id);
   return { objects, records, unreadable, problems };
-}
-
-/**
- * The objects each record covers, by backup id: those that are its own by the layout (records' prefixes
- * are the layout's; listRecords refuses others). Any other name is an orphan.
- */
-function objectsByBackup(objects: ObjectEntry[], records: BackupRecord[]): { covered: Map<string, ObjectEntry[]>; orphans: ObjectEntry[] } {
-  const byPrefix = new Map(records.map((r) => [r.objectPrefix, r]));
-  const covered = new Map<string, ObjectEntry[]>();
-  const orphans: ObjectEntry[] = [];
-  for (const e of objects) {
-    const parsed = parseObjectName(e.name);
-    const owner = parsed ? byPrefix.get(parsed.prefix) : undefined;
-    if (!owner) {
-      orphans.push(e);
-      continue;
-    }
-    let list = covered.get(owner.id);
-    if (!list) covered.set(owner.id, (list = []));
-    list.push(e);
-  }
-  return { covered, orphans };
 }
 
 // ---- reports and execution -----------------------------------------------------------------------
@@ -221,8 +198,8 @@ function deletedReport(record: BackupRecord, reason: string, bytesFreed: number)
 }
 
 function reportPlan(plan: VolumePlan, objects: ObjectEntry[]): VolumePruneReport {
-  const { covered } = objectsByBackup(objects, [...plan.keep.map((k) => k.record), ...plan.delete.map((d) => d.record)]);
-  const bytesOf = (d: PlannedDelete) => (covered.get(d.record.id) ?? []).reduce((n, e) => n + e.size, 0);
+  const { owned } = classifyObjects(objects, [...plan.keep.map((k) => k.record), ...plan.delete.map((d) => d.record)]);
+  const bytesOf = (d: PlannedDelete) => (owned.get(d.record.id) ?? []).reduce((n, e) => n + e.size, 0);
   return {
     volumeId: plan.volumeId,
     kept: plan.keep.map((k) => keptReport(k.record, k.giveBack ? [...k.reasons, 'its unfinished deletion is undone'] : k.reasons)),
@@ -352,18 +329,9 @@ interface OrphanState {
   firstSeen: Record<string, string>;
 }
 
-function orphanStateName(volumeId: string): string {
-  return `${ORPHAN_STATE_PREFIX}${volumeId}.json`;
-}
-
 async function readOrphanState(repo: Repository, volumeId: string): Promise<OrphanState> {
-  try {
-    const { data } = await repo.driver.readObject(repo.container, orphanStateName(volumeId));
-    const parsed = JSON.parse(data.toString('utf8')) as OrphanState;
-    if (parsed && parsed.formatVersion === 1 && typeof parsed.firstSeen === 'object' && parsed.firstSeen) return parsed;
-  } catch (err) {
-    if (!(err instanceof ObjectNotFoundError) && !(err instanceof SyntaxError)) throw err;
-  }
+  const parsed = (await repo.readPruneState(volumeId)) as OrphanState | null;
+  if (parsed && parsed.formatVersion === 1 && typeof parsed.firstSeen === 'object' && parsed.firstSeen) return parsed;
   return { formatVersion: 1, firstSeen: {} };
 }
 
@@ -382,7 +350,8 @@ async function handleOrphans(
   now: Date,
   options: PruneOptions,
 ): Promise<OrphanReport[]> {
-  const { orphans } = objectsByBackup(objects, records);
+  // The layout's one classifier: what verify reports as orphaned is what this deletes.
+  const { orphans } = classifyObjects(objects, records);
   const state = await readOrphanState(repo, volumeId);
   if (orphans.length === 0 && Object.keys(state.firstSeen).length === 0) return [];
   const reports: OrphanReport[] = [];
@@ -405,11 +374,8 @@ async function handleOrphans(
     await repo.deleteObject(e.name);
     options.log?.info(`deleted unreferenced object ${e.name} (${e.size} bytes)`);
   });
-  if (Object.keys(next.firstSeen).length) {
-    await repo.driver.writeObject(repo.container, orphanStateName(volumeId), Buffer.from(JSON.stringify(next) + '\n'));
-  } else {
-    await repo.driver.deleteObject(repo.container, orphanStateName(volumeId));
-  }
+  if (Object.keys(next.firstSeen).length) await repo.writePruneState(volumeId, next);
+  else await repo.deletePruneState(volumeId);
   return reports;
 }
 

@@ -12,12 +12,13 @@
 import { VolumeBackupError, errorMessage, throwIfAborted } from '../errors';
 import { chainOf } from '../repository/catalog';
 import { OwnedObject, listBackupObjects, loadHashList, loadMetadata, ownedObjects } from '../repository/backup-objects';
-import { DATA_ROOT, parseObjectName } from '../repository/layout';
+import { DATA_ROOT, classifyObjects, volumeOfRecordName } from '../repository/layout';
 import { DEFAULT_LEASE_TTL_MS, listVolumeLeases } from '../repository/locks';
 import { checkBackupId } from '../repository/names';
 import { ownerHost } from '../repository/owner';
 import { BackupRecord, leaseExpired } from '../repository/records';
-import { Repository, mapLimit } from '../repository/repository';
+import { Repository } from '../repository/repository';
+import { mapLimit } from '../util/concurrency';
 import type { ObjectEntry } from '../drivers/driver';
 import { restoreBackup } from './restore';
 import type { Logger, ProgressListener } from './types';
@@ -104,6 +105,8 @@ export async function verifyRepository(repo: Repository, options: VerifyOptions 
 
   let records: BackupRecord[];
   let objects: ObjectEntry[] | null = null;
+  /** Volumes with a record that cannot be read: prune keeps their orphans (see prune.ts). */
+  const heldVolumes = new Set<string>();
   if (options.backupId) {
     const backupId = checkBackupId(options.backupId);
     const target = await repo.getRecord(backupId);
@@ -113,7 +116,10 @@ export async function verifyRepository(repo: Repository, options: VerifyOptions 
   } else {
     // Objects first, records second: see the comment at the top.
     objects = await repo.listObjects(DATA_ROOT);
-    records = await repo.listRecords(undefined, (name, reason) => malformed(findings, name, reason));
+    records = await repo.listRecords(undefined, (name, reason) => {
+      malformed(findings, name, reason);
+      heldVolumes.add(volumeOfRecordName(name) ?? '*');
+    });
     const byId = byIdOf(records);
     for (const record of records) if (record.status === 'available' || record.status === 'restoring') await chainOrProblem(repo, findings, byId, record, now());
   }
@@ -133,7 +139,7 @@ export async function verifyRepository(repo: Repository, options: VerifyOptions 
     }
   });
   if (objects) {
-    await findOrphans(repo, objects, records, findings);
+    await findOrphans(repo, objects, records, findings, heldVolumes);
     await noteStaleLeases(repo, findings, now());
   }
 
@@ -335,34 +341,35 @@ async function stillComplete(repo: Repository, record: BackupRecord): Promise<bo
   }
 }
 
-/** The backup prefix an object belongs to by the layout; any other name stands for itself. */
-function backupPrefixOf(objectName: string): string {
-  return parseObjectName(objectName)?.prefix ?? objectName;
-}
-
-async function findOrphans(repo: Repository, objects: ObjectEntry[], known: readonly BackupRecord[], findings: Findings): Promise<void> {
+/**
+ * Objects no record owns, by the layout's one classifier (prune's too, so what verify calls an orphan is
+ * what prune deletes). Grouped by backup prefix; a group is reported once a second listing still has it.
+ */
+async function findOrphans(repo: Repository, objects: ObjectEntry[], known: readonly BackupRecord[], findings: Findings, heldVolumes: ReadonlySet<string>): Promise<void> {
   if (objects.length === 0) return;
-  // Prefixes owned now (records listed after the objects, and re-listed: a backup started meanwhile counts).
-  const owned = new Set((await repo.listRecordsSince(known)).map((r) => r.objectPrefix));
-  const candidates = new Map<string, ObjectEntry[]>();
-  for (const entry of objects) {
-    const prefix = backupPrefixOf(entry.name);
-    if (owned.has(prefix)) continue;
-    const list = candidates.get(prefix) ?? [];
-    list.push(entry);
-    candidates.set(prefix, list);
-  }
-  for (const prefix of [...candidates.keys()].sort()) {
+  // Records listed after the objects, and re-listed: a backup started meanwhile counts.
+  const records = await repo.listRecordsSince(known);
+  const { orphans, foreign } = classifyObjects(objects, records);
+  const candidates = new Map<string, string>();
+  for (const o of orphans) candidates.set(o.prefix, o.volumeId);
+  for (const [prefix, volumeId] of [...candidates].sort(([a], [b]) => a.localeCompare(b))) {
     // A deletion in progress removes objects before its record: those that are gone by now were not orphans.
-    const still = (await repo.listObjects(prefix)).filter((e) => backupPrefixOf(e.name) === prefix);
+    const still = classifyObjects(await repo.listObjects(prefix), records).orphans.filter((o) => o.prefix === prefix);
     if (still.length === 0) continue;
     const bytes = still.reduce((n, e) => n + e.size, 0);
+    const prune = heldVolumes.has(volumeId) || heldVolumes.has('*')
+      ? `prune keeps them while a record of volume ${volumeId} cannot be read (see that problem)`
+      : 'prune deletes them after its orphan grace period';
     findings.add({
       kind: 'orphaned-objects',
-      message: `${still.length} object(s), ${bytes} bytes, under ${prefix} belong to no backup record (a record removed by hand or by another tool): prune deletes them after its orphan grace period, or re-create the record with "volume-backup import"`,
+      message: `${still.length} object(s), ${bytes} bytes, under ${prefix} belong to no backup record (a record removed by hand or by another tool): ${prune}, or re-create the record with "volume-backup import"`,
       backupIds: [],
       objectName: prefix,
     });
+  }
+  if (foreign.length > 0) {
+    const shown = foreign.map((e) => e.name).sort().slice(0, 5).join(', ');
+    findings.notes.push({ message: `${foreign.length} object(s) (${shown}${foreign.length > 5 ? ', …' : ''}) are under ${DATA_ROOT} but in no volume's directory: not made by volume-backup, so neither verify nor prune acts on them` });
   }
 }
 

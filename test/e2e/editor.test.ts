@@ -5,12 +5,12 @@
  * Screenshots go to test-output/screenshots/ (docs/screenshots/ with UPDATE_SCREENSHOTS=1).
  */
 import * as assert from 'assert';
-import { promises as fs, existsSync } from 'fs';
+import { promises as fs } from 'fs';
 import * as path from 'path';
 import { tempDir } from '../helpers/volumes';
+import { launchChromium } from './chromium';
 import { NodeRedProcess, nodeRedEnv } from './node-red-process';
 
-const CHROMIUM = '/usr/bin/chromium';
 // UPDATE_SCREENSHOTS=1 refreshes the ones the README shows; otherwise they go to the git-ignored test-output/.
 const SCREENSHOTS = process.env.UPDATE_SCREENSHOTS ? path.join(nodeRedEnv.root, 'docs', 'screenshots') : path.join(nodeRedEnv.root, 'test-output', 'screenshots');
 const PALETTE = [
@@ -31,23 +31,11 @@ describe('the editor in a browser', function () {
   let page: any;
 
   before(async function () {
-    if (!existsSync(CHROMIUM)) {
-      console.log(`      browser test skipped: ${CHROMIUM} is not installed (apt-get install chromium)`);
-      this.skip();
-    }
     work = await tempDir('editor');
+    ({ context, page } = await launchChromium(this, path.join(work, 'profile')));
     // The first example makes its demo volume in the temporary folder: this test's own.
     red = new NodeRedProcess(path.join(work, 'user-dir'), { TMPDIR: path.join(work, 'tmp') });
     await red.start();
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const { chromium } = require('playwright-core');
-    context = await chromium.launchPersistentContext(path.join(work, 'profile'), {
-      executablePath: CHROMIUM,
-      headless: true,
-      viewport: { width: 1400, height: 900 },
-      args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-    });
-    page = context.pages()[0] ?? (await context.newPage());
     await fs.mkdir(SCREENSHOTS, { recursive: true });
   });
   after(async () => {
@@ -159,7 +147,7 @@ describe('the editor in a browser', function () {
     const res = await red.request('POST', '/inject/vb-ex1-now');
     assert.strictEqual(res.status, 200, res.text);
     const status = page.locator(`[id='vb-ex1-full'] .red-ui-flow-node-status-label`);
-    // The status says what each size is, and the time, when the backup is done, however long that takes.
+    // The status shows the size and time when the backup is done, however long that takes.
     const done = /^32 MiB read, [\d.]+ [KM]iB stored, [\d.]+ (ms|s)$/;
     await status.filter({ hasText: done }).waitFor({ timeout: 0 });
     assert.match((await status.textContent()) ?? '', done, 'the full backup node shows what it read, stored, and how long it took');

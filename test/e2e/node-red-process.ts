@@ -35,11 +35,12 @@ export class NodeRedProcess {
   private socket: { close(): void } | null = null;
   readonly debug: DebugMessage[] = [];
 
-  constructor(readonly userDir: string, private readonly environment: Record<string, string>) {}
+  /** `settings`: more Node-RED settings (e.g. nodesDir with another package beside this one). */
+  constructor(readonly userDir: string, private readonly environment: Record<string, string>, private readonly settings: Record<string, unknown> = {}) {}
 
   async start(): Promise<void> {
     this.port = await freePort();
-    const settings = env.writeSettings(this.userDir, { port: this.port, extra: { debugMaxLength: 100000 } });
+    const settings = env.writeSettings(this.userDir, { port: this.port, extra: { debugMaxLength: 100000, ...this.settings } });
     const redJs = require.resolve('node-red/red.js', { paths: [path.dirname(require.resolve(process.env.NODE_RED_PATH ?? 'node-red'))] });
     this.child = spawn(process.execPath, [redJs, '-u', this.userDir, '-s', settings], {
       env: { ...process.env, ...this.environment },

@@ -1,5 +1,5 @@
 import type { Command } from '../command';
-import { REPO_OPTIONS, REPO_USAGE, passphraseFrom, printJson, required, str } from '../common';
+import { REPO_OPTIONS, REPO_USAGE, loadBackends, passphraseFrom, printJson, required, str } from '../common';
 import { invalid } from '../../errors';
 
 export const init: Command = {
@@ -13,6 +13,7 @@ ${REPO_USAGE}`,
   options: { ...REPO_OPTIONS, encrypt: { type: 'boolean' } },
   async run(values, ctx) {
     const { initRepository } = await import('../../open');
+    await loadBackends(values, ctx);
     const where = required(values, 'repo');
     const encrypt = !!values.encrypt;
     const passphrase = await passphraseFrom(values, ctx);
