@@ -31,6 +31,8 @@ export interface SettingField {
   initial?: string | boolean | number;
   /** Font Awesome 4 icon name, without "fa-". */
   icon?: string;
+  /** Node-RED fills in an empty value (posix path: <userDir>/volume-backups), so its editor does not require one. */
+  defaultInNodeRed?: boolean;
 }
 
 /** What the rest of the package may rely on a backend's store for. */

@@ -12,7 +12,7 @@ export const posixBackend: BackendModule<typeof settings> = {
   name: 'posix',
   label: 'Directory (posix)',
   settings,
-  fields: [{ name: 'path', label: 'Path', input: 'text', icon: 'folder', placeholder: '/var/backups/volumes' }],
+  fields: [{ name: 'path', label: 'Path', input: 'text', icon: 'folder', placeholder: 'empty: volume-backups in the Node-RED user directory', defaultInNodeRed: true }],
   url: {
     schemes: ['file'],
     plainPath: true,

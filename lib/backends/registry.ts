@@ -197,13 +197,14 @@ export function describeBackends(): BackendDescriptor[] {
     scheme: b.url.schemes[0] ?? b.name,
     plainPath: !!b.url.plainPath,
     capabilities: b.capabilities,
-    fields: b.fields.map((f) => ({ ...f, rules: rulesFor(b)[settingOf(f)] ?? {} })),
+    fields: b.fields.map((f) => ({ ...f, rules: rulesOfField(b, f) })),
   }));
 }
 
 /** Rules of one field of one backend, for the runtime's checks in the editor's words. */
 export function rulesOfField(module: BackendModule, field: SettingField): SettingRules {
-  return rulesFor(module)[settingOf(field)] ?? {};
+  const rules = rulesFor(module)[settingOf(field)] ?? {};
+  return field.defaultInNodeRed ? { ...rules, required: undefined } : rules;
 }
 
 // The built-in backends: a new one is a file in this directory and one line here.

@@ -231,7 +231,7 @@ async function writeBackupObjects(
   const outputs = allocateSharedSlices(slotCount, compressBound(chunkSize));
   const slots = outputs.slices.map((output) => ({ output }));
   const inputs = new Pool(Array.from({ length: Math.min(CHUNKS_IN_FLIGHT, chunks) }, () => new SharedArrayBuffer(chunkSize)));
-  const progress = new ProgressTracker(options.onProgress, { operation: 'backup', backupId: record.id, volumeId: record.volumeId, chunkCount: chunks, bytesTotal: size });
+  const progress = new ProgressTracker(options.onProgress, { operation: 'backup', backupId: record.id, volumeId: record.volumeId, snapshotId: record.snapshotId, chunkCount: chunks, bytesTotal: size });
   progress.start();
 
   const segmentsBeingWritten = { open, segments, chunks, segmentChunks };

@@ -118,7 +118,7 @@ async function applyChain(
   const { size, chunkSize, blockSize } = record;
   const chunks = chunkCount(size, chunkSize);
   const progress = new ProgressTracker(options.onProgress, {
-    operation: options.verifyOnly ? 'verify' : 'restore', backupId: record.id, volumeId: record.volumeId, chunkCount: chunks, bytesTotal: size,
+    operation: options.verifyOnly ? 'verify' : 'restore', backupId: record.id, volumeId: record.volumeId, snapshotId: record.snapshotId, chunkCount: chunks, bytesTotal: size,
   });
   progress.start();
   let bytesWritten = 0;

@@ -9,7 +9,12 @@ export interface ProgressEvent {
   operation: Operation;
   backupId: string;
   volumeId: string;
+  /** The snapshot the backup was (or is being) taken from, or null. */
+  snapshotId: string | null;
+  /** Which chunk this event is about (chunks finish in any order; -1 for start). */
   chunkIndex: number;
+  /** How many chunks are done: 1, 2, … chunkCount, in order. */
+  chunksDone: number;
   chunkCount: number;
   bytesDone: number;
   bytesTotal: number;

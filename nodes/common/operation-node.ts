@@ -12,6 +12,7 @@ import { cancelRequested, requestCancel } from '../../lib/engine/cancel';
 import { VolumeBackupError, invalid } from '../../lib/errors';
 import { trackDeploys } from './deploy-decision';
 import { shorten } from './format';
+import { reportMissingSettings } from './missing-settings';
 import { Job, NodeWork } from './node-work';
 import type { Node, NodeAPI, NodeDef, NodeMessage } from './red';
 import { RepositoryConfigNode, isRepositoryConfigNode } from './repository-config';
@@ -47,6 +48,7 @@ export function registerOperationNode<R>(RED: NodeAPI, type: string, makeSpec: (
   trackDeploys(RED);
   function OperationNode(this: Node, def: NodeDef): void {
     RED.nodes.createNode(this, def);
+    reportMissingSettings(RED, this, def);
     operationNode(RED, this, def, makeSpec(this, def));
   }
   RED.nodes.registerType(type, OperationNode);
@@ -114,11 +116,12 @@ async function runOne<R>(RED: NodeAPI, work: NodeWork, job: Job, spec: Operation
     stopUsing = useRepository(repo);
     let shownPercent = -1;
     const onProgress = (event: ProgressEvent) => {
-      const percent = event.bytesTotal > 0 ? Math.floor((100 * event.bytesDone) / event.bytesTotal) : 0;
+      // The engine's percent never goes back; whole percents keep the status updates few.
+      const percent = Math.floor(event.percent);
       Object.assign(job, { operation: event.operation, backupId: event.backupId, volumeId: event.volumeId, percent });
       if (percent !== shownPercent) {
         shownPercent = percent;
-        work.status({ fill: 'blue', shape: 'ring', text: `${percent}%` });
+        work.status({ fill: 'blue', shape: 'ring', text: `${percent}%, ${event.chunksDone}/${event.chunkCount} chunks` });
       }
       if (event.type === 'chunk' && config.defaults.progress) work.progress(job, { topic: 'progress', payload: event });
     };
@@ -128,7 +131,7 @@ async function runOne<R>(RED: NodeAPI, work: NodeWork, job: Job, spec: Operation
     const log = { info: (m: string) => work.log(m), warn: (m: string) => work.log(m, true) };
     const result = await spec.run({ msg: job.msg, repo, config, signal, onProgress, onLockWait, log });
     job.releaseSlot?.();
-    work.status({ fill: 'green', shape: 'dot', text: shorten(spec.summary(result, Date.now() - started)) });
+    work.status({ fill: 'green', shape: 'dot', text: shorten(spec.summary(result, Date.now() - started), 48) });
     job.msg.payload = result;
     work.finish(job);
   } catch (err) {

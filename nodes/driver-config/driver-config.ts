@@ -19,6 +19,7 @@ import { Limiter } from '../common/limiter';
 import { closeWhenUnused } from '../common/repository-users';
 import type { Node, NodeAPI, NodeDef } from '../common/red';
 import type { RepositoryConfigNode, RepositoryDefaults } from '../common/repository-config';
+import { defaultRepositoryPath } from '../common/default-repository';
 import { parseSize } from '../common/resolve';
 
 const CONFIG_TYPE = 'volume-driver-config';
@@ -129,7 +130,10 @@ export = function register(RED: NodeAPI & BackendHostAPI): void {
       const parsed = Settings.safeParse(def);
       if (!parsed.success) throw invalid(`invalid driver-config: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
       settings = parsed.data;
-      spec = driverSpecFrom(def, requireBackend(settings.backend), credentials);
+      // A posix repository with an empty path lives in the Node-RED user directory (examples run as imported).
+      const defaulted = settings.backend === 'posix' && !given(def.path);
+      spec = driverSpecFrom(defaulted ? { ...def, path: defaultRepositoryPath(RED) } : def, requireBackend(settings.backend), credentials);
+      if (defaulted) node.log(`repository: ${defaultRepositoryPath(RED)} (the default for an empty path)`);
       defaults.chunkSize = parseSize(def.chunkSize, 'chunk size');
       defaults.blockSize = parseSize(def.blockSize, 'block size');
       defaults.compression = settings.compression;
@@ -143,7 +147,10 @@ export = function register(RED: NodeAPI & BackendHostAPI): void {
     node.opening = null;
 
     const log = { info: (m: string) => node.log(oneLine(m)), warn: (m: string) => node.warn(oneLine(m)) };
-    const host = settings?.host ?? os.hostname();
+    // A host name from an environment variable that is not set: this machine's name, said at deploy.
+    const unsetHost = settings?.host ? /^\$\{(\S+)\}$/.exec(settings.host) : null;
+    if (unsetHost) node.warn(`the host name refers to the environment variable ${unsetHost[1]}, which is not set: using this machine's name, ${os.hostname()}`);
+    const host = (!unsetHost && settings?.host) || os.hostname();
     // Configs saved before this setting existed clean up too.
     let cleanupPending = settings?.cleanupAtStart !== false;
     const closing = new AbortController();

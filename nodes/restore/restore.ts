@@ -62,8 +62,8 @@ export = function register(RED: NodeAPI): void {
     },
     summary: (result, ms) => {
       if (Array.isArray(result)) return `${result.length} backup${result.length === 1 ? '' : 's'}`;
-      if (result.verifyOnly) return `verified ${sizeAndTime(result.bytesVerified, ms)}`;
-      return sizeAndTime(result.size, ms) + (result.bytesLeftPastEnd > 0 ? `, ${formatBytes(result.bytesLeftPastEnd)} past the end untouched` : '');
+      if (result.verifyOnly) return sizeAndTime(result.bytesVerified, 'verified', ms);
+      return sizeAndTime(result.size, 'written', ms) + (result.bytesLeftPastEnd > 0 ? `, ${formatBytes(result.bytesLeftPastEnd)} past the end untouched` : '');
     },
   }));
 };

@@ -6,19 +6,14 @@
  * with UPDATE_SCREENSHOTS=1).
  */
 import * as assert from 'assert';
-import { existsSync, promises as fs } from 'fs';
-import * as os from 'os';
+import { promises as fs } from 'fs';
 import * as path from 'path';
 import type { BrowserContext, Page } from 'playwright-core';
 import { backupsIn } from '../helpers/repository';
 import { sha256File, sparseChunkedImage, tempDir } from '../helpers/volumes';
-import { NodeRed, PACKAGE_ROOT } from './sidebar-node-red';
+import { SCREENSHOTS, chromiumOrSkip, openBrowser } from './chromium';
+import { NodeRed } from './sidebar-node-red';
 import { SidebarFixture, makeSidebarRepository, sidebarFlow } from './sidebar-repository';
-
-const CHROMIUM = '/usr/bin/chromium';
-const FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
-// UPDATE_SCREENSHOTS=1 refreshes the committed ones (docs/screenshots); otherwise they go to the git-ignored test-output/.
-const SCREENSHOTS = path.join(PACKAGE_ROOT, ...(process.env.UPDATE_SCREENSHOTS ? ['docs', 'screenshots'] : ['test-output', 'screenshots']));
 
 describe('Backups sidebar in the editor (chromium)', function () {
   this.timeout(90_000);
@@ -27,28 +22,17 @@ describe('Backups sidebar in the editor (chromium)', function () {
   let red: NodeRed;
   let context: BrowserContext;
   let page: Page;
-  const pageErrors: string[] = [];
+  let pageErrors: string[] = [];
 
   before(async function () {
-    if (!existsSync(CHROMIUM)) {
-      console.log(`    (skipped: ${CHROMIUM} is missing; apt-get install chromium)`);
-      this.skip();
-    }
+    if (!chromiumOrSkip(this)) return;
     dir = await tempDir('sidebar-browser');
     fixture = await makeSidebarRepository(dir);
     // Backups run by the nodes are held at their third data object (stalled storage that never resumes,
     // test/helpers/gate-preload.ts), so the Cancel button always meets a running backup.
     red = await NodeRed.start({ env: { NODE_OPTIONS: `--require ${path.join(__dirname, '..', 'helpers', 'gate-preload.js')}`, VB_GATE_FILE: path.join(dir, 'never') } });
     await red.deploy(sidebarFlow(fixture.repoDir).flows);
-    const { chromium } = await import('playwright-core');
-    context = await chromium.launchPersistentContext(await fs.mkdtemp(path.join(os.tmpdir(), 'vb-chromium-')), {
-      executablePath: CHROMIUM,
-      headless: true,
-      args: FLAGS,
-      viewport: { width: 1280, height: 860 },
-    });
-    page = context.pages()[0] ?? (await context.newPage());
-    page.on('pageerror', (err) => pageErrors.push(err.message));
+    ({ context, page, pageErrors } = await openBrowser({ width: 1280, height: 860 }));
     await page.goto(red.url);
     // The tab as a user opens it: Node-RED 4 lists plugin tabs in the sidebar's tab menu (the caret);
     // Node-RED 5 gives every sidebar tab a button in its tab bar.
