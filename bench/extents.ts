@@ -87,9 +87,9 @@ async function measureOne(kind: LoopFsKind, size: number, work: string, seed: nu
           ...common,
           mode: 'incremental',
           keepBase,
-          onSnapshot: () => void (phases.snapshot = at()),
-          onProgress: (e) => void (e.type === 'end' && (phases.stored = at())),
-          log: { info: (m) => void (m.startsWith('changed extents') ? (phases.extents = at()) : undefined), warn: () => undefined },
+          onSnapshot: () => { phases.snapshot = at(); },
+          onProgress: (e) => { if (e.type === 'end') phases.stored = at(); },
+          log: { info: (m) => { if (m.startsWith('changed extents')) phases.extents = at(); }, warn: () => undefined },
         });
         const seconds = at();
         phases.retired = seconds;

@@ -61,7 +61,7 @@ export async function verifyVolume(repo: Repository, options: VerifyVolumeOption
     const view = await ChainView.open(repo, chainOf(await repo.listRecords(record.volumeId), record.id), options.signal);
     const { size, chunkSize, blockSize } = record;
     const chunks = chunkCount(size, chunkSize);
-    const progress = new ProgressTracker(options.onProgress, { operation: 'verify', backupId: record.id, volumeId: record.volumeId, chunkCount: chunks, bytesTotal: size });
+    const progress = new ProgressTracker(options.onProgress, { operation: 'verify', backupId: record.id, volumeId: record.volumeId, snapshotId: record.snapshotId, chunkCount: chunks, bytesTotal: size });
     progress.start();
     const differing: number[] = [];
     const slots = Array.from({ length: Math.min(CHUNKS_IN_FLIGHT, chunks) }, () => new SharedArrayBuffer(chunkSize));

@@ -22,6 +22,7 @@ const Input = z.object({
   volume: z.string({ error: 'must be the path of a volume (text)' }).optional(),
   target: z.string({ error: 'must be a path (text)' }).optional(),
   verifyOnly: flag.optional(),
+  overwrite: flag.optional(),
 });
 
 type Result = RestoreResult | BackupRecord[];
@@ -31,7 +32,9 @@ export = function register(RED: NodeAPI): void {
     createRepository: false,
     async run(ctx) {
       const { values, from } = await resolveProperties(RED, node, def, ctx.msg, sameNamed('action', 'backupId', 'volumeId', 'volume', 'target', 'verifyOnly'));
-      const input = checkOptions(Input, values, from);
+      // An existing target is written over only when the node's checkbox or msg.overwrite says so.
+      const overwrite = def.overwrite === true || def.overwrite === 'true' ? true : (ctx.msg.overwrite ?? undefined);
+      const input = checkOptions(Input, { ...values, overwrite }, { ...from, overwrite: 'msg.overwrite' });
       // A volume's path names it as well as its id does (the id backups of that path got).
       const volumeId = input.volumeId ?? (input.volume ? volumeIdForPath(input.volume) : undefined);
       const action = input.verifyOnly === true && input.action === 'restore' ? 'verify' : input.action;
@@ -51,6 +54,7 @@ export = function register(RED: NodeAPI): void {
         backupId,
         target: action === 'restore' ? input.target : undefined,
         verifyOnly: action === 'verify',
+        overwrite: input.overwrite === true,
         signal: ctx.signal,
         onProgress: ctx.onProgress,
         log: ctx.log,
@@ -58,8 +62,8 @@ export = function register(RED: NodeAPI): void {
     },
     summary: (result, ms) => {
       if (Array.isArray(result)) return `${result.length} backup${result.length === 1 ? '' : 's'}`;
-      if (result.verifyOnly) return `verified ${sizeAndTime(result.bytesVerified, ms)}`;
-      return sizeAndTime(result.size, ms) + (result.bytesLeftPastEnd > 0 ? `, ${formatBytes(result.bytesLeftPastEnd)} past the end untouched` : '');
+      if (result.verifyOnly) return sizeAndTime(result.bytesVerified, 'verified', ms);
+      return sizeAndTime(result.size, 'written', ms) + (result.bytesLeftPastEnd > 0 ? `, ${formatBytes(result.bytesLeftPastEnd)} past the end untouched` : '');
     },
   }));
 };

@@ -32,6 +32,10 @@ export interface BackupView {
   encrypted: boolean;
   /** The base snapshot this backup keeps for the next incremental (docs/snapshots.md): where, on which host; or null. */
   baseSnapshot: string | null;
+  /** Who asked the running operation to stop (and, once it stopped, who stopped it). */
+  cancelRequest: BackupRecord['cancelRequest'] | null;
+  /** While restoring: the target being written, and by which host. */
+  restoreTarget: BackupRecord['restoreTarget'] | null;
   /** 0 for the chain's first backup, 1 + its parent's depth otherwise. */
   depth: number;
 }
@@ -85,6 +89,8 @@ export function backupView(record: BackupRecord, depth: number, now: Date): Back
     sourcePath: record.sourcePath,
     encrypted: record.encrypted,
     baseSnapshot: record.baseSnapshot ? `${record.baseSnapshot.removes} on ${record.baseSnapshot.host}` : null,
+    cancelRequest: record.cancelRequest ?? null,
+    restoreTarget: record.restoreTarget ?? null,
     depth,
   };
 }
