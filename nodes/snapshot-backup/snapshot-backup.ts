@@ -12,7 +12,7 @@ import { volumeIdForPath } from '../../lib/repository/names';
 import type { BackupRecord } from '../../lib/repository/records';
 import { ProviderChoice } from '../../lib/snapshot';
 import { commonBackupOptions, effectiveKind, fullIfNoParent } from '../common/backup-options';
-import { backupSummary, formatBytes } from '../common/format';
+import { backupSummary, formatBytes, formatDuration } from '../common/format';
 import { registerOperationNode } from '../common/operation-node';
 import type { NodeAPI, NodeDef } from '../common/red';
 import { checkOptions, resolveProperties, sameNamed } from '../common/resolve';
@@ -54,13 +54,15 @@ function providerConfigFromNode(def: NodeDef): Record<string, unknown> {
 }
 
 /**
- * How much was read and how, short enough for a status: ", extents: 21 MiB" (changed extents only) or
- * ", full read: 2 GiB"; the reason for a full read is in the log and in msg.payload.readStats.
+ * The status after a backup: as the other backup nodes' ("24 MiB read, 321 KiB stored, 0.1 s"), but a
+ * backup through a temporary snapshot says what it really read and how: "38 KiB read (extents), …" or
+ * "24 MiB read (full), …"; the reason for a full read is in the log and in msg.payload.readStats.
  */
-function readSummary(record: BackupRecord): string {
+function snapshotBackupSummary(record: BackupRecord, durationMs: number): string {
   const stats = record.readStats;
-  if (!stats) return '';
-  return `, ${stats.method === 'changed-extents' ? 'extents' : 'full read'}: ${formatBytes(stats.bytesRead)}`;
+  if (!stats) return backupSummary(record, durationMs);
+  const how = stats.method === 'changed-extents' ? 'extents' : 'full';
+  return `${formatBytes(stats.bytesRead)} read (${how}), ${formatBytes(record.storedBytes)} stored, ${formatDuration(durationMs)}`;
 }
 
 export = function register(RED: NodeAPI): void {
@@ -106,6 +108,6 @@ export = function register(RED: NodeAPI): void {
       }
       return createSnapshotBackup(ctx.repo, options);
     },
-    summary: (record, ms) => `${backupSummary(record, ms)}${readSummary(record)}`,
+    summary: snapshotBackupSummary,
   }));
 };

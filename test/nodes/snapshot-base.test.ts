@@ -44,7 +44,7 @@ describe('snapshot-backup node: base snapshots on XFS (loop device)', function (
     const [, second] = await t.out.waitFor(2);
     const record = second.payload as BackupRecord;
     assert.strictEqual(record.readStats?.method, 'changed-extents');
-    assert.match(statusTexts(t.node('s')).pop()?.text ?? '', /, extents: \d+(\.\d+)? [KM]iB$/);
+    assert.match(statusTexts(t.node('s')).pop()?.text ?? '', /^\d+(\.\d+)? [KM]iB read \(extents\), [\d.]+ [KM]iB stored, [\d.]+ s$/);
     assert.strictEqual((await clones()).length, 1, 'one base per volume');
     assert.ok(loggedTexts(t.node('s'), 'log').some((l) => /changed extents: reading \d+ of \d+ bytes/.test(l)));
   });
@@ -55,7 +55,7 @@ describe('snapshot-backup node: base snapshots on XFS (loop device)', function (
     const [first] = await t.out.waitFor(1);
     assert.strictEqual((first.payload as BackupRecord).readStats?.method, 'full');
     assert.ok(loggedTexts(t.node('s'), 'log').every((l) => !/changed extents/.test(l)));
-    assert.match(statusTexts(t.node('s')).pop()?.text ?? '', /, full read: \d+(\.\d+)? MiB$/);
+    assert.match(statusTexts(t.node('s')).pop()?.text ?? '', /^\d+(\.\d+)? MiB read \(full\), [\d.]+ [KM]iB stored, [\d.]+ s$/);
     // The base the first test's repository keeps is another repository's: only this volume's bases in this one go.
     assert.strictEqual((await clones()).length, 1);
   });
