@@ -43,6 +43,16 @@ export default defineConfig(
     rules: { 'no-unused-vars': unusedVars },
   },
   {
+    // The editor's shared script runs in the browser beside Node-RED's editor (RED, jQuery), written as
+    // ES5 like Node-RED's own editor code; `module` only exists when the tests require it.
+    files: ['resources/**/*.js'],
+    languageOptions: {
+      sourceType: 'script', ecmaVersion: 5,
+      globals: { RED: 'readonly', $: 'readonly', jQuery: 'readonly', document: 'readonly', window: 'readonly', module: 'writable' },
+    },
+    rules: { 'no-var': 'off', 'prefer-const': 'off', 'no-unused-vars': ['error', { ...unusedVars[1], caughtErrors: 'none' }] },
+  },
+  {
     files: ['**/*.ts'],
     extends: [tseslint.configs.recommended],
     languageOptions: { parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname } },

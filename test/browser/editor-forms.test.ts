@@ -16,7 +16,7 @@ import { NodeRed, PACKAGE_ROOT } from './sidebar-node-red';
 import { sidebarFlow } from './sidebar-repository';
 const TYPES = ['volume-backup-create', 'volume-backup-incremental', 'volume-snapshot-backup', 'volume-restore', 'volume-prune'];
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
+ 
 type Any = any;
 
 describe('operation node dialogs in the editor (chromium)', function () {
@@ -186,7 +186,7 @@ describe('operation node dialogs in the editor (chromium)', function () {
     await close('ok');
     const node = await page.evaluate(() => {
       const n = (globalThis as Any).RED.nodes.node('old-0');
-      return { valid: n.valid, errors: [...(n.validationErrors ?? [])].sort() };
+      return { valid: n.valid, errors: ([...(n.validationErrors ?? [])] as string[]).sort() };
     });
     // The red triangle's tooltip lists the same words.
     assert.deepStrictEqual(node, { valid: false, errors: words.slice().reverse() });
