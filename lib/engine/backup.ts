@@ -23,7 +23,7 @@ import {
 import { acquireVolumeLease, takeRecord } from '../repository/locks';
 import { watchRecord } from './cancel';
 import { checkBackupId, checkText, checkVolumeId, newBackupId, volumeIdForPath } from '../repository/names';
-import { BackupKind, BackupRecord, Compression, RECORD_FORMAT_VERSION, ReadStats } from '../repository/records';
+import { BackupKind, BackupRecord, BaseSnapshot, Compression, RECORD_FORMAT_VERSION, ReadStats } from '../repository/records';
 import { Repository, forEachChunk } from '../repository/repository';
 import { oneLine } from '../text';
 import { checkAllStored, deleteBackupObjects } from '../repository/backup-objects';
@@ -75,23 +75,15 @@ export async function createBackup(repo: Repository, options: CreateBackupOption
       const stopRenewal = watch.stop;
       const running = { ...options, signal: watch.signal };
       try {
-        // Set-then-check against prune: our record names the parent; now the parent must still be available.
-        if (parentRecord) {
-          const now = await repo.getRecord(parentRecord.id).catch(() => null);
-          // Being restored is fine: a restoring backup cannot be moved to deleting (issue 6).
-          if (now?.status !== 'available' && now?.status !== 'restoring') {
-            throw new VolumeBackupError('CONFLICT', `parent backup ${parentRecord.id} is ${now ? now.status : 'gone'} (being pruned or deleted): try again, or do a full backup`);
-          }
-        }
-        const written = await writeBackupObjects(repo, record, source, parent, compression.algorithm, plan.changed, running);
+        if (parentRecord) await checkParentStillThere(repo, parentRecord);
+        const written = await writeBackupObjects(repo, record, { source, parent, compression: compression.algorithm, options: running }, plan.changed);
         await checkAllStored(repo, record, written.objectCount, written.storedBytes);
         return await repo.transition(id, ['creating'], 'available', {
           storedBytes: written.storedBytes,
           objectCount: written.objectCount,
           metadataSha256: written.metadataSha256,
           leaseExpiresAt: null,
-          ...(options.readPlan ? { readStats: readStats(plan, written.bytesRead) } : {}),
-          ...(options.baseSnapshot ? { baseSnapshot: options.baseSnapshot } : {}),
+          ...snapshotFields(options, plan, written.bytesRead),
         });
       } catch (err) {
         const failure = running.signal.aborted && !(err instanceof VolumeBackupError && err.code === 'CANCELLED') ? cancelled(running.signal.reason) : err;
@@ -105,6 +97,15 @@ export async function createBackup(repo: Repository, options: CreateBackupOption
     }
   } finally {
     await source.handle.close();
+  }
+}
+
+/** Set-then-check against prune: our record names the parent; now the parent must still be available. */
+async function checkParentStillThere(repo: Repository, parent: BackupRecord): Promise<void> {
+  const now = await repo.getRecord(parent.id).catch(() => null);
+  // Being restored is fine: a restoring backup cannot be moved to deleting (issue 6).
+  if (now?.status !== 'available' && now?.status !== 'restoring') {
+    throw new VolumeBackupError('CONFLICT', `parent backup ${parent.id} is ${now ? now.status : 'gone'} (being pruned or deleted): try again, or do a full backup`);
   }
 }
 
@@ -206,6 +207,14 @@ async function planRead(options: CreateBackupOptions, parent: BackupRecord | nul
   return parent ? plan : { ...plan, changed: null };
 }
 
+/** A backup through a temporary snapshot records how it read the volume, and the base it keeps. */
+function snapshotFields(options: CreateBackupOptions, plan: ReadPlan, bytesRead: number): { readStats?: ReadStats; baseSnapshot?: BaseSnapshot } {
+  return {
+    ...(options.readPlan ? { readStats: readStats(plan, bytesRead) } : {}),
+    ...(options.baseSnapshot ? { baseSnapshot: options.baseSnapshot } : {}),
+  };
+}
+
 function readStats(plan: ReadPlan, bytesRead: number): ReadStats {
   return { method: plan.changed ? 'changed-extents' : 'full', bytesRead, reason: plan.reason, extentRuns: plan.changed ? plan.extentRuns : 0 };
 }
@@ -245,15 +254,16 @@ interface OpenSegment {
   entries: { entry: ChunkEntry; hashes: Buffer }[];
 }
 
-async function writeBackupObjects(
-  repo: Repository,
-  record: BackupRecord,
-  source: Volume,
-  parent: ChainView | null,
-  compression: Compression,
-  changed: Range[] | null,
-  options: CreateBackupOptions,
-): Promise<Written> {
+/** What a backup reads and compares with, and how it stores. */
+interface BackupInput {
+  source: Volume;
+  parent: ChainView | null;
+  compression: Compression;
+  options: CreateBackupOptions;
+}
+
+async function writeBackupObjects(repo: Repository, record: BackupRecord, backup: BackupInput, changed: Range[] | null): Promise<Written> {
+  const { source, parent, compression, options } = backup;
   const { size, chunkSize, blockSize } = record;
   const chunks = chunkCount(size, chunkSize);
   const segmentChunks = DEFAULT_SEGMENT_CHUNKS;
@@ -292,18 +302,9 @@ async function writeBackupObjects(
       return;
     }
     const r = await inputs.with(async (input) => {
-      // A sparse file's holes are not read; a chunk that is all hole needs no worker either.
-      const view = Buffer.from(input, 0, length);
-      const read = ranges ? await readRanges(source, view, offset, ranges) : await readChunk(source, view, length, offset, blockSize);
-      bytesRead += read;
-      // The parent's state of this chunk, from the newest backup of its chain that touched it.
-      const parentHashes = parent ? new Uint8Array((await parent.state(i, options.signal)).hashes) : null;
-      // Hashing, zero detection, the comparison with the parent, packing and compression: one worker task.
-      return !read ? packHole(length, blockSize, parentHashes) : packChunk({
-        input, length, blockSize, parentHashes, output: slot.output.buffer, outputOffset: slot.output.offset, outputLength: compressBound(chunkSize),
-        compression, level: options.compressionLevel, digest: !repo.codec.encrypted, md5: repo.wantsMd5,
-        skip: ranges ? skipMask(ranges, offset, length, blockSize) : undefined,
-      });
+      const packed = await readAndPack(repo, record, backup, { index: i, offset, length, ranges }, input, slot.output);
+      bytesRead += packed.read;
+      return packed.result;
     });
     const touched = parent ? r.store.includes(1) || r.zeroed.includes(1) : r.zeros.includes(0);
     let object: ChunkEntry['object'] = null;
@@ -329,6 +330,35 @@ async function writeBackupObjects(
 }
 
 type TouchedChunk = OpenSegment['entries'][number];
+
+/**
+ * Read chunk `chunk.index` (all of it, or with `ranges` only those) into `input` and pack it into
+ * `output`: hashing, zero detection, the comparison with the parent, packing and compression in one
+ * worker task. Returns the bytes read with the worker's result.
+ */
+async function readAndPack(
+  repo: Repository,
+  record: BackupRecord,
+  backup: BackupInput,
+  chunk: { index: number; offset: number; length: number; ranges: Range[] | null },
+  input: SharedArrayBuffer,
+  output: SharedSlice,
+): Promise<{ read: number; result: PackResult & { hashes: Buffer } }> {
+  const { source, parent, compression, options } = backup;
+  const { index, offset, length, ranges } = chunk;
+  const { chunkSize, blockSize } = record;
+  // A sparse file's holes are not read; a chunk that is all hole needs no worker either.
+  const view = Buffer.from(input, 0, length);
+  const read = ranges ? await readRanges(source, view, offset, ranges) : await readChunk(source, view, length, offset, blockSize);
+  // The parent's state of this chunk, from the newest backup of its chain that touched it.
+  const parentHashes = parent ? new Uint8Array((await parent.state(index, options.signal)).hashes) : null;
+  const result = !read ? packHole(length, blockSize, parentHashes) : await packChunk({
+    input, length, blockSize, parentHashes, output: output.buffer, outputOffset: output.offset, outputLength: compressBound(chunkSize),
+    compression, level: options.compressionLevel, digest: !repo.codec.encrypted, md5: repo.wantsMd5,
+    skip: ranges ? skipMask(ranges, offset, length, blockSize) : undefined,
+  });
+  return { read, result };
+}
 
 /**
  * Record chunk i's entry (or that it was not touched) in its segment; store the segment once its last

@@ -81,11 +81,9 @@ export async function restoreBackup(repo: Repository, options: RestoreOptions): 
       chain: chain.map((r) => r.id),
       size: record.size,
       bytesWritten: result.bytesWritten,
-      bytesVerified: result.bytesRebuilt,
-      blocksVerified: base ? Math.ceil(result.bytesRebuilt / record.blockSize) : blockCount(record.size, record.blockSize),
       bytesLeftPastEnd,
       durationMs: Date.now() - started,
-      ...(base ? { base: { backupId: base.record.id, blocksSampled, bytesUnchanged: record.size - result.bytesRebuilt } } : {}),
+      ...verifiedAndBase(record, result.bytesRebuilt, base, blocksSampled),
     };
   } catch (err) {
     let failure = options.signal?.aborted && !(err instanceof VolumeBackupError && err.code === 'CANCELLED') ? cancelled(options.signal.reason) : err;
@@ -101,16 +99,28 @@ export async function restoreBackup(repo: Repository, options: RestoreOptions): 
   } finally {
     stopRenewal();
     if (target) await closeTarget(target).catch(() => undefined);
-    if (!verifyOnly) {
-      // Only while this process still owns it: a cleanup that found our lease expired may have given it back, and another restore taken it.
-      await repo.updateRecord(backupId, (current) => {
-        if (current.status !== 'restoring' || !heldByThisProcess(current, repo.host)) throw new VolumeBackupError('CONFLICT', `it is ${current.status}${current.owner ? ` (${current.owner.operation} by process ${current.owner.pid} of host ${current.owner.host})` : ''} now`);
-        return { status: 'available', restoreTarget: null };
-      }, record.volumeId).catch((err) => {
-        options.log?.warn(`backup ${backupId} could not be set back to available: ${errorMessage(err)}`);
-      });
-    }
+    if (!verifyOnly) await endRestoring(repo, record, options);
   }
+}
+
+/** The backup is available again after a restore, only while this process still owns it: a cleanup that found our lease expired may have given it back, and another restore taken it. */
+async function endRestoring(repo: Repository, record: BackupRecord, options: RestoreOptions): Promise<void> {
+  await repo.updateRecord(record.id, (current) => {
+    if (current.status !== 'restoring' || !heldByThisProcess(current, repo.host)) throw new VolumeBackupError('CONFLICT', `it is ${current.status}${current.owner ? ` (${current.owner.operation} by process ${current.owner.pid} of host ${current.owner.host})` : ''} now`);
+    return { status: 'available', restoreTarget: null };
+  }, record.volumeId).catch((err) => {
+    options.log?.warn(`backup ${record.id} could not be set back to available: ${errorMessage(err)}`);
+  });
+}
+
+/** What was checked (everything, or with a base only the blocks that differ from it), and the base's figures. */
+function verifiedAndBase(record: BackupRecord, bytesRebuilt: number, base: Base | null, blocksSampled: number): Pick<RestoreResult, 'bytesVerified' | 'blocksVerified' | 'base'> {
+  if (!base) return { bytesVerified: bytesRebuilt, blocksVerified: blockCount(record.size, record.blockSize) };
+  return {
+    bytesVerified: bytesRebuilt,
+    blocksVerified: Math.ceil(bytesRebuilt / record.blockSize),
+    base: { backupId: base.record.id, blocksSampled, bytesUnchanged: record.size - bytesRebuilt },
+  };
 }
 
 /** Target blocks checked against the base's hashes before a base restore (spread over the volume). */

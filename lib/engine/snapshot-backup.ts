@@ -117,10 +117,9 @@ function parseOptions(input: SnapshotBackupOptions): z.output<typeof SnapshotBac
   return parsed.data;
 }
 
-export async function createSnapshotBackup(repo: Repository, input: SnapshotBackupOptions): Promise<BackupRecord> {
-  const o = parseOptions(input);
-  const log = o.log ?? NULL_LOGGER;
-  const common: Omit<CreateBackupOptions, 'volume'> = {
+/** The options every kind of snapshot backup passes on to createBackup. */
+function commonOptions(o: z.output<typeof SnapshotBackupOptionsSchema>): Omit<CreateBackupOptions, 'volume'> {
+  return {
     mode: o.mode,
     parentId: o.parentId,
     name: o.name,
@@ -135,7 +134,12 @@ export async function createSnapshotBackup(repo: Repository, input: SnapshotBack
     onProgress: o.onProgress,
     log: o.log,
   };
+}
 
+export async function createSnapshotBackup(repo: Repository, input: SnapshotBackupOptions): Promise<BackupRecord> {
+  const o = parseOptions(input);
+  const log = o.log ?? NULL_LOGGER;
+  const common = commonOptions(o);
   if (o.snapshot) {
     return createBackup(repo, {
       ...common,

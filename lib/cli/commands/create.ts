@@ -80,11 +80,7 @@ ${REPO_USAGE}`,
     const mode = values.incremental ? 'incremental' : values.differential ? 'differential' : str(values, 'parent') ? 'incremental' : 'full';
     const level = str(values, 'compression-level');
     if (level !== undefined && !/^-?\d+$/.test(level)) throw invalid('--compression-level must be a whole number');
-    const fullReadEvery = str(values, 'full-read-every');
-    if (fullReadEvery !== undefined && !/^\d+$/.test(fullReadEvery)) throw invalid('--full-read-every must be a whole number of backups (0: never)');
-    if ((values['no-base-snapshot'] || fullReadEvery !== undefined) && (!provider || fromSnapshot)) {
-      throw invalid('--no-base-snapshot and --full-read-every apply to backups through a temporary snapshot (--snapshot PROVIDER)');
-    }
+    const fullReadEvery = checkBaseOptions(values, !!provider && !fromSnapshot);
     const lockWait = str(values, 'lock-wait');
     if (lockWait !== undefined && !/^\d+(\.\d+)?$/.test(lockWait)) throw invalid('--lock-wait must be a number of seconds');
     // The worker threads start while the repository opens (an object store's probe takes ~0.1 s), not after.
@@ -111,14 +107,8 @@ ${REPO_USAGE}`,
               volume,
               log,
               keepBase: !values['no-base-snapshot'],
-              fullReadEvery: fullReadEvery === undefined ? undefined : Number(fullReadEvery),
-              temporarySnapshot: {
-                provider: provider as ProviderChoice,
-                snapshotDir: str(values, 'snapshot-dir'),
-                lvmSize: str(values, 'snapshot-size'),
-                createCommand: argvOption(values, 'snapshot-create'),
-                deleteCommand: argvOption(values, 'snapshot-delete'),
-              },
+              fullReadEvery,
+              temporarySnapshot: temporarySnapshotOptions(values, provider as ProviderChoice),
             })
           : await createBackup(repo, { ...common, volume: volume as string });
       progress.stop();
@@ -171,6 +161,27 @@ function printCreated(ctx: CommandContext, record: BackupRecord): void {
 function describeRead(stats: ReadStats): string {
   if (stats.method === 'changed-extents') return `read ${formatBytes(stats.bytesRead)} (changed extents since the base snapshot)`;
   return `read ${formatBytes(stats.bytesRead)} (full read${stats.reason ? `: ${stats.reason}` : ''})`;
+}
+
+/** --no-base-snapshot and --full-read-every (returned as a number): only with a temporary snapshot. */
+function checkBaseOptions(values: Values, temporarySnapshot: boolean): number | undefined {
+  const fullReadEvery = str(values, 'full-read-every');
+  if (fullReadEvery !== undefined && !/^\d+$/.test(fullReadEvery)) throw invalid('--full-read-every must be a whole number of backups (0: never)');
+  if ((values['no-base-snapshot'] || fullReadEvery !== undefined) && !temporarySnapshot) {
+    throw invalid('--no-base-snapshot and --full-read-every apply to backups through a temporary snapshot (--snapshot PROVIDER)');
+  }
+  return fullReadEvery === undefined ? undefined : Number(fullReadEvery);
+}
+
+/** The temporary snapshot's settings from the command line. */
+function temporarySnapshotOptions(values: Values, provider: ProviderChoice) {
+  return {
+    provider,
+    snapshotDir: str(values, 'snapshot-dir'),
+    lvmSize: str(values, 'snapshot-size'),
+    createCommand: argvOption(values, 'snapshot-create'),
+    deleteCommand: argvOption(values, 'snapshot-delete'),
+  };
 }
 
 /** A command given as a JSON array of arguments (no shell, so no quoting rules to get wrong). */
