@@ -9,6 +9,8 @@
  *   --warm               `sync` and read each input before its step   --cold   `sync` and drop the cache (root)
  *                        default: the page cache as it is, as when a user runs the commands one after another
  *   --scale / --no-scale the scale part (bench/scale.ts: 64 GiB sparse, 1 TiB thin, catalog); default on, not quick
+ *   --extents / --no-extents  changed-extent incrementals on loop-mounted btrfs and XFS, 2 GiB (bench/extents.ts;
+ *                        root); default on, not quick; results in extents.md / extents.json
  *   --work DIR           scratch directory (default $TMPDIR/volume-backup-bench)
  *   --results DIR        where latest.md / latest.svg / latest.json go (default bench/results; quick: DIR/results)
  *   --seed N             image seed (default 1)           --no-install   never apt-get install missing peers
@@ -35,6 +37,7 @@ interface Options {
   repeat: number;
   cache: 'as-is' | 'warm' | 'cold';
   scale: boolean;
+  extents: boolean;
   work: string;
   results: string | null;
   seed: number;
@@ -56,7 +59,7 @@ export function parseOptions(argv: string[]): Options {
     if (i + 1 >= argv.length) throw new Error(`${flag} needs a value`);
     return argv[i + 1];
   };
-  const known = new Set(['--size', '--quick', '--no-peers', '--peers', '--no-tradeoffs', '--tradeoffs', '--no-s3', '--s3', '--no-loop', '--repeat', '--cold', '--warm', '--scale', '--no-scale', '--work', '--results', '--seed', '--no-install']);
+  const known = new Set(['--size', '--quick', '--no-peers', '--peers', '--no-tradeoffs', '--tradeoffs', '--no-s3', '--s3', '--no-loop', '--repeat', '--cold', '--warm', '--scale', '--no-scale', '--extents', '--no-extents', '--work', '--results', '--seed', '--no-install']);
   for (let i = 0; i < argv.length; i++) {
     if (!known.has(argv[i])) throw new Error(`unknown option ${argv[i]} (see the header of bench/run.ts)`);
     if (['--size', '--repeat', '--work', '--results', '--seed'].includes(argv[i])) i++;
@@ -74,6 +77,7 @@ export function parseOptions(argv: string[]): Options {
     repeat: Math.max(1, Number(value('--repeat') ?? (quick ? 1 : 3))),
     cache: has('--cold') ? 'cold' : has('--warm') ? 'warm' : 'as-is',
     scale: has('--scale') || (!quick && !has('--no-scale')),
+    extents: has('--extents') || (!quick && !has('--no-extents')),
     work,
     results: value('--results') ?? (quick ? path.join(work, 'results') : null),
     seed: Number(value('--seed') ?? 1),
@@ -324,6 +328,12 @@ export async function runBench(argv: string[]): Promise<Report> {
   await fs.writeFile(path.join(resultsDir, 'latest.json'), JSON.stringify(report, null, 2) + '\n');
   log(`results written to ${resultsDir}`);
   if (!options.quick) await (await import('./catalog')).writeCatalogResults(options.work, resultsDir, options.s3, log);
+  if (options.extents) {
+    const { runExtentsBench, extentsMarkdown } = await import('./extents');
+    const extents = await runExtentsBench({ size: 2048 * MIB, work: options.work, seed: options.seed, log });
+    await fs.writeFile(path.join(resultsDir, 'extents.md'), extentsMarkdown(extents.rows, extents.note));
+    await fs.writeFile(path.join(resultsDir, 'extents.json'), JSON.stringify({ date: report.date, ...extents }, null, 2) + '\n');
+  }
   return report;
 }
 

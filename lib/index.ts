@@ -6,7 +6,7 @@ export * from './errors';
 export * from './engine/types';
 export { openRepository, OpenRepositoryOptions, initRepository, InitRepositoryOptions } from './open';
 export { Repository } from './repository/repository';
-export { BackupRecord, BackupStatus, BackupKind, Compression, parseRecord } from './repository/records';
+export { BackupRecord, BackupStatus, BackupKind, BaseSnapshot, Compression, ReadStats, parseRecord } from './repository/records';
 export { DriverSpec, parseRepositoryUrl, formatRepositoryUrl, createDriver, registerBackend, loadBackendModules, backends } from './drivers';
 export type { BackendModule, BackendExport, BackendToolkit, Capabilities, SettingField } from './drivers';
 export { Driver, ObjectEntry } from './drivers/driver';
@@ -22,5 +22,6 @@ export { RetentionPolicy, resolvePolicy, planRetention, describePolicy } from '.
 export { listBackups, getBackup, findParent, dependentsOf, chainOf } from './repository/catalog';
 export { exportRecord, importRecord } from './repository/transfer';
 export { verifyRepository, VerifyOptions, VerifyResult, VerifyProblem, VerifyNote } from './engine/verify';
+export { verifyVolume, VerifyVolumeOptions, VerifyVolumeResult } from './engine/verify-volume';
 export { cleanupHost, HostCleanupOptions, HostCleanupResult } from './engine/cleanup';
 export { resetStatus, ResetStatusOptions, ResetStatusResult } from './engine/reset-status';

@@ -74,6 +74,7 @@ describe('snapshot backups on btrfs (loop device)', function () {
       volumeId: 'vm1',
       temporarySnapshot: { provider: 'btrfs' },
       stateDir,
+      keepBase: false, // these tests are about temporaries; base snapshots: changed-extents.test.ts
       chunkSize: CHUNK,
       onSnapshot: async (snap) => {
         taken = snap;
@@ -131,6 +132,7 @@ describe('snapshot backups on btrfs (loop device)', function () {
         volumeId: 'vm1',
         temporarySnapshot: { provider: 'btrfs' },
         stateDir,
+        keepBase: false, // these tests are about temporaries; base snapshots: changed-extents.test.ts
         chunkSize: CHUNK,
         signal: controller.signal,
         onSnapshot: (snap) => {
@@ -167,7 +169,7 @@ describe('snapshot backups on btrfs (loop device)', function () {
     const pause = () => new Promise((r) => setTimeout(r, 20));
 
     // t1: full backup through a temporary snapshot (in a directory the user chose).
-    const full = await createSnapshotBackup(repo, { volume, volumeId, temporarySnapshot: { provider: 'btrfs', snapshotDir: loop.mountPoint }, stateDir, chunkSize: CHUNK });
+    const full = await createSnapshotBackup(repo, { volume, volumeId, temporarySnapshot: { provider: 'btrfs', snapshotDir: loop.mountPoint }, stateDir, keepBase: false, chunkSize: CHUNK });
     await pause();
     await scatterWrites(volume, 0.05, 11);
     const s2 = await userSnapshot('s2'); // t2
@@ -188,7 +190,7 @@ describe('snapshot backups on btrfs (loop device)', function () {
     const b4 = await createSnapshotBackup(repo, { snapshot: { ...s4, createdAt: s4.createdAt.toISOString() }, volumeId, mode: 'incremental' });
     assert.strictEqual(b4.parentId, live3.id);
     // A live incremental now: the newest data is s4's.
-    const live5 = await createSnapshotBackup(repo, { volume, volumeId, mode: 'incremental', temporarySnapshot: { provider: 'btrfs' }, stateDir });
+    const live5 = await createSnapshotBackup(repo, { volume, volumeId, mode: 'incremental', temporarySnapshot: { provider: 'btrfs' }, stateDir, keepBase: false });
     assert.strictEqual(live5.parentId, b4.id);
 
     for (const [record, source] of [[b2, s2.path], [b4, s4.path], [live5, volume]] as const) {

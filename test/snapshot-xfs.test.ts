@@ -58,6 +58,7 @@ describe('reflink snapshot backups on XFS (loop device)', function () {
       volume,
       temporarySnapshot: { provider: 'auto' },
       stateDir,
+      keepBase: false, // these tests are about temporaries; base snapshots: changed-extents.test.ts
       chunkSize: CHUNK,
       log: { info: (m) => lines.push(m), warn: (m) => lines.push(m) },
       onSnapshot: async (snap) => {
@@ -90,6 +91,7 @@ describe('reflink snapshot backups on XFS (loop device)', function () {
         volume,
         temporarySnapshot: { provider: 'reflink' },
         stateDir,
+        keepBase: false, // these tests are about temporaries; base snapshots: changed-extents.test.ts
         chunkSize: CHUNK,
         signal: controller.signal,
         onSnapshot: (s) => void (taken = s),

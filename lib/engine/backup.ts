@@ -23,19 +23,19 @@ import {
 import { acquireVolumeLease, takeRecord } from '../repository/locks';
 import { watchRecord } from './cancel';
 import { checkBackupId, checkText, checkVolumeId, newBackupId, volumeIdForPath } from '../repository/names';
-import { BackupKind, BackupRecord, Compression, RECORD_FORMAT_VERSION } from '../repository/records';
+import { BackupKind, BackupRecord, BaseSnapshot, Compression, RECORD_FORMAT_VERSION, ReadStats } from '../repository/records';
 import { Repository, forEachChunk } from '../repository/repository';
 import { oneLine } from '../text';
 import { checkAllStored, deleteBackupObjects } from '../repository/backup-objects';
 import { packChunk, warmHashPool } from './hash-pool';
 import { PackResult, packHole } from './hash-worker';
 import { SharedSlice, allocateSharedSlices } from '../io/direct-io';
-import { sparseReadsEnabled } from '../io/sparse';
+import { Range, blockAligned, sparseReadsEnabled } from '../io/sparse';
 import { Pool } from './pool';
 import { ProgressTracker } from './progress';
 import { CHUNKS_IN_FLIGHT, DEFAULT_BLOCK_SIZE, DEFAULT_CHUNK_SIZE, DEFAULT_COMPRESSION, checkCompression, checkSizes, objectsInFlight } from './settings';
-import type { CreateBackupOptions } from './types';
-import { Volume, checkNotShrunk, openSource, readChunk } from './volume';
+import type { CreateBackupOptions, ReadPlan } from './types';
+import { Volume, checkNotShrunk, openSource, readChunk, readRanges } from './volume';
 
 export async function createBackup(repo: Repository, options: CreateBackupOptions): Promise<BackupRecord> {
   const mode = BackupKind.safeParse(options.mode ?? 'full');
@@ -63,6 +63,7 @@ export async function createBackup(repo: Repository, options: CreateBackupOption
       checkSizes(chunkSize, blockSize);
       if (parentRecord) checkCompatible(parentRecord, source, options);
       const parent = parentRecord ? await openParent(repo, parentRecord, options.signal) : null;
+      const plan = await planRead(options, parentRecord, source.size);
       const record = creatingRecord(repo, options, {
         volumeId, name, description, kind: mode.data, parentId: parentRecord?.id ?? null, size: source.size,
         chunkSize, blockSize, compression: compression.algorithm, sourcePath: options.sourcePath ?? source.path,
@@ -74,21 +75,15 @@ export async function createBackup(repo: Repository, options: CreateBackupOption
       const stopRenewal = watch.stop;
       const running = { ...options, signal: watch.signal };
       try {
-        // Set-then-check against prune: our record names the parent; now the parent must still be available.
-        if (parentRecord) {
-          const now = await repo.getRecord(parentRecord.id).catch(() => null);
-          // Being restored is fine: a restoring backup cannot be moved to deleting (issue 6).
-          if (now?.status !== 'available' && now?.status !== 'restoring') {
-            throw new VolumeBackupError('CONFLICT', `parent backup ${parentRecord.id} is ${now ? now.status : 'gone'} (being pruned or deleted): try again, or do a full backup`);
-          }
-        }
-        const written = await writeBackupObjects(repo, record, source, parent, compression.algorithm, running);
+        if (parentRecord) await checkParentStillThere(repo, parentRecord);
+        const written = await writeBackupObjects(repo, record, { source, parent, compression: compression.algorithm, options: running }, plan.changed);
         await checkAllStored(repo, record, written.objectCount, written.storedBytes);
         return await repo.transition(id, ['creating'], 'available', {
           storedBytes: written.storedBytes,
           objectCount: written.objectCount,
           metadataSha256: written.metadataSha256,
           leaseExpiresAt: null,
+          ...snapshotFields(options, plan, written.bytesRead),
         });
       } catch (err) {
         const failure = running.signal.aborted && !(err instanceof VolumeBackupError && err.code === 'CANCELLED') ? cancelled(running.signal.reason) : err;
@@ -102,6 +97,15 @@ export async function createBackup(repo: Repository, options: CreateBackupOption
     }
   } finally {
     await source.handle.close();
+  }
+}
+
+/** Set-then-check against prune: our record names the parent; now the parent must still be available. */
+async function checkParentStillThere(repo: Repository, parent: BackupRecord): Promise<void> {
+  const now = await repo.getRecord(parent.id).catch(() => null);
+  // Being restored is fine: a restoring backup cannot be moved to deleting (issue 6).
+  if (now?.status !== 'available' && now?.status !== 'restoring') {
+    throw new VolumeBackupError('CONFLICT', `parent backup ${parent.id} is ${now ? now.status : 'gone'} (being pruned or deleted): try again, or do a full backup`);
   }
 }
 
@@ -197,7 +201,48 @@ async function openParent(repo: Repository, record: BackupRecord, signal?: Abort
   }
 }
 
+/** The caller's plan of what to read; without a parent there is nothing to compare with: read everything. */
+async function planRead(options: CreateBackupOptions, parent: BackupRecord | null, size: number): Promise<ReadPlan> {
+  const plan = options.readPlan ? await options.readPlan(parent, size) : { changed: null, reason: null, extentRuns: 0 };
+  return parent ? plan : { ...plan, changed: null };
+}
+
+/** A backup through a temporary snapshot records how it read the volume, and the base it keeps. */
+function snapshotFields(options: CreateBackupOptions, plan: ReadPlan, bytesRead: number): { readStats?: ReadStats; baseSnapshot?: BaseSnapshot } {
+  return {
+    ...(options.readPlan ? { readStats: readStats(plan, bytesRead) } : {}),
+    ...(options.baseSnapshot ? { baseSnapshot: options.baseSnapshot } : {}),
+  };
+}
+
+function readStats(plan: ReadPlan, bytesRead: number): ReadStats {
+  return { method: plan.changed ? 'changed-extents' : 'full', bytesRead, reason: plan.reason, extentRuns: plan.changed ? plan.extentRuns : 0 };
+}
+
+/** The block-aligned ranges of `changed` (sorted) within [start, end). */
+function changedIn(changed: readonly Range[], start: number, end: number, blockSize: number): Range[] {
+  let lo = 0;
+  let hi = changed.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (changed[mid][1] <= start) lo = mid + 1;
+    else hi = mid;
+  }
+  const within: Range[] = [];
+  for (let k = lo; k < changed.length && changed[k][0] < end; k++) within.push(changed[k]);
+  return blockAligned(within, blockSize, start, end);
+}
+
+/** 1 for every block of the chunk that lies outside `ranges` (not read: the parent's hash stands). */
+function skipMask(ranges: readonly Range[], start: number, length: number, blockSize: number): Uint8Array {
+  const skip = new Uint8Array(Math.ceil(length / blockSize)).fill(1);
+  for (const [from, to] of ranges) skip.fill(0, (from - start) / blockSize, Math.ceil((to - start) / blockSize));
+  return skip;
+}
+
 interface Written {
+  /** Bytes read from the volume (holes and unchanged ranges are not read). */
+  bytesRead: number;
   storedBytes: number;
   objectCount: number;
   metadataSha256: string;
@@ -209,14 +254,16 @@ interface OpenSegment {
   entries: { entry: ChunkEntry; hashes: Buffer }[];
 }
 
-async function writeBackupObjects(
-  repo: Repository,
-  record: BackupRecord,
-  source: Volume,
-  parent: ChainView | null,
-  compression: Compression,
-  options: CreateBackupOptions,
-): Promise<Written> {
+/** What a backup reads and compares with, and how it stores. */
+interface BackupInput {
+  source: Volume;
+  parent: ChainView | null;
+  compression: Compression;
+  options: CreateBackupOptions;
+}
+
+async function writeBackupObjects(repo: Repository, record: BackupRecord, backup: BackupInput, changed: Range[] | null): Promise<Written> {
+  const { source, parent, compression, options } = backup;
   const { size, chunkSize, blockSize } = record;
   const chunks = chunkCount(size, chunkSize);
   const segmentChunks = DEFAULT_SEGMENT_CHUNKS;
@@ -224,6 +271,7 @@ async function writeBackupObjects(
   const segments: SegmentRef[] = [];
   let dataObjects = 0;
   let storedBytes = 0;
+  let bytesRead = 0;
   // Each slot: what will be stored (compressed, page-aligned so that a posix repository can write it
   // with O_DIRECT), shared with the workers. The chunk as read is borrowed from `inputs` only until it is
   // packed: a remote store keeps more slots (objectsInFlight) waiting for the network, not more inputs.
@@ -246,16 +294,17 @@ async function writeBackupObjects(
     throwIfAborted(options.signal);
     const offset = i * chunkSize;
     const length = Math.min(chunkSize, size - offset);
+    // Changed-extent incrementals read only the changed ranges; a chunk without any is as the parent's.
+    const ranges = changed && parent ? changedIn(changed, offset, offset + length, blockSize) : null;
+    if (ranges && ranges.length === 0) {
+      await finishChunk(i, null);
+      progress.chunk(i, length);
+      return;
+    }
     const r = await inputs.with(async (input) => {
-      // A sparse file's holes are not read; a chunk that is all hole needs no worker either.
-      const read = await readChunk(source, Buffer.from(input, 0, length), length, offset, blockSize);
-      // The parent's state of this chunk, from the newest backup of its chain that touched it.
-      const parentHashes = parent ? new Uint8Array((await parent.state(i, options.signal)).hashes) : null;
-      // Hashing, zero detection, the comparison with the parent, packing and compression: one worker task.
-      return !read ? packHole(length, blockSize, parentHashes) : packChunk({
-        input, length, blockSize, parentHashes, output: slot.output.buffer, outputOffset: slot.output.offset, outputLength: compressBound(chunkSize),
-        compression, level: options.compressionLevel, digest: !repo.codec.encrypted, md5: repo.wantsMd5,
-      });
+      const packed = await readAndPack(repo, record, backup, { index: i, offset, length, ranges }, input, slot.output);
+      bytesRead += packed.read;
+      return packed.result;
     });
     const touched = parent ? r.store.includes(1) || r.zeroed.includes(1) : r.zeros.includes(0);
     let object: ChunkEntry['object'] = null;
@@ -273,6 +322,7 @@ async function writeBackupObjects(
   const metaStored = await writeMetadata(repo, record, compression, segmentChunks, segments, options.signal);
   progress.end();
   return {
+    bytesRead,
     storedBytes: storedBytes + metaStored.length,
     objectCount: dataObjects + segments.length + 1,
     metadataSha256: sha256(metaStored),
@@ -280,6 +330,35 @@ async function writeBackupObjects(
 }
 
 type TouchedChunk = OpenSegment['entries'][number];
+
+/**
+ * Read chunk `chunk.index` (all of it, or with `ranges` only those) into `input` and pack it into
+ * `output`: hashing, zero detection, the comparison with the parent, packing and compression in one
+ * worker task. Returns the bytes read with the worker's result.
+ */
+async function readAndPack(
+  repo: Repository,
+  record: BackupRecord,
+  backup: BackupInput,
+  chunk: { index: number; offset: number; length: number; ranges: Range[] | null },
+  input: SharedArrayBuffer,
+  output: SharedSlice,
+): Promise<{ read: number; result: PackResult & { hashes: Buffer } }> {
+  const { source, parent, compression, options } = backup;
+  const { index, offset, length, ranges } = chunk;
+  const { chunkSize, blockSize } = record;
+  // A sparse file's holes are not read; a chunk that is all hole needs no worker either.
+  const view = Buffer.from(input, 0, length);
+  const read = ranges ? await readRanges(source, view, offset, ranges) : await readChunk(source, view, length, offset, blockSize);
+  // The parent's state of this chunk, from the newest backup of its chain that touched it.
+  const parentHashes = parent ? new Uint8Array((await parent.state(index, options.signal)).hashes) : null;
+  const result = !read ? packHole(length, blockSize, parentHashes) : await packChunk({
+    input, length, blockSize, parentHashes, output: output.buffer, outputOffset: output.offset, outputLength: compressBound(chunkSize),
+    compression, level: options.compressionLevel, digest: !repo.codec.encrypted, md5: repo.wantsMd5,
+    skip: ranges ? skipMask(ranges, offset, length, blockSize) : undefined,
+  });
+  return { read, result };
+}
 
 /**
  * Record chunk i's entry (or that it was not touched) in its segment; store the segment once its last

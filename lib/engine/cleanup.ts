@@ -20,6 +20,7 @@ import { BackupRecord, RestoreTarget, isTransient, leaseExpired } from '../repos
 import { ownerHost, stillRunning } from '../repository/owner';
 import type { Repository } from '../repository/repository';
 import { CleanupResult as SnapshotCleanupResult, cleanupTemporarySnapshots } from '../snapshot/cleanup';
+import { baseInUse } from './base-snapshot';
 import { deleteOne } from './delete';
 import { reportInterruptedRestore } from './interrupted-restore';
 import type { Logger } from './types';
@@ -121,7 +122,7 @@ export async function cleanupHost(repo: Repository, options: HostCleanupOptions 
 
   if (options.snapshots !== false) {
     try {
-      result.snapshots = await cleanupTemporarySnapshots({ host, stateDir: options.stateDir, log });
+      result.snapshots = await cleanupTemporarySnapshots({ host, stateDir: options.stateDir, log, baseInUse: baseInUse(repo) });
     } catch (err) {
       result.errors.push({ message: `temporary snapshots: ${errorMessage(err)}` });
     }

@@ -23,6 +23,10 @@ import { ParentIndex } from '../repository/parent-index';
 import type { BackupRecord, BackupStatus, CancelRequest } from '../repository/records';
 import { Repository } from '../repository/repository';
 import { mapLimit } from '../util/concurrency';
+import { NULL_LOGGER } from '../snapshot/provider';
+import { runCommand } from '../snapshot/runner';
+import { removeBaseOf } from './base-snapshot';
+import type { Logger } from './types';
 
 const MARKABLE: BackupStatus[] = ['available', 'error', 'deleting'];
 const PARALLEL = 8;
@@ -35,6 +39,8 @@ export interface DeleteBatchOptions {
   signal?: AbortSignal;
   /** Called as each backup is gone (objects and record). */
   onDeleted?: (record: BackupRecord, bytesFreed: number) => void;
+  /** Where a base snapshot that could not be removed is reported. */
+  log?: Logger;
 }
 
 export interface DeleteBatchOutcome {
@@ -198,6 +204,7 @@ async function deleteCommitted(
         if (options.signal?.aborted) throw cancelled(options.signal.reason);
         const freed = await deleteBackupObjects(repo, record);
         await repo.deleteRecord(record);
+        await removeBaseOf(repo, record, { runner: runCommand, log: options.log ?? NULL_LOGGER });
         outcome.deleted.set(id, freed);
         options.onDeleted?.(record, freed);
       } catch (err) {

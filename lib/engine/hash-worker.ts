@@ -37,6 +37,11 @@ export interface PackTask {
   digest: boolean;
   /** With `digest`, also its MD5 (for drivers that send one with every write). */
   md5: boolean;
+  /**
+   * 1 where the block was not read because it is known unchanged since the parent (changed-extent
+   * incrementals): it keeps the parent's hash and is neither hashed nor stored.
+   */
+  skip?: Uint8Array;
 }
 
 export interface PackResult extends HashResult {
@@ -109,14 +114,21 @@ export interface UnpackResult {
 let zeroBlock = Buffer.alloc(0);
 let scratch = Buffer.alloc(0);
 
-function hashBlocks(data: Buffer, blockSize: number): { hashes: Buffer; zeros: Uint8Array } {
+function hashBlocks(data: Buffer, blockSize: number, skip?: Uint8Array, parent?: Buffer | null): { hashes: Buffer; zeros: Uint8Array } {
   const count = Math.ceil(data.length / blockSize);
   const hashes = Buffer.alloc(count * 32);
   const zeros = new Uint8Array(count);
   if (zeroBlock.length !== blockSize) zeroBlock = Buffer.alloc(blockSize);
   for (let i = 0; i < count; i++) {
     const start = i * blockSize;
-    const block = data.subarray(start, Math.min(start + blockSize, data.length));
+    const length = Math.min(blockSize, data.length - start);
+    if (skip?.[i] && parent && (i + 1) * 32 <= parent.length) {
+      // Not read: the parent's hash stands (a zero block's hash is the constant, so zeros follow).
+      parent.copy(hashes, i * 32, i * 32, i * 32 + 32);
+      zeros[i] = zeroBlockHash(length).equals(hashes.subarray(i * 32, i * 32 + 32)) ? 1 : 0;
+      continue;
+    }
+    const block = data.subarray(start, start + length);
     if (block.equals(block.length === blockSize ? zeroBlock : zeroBlock.subarray(0, block.length))) {
       zeros[i] = 1;
       zeroBlockHash(block.length).copy(hashes, i * 32);
@@ -156,11 +168,11 @@ export function packHole(length: number, blockSize: number, parentHashes: Uint8A
 
 function pack(task: PackTask): PackResult {
   const data = Buffer.from(task.input, 0, task.length);
-  const { hashes, zeros } = hashBlocks(data, task.blockSize);
+  const parent = parentView(task.parentHashes);
+  const { hashes, zeros } = hashBlocks(data, task.blockSize, task.skip, parent);
   const count = zeros.length;
   const store = new Uint8Array(count);
   const zeroed = new Uint8Array(count);
-  const parent = parentView(task.parentHashes);
   let rawLength = 0;
   let storedBlocks = 0;
   for (let b = 0; b < count; b++) {

@@ -18,6 +18,7 @@ import { heldByThisProcess } from '../repository/owner';
 import { checkBackupId } from '../repository/names';
 import type { BackupRecord } from '../repository/records';
 import { Repository, forEachChunk } from '../repository/repository';
+import { sha256Of } from './block-hash';
 import { unpackObject, verifyChunk, warmHashPool } from './hash-pool';
 import type { BlockCheck } from './hash-worker';
 import { DIRECT_ALIGNMENT, SharedSlice, allocateSharedSlices } from '../io/direct-io';
@@ -39,7 +40,8 @@ export async function restoreBackup(repo: Repository, options: RestoreOptions): 
   const verifyOnly = !!options.verifyOnly;
   if (!verifyOnly && !options.target) throw new VolumeBackupError('INVALID_ARGUMENT', 'a restore needs a target path (or verify-only)');
   if (!verifyOnly) await refuseTargetInRepository(options.target!, repo.localDirectory);
-  const targetState = verifyOnly ? null : await checkTargetOverwrite(options.target!, options.overwrite);
+  // A base restore says what the (existing) target holds: that is consent to write over it.
+  const targetState = verifyOnly ? null : await checkTargetOverwrite(options.target!, options.baseId ? true : options.overwrite);
   throwIfAborted(options.signal);
   warmHashPool();
 
@@ -64,8 +66,10 @@ export async function restoreBackup(repo: Repository, options: RestoreOptions): 
       }
     }
     const view = await ChainView.open(repo, chain, options.signal);
+    const base = options.baseId ? await openBase(repo, record, options) : null;
     if (!verifyOnly) target = await openTarget(options.target!, record.size);
-    const result = await applyChain(repo, record, view, target, options);
+    const blocksSampled = base && target ? await checkTargetHoldsBase(target, base, options) : 0;
+    const result = await applyChain(repo, record, view, target, options, base?.view ?? null);
     // Only once every block is written: a failed restore leaves an existing target partly overwritten, at its old size.
     const bytesLeftPastEnd = target ? await endTargetAt(target, record.size) : 0;
     if (target) await syncTarget(target);
@@ -77,10 +81,9 @@ export async function restoreBackup(repo: Repository, options: RestoreOptions): 
       chain: chain.map((r) => r.id),
       size: record.size,
       bytesWritten: result.bytesWritten,
-      bytesVerified: record.size,
-      blocksVerified: blockCount(record.size, record.blockSize),
       bytesLeftPastEnd,
       durationMs: Date.now() - started,
+      ...verifiedAndBase(record, result.bytesRebuilt, base, blocksSampled),
     };
   } catch (err) {
     let failure = options.signal?.aborted && !(err instanceof VolumeBackupError && err.code === 'CANCELLED') ? cancelled(options.signal.reason) : err;
@@ -96,32 +99,115 @@ export async function restoreBackup(repo: Repository, options: RestoreOptions): 
   } finally {
     stopRenewal();
     if (target) await closeTarget(target).catch(() => undefined);
-    if (!verifyOnly) {
-      // Only while this process still owns it: a cleanup that found our lease expired may have given it back, and another restore taken it.
-      await repo.updateRecord(backupId, (current) => {
-        if (current.status !== 'restoring' || !heldByThisProcess(current, repo.host)) throw new VolumeBackupError('CONFLICT', `it is ${current.status}${current.owner ? ` (${current.owner.operation} by process ${current.owner.pid} of host ${current.owner.host})` : ''} now`);
-        return { status: 'available', restoreTarget: null };
-      }, record.volumeId).catch((err) => {
-        options.log?.warn(`backup ${backupId} could not be set back to available: ${errorMessage(err)}`);
-      });
-    }
+    if (!verifyOnly) await endRestoring(repo, record, options);
   }
 }
 
+/** The backup is available again after a restore, only while this process still owns it: a cleanup that found our lease expired may have given it back, and another restore taken it. */
+async function endRestoring(repo: Repository, record: BackupRecord, options: RestoreOptions): Promise<void> {
+  await repo.updateRecord(record.id, (current) => {
+    if (current.status !== 'restoring' || !heldByThisProcess(current, repo.host)) throw new VolumeBackupError('CONFLICT', `it is ${current.status}${current.owner ? ` (${current.owner.operation} by process ${current.owner.pid} of host ${current.owner.host})` : ''} now`);
+    return { status: 'available', restoreTarget: null };
+  }, record.volumeId).catch((err) => {
+    options.log?.warn(`backup ${record.id} could not be set back to available: ${errorMessage(err)}`);
+  });
+}
+
+/** What was checked (everything, or with a base only the blocks that differ from it), and the base's figures. */
+function verifiedAndBase(record: BackupRecord, bytesRebuilt: number, base: Base | null, blocksSampled: number): Pick<RestoreResult, 'bytesVerified' | 'blocksVerified' | 'base'> {
+  if (!base) return { bytesVerified: bytesRebuilt, blocksVerified: blockCount(record.size, record.blockSize) };
+  return {
+    bytesVerified: bytesRebuilt,
+    blocksVerified: Math.ceil(bytesRebuilt / record.blockSize),
+    base: { backupId: base.record.id, blocksSampled, bytesUnchanged: record.size - bytesRebuilt },
+  };
+}
+
+/** Target blocks checked against the base's hashes before a base restore (spread over the volume). */
+const BASE_SAMPLE_BLOCKS = 64;
+
+interface Base {
+  record: BackupRecord;
+  view: ChainView;
+}
+
+/** The base of a restore: an available backup of the same geometry, its chain's metadata read. */
+async function openBase(repo: Repository, record: BackupRecord, options: RestoreOptions): Promise<Base> {
+  const baseId = checkBackupId(options.baseId!);
+  if (options.verifyOnly) throw new VolumeBackupError('INVALID_ARGUMENT', 'a base applies to a restore into a target, not to verify-only');
+  if (baseId === record.id) throw new VolumeBackupError('INVALID_ARGUMENT', `the base ${baseId} is the backup being restored: the target would be left as it is; restore without a base to rewrite it`);
+  const base = await repo.getRecord(baseId);
+  if (base.status !== 'available' && base.status !== 'restoring') throw new VolumeBackupError('CONFLICT', `base backup ${baseId} is ${base.status}, not available`);
+  if (base.size !== record.size || base.chunkSize !== record.chunkSize || base.blockSize !== record.blockSize) {
+    throw new VolumeBackupError('INVALID_ARGUMENT', `base backup ${baseId} (${base.size} bytes, ${base.chunkSize}/${base.blockSize} chunk/block) does not match backup ${record.id} (${record.size}, ${record.chunkSize}/${record.blockSize}): restore without a base`);
+  }
+  const chain = chainOf(await repo.listRecords(base.volumeId), baseId);
+  return { record: base, view: await ChainView.open(repo, chain, options.signal) };
+}
+
+/**
+ * A base restore trusts the target to hold the base's bytes: check that on a sample of blocks (or not,
+ * with trustBase), and refuse a target that does not, or that did not exist.
+ */
+async function checkTargetHoldsBase(target: Target, base: Base, options: RestoreOptions): Promise<number> {
+  const { size, chunkSize, blockSize, id } = base.record;
+  if (target.created) throw new VolumeBackupError('INVALID_ARGUMENT', `restore target ${target.path} did not exist, so it cannot hold base backup ${id}: restore without a base`);
+  if (options.trustBase) return 0;
+  const blocks = blockCount(size, blockSize);
+  const picks = new Set<number>([0, blocks - 1]);
+  for (let k = 0; picks.size < Math.min(blocks, BASE_SAMPLE_BLOCKS); k++) picks.add(Math.floor(((k + Math.random()) * blocks) / BASE_SAMPLE_BLOCKS) % blocks);
+  const buf = Buffer.alloc(blockSize);
+  for (const b of [...picks].sort((x, y) => x - y)) {
+    throwIfAborted(options.signal);
+    const at = b * blockSize;
+    const length = Math.min(blockSize, size - at);
+    const { bytesRead } = await target.handle.read(buf, 0, length, at);
+    const chunk = Math.floor(at / chunkSize);
+    const k = (at - chunk * chunkSize) / blockSize;
+    const expected = (await base.view.state(chunk, options.signal)).hashes.subarray(k * 32, k * 32 + 32);
+    if (bytesRead !== length || !sha256Of(buf.subarray(0, length)).equals(expected)) {
+      throw new VolumeBackupError('CONFLICT', `restore target ${target.path} does not hold base backup ${id}: its block at offset ${at} differs; restore without a base (or, if you are sure, trust it explicitly)`, { offset: at });
+    }
+  }
+  return picks.size;
+}
+
+/** What one chunk's restore does: where its blocks come from, which are checked, which are written. */
+interface ChunkPlan {
+  index: number;
+  offset: number;
+  length: number;
+  /** 1 where the block is zeros by the chain's metadata. */
+  isZero: Uint8Array;
+  /** Per block: the layer (backup of the chain) that supplies it; -1 for zero and untouched blocks. */
+  source: Int32Array;
+  /** 1 where the block is rebuilt (and written): all blocks, or with a base those that differ from it. */
+  rebuilt: Uint8Array;
+  /** The layers whose objects are fetched, in order. */
+  needed: number[];
+  /** The layer whose entry gave the chunk's hashes (-1: untouched). */
+  stateLayer: number;
+  objects: (StoredObject | null)[];
+  expected: Buffer;
+}
+
+/** Slots of chunks in flight and the per-chunk steps: plan, rebuild and check, write. */
 async function applyChain(
   repo: Repository,
   record: BackupRecord,
   chain: ChainView,
   target: Target | null,
   options: RestoreOptions,
-): Promise<{ bytesWritten: number }> {
-  const { size, chunkSize, blockSize } = record;
+  base: ChainView | null = null,
+): Promise<{ bytesWritten: number; bytesRebuilt: number }> {
+  const { size, chunkSize } = record;
   const chunks = chunkCount(size, chunkSize);
   const progress = new ProgressTracker(options.onProgress, {
     operation: options.verifyOnly ? 'verify' : 'restore', backupId: record.id, volumeId: record.volumeId, snapshotId: record.snapshotId, chunkCount: chunks, bytesTotal: size,
   });
   progress.start();
   let bytesWritten = 0;
+  let bytesRebuilt = 0;
   // Each slot: the chunk being rebuilt (page-aligned, so it can be written with O_DIRECT), and the
   // object being unpacked into it (shared with the workers, so objects are copied once into a reused
   // buffer instead of piling up as garbage in every thread).
@@ -130,86 +216,145 @@ async function applyChain(
   const slotCount = Math.min(Math.max(CHUNKS_IN_FLIGHT + 1, objectsInFlight(repo)), chunks); // a remote store: more reads in flight
   const { slices, aligned } = allocateSharedSlices(slotCount, chunkSize);
   const slots = slices.map((chunk) => ({ chunk, stored: new SharedArrayBuffer(compressBound(chunkSize)) }));
-  // Buffered writes (no O_DIRECT here) start going to the disk while later chunks are still being
-  // rebuilt, so the final fsync does not wait for the whole volume: a background datasync every FLUSH_BYTES.
-  let unflushed = 0;
-  let flushing: Promise<void> | null = null;
-  let flushError: unknown = null;
-  const flushInBackground = (): void => {
-    if (!target || flushing || unflushed < FLUSH_BYTES) return;
-    unflushed = 0;
-    flushing = syncTarget(target, true).catch((err) => { flushError ??= err; }).finally(() => { flushing = null; });
-  };
+  const flush = target ? new BackgroundFlush(target) : null;
+  // Zero blocks are holes in a new (sparse) target; anywhere else they must be written as zeros.
+  const writesZeros = target !== null && !target.created;
   await forEachChunk(slots, chunks, async (slot, i) => {
     throwIfAborted(options.signal);
-    const offset = i * chunkSize;
-    const length = Math.min(chunkSize, size - offset);
-    const nBlocks = Math.ceil(length / blockSize);
-    const view = Buffer.from(slot.chunk.buffer, slot.chunk.offset, length);
-    const { state, stateLayer, objects } = await chain.resolve(i, options.signal);
-    if (state.zero.length < nBlocks) {
-      throw new VolumeBackupError('CORRUPT', `the metadata of the chain of ${record.id} describes ${state.zero.length} blocks of chunk ${i}, not ${nBlocks}`, { backupId: record.id });
-    }
-    const isZero = state.zero.subarray(0, nBlocks);
-    // Which layer supplies each non-zero block: the newest that stored it (-1: nobody, which is corruption).
-    const source = new Int32Array(nBlocks).fill(-1);
-    objects.forEach((obj, k) => {
-      for (const [start, len] of obj?.extents ?? []) markBlocks(source, start - offset, len, blockSize, k);
-    });
-    for (let b = 0; b < nBlocks; b++) {
-      if (!isZero[b] && source[b] < 0) {
-        throw new VolumeBackupError('CORRUPT', `no backup in the chain of ${record.id} holds the block at offset ${offset + b * blockSize}: the metadata is incomplete`, { backupId: record.id });
-      }
-    }
-    // Zero blocks are holes in a new (sparse) target; anywhere else they must be written as zeros.
-    const writesZeros = target !== null && !target.created;
-    if (writesZeros) for (let b = 0; b < nBlocks; b++) if (isZero[b]) view.fill(0, b * blockSize, Math.min((b + 1) * blockSize, length));
-    // Every data block is verified against the chunk's state, in the worker that unpacks the chunk's
-    // last object (zero blocks are zeros by that same state).
-    const needed = [...new Set(Array.from(source).filter((_, b) => !isZero[b]))];
-    // A copy (the worker gets its own), made only for a chunk with data: a thin volume is mostly without.
-    const expected = needed.length > 0 ? new Uint8Array(state.hashes.subarray(0, nBlocks * 32)) : new Uint8Array(0);
-    const check: BlockCheck = { length, blockSize, expected, zero: isZero };
-    // Fetch each needed object once and copy the blocks it supplies; one object at a time per chunk:
-    // the parallelism is across chunks.
-    let badBlock = -1;
-    let verified = needed.length === 0;
-    for (const [n, k] of needed.entries()) {
-      const obj = objects[k]!;
-      const last = n === needed.length - 1;
-      const copies = copyPlan(obj, k, source, isZero, offset, length, blockSize);
-      // A restore checks the content it writes, every block of it (as restic and borg check the content
-      // they extract, not its container); verify-only mode, which checks the repository, also checks
-      // each stored object's own digest, so damage in blocks a restore does not use is found too.
-      const r = await fetchInto(repo, chain.layers[k].record, obj, slot, copies, !!options.verifyOnly, last ? check : undefined, options.signal);
-      if (r !== undefined) {
-        badBlock = r;
-        verified = true;
-      }
-    }
-    if (!verified) badBlock = await verifyChunk({ chunk: slot.chunk.buffer, chunkOffset: slot.chunk.offset, ...check });
-    if (badBlock >= 0) {
-      const supplier = chain.layers[source[badBlock]].record;
-      const objectName = objects[source[badBlock]]!.name;
-      // Either the supplying object or the hashes recorded for the chunk are wrong: name both.
-      const hashesBy = stateLayer >= 0 ? chain.layers[stateLayer].record.id : record.id;
-      const orHashes = hashesBy === supplier.id ? '' : ` (or the block hashes backup ${hashesBy} recorded are)`;
-      const at = offset + badBlock * blockSize;
-      throw new VolumeBackupError('CORRUPT', `object ${objectName} of backup ${supplier.id} is corrupt${orHashes}: the block at offset ${at} does not match its SHA-256`, { backupId: supplier.id, objectName, offset: at });
-    }
+    const plan = await planChunk(record, chain, base, i, options.signal);
+    const view = Buffer.from(slot.chunk.buffer, slot.chunk.offset, plan.length);
+    if (writesZeros) zeroFillBlocks(view, plan, record.blockSize);
+    await rebuildChunk(repo, record, chain, plan, slot, !!options.verifyOnly, options.signal);
+    bytesRebuilt += rebuiltBytes(plan, record.blockSize);
     if (target) {
-      const { written, buffered } = await writeChunk(target, view, offset, writesZeros ? null : isZero, blockSize, aligned);
+      // Not written: blocks the target already has (a base), and zero blocks of a new sparse file.
+      const skip = plan.rebuilt.map((r, b) => (!r || (!writesZeros && plan.isZero[b]) ? 1 : 0));
+      const { written, buffered } = await writeChunk(target, view, plan.offset, base || !writesZeros ? skip : null, record.blockSize, aligned);
       bytesWritten += written;
-      unflushed += buffered;
-      flushInBackground();
+      flush!.wrote(buffered);
     }
-    progress.chunk(i, length);
+    progress.chunk(i, plan.length);
   });
-  // The flush callback assigns both: TypeScript's narrowing sees only the initial nulls here.
-  await (flushing as Promise<void> | null);
-  if (flushError) throw flushError as Error;
+  await flush?.done();
   progress.end();
-  return { bytesWritten };
+  return { bytesWritten, bytesRebuilt };
+}
+
+/**
+ * Buffered writes (no O_DIRECT here) start going to the disk while later chunks are still being
+ * rebuilt, so the final fsync does not wait for the whole volume: a background datasync every FLUSH_BYTES.
+ */
+class BackgroundFlush {
+  private unflushed = 0;
+  private flushing: Promise<void> | null = null;
+  private error: unknown = null;
+  constructor(private readonly target: Target) {}
+
+  wrote(bytes: number): void {
+    this.unflushed += bytes;
+    if (this.flushing || this.unflushed < FLUSH_BYTES) return;
+    this.unflushed = 0;
+    this.flushing = syncTarget(this.target, true).catch((err) => { this.error ??= err; }).finally(() => { this.flushing = null; });
+  }
+
+  async done(): Promise<void> {
+    await this.flushing;
+    if (this.error) throw this.error as Error;
+  }
+}
+
+/** Chunk `i`'s plan: which layer supplies each block, checked complete; with a base, only the blocks that differ from it. */
+async function planChunk(record: BackupRecord, chain: ChainView, base: ChainView | null, i: number, signal?: AbortSignal): Promise<ChunkPlan> {
+  const { size, chunkSize, blockSize } = record;
+  const offset = i * chunkSize;
+  const length = Math.min(chunkSize, size - offset);
+  const nBlocks = Math.ceil(length / blockSize);
+  const { state, stateLayer, objects } = await chain.resolve(i, signal);
+  if (state.zero.length < nBlocks) {
+    throw new VolumeBackupError('CORRUPT', `the metadata of the chain of ${record.id} describes ${state.zero.length} blocks of chunk ${i}, not ${nBlocks}`, { backupId: record.id });
+  }
+  const isZero = state.zero.subarray(0, nBlocks);
+  const rebuilt = base ? differingBlocks(state.hashes, (await base.state(i, signal)).hashes, nBlocks) : new Uint8Array(nBlocks).fill(1);
+  // Which layer supplies each non-zero block: the newest that stored it (-1: nobody, which is corruption).
+  const source = new Int32Array(nBlocks).fill(-1);
+  objects.forEach((obj, k) => {
+    for (const [start, len] of obj?.extents ?? []) markBlocks(source, start - offset, len, blockSize, k);
+  });
+  for (let b = 0; b < nBlocks; b++) {
+    if (!rebuilt[b] || isZero[b]) source[b] = -1;
+    else if (source[b] < 0) {
+      throw new VolumeBackupError('CORRUPT', `no backup in the chain of ${record.id} holds the block at offset ${offset + b * blockSize}: the metadata is incomplete`, { backupId: record.id });
+    }
+  }
+  const needed = [...new Set(Array.from(source).filter((k) => k >= 0))];
+  return { index: i, offset, length, isZero, source, rebuilt, needed, stateLayer, objects, expected: state.hashes };
+}
+
+/** 1 where the block's hash differs from the base's (a base restore rewrites only those). */
+function differingBlocks(hashes: Buffer, baseHashes: Buffer, nBlocks: number): Uint8Array {
+  const out = new Uint8Array(nBlocks);
+  for (let b = 0; b < nBlocks; b++) out[b] = hashes.compare(baseHashes, b * 32, b * 32 + 32, b * 32, b * 32 + 32) === 0 ? 0 : 1;
+  return out;
+}
+
+function rebuiltBytes(plan: ChunkPlan, blockSize: number): number {
+  let n = 0;
+  for (let b = 0; b < plan.rebuilt.length; b++) if (plan.rebuilt[b]) n += Math.min(blockSize, plan.length - b * blockSize);
+  return n;
+}
+
+/** Zero blocks written to an existing target are written as zeros: put zeros in their place. */
+function zeroFillBlocks(view: Buffer, plan: ChunkPlan, blockSize: number): void {
+  for (let b = 0; b < plan.isZero.length; b++) if (plan.isZero[b] && plan.rebuilt[b]) view.fill(0, b * blockSize, Math.min((b + 1) * blockSize, plan.length));
+}
+
+/**
+ * Fetch each needed object once, copy in the blocks it supplies, and check every rebuilt data block
+ * against the chunk's hashes (in the worker that unpacks the chunk's last object). One object at a time
+ * per chunk: the parallelism is across chunks.
+ */
+async function rebuildChunk(
+  repo: Repository,
+  record: BackupRecord,
+  chain: ChainView,
+  plan: ChunkPlan,
+  slot: { chunk: SharedSlice; stored: SharedArrayBuffer },
+  verifyOnly: boolean,
+  signal?: AbortSignal,
+): Promise<void> {
+  const { needed, objects, source, isZero, offset, length } = plan;
+  const { blockSize } = record;
+  if (needed.length === 0) return; // zeros, or the base's blocks: nothing to fetch or check
+  // Blocks not rebuilt are skipped by the check as zero blocks are (the caller knows what they hold).
+  const skipped = isZero.map((z, b) => (z || !plan.rebuilt[b] ? 1 : 0));
+  // A copy (the worker gets its own), made only for a chunk with data: a thin volume is mostly without.
+  const check: BlockCheck = { length, blockSize, expected: new Uint8Array(plan.expected.subarray(0, isZero.length * 32)), zero: skipped };
+  let badBlock = -1;
+  let verified = false;
+  for (const [n, k] of needed.entries()) {
+    const obj = objects[k]!;
+    const copies = copyPlan(obj, k, source, isZero, offset, length, blockSize);
+    // A restore checks the content it writes, every block of it (as restic and borg check the content
+    // they extract, not its container); verify-only mode, which checks the repository, also checks
+    // each stored object's own digest, so damage in blocks a restore does not use is found too.
+    const r = await fetchInto(repo, chain.layers[k].record, obj, slot, copies, verifyOnly, n === needed.length - 1 ? check : undefined, signal);
+    if (r !== undefined) {
+      badBlock = r;
+      verified = true;
+    }
+  }
+  if (!verified) badBlock = await verifyChunk({ chunk: slot.chunk.buffer, chunkOffset: slot.chunk.offset, ...check });
+  if (badBlock >= 0) throw blockMismatch(record, chain, plan, badBlock, blockSize);
+}
+
+/** Either the supplying object or the hashes recorded for the chunk are wrong: name both. */
+function blockMismatch(record: BackupRecord, chain: ChainView, plan: ChunkPlan, badBlock: number, blockSize: number): VolumeBackupError {
+  const supplier = chain.layers[plan.source[badBlock]].record;
+  const objectName = plan.objects[plan.source[badBlock]]!.name;
+  const hashesBy = plan.stateLayer >= 0 ? chain.layers[plan.stateLayer].record.id : record.id;
+  const orHashes = hashesBy === supplier.id ? '' : ` (or the block hashes backup ${hashesBy} recorded are)`;
+  const at = plan.offset + badBlock * blockSize;
+  return new VolumeBackupError('CORRUPT', `object ${objectName} of backup ${supplier.id} is corrupt${orHashes}: the block at offset ${at} does not match its SHA-256`, { backupId: supplier.id, objectName, offset: at });
 }
 
 function markBlocks(source: Int32Array, rel: number, len: number, blockSize: number, layer: number): void {
@@ -303,9 +448,9 @@ async function fetchInto(
 }
 
 /**
- * Write a verified chunk: all of it, or only its data runs when `holes` marks blocks to leave as holes
- * (zeros in a new, sparse file). Returns the bytes written and how many of them went through the page
- * cache (O_DIRECT was refused or the run is not aligned: the volume's unaligned tail).
+ * Write a verified chunk: all of it, or only the runs of blocks that `holes` does not mark (holes of a
+ * new, sparse file; blocks a base target already holds). Returns the bytes written and how many of them
+ * went through the page cache (O_DIRECT was refused or the run is not aligned: the volume's unaligned tail).
  */
 async function writeChunk(target: Target, view: Buffer, offset: number, holes: Uint8Array | null, blockSize: number, aligned: boolean): Promise<{ written: number; buffered: number }> {
   let written = 0;

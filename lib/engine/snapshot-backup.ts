@@ -19,9 +19,14 @@
  *   mode?, parentId?, name?, description?, chunkSize?, blockSize?, compression?, compressionLevel?,
  *   lockWaitMs?        as for createBackup
  *   signal?, onProgress?, log?, onLockWait?   as for createBackup
+ *   keepBase?          way 2: keep the btrfs/reflink temporary as the base of the next incremental, which then
+ *                      reads only the ranges whose extents changed (default true; base-snapshot.ts)
+ *   fullReadEvery?     way 2: after this many changed-extent incrementals in a row, read everything once
+ *                      (default 30; 0: never)
  *   onSnapshot?        called with the temporary snapshot once it exists, before the backup reads it
  *   runner?            runs the providers' commands (tests replace it to check the lvm commands)
  */
+import { promises as fsp } from 'fs';
 import * as path from 'path';
 import { z } from 'zod';
 import { errorMessage, invalid, throwIfAborted } from '../errors';
@@ -41,6 +46,7 @@ import {
   takeTemporarySnapshot,
 } from '../snapshot';
 import { createBackup } from './backup';
+import { DEFAULT_FULL_READ_EVERY, adoptAsBase, describeBase, keepsBases, planFromBase, retireBases } from './base-snapshot';
 import type { CreateBackupOptions, Logger, ProgressListener } from './types';
 
 /** How far in the future a snapshot's time may be (clock skew): a later one would become everyone's parent. */
@@ -69,6 +75,8 @@ export const SnapshotBackupOptionsSchema = z
     volume: z.string().min(1).optional(),
     temporarySnapshot: SnapshotProviderConfig.optional(),
     stateDir: z.string().min(1).optional(),
+    keepBase: z.boolean().optional(),
+    fullReadEvery: z.number().int().nonnegative().optional(),
     mode: BackupKind.optional(),
     parentId: z.string().optional(),
     name: z.string().optional(),
@@ -109,10 +117,9 @@ function parseOptions(input: SnapshotBackupOptions): z.output<typeof SnapshotBac
   return parsed.data;
 }
 
-export async function createSnapshotBackup(repo: Repository, input: SnapshotBackupOptions): Promise<BackupRecord> {
-  const o = parseOptions(input);
-  const log = o.log ?? NULL_LOGGER;
-  const common: Omit<CreateBackupOptions, 'volume'> = {
+/** The options every kind of snapshot backup passes on to createBackup. */
+function commonOptions(o: z.output<typeof SnapshotBackupOptionsSchema>): Omit<CreateBackupOptions, 'volume'> {
+  return {
     mode: o.mode,
     parentId: o.parentId,
     name: o.name,
@@ -127,7 +134,12 @@ export async function createSnapshotBackup(repo: Repository, input: SnapshotBack
     onProgress: o.onProgress,
     log: o.log,
   };
+}
 
+export async function createSnapshotBackup(repo: Repository, input: SnapshotBackupOptions): Promise<BackupRecord> {
+  const o = parseOptions(input);
+  const log = o.log ?? NULL_LOGGER;
+  const common = commonOptions(o);
   if (o.snapshot) {
     return createBackup(repo, {
       ...common,
@@ -143,31 +155,53 @@ export async function createSnapshotBackup(repo: Repository, input: SnapshotBack
   const ctx: ProviderContext = { runner: o.runner ?? runCommand, log, signal: o.signal };
   throwIfAborted(o.signal);
   const provider = await selectProvider(volume, o.temporarySnapshot ?? {}, ctx);
+  const keepBase = (o.keepBase ?? true) && keepsBases(provider.name);
+  // Taken before the snapshot: a file replaced after it is caught by the next backup.
+  const sourceInode = (await fsp.stat(volume)).ino;
   const temporary = await takeTemporarySnapshot(provider, volume, { host: repo.host, stateDir }, ctx);
   let backupFailed = false;
+  let kept = false;
   try {
     await o.onSnapshot?.(temporary);
-    return await createBackup(repo, {
+    const record = await createBackup(repo, {
       ...common,
       volume: temporary.path,
       volumeId,
       // A temporary's own id means nothing once it is gone: the record keeps the provider only.
       snapshot: { id: null, createdAt: temporary.createdAt, provider: temporary.provider },
       sourcePath: volume,
+      readPlan: (parent, size) =>
+        keepBase
+          ? planFromBase({ parent, size, temporary, sourceInode, host: repo.host, fullReadEvery: o.fullReadEvery ?? DEFAULT_FULL_READ_EVERY, log, signal: o.signal })
+          : Promise.resolve({ changed: null, reason: o.keepBase === false || !parent ? null : `the ${provider.name} provider keeps no base snapshots`, extentRuns: 0 }),
+      baseSnapshot: keepBase ? describeBase(temporary, repo.host, stateDir, sourceInode) : undefined,
     });
+    if (keepBase) {
+      await adoptAsBase(repo, stateDir, temporary, volumeId, record.id);
+      kept = true;
+    }
+    // One base per volume: the previous one (or, with keepBase off, every one) goes now.
+    await retireBases(repo, record, kept, { ...ctx, signal: undefined }).catch((err) =>
+      log.warn(`could not look for older base snapshots of volume ${volumeId}: ${errorMessage(err)}; start-up cleanup will remove them`),
+    );
+    return record;
   } catch (err) {
     backupFailed = true;
     throw err;
   } finally {
     // Not tied to o.signal: a cancelled backup must still remove its snapshot.
-    try {
-      await dropTemporarySnapshot(temporary, stateDir, { ...ctx, signal: undefined });
-    } catch (err) {
-      // The owner file stays, so start-up cleanup retries; the backup itself is not affected by this.
-      log.warn(
-        `could not remove the temporary ${temporary.provider} snapshot ${temporary.name} of ${volume}` +
-          `${backupFailed ? ' after the backup failed' : ''}: ${errorMessage(err)}; cleanupTemporarySnapshots will retry`,
-      );
-    }
+    if (!kept) await dropQuietly(temporary, stateDir, volume, backupFailed, { ...ctx, signal: undefined });
+  }
+}
+
+async function dropQuietly(temporary: TemporarySnapshot, stateDir: string, volume: string, backupFailed: boolean, ctx: ProviderContext): Promise<void> {
+  try {
+    await dropTemporarySnapshot(temporary, stateDir, ctx);
+  } catch (err) {
+    // The owner file stays, so start-up cleanup retries; the backup itself is not affected by this.
+    ctx.log.warn(
+      `could not remove the temporary ${temporary.provider} snapshot ${temporary.name} of ${volume}` +
+        `${backupFailed ? ' after the backup failed' : ''}: ${errorMessage(err)}; cleanupTemporarySnapshots will retry`,
+    );
   }
 }

@@ -1,5 +1,5 @@
 /** The options and results of the engine's operations: the public API the nodes and the CLI use. */
-import type { BackupKind, BackupRecord, Compression } from '../repository/records';
+import type { BackupKind, BackupRecord, BaseSnapshot, Compression } from '../repository/records';
 
 export type Operation = 'backup' | 'restore' | 'verify' | 'delete' | 'prune';
 
@@ -72,6 +72,23 @@ export interface CreateBackupOptions extends CommonOptions {
   lockWaitMs?: number;
   /** Called once when the backup has to wait for another backup of the volume (to show it in a status). */
   onLockWait?: (holder: { host: string; pid: number; operation: string; acquiredAt: string }) => void;
+  /**
+   * Once the parent is chosen (null: a full backup): which byte ranges may differ from it. The other
+   * blocks keep the parent's hashes unread (changed-extent incrementals, lib/engine/changed-extents.ts).
+   */
+  readPlan?: (parent: BackupRecord | null, size: number) => Promise<ReadPlan>;
+  /** Recorded on the backup when it becomes available: the snapshot kept as the next one's base. */
+  baseSnapshot?: BaseSnapshot;
+}
+
+/** What to read of the volume: everything (changed null), or only the ranges that may have changed. */
+export interface ReadPlan {
+  /** Byte ranges, sorted and not overlapping; null: read everything. */
+  changed: [start: number, end: number][] | null;
+  /** Why everything is read although a base snapshot was asked for; null otherwise. */
+  reason: string | null;
+  /** Changed-extent reads in a row, this one included (0 when this one reads everything). */
+  extentRuns: number;
 }
 
 export interface RestoreOptions extends CommonOptions {
@@ -83,6 +100,13 @@ export interface RestoreOptions extends CommonOptions {
   target?: string;
   /** Read and check everything, write nothing. */
   verifyOnly?: boolean;
+  /**
+   * A backup whose bytes the (existing) target already holds: only the blocks that differ between it and
+   * the restored backup are written. A sample of the target's blocks is checked against its hashes first.
+   */
+  baseId?: string;
+  /** With baseId: skip the sample check (the caller knows the target holds the base's bytes). */
+  trustBase?: boolean;
   /**
    * false: refuse a target that exists (a file, any block device); true: write over it. The CLI, the
    * nodes and the sidebar always say; undefined keeps the behaviour of earlier versions (allowed).
@@ -108,6 +132,8 @@ export interface RestoreResult {
    */
   bytesLeftPastEnd: number;
   durationMs: number;
+  /** With a base: which, how many target blocks were checked against it, and the bytes left as they were. */
+  base?: { backupId: string; blocksSampled: number; bytesUnchanged: number };
 }
 
 export interface DeleteOptions {

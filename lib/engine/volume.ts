@@ -4,7 +4,7 @@
  */
 import { promises as fs } from 'fs';
 import * as path from 'path';
-import { DataRanges, blockAligned } from '../io/sparse';
+import { DataRanges, Range, blockAligned } from '../io/sparse';
 import { VolumeBackupError, errorMessage, invalid } from '../errors';
 import { DIRECT_ALIGNMENT, openDirect, writeAllAt } from '../io/direct-io';
 import { writeFailure } from '../io/write-errors';
@@ -67,25 +67,40 @@ export async function openSource(volumePath: string, sparse = true): Promise<Vol
 
 /**
  * Read the chunk at `position` into `target`, skipping the holes of a sparse file: whole blocks in a
- * hole are zero-filled, not read. Returns false when the chunk is all hole: then nothing was read or
- * written and `target` holds stale bytes (the caller knows every block is zero).
+ * hole are zero-filled, not read. Returns the bytes read; 0 when the chunk is all hole: then nothing was
+ * read or written and `target` holds stale bytes (the caller knows every block is zero).
  */
-export async function readChunk(volume: Volume, target: Buffer, length: number, position: number, blockSize: number): Promise<boolean> {
+export async function readChunk(volume: Volume, target: Buffer, length: number, position: number, blockSize: number): Promise<number> {
   const end = position + length;
   const data = volume.dataRanges ? await volume.dataRanges.within(position, end) : null;
   if (!data) {
     await readFully(volume, target, length, position);
-    return true;
+    return length;
   }
-  if (data.length === 0) return false;
+  if (data.length === 0) return 0;
   let at = position;
+  let read = 0;
   for (const [from, to] of blockAligned(data, blockSize, position, end)) {
     zeroFill(target, at - position, from - position);
     await readFully(volume, target.subarray(from - position), to - from, from);
+    read += to - from;
     at = to;
   }
   zeroFill(target, at - position, length);
-  return true;
+  return read;
+}
+
+/**
+ * Read only `ranges` (block-aligned, within the chunk at `position`) into their places in `target`; the
+ * other bytes of `target` are left as they are (the caller does not look at them). Returns the bytes read.
+ */
+export async function readRanges(volume: Volume, target: Buffer, position: number, ranges: readonly Range[]): Promise<number> {
+  let read = 0;
+  for (const [from, to] of ranges) {
+    await readFully(volume, target.subarray(from - position), to - from, from);
+    read += to - from;
+  }
+  return read;
 }
 
 const ZEROS = Buffer.alloc(1024 * 1024);

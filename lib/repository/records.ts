@@ -46,6 +46,36 @@ export const OperationOwnerSchema = z.object({
 });
 export type OperationOwner = z.infer<typeof OperationOwnerSchema>;
 
+/**
+ * A snapshot kept after a backup as the base of the next incremental (docs/snapshots.md, "Base
+ * snapshots"): the next backup reads only the ranges whose extents differ from it. Host-local.
+ */
+export const BaseSnapshotSchema = z.object({
+  provider: z.enum(['btrfs', 'reflink']),
+  name: freeText(128, 1),
+  host: freeText(253, 1),
+  /** The volume file inside the snapshot: what this backup read. */
+  path: freeText(4096, 1),
+  /** What removing it takes: the btrfs snapshot subvolume, or the reflink clone (= path). */
+  removes: freeText(4096, 1),
+  /** Where its owner file is (lib/snapshot/owners.ts). */
+  stateDir: freeText(4096, 1),
+  /** The live volume file's inode when the snapshot was taken: another inode means the file was replaced. */
+  sourceInode: safeInt,
+});
+export type BaseSnapshot = z.infer<typeof BaseSnapshotSchema>;
+
+/** How a backup read its volume: everything, or only the ranges that changed since a base snapshot. */
+export const ReadStatsSchema = z.object({
+  method: z.enum(['full', 'changed-extents']),
+  bytesRead: safeInt,
+  /** Why a full read, when a changed-extent read was possible in principle; null otherwise. */
+  reason: freeText(4096).nullable(),
+  /** Changed-extent reads in a row up to this backup (0: this one read everything). */
+  extentRuns: safeInt,
+});
+export type ReadStats = z.infer<typeof ReadStatsSchema>;
+
 /** Who asked a running operation to stop (`volume-backup cancel`, the sidebar, msg.cancel); its owner stops at its next lease renewal. */
 export const CancelRequestSchema = z.object({
   host: freeText(253, 1),
@@ -103,6 +133,10 @@ export const BackupRecordSchema = z.object({
   restoreTarget: RestoreTargetSchema.nullable().optional(),
   sourcePath: freeText(4096).nullable(),
   encrypted: z.boolean(),
+  /** The base snapshot this backup left for the next incremental (absent in older records). */
+  baseSnapshot: BaseSnapshotSchema.nullable().optional(),
+  /** How the volume was read (absent in older records and in backups not made through a snapshot). */
+  readStats: ReadStatsSchema.nullable().optional(),
 });
 export type BackupRecord = z.infer<typeof BackupRecordSchema>;
 

@@ -52,7 +52,8 @@ export async function importRecord(repo: Repository, text: string): Promise<Back
     }
   }
   const now = new Date().toISOString();
-  const adopted: BackupRecord = { ...record, host: repo.host, updatedAt: now, leaseExpiresAt: null };
+  // A base snapshot belongs to the record it was kept for: an imported copy must never remove it.
+  const adopted: BackupRecord = { ...record, host: repo.host, updatedAt: now, leaseExpiresAt: null, baseSnapshot: null };
   const created = (await repo.createRecord(adopted)).record;
   // Set-then-check against prune: with our record in place, the parent must still be there.
   if (record.parentId) {

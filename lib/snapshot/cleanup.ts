@@ -18,6 +18,11 @@ export interface CleanupOptions {
   stateDir?: string;
   log?: Logger;
   runner?: CommandRunner;
+  /**
+   * Whether a kept base snapshot is still its backup's (true), or its backup is gone or keeps another
+   * base (false); null when this caller cannot tell (another repository): then it is left alone.
+   */
+  baseInUse?: (owner: OwnerRecord & { base: NonNullable<OwnerRecord['base']> }) => Promise<boolean | null>;
 }
 
 export interface CleanupResult {
@@ -42,14 +47,24 @@ export async function cleanupTemporarySnapshots(options: CleanupOptions = {}): P
       result.kept.push({ file, name: owner.name, reason: `owned by host ${owner.host}` });
       continue;
     }
-    if (processAlive(owner)) {
+    if (owner.base) {
+      const inUse = options.baseInUse ? await options.baseInUse({ ...owner, base: owner.base }) : null;
+      if (inUse !== false) {
+        result.kept.push({ file, name: owner.name, reason: `base snapshot of backup ${owner.base.backupId}${inUse ? '' : ` in repository ${owner.base.repositoryId}`}` });
+        continue;
+      }
+    } else if (processAlive(owner)) {
       result.kept.push({ file, name: owner.name, reason: `its owner, process ${owner.pid}, is running` });
       continue;
     }
     try {
       await removeTemporary(owner.handle, ctx);
       await removeOwnerFile(stateDir, owner.name);
-      log.info(`snapshot cleanup: removed ${owner.provider} temporary ${owner.name} of ${owner.volume}, left by process ${owner.pid}`);
+      log.info(
+        owner.base
+          ? `snapshot cleanup: removed ${owner.provider} base snapshot ${owner.name} of ${owner.volume}: backup ${owner.base.backupId} no longer keeps it`
+          : `snapshot cleanup: removed ${owner.provider} temporary ${owner.name} of ${owner.volume}, left by process ${owner.pid}`,
+      );
       result.removed.push(owner);
     } catch (err) {
       log.warn(`snapshot cleanup: could not remove ${owner.provider} temporary ${owner.name} of ${owner.volume}: ${errorMessage(err)}`);

@@ -23,6 +23,11 @@ export const OwnerRecord = z.object({
   volume: z.string(),
   createdAt: z.string(),
   handle: RemovalHandle,
+  /**
+   * Set once the backup that read the temporary succeeded and kept it as the base of the next
+   * incremental: from then on its owner is that backup, not the process (cleanup.ts).
+   */
+  base: z.object({ repositoryId: z.string().min(1), volumeId: z.string().min(1), backupId: z.string().min(1) }).optional(),
 });
 export type OwnerRecord = z.infer<typeof OwnerRecord>;
 
@@ -87,4 +92,10 @@ export async function readOwnerFiles(stateDir: string): Promise<OwnerFileEntry[]
     }
   }
   return out;
+}
+
+/** Hands a temporary over to the backup that keeps it as its base (OwnerRecord.base). */
+export async function markOwnerAsBase(stateDir: string, name: string, base: NonNullable<OwnerRecord['base']>): Promise<void> {
+  const owner = OwnerRecord.parse(JSON.parse(await fsp.readFile(ownerFilePath(stateDir, name), 'utf8')));
+  await writeOwnerFile(stateDir, { ...owner, base });
 }

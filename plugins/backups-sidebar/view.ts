@@ -30,6 +30,8 @@ export interface BackupView {
   host: string;
   sourcePath: string | null;
   encrypted: boolean;
+  /** The base snapshot this backup keeps for the next incremental (docs/snapshots.md): where, on which host; or null. */
+  baseSnapshot: string | null;
   /** Who asked the running operation to stop (and, once it stopped, who stopped it). */
   cancelRequest: BackupRecord['cancelRequest'] | null;
   /** While restoring: the target being written, and by which host. */
@@ -86,6 +88,7 @@ export function backupView(record: BackupRecord, depth: number, now: Date): Back
     host: record.host,
     sourcePath: record.sourcePath,
     encrypted: record.encrypted,
+    baseSnapshot: record.baseSnapshot ? `${record.baseSnapshot.removes} on ${record.baseSnapshot.host}` : null,
     cancelRequest: record.cancelRequest ?? null,
     restoreTarget: record.restoreTarget ?? null,
     depth,

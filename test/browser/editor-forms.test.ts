@@ -134,7 +134,7 @@ describe('operation node dialogs in the editor (chromium)', function () {
     await open('old-2');
     // An existing snapshot (the default): only msg.snapshot applies.
     assert.strictEqual(await rowVisible('snapshot'), true);
-    for (const name of ['provider', 'snapshotDir', 'lvmSize', 'timeoutSeconds', 'createCommand', 'deleteCommand']) {
+    for (const name of ['provider', 'snapshotDir', 'lvmSize', 'timeoutSeconds', 'createCommand', 'deleteCommand', 'keepBase']) {
       assert.strictEqual(await rowVisible(name), false, `${name} is hidden for an existing snapshot`);
     }
     await page.locator('.red-ui-tray').last().screenshot({ path: path.join(SCREENSHOTS, 'form-snapshot-existing.png') });
@@ -143,10 +143,17 @@ describe('operation node dialogs in the editor (chromium)', function () {
     assert.strictEqual(await rowVisible('snapshot'), false);
     for (const name of ['provider', 'snapshotDir', 'lvmSize', 'timeoutSeconds']) assert.strictEqual(await rowVisible(name), true, `${name} is shown for provider auto`);
     assert.strictEqual(await rowVisible('createCommand'), false);
+    // Base snapshots: for the providers that can keep one, ticked in a flow saved before the setting existed.
+    assert.strictEqual(await rowVisible('keepBase'), true, 'keepBase is shown for provider auto');
+    assert.strictEqual(await page.evaluate(() => (globalThis as Any).$('#node-input-keepBase').prop('checked')), true, 'keepBase ticked by default');
+    await page.selectOption('#node-input-provider', 'lvm');
+    assert.strictEqual(await rowVisible('keepBase'), false, 'LVM keeps no base snapshots');
     await page.selectOption('#node-input-provider', 'command');
     for (const name of ['snapshotDir', 'createCommand', 'deleteCommand', 'timeoutSeconds']) assert.strictEqual(await rowVisible(name), true, `${name} is shown for provider command`);
     assert.strictEqual(await rowVisible('lvmSize'), false, 'no LVM size for commands');
+    assert.strictEqual(await rowVisible('keepBase'), false, 'commands keep no base snapshots');
     await page.selectOption('#node-input-provider', 'msg');
+    assert.strictEqual(await rowVisible('keepBase'), true, 'keepBase applies to whichever provider msg.temporarySnapshot names');
     for (const name of ['snapshotDir', 'lvmSize', 'timeoutSeconds', 'createCommand', 'deleteCommand']) {
       assert.strictEqual(await rowVisible(name), false, `${name} is hidden: msg.temporarySnapshot says it all`);
     }

@@ -1,7 +1,7 @@
 import type { CreateBackupOptions } from '../../engine/types';
 import type { ProviderChoice } from '../../snapshot';
 import { invalid } from '../../errors';
-import type { BackupRecord } from '../../repository/records';
+import type { BackupRecord, ReadStats } from '../../repository/records';
 import type { Command, CommandContext, Values } from '../command';
 import { PROGRESS_OPTIONS, REPO_OPTIONS, REPO_USAGE, formatBytes, openRepo, parseBytes, printJson, progressReporter, str } from '../common';
 
@@ -12,7 +12,8 @@ export const create: Command = {
                      [--incremental | --differential] [--parent ID]
                      [--chunk-size BYTES] [--block-size BYTES] [--compression none|zlib|zstd] [--json]
                      [--snapshot PROVIDER [--snapshot-dir DIR] [--snapshot-size SIZE]
-                      [--snapshot-create JSON --snapshot-delete JSON]]
+                      [--snapshot-create JSON --snapshot-delete JSON]
+                      [--no-base-snapshot] [--full-read-every N]]
        volume-backup create --repo R --volume-id ID --from-snapshot PATH --snapshot-id ID --snapshot-time ISO8601 …
   --volume PATH          disk image or block device to back up
   --volume-id ID         default: derived from the volume path (stable)
@@ -22,6 +23,9 @@ export const create: Command = {
   --snapshot-size SIZE   lvm: copy-on-write area, e.g. 2G or 10%ORIGIN (default)
   --snapshot-create JSON command: argv array, e.g. '["zfs-snap","{volume}","{name}"]'; prints the path
   --snapshot-delete JSON command: argv array with {path} {id} {volume} {name} {dir}
+  --no-base-snapshot     btrfs/reflink: remove the snapshot afterwards instead of keeping it as the base
+                         of the next incremental (which then reads only the changed extents)
+  --full-read-every N    read everything after N changed-extent incrementals in a row (default 30; 0: never)
   --from-snapshot PATH   back up an existing snapshot (instead of --volume); needs --volume-id,
   --snapshot-id ID       the snapshot's id,
   --snapshot-time T      and its creation time (ISO 8601), which becomes the backup's data time
@@ -53,6 +57,8 @@ ${REPO_USAGE}`,
     'snapshot-size': { type: 'string' },
     'snapshot-create': { type: 'string' },
     'snapshot-delete': { type: 'string' },
+    'no-base-snapshot': { type: 'boolean' },
+    'full-read-every': { type: 'string' },
     'from-snapshot': { type: 'string' },
     'snapshot-id': { type: 'string' },
     'snapshot-time': { type: 'string' },
@@ -74,6 +80,7 @@ ${REPO_USAGE}`,
     const mode = values.incremental ? 'incremental' : values.differential ? 'differential' : str(values, 'parent') ? 'incremental' : 'full';
     const level = str(values, 'compression-level');
     if (level !== undefined && !/^-?\d+$/.test(level)) throw invalid('--compression-level must be a whole number');
+    const fullReadEvery = checkBaseOptions(values, !!provider && !fromSnapshot);
     const lockWait = str(values, 'lock-wait');
     if (lockWait !== undefined && !/^\d+(\.\d+)?$/.test(lockWait)) throw invalid('--lock-wait must be a number of seconds');
     // The worker threads start while the repository opens (an object store's probe takes ~0.1 s), not after.
@@ -83,7 +90,11 @@ ${REPO_USAGE}`,
     try {
       const common = backupOptions(values, ctx, { mode, level, lockWait }, progress.listener);
       const log = { info: (m: string) => ctx.stderr.write(`${m}\n`), warn: (m: string) => ctx.stderr.write(`warning: ${m}\n`) };
-      if (provider && !fromSnapshot) await snapshots!.cleanupTemporarySnapshots({ host: repo.host, log }); // leftovers of dead runs
+      if (provider && !fromSnapshot) {
+        // Leftovers of dead runs, and base snapshots whose backup is gone.
+        const { baseInUse } = await import('../../engine/base-snapshot');
+        await snapshots!.cleanupTemporarySnapshots({ host: repo.host, log, baseInUse: baseInUse(repo) });
+      }
       const createSnapshotBackup = snapshots ? (await import('../../engine/snapshot-backup')).createSnapshotBackup : null;
       const record = fromSnapshot
         ? await createSnapshotBackup!(repo, {
@@ -95,13 +106,9 @@ ${REPO_USAGE}`,
               ...common,
               volume,
               log,
-              temporarySnapshot: {
-                provider: provider as ProviderChoice,
-                snapshotDir: str(values, 'snapshot-dir'),
-                lvmSize: str(values, 'snapshot-size'),
-                createCommand: argvOption(values, 'snapshot-create'),
-                deleteCommand: argvOption(values, 'snapshot-delete'),
-              },
+              keepBase: !values['no-base-snapshot'],
+              fullReadEvery,
+              temporarySnapshot: temporarySnapshotOptions(values, provider as ProviderChoice),
             })
           : await createBackup(repo, { ...common, volume: volume as string });
       progress.stop();
@@ -146,6 +153,35 @@ function printCreated(ctx: CommandContext, record: BackupRecord): void {
     `backup ${record.id} of volume ${record.volumeId} is ${record.status}: ${record.kind}, ${formatBytes(record.size)} read, ` +
       `${formatBytes(record.storedBytes)} stored in ${record.objectCount} objects${record.parentId ? `, parent ${record.parentId}` : ''}\n`,
   );
+  if (record.readStats) ctx.stdout.write(`${describeRead(record.readStats)}\n`);
+  if (record.baseSnapshot) ctx.stdout.write(`kept ${record.baseSnapshot.removes} as the base snapshot of the next incremental\n`);
+}
+
+/** How the volume was read, for people: "read 21 MiB of 2 GiB (changed extents)" or why everything was read. */
+function describeRead(stats: ReadStats): string {
+  if (stats.method === 'changed-extents') return `read ${formatBytes(stats.bytesRead)} (changed extents since the base snapshot)`;
+  return `read ${formatBytes(stats.bytesRead)} (full read${stats.reason ? `: ${stats.reason}` : ''})`;
+}
+
+/** --no-base-snapshot and --full-read-every (returned as a number): only with a temporary snapshot. */
+function checkBaseOptions(values: Values, temporarySnapshot: boolean): number | undefined {
+  const fullReadEvery = str(values, 'full-read-every');
+  if (fullReadEvery !== undefined && !/^\d+$/.test(fullReadEvery)) throw invalid('--full-read-every must be a whole number of backups (0: never)');
+  if ((values['no-base-snapshot'] || fullReadEvery !== undefined) && !temporarySnapshot) {
+    throw invalid('--no-base-snapshot and --full-read-every apply to backups through a temporary snapshot (--snapshot PROVIDER)');
+  }
+  return fullReadEvery === undefined ? undefined : Number(fullReadEvery);
+}
+
+/** The temporary snapshot's settings from the command line. */
+function temporarySnapshotOptions(values: Values, provider: ProviderChoice) {
+  return {
+    provider,
+    snapshotDir: str(values, 'snapshot-dir'),
+    lvmSize: str(values, 'snapshot-size'),
+    createCommand: argvOption(values, 'snapshot-create'),
+    deleteCommand: argvOption(values, 'snapshot-delete'),
+  };
 }
 
 /** A command given as a JSON array of arguments (no shell, so no quoting rules to get wrong). */

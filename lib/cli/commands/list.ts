@@ -17,7 +17,11 @@ ${REPO_USAGE}`,
       );
       if (values.json) return printJson(ctx, records);
       ctx.stdout.write('ID                                    VOLUME  KIND          STATUS     DATA TIMESTAMP            SIZE      STORED  PARENT  NAME\n');
-      for (const r of records) ctx.stdout.write(describeRecordLine(r) + '\n');
+      for (const r of records) {
+        ctx.stdout.write(describeRecordLine(r) + '\n');
+        // A kept base snapshot holds disk space on its host: say where it is.
+        if (r.baseSnapshot) ctx.stdout.write(`  base snapshot (${r.baseSnapshot.provider}) on ${r.baseSnapshot.host}: ${r.baseSnapshot.removes}\n`);
+      }
     } finally {
       await repo.close();
     }

@@ -1,4 +1,5 @@
 import type { VerifyProblem, VerifyResult } from '../../engine/verify';
+import { invalid } from '../../errors';
 import type { Command, CommandContext, Values } from '../command';
 import { PROGRESS_OPTIONS, REPO_OPTIONS, REPO_USAGE, formatBytes, openRepo, printJson, progressReporter, str } from '../common';
 
@@ -6,6 +7,9 @@ export const verify: Command = {
   name: 'verify',
   summary: 'check the whole repository (or one backup); exits 1 when anything is wrong',
   usage: `volume-backup verify --repo R [--backup ID] [--read-data] [--json]
+       volume-backup verify --repo R --volume PATH [--backup ID | --volume-id ID] [--json]
+  --volume PATH          compare this volume (or a snapshot of it) block by block with a backup (default:
+                         the volume's newest), e.g. to check that changed-extent incrementals missed nothing
   --backup ID            only this backup and the chain it needs (default: every backup, plus orphans)
   --read-data            also read every object: digests and every block's SHA-256 (slower)
   --progress MODE        bar, json or none, per backup read (with --read-data)
@@ -13,8 +17,13 @@ Checks that every record is well-formed, every chain complete, every object the 
 there with its size; reports objects no record owns and operations whose owner stopped.
 Exit code: 0 when everything is fine, 1 when any problem was found.
 ${REPO_USAGE}`,
-  options: { ...REPO_OPTIONS, ...PROGRESS_OPTIONS, backup: { type: 'string' }, 'read-data': { type: 'boolean' } },
+  options: { ...REPO_OPTIONS, ...PROGRESS_OPTIONS, backup: { type: 'string' }, 'read-data': { type: 'boolean' }, volume: { type: 'string' }, 'volume-id': { type: 'string' } },
   async run(values, ctx) {
+    if (str(values, 'volume') !== undefined) {
+      if (values['read-data']) throw invalid('--read-data checks the repository; --volume compares a volume with a backup: give one of them');
+      return (await import('./verify-volume')).verifyVolumeCommand(values, ctx);
+    }
+    if (str(values, 'volume-id') !== undefined) throw invalid('--volume-id goes with --volume PATH');
     const { verifyRepository } = await import('../../engine/verify');
     const { isMissingConfigError } = await import('../../repository/missing-config');
     let repo;
