@@ -6,6 +6,8 @@ import { Repository, openRepositoryIn, readConfigIfAny } from './repository/repo
 import { makeCodecFor, KdfCost } from './codec/encryption';
 import { newConfig, writeNewRepository } from './repository/init';
 import { invalid } from './errors';
+import { isCinderUrl } from './cinder/url';
+import type { CinderStore } from './cinder/store';
 
 export interface OpenRepositoryOptions extends DriverContext {
   /** Sub-directory (posix) or key prefix (s3/gcs) inside the driver's location; "" by default. */
@@ -19,6 +21,10 @@ export interface OpenRepositoryOptions extends DriverContext {
 }
 
 export async function openRepository(where: string | DriverSpec, options: OpenRepositoryOptions = {}): Promise<Repository> {
+  if (typeof where === 'string' && isCinderUrl(where)) {
+    const { refuseWrite } = await import('./cinder/store');
+    throw refuseWrite();
+  }
   const spec = typeof where === 'string' ? parseRepositoryUrl(where) : where;
   const driver = createDriver(spec, { log: options.log });
   try {
@@ -84,4 +90,15 @@ async function probeBeforeWriting(driver: Driver, requested: string | undefined)
 
 function containerOf(driver: Driver, requested: string | undefined): string {
   return driver.updateContainerName(requested) ?? requested ?? '';
+}
+
+export { isCinderUrl };
+
+/**
+ * A Cinder backup store (cinder:PATH, cinder+s3://…, cinder+gs://…), read-only: list, show, restore,
+ * verify and import read it (lib/cinder); every write is refused.
+ */
+export async function openCinder(url: string, options: DriverContext = {}): Promise<CinderStore> {
+  const { openCinderStore } = await import('./cinder/store');
+  return openCinderStore(url, options);
 }

@@ -1,5 +1,6 @@
 import { invalid } from '../../errors';
 import type { Command } from '../command';
+import { cinderRestore, isCinderRepo } from '../cinder';
 import { PROGRESS_OPTIONS, REPO_OPTIONS, REPO_USAGE, formatBytes, openRepo, printJson, progressReporter, required, str } from '../common';
 
 export const restore: Command = {
@@ -19,6 +20,7 @@ ${REPO_USAGE}`,
     const target = str(values, 'target');
     if (!target && !values['verify-only']) throw invalid('give --target PATH to restore into, or --verify-only');
     if (target && values['verify-only']) throw invalid('--target and --verify-only exclude each other');
+    if (isCinderRepo(values)) return cinderRestore(values, ctx);
     const repo = await openRepo(values, ctx);
     const progress = progressReporter(values, ctx);
     try {

@@ -1,5 +1,6 @@
 import type { VerifyProblem, VerifyResult } from '../../engine/verify';
 import type { Command, CommandContext, Values } from '../command';
+import { cinderVerify, isCinderRepo } from '../cinder';
 import { PROGRESS_OPTIONS, REPO_OPTIONS, REPO_USAGE, formatBytes, openRepo, printJson, progressReporter, str } from '../common';
 
 export const verify: Command = {
@@ -17,6 +18,7 @@ ${REPO_USAGE}`,
   async run(values, ctx) {
     const { verifyRepository } = await import('../../engine/verify');
     const { isMissingConfigError } = await import('../../repository/missing-config');
+    if (isCinderRepo(values)) return cinderVerify(values, ctx, (result) => report(values, ctx, result));
     let repo;
     try {
       repo = await openRepo(values, ctx);
