@@ -16,9 +16,12 @@ export interface ChainRead {
   bytesRead: number;
 }
 
-/** The image's length: the end of the full backup's last object (the record's size is whole GiB). */
-export function imageSize(full: CinderBackup): number {
-  return full.objects.reduce((end, o) => Math.max(end, o.offset + o.length), 0);
+/**
+ * The image's length, as Cinder's restore into a new file leaves it: the end of the chain's last-reaching
+ * object (the record's size is whole GiB; a volume that grew inside its last block grows the incremental).
+ */
+export function imageSize(chain: CinderBackup[]): number {
+  return chain.reduce((end, b) => b.objects.reduce((e, o) => Math.max(e, o.offset + o.length), end), 0);
 }
 
 /** What a chain needs before any data is read: present, one block size, the full backup covering the volume. */
@@ -44,7 +47,7 @@ export async function readChain(
   const chain = await store.chain(backupId);
   checkChainShape(chain);
   const requested = chain[chain.length - 1];
-  const size = imageSize(chain[0]);
+  const size = imageSize(chain);
   const last = await store.readSha256(requested);
   const blockSize = last.chunk_size;
   const blocks = Math.ceil(size / blockSize);

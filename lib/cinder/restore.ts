@@ -13,7 +13,7 @@ export async function restoreCinderBackup(store: CinderStore, options: RestoreOp
   if (!verifyOnly && !options.target) throw new VolumeBackupError('INVALID_ARGUMENT', 'a restore needs a target path (or verify-only)');
   if (!verifyOnly) await refuseTargetInRepository(options.target!, store.localDirectory());
   const chain = await store.chain(options.backupId);
-  const size = imageSize(chain[0]);
+  const size = imageSize(chain);
   let target: Target | null = null;
   let bytesWritten = 0;
   try {

@@ -86,7 +86,7 @@ async function coverageProblem(chain: CinderBackup[], shaOf: (b: CinderBackup) =
   const requested = chain[chain.length - 1];
   const last = await shaOf(requested);
   if (!last) return null; // reported already
-  const blocks = Math.ceil(imageSize(chain[0]) / last.chunk_size);
+  const blocks = Math.ceil(imageSize(chain) / last.chunk_size);
   if (last.sha256s.length !== blocks) return `the _sha256file of backup ${requested.id} lists ${last.sha256s.length} blocks; the volume has ${blocks}`;
   const provider: (string | undefined)[] = new Array(blocks);
   for (const b of chain) {

@@ -36,7 +36,7 @@ export async function viewOf(store: CinderStore, b: CinderBackup): Promise<Cinde
     parentId: b.parentId,
     dataTimestamp: b.createdAt.toISOString(),
     createdAt: b.createdAt.toISOString(),
-    size: chain ? imageSize(chain[0]) : -1,
+    size: chain ? imageSize(chain) : -1,
     storedBytes: b.storedBytes,
     objectCount: b.objects.length,
     compression: compressions.join('+') || 'none',
