@@ -33,6 +33,13 @@ export function checkChainShape(chain: CinderBackup[]): void {
   }
 }
 
+export interface WalkOptions {
+  signal?: AbortSignal;
+  onObject?: (bytes: number) => void;
+  /** Called once each backup of the chain is applied and every block checked against its list. */
+  afterBackup?: (b: CinderBackup, index: number) => Promise<void>;
+}
+
 /**
  * Read the chain of `backupId`, oldest first; `sink` gets each object's checked data at its offset (in
  * order: later objects overwrite earlier ones, as in Cinder). Throws naming the backup and object on
@@ -42,42 +49,56 @@ export async function readChain(
   store: CinderStore,
   backupId: string,
   sink: ((offset: number, data: Buffer) => Promise<void>) | null,
-  options: { signal?: AbortSignal; onObject?: (bytes: number) => void } = {},
+  options: WalkOptions = {},
 ): Promise<ChainRead> {
-  const chain = await store.chain(backupId);
+  return walkChain(store, await store.chain(backupId), sink, options);
+}
+
+/** readChain over a chain already found; after each backup, the image so far is checked block by block against its list. */
+export async function walkChain(
+  store: CinderStore,
+  chain: CinderBackup[],
+  sink: ((offset: number, data: Buffer) => Promise<void>) | null,
+  options: WalkOptions = {},
+): Promise<ChainRead> {
   checkChainShape(chain);
-  const requested = chain[chain.length - 1];
   const size = imageSize(chain);
-  const last = await store.readSha256(requested);
-  const blockSize = last.chunk_size;
-  const blocks = Math.ceil(size / blockSize);
-  const finalSha: (string | undefined)[] = new Array(blocks);
+  let blockSize = 0;
+  let blocks = 0;
+  // The hash of each block of the image as the objects applied so far give it.
+  let current: (string | undefined)[] = [];
   let blocksVerified = 0;
   let bytesRead = 0;
-  for (const b of chain) {
-    const sha = b === requested ? last : await store.readSha256(b);
+  for (const [index, b] of chain.entries()) {
+    const sha = await store.readSha256(b);
+    if (index === 0) {
+      blockSize = sha.chunk_size;
+      blocks = Math.ceil(size / blockSize);
+      current = new Array(blocks);
+    }
     checkShaFile(b, sha.chunk_size, sha.sha256s.length, blockSize, blocks);
     for (const obj of b.objects) {
       throwIfAborted(options.signal);
       checkPlacement(store, b, obj, blockSize, size);
       const data = await store.readData(b, obj);
       for (let off = 0; off < data.length; off += blockSize) {
-        const index = (obj.offset + off) / blockSize;
+        const i = (obj.offset + off) / blockSize;
         const h = createHash('sha256').update(data.subarray(off, off + blockSize)).digest('hex');
-        if (h !== sha.sha256s[index]) {
-          throw new VolumeBackupError('CORRUPT', `block ${index} (offset ${obj.offset + off}) in object ${store.key(b, obj.name)} of backup ${b.id} does not match the SHA-256 its _sha256file lists`);
+        if (h !== sha.sha256s[i]) {
+          throw new VolumeBackupError('CORRUPT', `block ${i} (offset ${obj.offset + off}) in object ${store.key(b, obj.name)} of backup ${b.id} does not match the SHA-256 its _sha256file lists`);
         }
-        finalSha[index] = h;
+        current[i] = h;
         blocksVerified++;
       }
       bytesRead += data.length;
       if (sink) await sink(obj.offset, data);
       options.onObject?.(data.length);
     }
-  }
-  for (let i = 0; i < blocks; i++) {
-    if (finalSha[i] === undefined) throw new VolumeBackupError('CORRUPT', `block ${i} of backup ${backupId} is in no object of its chain (${chain.map((b) => b.id).join(' <- ')})`);
-    if (finalSha[i] !== last.sha256s[i]) throw new VolumeBackupError('CORRUPT', `block ${i} of backup ${backupId} as its chain gives it does not match the SHA-256 the backup's _sha256file lists`);
+    for (let i = 0; i < blocks; i++) {
+      if (current[i] === undefined) throw new VolumeBackupError('CORRUPT', `block ${i} of backup ${b.id} is in no object of its chain (${chain.slice(0, index + 1).map((x) => x.id).join(' <- ')})`);
+      if (current[i] !== sha.sha256s[i]) throw new VolumeBackupError('CORRUPT', `block ${i} of backup ${b.id} as its chain gives it does not match the SHA-256 the backup's _sha256file lists`);
+    }
+    await options.afterBackup?.(b, index);
   }
   return { chain, size, blockSize, blocksVerified, bytesRead };
 }

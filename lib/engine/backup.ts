@@ -61,8 +61,9 @@ export async function createBackup(repo: Repository, options: CreateBackupOption
       checkSizes(chunkSize, blockSize);
       if (parentRecord) checkCompatible(parentRecord, source, options);
       const parent = parentRecord ? await openParent(repo, parentRecord, options.signal) : null;
-      const createdAt = new Date();
-      const id = newBackupId();
+      // An import (lib/cinder/import.ts) keeps the id and time the backup had where it came from.
+      const createdAt = options.importAs?.createdAt ?? new Date();
+      const id = options.importAs ? checkBackupId(options.importAs.id) : newBackupId();
       const record: BackupRecord = {
         formatVersion: RECORD_FORMAT_VERSION,
         id,

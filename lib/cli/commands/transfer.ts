@@ -1,5 +1,6 @@
-import type { Command } from '../command';
-import { REPO_OPTIONS, REPO_USAGE, openRepo, printJson, required } from '../common';
+import { invalid } from '../../errors';
+import type { Command, CommandContext, Values } from '../command';
+import { REPO_OPTIONS, REPO_USAGE, openRepo, printJson, required, str } from '../common';
 
 export const exportCommand: Command = {
   name: 'export',
@@ -20,11 +21,20 @@ ${REPO_USAGE}`,
 
 export const importCommand: Command = {
   name: 'import',
-  summary: 'adopt an exported record whose objects were copied into this repository',
+  summary: 'adopt an exported record whose objects were copied into this repository, or import Cinder backups',
   usage: `volume-backup import --repo R                      (record on stdin)
+volume-backup import --repo R --from cinder:… (--backup ID | --volume-id V) [--compression C] [--work-dir D]
+  --from STORE           a Cinder store: cinder:PATH, cinder+s3://bucket[/prefix]?… or cinder+gs://…
+  --backup ID            import this Cinder backup and its chain (ids, names, descriptions, times and
+                         parent links kept; backups already in the repository are kept as they are)
+  --volume-id V          import every backup of this volume
+  --compression C        none, zlib or zstd for the imported objects (default: the repository's default)
+  --work-dir D           where the sparse work image is made (default: the temporary directory)
 ${REPO_USAGE}`,
-  options: { ...REPO_OPTIONS },
+  options: { ...REPO_OPTIONS, from: { type: 'string' }, backup: { type: 'string' }, 'volume-id': { type: 'string' }, compression: { type: 'string' }, 'work-dir': { type: 'string' } },
   async run(values, ctx) {
+    if (str(values, 'from') !== undefined) return importFromCinder(values, ctx);
+    for (const k of ['backup', 'volume-id', 'compression', 'work-dir']) if (values[k] !== undefined) throw invalid(`--${k} goes with --from cinder:…`);
     const { importRecord } = await import('../../repository/transfer');
     const text = await ctx.readStdin();
     const repo = await openRepo(values, ctx, true);
@@ -37,3 +47,34 @@ ${REPO_USAGE}`,
     }
   },
 };
+
+async function importFromCinder(values: Values, ctx: CommandContext): Promise<void> {
+  const from = required(values, 'from');
+  const { isCinderUrl, openCinder } = await import('../../open');
+  if (!isCinderUrl(from)) throw invalid('--from takes a Cinder store: cinder:PATH, cinder+s3://bucket[/prefix]?… or cinder+gs://bucket[/prefix]?…');
+  const compression = str(values, 'compression');
+  if (compression !== undefined && !['none', 'zlib', 'zstd'].includes(compression)) throw invalid('--compression must be none, zlib or zstd');
+  if ((str(values, 'backup') === undefined) === (str(values, 'volume-id') === undefined)) throw invalid('give --backup ID (that backup and its chain) or --volume-id V (every backup of the volume)');
+  const { importCinderBackups } = await import('../../cinder/import');
+  const log = { info: (m: string) => ctx.stderr.write(`${m}\n`), warn: (m: string) => ctx.stderr.write(`warning: ${m}\n`) };
+  const store = await openCinder(from, { log });
+  try {
+    const repo = await openRepo(values, ctx, true);
+    try {
+      const result = await importCinderBackups(store, repo, {
+        backupId: str(values, 'backup'),
+        volumeId: str(values, 'volume-id'),
+        compression: compression as 'none' | 'zlib' | 'zstd' | undefined,
+        workDir: str(values, 'work-dir'),
+        signal: ctx.signal,
+        log,
+      });
+      if (values.json) return printJson(ctx, { imported: result.imported, skipped: result.skipped });
+      ctx.stdout.write(`imported ${result.imported.length} Cinder backup(s)${result.skipped.length ? `, ${result.skipped.length} already in the repository kept as they are` : ''}: ${result.imported.map((r) => r.id).join(', ') || '-'}\n`);
+    } finally {
+      await repo.close();
+    }
+  } finally {
+    await store.close();
+  }
+}
