@@ -1,14 +1,28 @@
 import { invalid } from '../../errors';
 import type { Command, CommandContext, Values } from '../command';
-import { REPO_OPTIONS, REPO_USAGE, openRepo, printJson, required, str } from '../common';
+import { REPO_OPTIONS, REPO_USAGE, openRepo, parseBytes, printJson, required, str } from '../common';
 
 export const exportCommand: Command = {
   name: 'export',
-  summary: "print a backup's record for import into another repository",
+  summary: "print a backup's record for import into another repository, or write it for Cinder",
   usage: `volume-backup export --repo R --backup ID          (record on stdout)
+volume-backup export --repo R --backup ID --format cinder --to DIR [--chain] [--compression C]
+  --format cinder        write the backup in Cinder's posix layout under DIR (Cinder's backup_posix_path,
+                         or a directory to copy there) and print, per backup, the backup_url that
+                         \`cinder backup-import cinder.backup.drivers.posix.PosixBackupDriver URL\` takes
+  --to DIR               where the layout goes (<id[0:2]>/<id[2:4]>/<id>/ per backup)
+  --chain                the backup's chain as Cinder incrementals (import them in the order printed);
+                         default: one full Cinder backup with the whole image
+  --compression C        zlib (default, Cinder's), zstd or none
+  --chunk-size BYTES     Cinder object size (default: the backup's chunk size)
+  --work-dir D           where the work image is restored (default: the temporary directory)
 ${REPO_USAGE}`,
-  options: { ...REPO_OPTIONS, backup: { type: 'string' } },
+  options: { ...REPO_OPTIONS, backup: { type: 'string' }, format: { type: 'string' }, to: { type: 'string' }, chain: { type: 'boolean' }, compression: { type: 'string' }, 'chunk-size': { type: 'string' }, 'work-dir': { type: 'string' } },
   async run(values, ctx) {
+    const format = str(values, 'format');
+    if (format !== undefined && format !== 'cinder') throw invalid('--format takes cinder (without --format: the record for another repository)');
+    if (format === 'cinder') return exportForCinder(values, ctx);
+    for (const k of ['to', 'chain', 'compression', 'chunk-size', 'work-dir']) if (values[k] !== undefined) throw invalid(`--${k} goes with --format cinder`);
     const { exportRecord } = await import('../../repository/transfer');
     const repo = await openRepo(values, ctx);
     try {
@@ -18,6 +32,24 @@ ${REPO_USAGE}`,
     }
   },
 };
+
+async function exportForCinder(values: Values, ctx: CommandContext): Promise<void> {
+  const backupId = required(values, 'backup');
+  const to = required(values, 'to');
+  const compression = str(values, 'compression') ?? 'zlib';
+  if (!['zlib', 'zstd', 'none'].includes(compression)) throw invalid('--compression must be zlib, zstd or none for Cinder');
+  const chunkSize = parseBytes('chunk-size', str(values, 'chunk-size'));
+  const { exportToCinder } = await import('../../cinder/export');
+  const repo = await openRepo(values, ctx);
+  try {
+    const exported = await exportToCinder(repo, { backupId, to, chain: !!values.chain, compression: compression as 'zlib' | 'zstd' | 'none', chunkSize, workDir: str(values, 'work-dir'), signal: ctx.signal });
+    if (values.json) return printJson(ctx, exported);
+    ctx.stderr.write(`wrote ${exported.length} Cinder backup(s) under ${to}; import them into Cinder in this order:\n`);
+    for (const e of exported) ctx.stdout.write(`cinder backup-import ${e.backupService} ${e.backupUrl}\n`);
+  } finally {
+    await repo.close();
+  }
+}
 
 export const importCommand: Command = {
   name: 'import',
