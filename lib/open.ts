@@ -98,7 +98,7 @@ export { isCinderUrl };
  * A Cinder backup store (cinder:PATH, cinder+s3://…, cinder+gs://…), read-only: list, show, restore,
  * verify and import read it (lib/cinder); every write is refused.
  */
-export async function openCinder(url: string, options: DriverContext = {}): Promise<CinderStore> {
+export async function openCinder(where: string | DriverSpec, options: DriverContext = {}): Promise<CinderStore> {
   const { openCinderStore } = await import('./cinder/store');
-  return openCinderStore(url, options);
+  return openCinderStore(where, options);
 }

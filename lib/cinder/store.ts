@@ -201,9 +201,12 @@ function dirOf(name: string): string {
   return slash < 0 ? '' : name.slice(0, slash);
 }
 
-/** Open a Cinder store from its URL (read-only). */
-export function openCinderStore(url: string, options: { log?: { info(m: string): void; warn(m: string): void } } = {}): CinderStore {
-  const { spec, layout } = parseCinderUrl(url);
+/**
+ * Open a Cinder store (read-only) from its URL, or from a driver spec (a driver-config set to read a
+ * Cinder store: posix is Cinder's posix layout, s3 and gcs its object-store layout).
+ */
+export function openCinderStore(where: string | DriverSpec, options: { log?: { info(m: string): void; warn(m: string): void } } = {}): CinderStore {
+  const { spec, layout } = typeof where === 'string' ? parseCinderUrl(where) : { spec: where, layout: (where.backend === 'posix' ? 'posix' : 'object') as CinderLayout };
   return new CinderStore(createDriver(spec, { log: options.log }), layout);
 }
 

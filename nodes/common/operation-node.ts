@@ -7,6 +7,7 @@ import { oneLine } from '../../lib/text';
 import { errorMessage, shownError } from '../../lib/errors';
 import type { CreateBackupOptions, ProgressEvent } from '../../lib/engine/types';
 import type { Repository } from '../../lib/repository/repository';
+import { refuseWrite, type CinderStore } from '../../lib/cinder/store';
 import { shorten } from './format';
 import { BoundedQueue } from './queue';
 import type { Node, NodeAPI, NodeDef, NodeMessage, SendFunction } from './red';
@@ -25,7 +26,14 @@ export interface OperationContext {
   log: { info(message: string): void; warn(message: string): void };
 }
 
+/** What a node that can read a Cinder store gets instead of a repository (see RepositoryConfigNode.getCinderStore). */
+export interface CinderOperationContext extends Omit<OperationContext, 'repo'> {
+  store: CinderStore;
+}
+
 export interface OperationSpec<R> {
+  /** For a config that points at a Cinder store (read-only); nodes without it are refused there. */
+  runCinder?(ctx: CinderOperationContext): Promise<R>;
   /** Backup nodes make the repository when it does not exist yet. */
   createRepository: boolean;
   /** Turn the message into options (may throw a clear error) and run the engine. */
@@ -91,7 +99,6 @@ function operationNode<R>(RED: NodeAPI, node: Node, def: NodeDef, spec: Operatio
       }
       node.status({ fill: 'blue', shape: 'ring', text: 'starting' });
       const started = Date.now();
-      const repo = await config.getRepository(spec.createRepository);
       let shownPercent = -1;
       const onProgress = (event: ProgressEvent) => {
         const percent = event.bytesTotal > 0 ? Math.floor((100 * event.bytesDone) / event.bytesTotal) : 0;
@@ -105,7 +112,9 @@ function operationNode<R>(RED: NodeAPI, node: Node, def: NodeDef, spec: Operatio
         node.status({ fill: 'yellow', shape: 'ring', text: shorten(`waiting: volume busy (host ${holder.host})`, 64) });
       };
       const log = { info: (m: string) => node.log(oneLine(m)), warn: (m: string) => node.warn(oneLine(m)) };
-      const result = await spec.run({ msg, repo, config, signal, onProgress, onLockWait, log });
+      const result = config.getCinderStore
+        ? await runOnCinder(spec, { msg, store: await config.getCinderStore(), config, signal, onProgress, onLockWait, log })
+        : await spec.run({ msg, repo: await config.getRepository(spec.createRepository), config, signal, onProgress, onLockWait, log });
       release();
       release = null;
       node.status({ fill: 'green', shape: 'dot', text: shorten(spec.summary(result, Date.now() - started)) });
@@ -120,6 +129,11 @@ function operationNode<R>(RED: NodeAPI, node: Node, def: NodeDef, spec: Operatio
       if (queue.waitingCount > 0) showQueued();
     }
   }
+}
+
+function runOnCinder<R>(spec: OperationSpec<R>, ctx: CinderOperationContext): Promise<R> {
+  if (!spec.runCinder) throw refuseWrite();
+  return spec.runCinder(ctx);
 }
 
 function parseQueueSize(value: unknown): number {

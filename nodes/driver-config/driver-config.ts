@@ -7,7 +7,8 @@ import { oneLine } from '../../lib/text';
 import * as os from 'os';
 import { z } from 'zod';
 import { cleanupHost } from '../../lib/engine/cleanup';
-import { openRepository } from '../../lib/open';
+import { openCinder, openRepository } from '../../lib/open';
+import { refuseWrite, type CinderStore } from '../../lib/cinder/store';
 import { errorMessage, invalid } from '../../lib/errors';
 import type { DriverSpec } from '../../lib/drivers';
 import { Compression } from '../../lib/repository/records';
@@ -45,6 +46,8 @@ const Settings = z.object({
   progress: z.boolean().optional(),
   cleanupAtStart: z.boolean().optional(),
   maxConcurrent: z.coerce.number().int().min(1).max(64).optional().catch(undefined),
+  /** "cinder": the location is an OpenStack Cinder backup store, read-only (posix: its posix layout; s3/gcs: its object-store layout). */
+  layout: z.enum(['repository', 'cinder']).optional().catch(undefined),
 });
 
 type Credentials = {
@@ -160,6 +163,23 @@ export = function register(RED: NodeAPI): void {
         node.warn(`start-up cleanup of host ${host} failed: ${errorMessage(err)}; operations go ahead`);
       }
     };
+
+    if (settings?.layout === 'cinder') {
+      // A Cinder store: read through lib/cinder, never written (no repository, no start-up cleanup).
+      let store: Promise<CinderStore> | null = null;
+      node.getCinderStore = () => {
+        if (problem || !spec) return Promise.reject(problem ?? new Error('driver-config is not set up'));
+        store ??= openCinder(spec, { log });
+        return store;
+      };
+      node.getRepository = () => Promise.reject(refuseWrite());
+      node.on('close', (_removed, done) => {
+        closing.abort();
+        const idle = Promise.race([node.limiter.idle(), new Promise<void>((r) => setTimeout(r, CLOSE_GRACE_MS).unref())]);
+        idle.then(async () => (await store?.catch(() => null))?.close()).finally(() => done());
+      });
+      return;
+    }
 
     const open = async (create: boolean): Promise<Repository> => {
       if (problem || !spec || !settings) throw problem ?? new Error('driver-config is not set up');
