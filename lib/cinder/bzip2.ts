@@ -22,19 +22,16 @@ class BitReader {
   private bitCount = 0;
   constructor(private readonly data: Uint8Array) {}
 
+  /** The next n bits (n <= 24), most significant first. */
   bits(n: number): number {
-    let out = 0;
-    while (n > 0) {
-      if (this.bitCount === 0) {
-        if (this.pos >= this.data.length) throw new Error('bzip2 data ends too early');
-        this.bitBuf = this.data[this.pos++];
-        this.bitCount = 8;
-      }
-      const take = Math.min(n, this.bitCount);
-      out = out * (1 << take) + ((this.bitBuf >>> (this.bitCount - take)) & ((1 << take) - 1));
-      this.bitCount -= take;
-      n -= take;
+    while (this.bitCount < n) {
+      if (this.pos >= this.data.length) throw new Error('bzip2 data ends too early');
+      this.bitBuf = (this.bitBuf << 8) | this.data[this.pos++];
+      this.bitCount += 8;
     }
+    this.bitCount -= n;
+    const out = (this.bitBuf >>> this.bitCount) & ((1 << n) - 1);
+    this.bitBuf &= (1 << this.bitCount) - 1;
     return out;
   }
 
@@ -42,13 +39,18 @@ class BitReader {
     return this.bits(1);
   }
 
+  bits32(): number {
+    return (this.bits(16) * 65536 + this.bits(16)) >>> 0;
+  }
+
   /** Skip to the next byte boundary (between concatenated streams). */
   align(): void {
-    this.bitCount = 0;
+    this.bitCount -= this.bitCount % 8;
+    this.bitBuf &= (1 << this.bitCount) - 1;
   }
 
   atEnd(): boolean {
-    return this.pos >= this.data.length;
+    return this.pos >= this.data.length && this.bitCount < 8;
   }
 }
 
@@ -81,7 +83,7 @@ function decodeStream(r: BitReader, maxBlock: number, out: Buffer[]): void {
   for (;;) {
     const m1 = r.bits(24);
     const m2 = r.bits(24);
-    const crc = r.bits(32) >>> 0;
+    const crc = r.bits32();
     if (m1 === 0x314159 && m2 === 0x265359) {
       const block = decodeBlock(r, tt, maxBlock);
       if (blockCrc(block) !== crc) throw new Error('bzip2 block CRC mismatch');
@@ -145,7 +147,7 @@ function decodeBlock(r: BitReader, tt: Uint32Array, maxBlock: number): Buffer {
     tables.push(huffmanTable(lengths));
   }
   // The MTF/RLE2 coded symbols, 50 per selector.
-  const mtf = seqToUnseq.slice();
+  const mtf = Uint8Array.from(seqToUnseq);
   const counts = new Uint32Array(256);
   const EOB = alphaSize - 1;
   let n = 0;
@@ -178,10 +180,10 @@ function decodeBlock(r: BitReader, tt: Uint32Array, maxBlock: number): Buffer {
     if (sym === EOB) break;
     if (n >= maxBlock) throw new Error('bzip2 block too long');
     const idx = sym - 1;
-    if (idx >= mtf.length) throw new Error('bad bzip2 symbol');
+    if (idx >= seqToUnseq.length) throw new Error('bad bzip2 symbol');
     const b = mtf[idx];
-    mtf.splice(idx, 1);
-    mtf.unshift(b);
+    mtf.copyWithin(1, 0, idx);
+    mtf[0] = b;
     counts[b]++;
     tt[n++] = b;
   }

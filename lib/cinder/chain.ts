@@ -5,7 +5,7 @@
  */
 import { createHash } from 'crypto';
 import { VolumeBackupError, throwIfAborted } from '../errors';
-import type { CinderObject } from './metadata';
+import type { CinderObject, CinderSha256File } from './metadata';
 import type { CinderBackup, CinderStore } from './store';
 
 export interface ChainRead {
@@ -81,15 +81,7 @@ export async function walkChain(
       throwIfAborted(options.signal);
       checkPlacement(store, b, obj, blockSize, size);
       const data = await store.readData(b, obj);
-      for (let off = 0; off < data.length; off += blockSize) {
-        const i = (obj.offset + off) / blockSize;
-        const h = createHash('sha256').update(data.subarray(off, off + blockSize)).digest('hex');
-        if (h !== sha.sha256s[i]) {
-          throw new VolumeBackupError('CORRUPT', `block ${i} (offset ${obj.offset + off}) in object ${store.key(b, obj.name)} of backup ${b.id} does not match the SHA-256 its _sha256file lists`);
-        }
-        current[i] = h;
-        blocksVerified++;
-      }
+      blocksVerified += checkBlocks(store, b, obj, data, sha, (i, h) => (current[i] = h));
       bytesRead += data.length;
       if (sink) await sink(obj.offset, data);
       options.onObject?.(data.length);
@@ -101,6 +93,21 @@ export async function walkChain(
     await options.afterBackup?.(b, index);
   }
   return { chain, size, blockSize, blocksVerified, bytesRead };
+}
+
+/** Each block of an object's data against the SHA-256 its own backup's list gives; returns the blocks checked. */
+export function checkBlocks(store: CinderStore, b: CinderBackup, obj: CinderObject, data: Buffer, sha: CinderSha256File, onBlock?: (index: number, hash: string) => void): number {
+  const blockSize = sha.chunk_size;
+  let n = 0;
+  for (let off = 0; off < data.length; off += blockSize, n++) {
+    const i = (obj.offset + off) / blockSize;
+    const h = createHash('sha256').update(data.subarray(off, off + blockSize)).digest('hex');
+    if (h !== sha.sha256s[i]) {
+      throw new VolumeBackupError('CORRUPT', `block ${i} (offset ${obj.offset + off}) in object ${store.key(b, obj.name)} of backup ${b.id} does not match the SHA-256 its _sha256file lists`);
+    }
+    onBlock?.(i, h);
+  }
+  return n;
 }
 
 function checkShaFile(b: CinderBackup, chunkSize: number, count: number, blockSize: number, blocks: number): void {

@@ -4,10 +4,9 @@
  * block of every backup is provided by its chain with the hash its `_sha256file` lists; with readData,
  * every object is read: its MD5 and each block's SHA-256 against its own backup's list.
  */
-import { createHash } from 'crypto';
 import { VolumeBackupError, errorMessage, throwIfAborted } from '../errors';
 import type { VerifyProblem, VerifyProblemKind, VerifyResult } from '../engine/verify';
-import { imageSize } from './chain';
+import { checkBlocks, imageSize } from './chain';
 import type { CinderSha256File } from './metadata';
 import type { CinderBackup, CinderStore } from './store';
 
@@ -60,12 +59,7 @@ export async function verifyCinderStore(store: CinderStore, options: CinderVerif
       throwIfAborted(options.signal);
       try {
         const data = await store.readData(b, obj);
-        for (let off = 0; off < data.length; off += sha.chunk_size) {
-          const index = (obj.offset + off) / sha.chunk_size;
-          if (createHash('sha256').update(data.subarray(off, off + sha.chunk_size)).digest('hex') !== sha.sha256s[index]) {
-            throw new VolumeBackupError('CORRUPT', `block ${index} in object ${store.key(b, obj.name)} of backup ${b.id} does not match the SHA-256 its _sha256file lists`);
-          }
-        }
+        checkBlocks(store, b, obj, data, sha);
         bytesVerified += data.length;
       } catch (err) {
         add(err instanceof VolumeBackupError && err.code === 'OBJECT_MISSING' ? 'missing-object' : 'corrupt', errorMessage(err), [b.id], store.key(b, obj.name));
