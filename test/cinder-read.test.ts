@@ -188,6 +188,23 @@ describe('Cinder stores (read-only): list, show, restore, verify', function () {
     assert.match(v.stdout, new RegExp(`problem \\(orphaned-objects\\): backup ${IDS[1]} has 1 object`));
   });
 
+  it('a missing _metadata object: the backup is not listed, restore says it is not there, verify names it; a wrong path is an error', async () => {
+    const { copy } = await damaged('no-metadata', async (c, files) => {
+      const f = files.find((x) => x.includes(IDS[3]) && x.endsWith('_metadata'))!;
+      await fs.rm(path.join(c, f));
+      return f;
+    });
+    const list = await runCli(['list', '--repo', `cinder:${copy}`, '--json']);
+    assert.deepEqual((JSON.parse(list.stdout) as { id: string }[]).map((v) => v.id), IDS.slice(0, 3));
+    await expectRestoreFails(copy, IDS[3], new RegExp(`backup ${IDS[3]} is not in the cinder posix layout`));
+    const v = await runCli(['verify', '--repo', `cinder:${copy}`]);
+    assert.equal(v.code, 1);
+    assert.match(v.stdout, new RegExp(`problem \\(missing-object\\): backup ${IDS[3]} has \\d+ object\\(s\\) but no _metadata object`));
+    const wrong = await runCli(['list', '--repo', `cinder:${path.join(dir, 'no-such-dir')}`]);
+    assert.equal(wrong.code, 1);
+    assert.match(wrong.stderr, /no Cinder store at .*no-such-dir: it is not a directory/);
+  });
+
   it('refuses writes to a Cinder store with a clear message (exit 2), and the store is unchanged', async () => {
     const before = await storeFiles(store);
     for (const args of [

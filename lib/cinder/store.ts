@@ -6,6 +6,7 @@
  * `_metadata` objects; nothing here writes.
  */
 import { createHash } from 'crypto';
+import { promises as fs } from 'fs';
 import { DriverSpec, createDriver, parseRepositoryUrl } from '../drivers';
 import type { Driver, ObjectEntry } from '../drivers/driver';
 import { ObjectNotFoundError, VolumeBackupError, invalid } from '../errors';
@@ -49,12 +50,21 @@ export function parseCinderUrl(url: string, env: NodeJS.ProcessEnv = process.env
   return { spec: parseRepositoryUrl(`${scheme}:${m[2]}`, env), layout: 'object' };
 }
 
+export interface CinderScan {
+  backups: CinderBackup[];
+  damaged: { name: string; reason: string }[];
+  /** Objects named as a backup's data or hash list whose backup has no _metadata object. */
+  orphans: string[];
+}
+
 const METADATA_SUFFIX = '_metadata';
+/** A Cinder data object or hash list: <prefix>-NNNNN or <prefix>_sha256file, the prefix naming a backup. */
+const OBJECT_NAME = /^(.*_backup_[^/]+?)(?:-\d{5}|_sha256file)$/;
 const SHA_SUFFIX = '_sha256file';
 
 export class CinderStore {
   readonly readOnly = true;
-  private scanned: Promise<{ backups: CinderBackup[]; damaged: { name: string; reason: string }[] }> | null = null;
+  private scanned: Promise<CinderScan> | null = null;
 
   constructor(
     readonly driver: Driver,
@@ -70,8 +80,8 @@ export class CinderStore {
     return this.driver.localDirectory?.('') ?? null;
   }
 
-  /** Every backup whose `_metadata` parses, and the metadata objects that do not. */
-  scan(): Promise<{ backups: CinderBackup[]; damaged: { name: string; reason: string }[] }> {
+  /** Every backup whose `_metadata` parses, the metadata objects that do not, and objects of backups without one. */
+  scan(): Promise<CinderScan> {
     this.scanned ??= this.doScan();
     return this.scanned;
   }
@@ -154,7 +164,10 @@ export class CinderStore {
     }
   }
 
-  private async doScan(): Promise<{ backups: CinderBackup[]; damaged: { name: string; reason: string }[] }> {
+  private async doScan(): Promise<CinderScan> {
+    const root = this.localDirectory();
+    // A mistyped path would otherwise look like an empty store.
+    if (root && !(await fs.stat(root).then((st) => st.isDirectory(), () => false))) throw new VolumeBackupError('NOT_FOUND', `no Cinder store at ${root}: it is not a directory (give Cinder's backup_posix_path)`);
     const entries = await this.driver.listEntries('', '');
     const byDir = new Map<string, ObjectEntry[]>();
     for (const e of entries) {
@@ -192,7 +205,13 @@ export class CinderStore {
         damaged.push({ name: e.name, reason: (err as Error).message });
       }
     }
-    return { backups, damaged };
+    // Data objects and hash lists whose backup has no (readable) _metadata: that backup cannot be restored.
+    const owned = new Set([...backups.map((b) => this.key(b, b.prefix)), ...damaged.map((d) => d.name.slice(0, -METADATA_SUFFIX.length))]);
+    const orphans = entries.map((e) => e.name).filter((n) => {
+      const m = OBJECT_NAME.exec(n);
+      return m !== null && !owned.has(m[1]);
+    });
+    return { backups, damaged, orphans };
   }
 }
 

@@ -20,8 +20,18 @@ export async function verifyCinderStore(store: CinderStore, options: CinderVerif
   const started = Date.now();
   const problems: VerifyProblem[] = [];
   const add = (kind: VerifyProblemKind, message: string, backupIds: string[], objectName?: string) => problems.push({ kind, message, backupIds, objectName });
-  const { backups, damaged } = await store.scan();
-  if (!options.backupId) for (const d of damaged) add('malformed-record', `${d.name}: ${d.reason}`, [], d.name);
+  const { backups, damaged, orphans } = await store.scan();
+  if (!options.backupId) {
+    for (const d of damaged) add('malformed-record', `${d.name}: ${d.reason}`, [], d.name);
+    const byBackup = new Map<string, string[]>();
+    for (const name of orphans) {
+      const id = /_backup_([^/]+?)(?:-\d{5}|_sha256file)$/.exec(name)?.[1] ?? name;
+      byBackup.set(id, [...(byBackup.get(id) ?? []), name]);
+    }
+    for (const [id, names] of byBackup) {
+      add('missing-object', `backup ${id} has ${names.length} object(s) but no _metadata object, so it cannot be restored: ${names.slice(0, 3).join(', ')}`, [id], `${names[0].replace(/(-\d{5}|_sha256file)$/, '')}_metadata`);
+    }
+  }
   const byId = new Map(backups.map((b) => [b.id, b]));
   let selected = backups;
   if (options.backupId) {
