@@ -10,7 +10,7 @@ import * as path from 'path';
 import { runCli } from './helpers/cli';
 import { cinderBackup, cinderMissing, storeFiles } from './helpers/cinder';
 import { Prng, makeImage, sha256File, tempDir, textRegion } from './helpers/volumes';
-import { s3Backend } from './servers/backends';
+import { gcsBackend, s3Backend } from './servers/backends';
 import { S3_CLI_ENV } from './servers/s3-target';
 
 const KiB = 1024;
@@ -219,42 +219,45 @@ describe('Cinder stores (read-only): list, show, restore, verify', function () {
     assert.deepEqual(await storeFiles(store), before);
   });
 
-  describe('in the object-store layout (cinder+s3://)', () => {
-    const s3 = s3Backend();
-    before(async function () {
-      if (!store) this.skip();
-      await s3.start();
-      // Cinder's object stores name objects volume_<v>/<YYYYmmddHHMMSS>/az_<az>_backup_<id>-NNNNN from the bucket's root:
-      // the posix backups above, renamed so (their data and digests unchanged).
-      const driver = s3.driver({ prefix: 'cinder-backups' });
-      for (const f of await storeFiles(store)) {
-        const m = /volume_(.+)_(\d{14})_backup_([^/]+?)(-\d{5}|_metadata|_sha256file)$/.exec(path.basename(f))!;
+  // Cinder's object stores name objects volume_<v>/<YYYYmmddHHMMSS>/az_<az>_backup_<id>-NNNNN from the bucket's root:
+  // the posix backups above, renamed so (their data and digests unchanged), in S3 and in GCS.
+  for (const [scheme, backend, query] of [
+    ['s3', s3Backend(), 'forcePathStyle=true&checksums=when_required'],
+    ['gs', gcsBackend(), 'project=p'],
+  ] as const) {
+    describe(`in the object-store layout (cinder+${scheme}://)`, () => {
+      before(async function () {
+        if (!store) this.skip();
+        await backend.start();
+        const driver = backend.driver({ prefix: 'cinder-backups' });
         const rename = (name: string) => name.replace(/^volume_(.+)_(\d{14})_backup_(.+)$/, 'volume_$1/$2/az_nova_backup_$3');
-        let data = await fs.readFile(path.join(store, f));
-        if (m[4] === '_metadata') {
-          const meta = JSON.parse(data.toString()) as { objects: Record<string, unknown>[] };
-          meta.objects = meta.objects.map((o) => Object.fromEntries(Object.entries(o).map(([k, v]) => [rename(k), v])));
-          data = Buffer.from(JSON.stringify(meta, null, 2));
+        for (const f of await storeFiles(store)) {
+          let data = await fs.readFile(path.join(store, f));
+          if (f.endsWith('_metadata')) {
+            const meta = JSON.parse(data.toString()) as { objects: Record<string, unknown>[] };
+            meta.objects = meta.objects.map((o) => Object.fromEntries(Object.entries(o).map(([k, v]) => [rename(k), v])));
+            data = Buffer.from(JSON.stringify(meta, null, 2));
+          }
+          await driver.writeObject('', rename(path.basename(f)), data);
         }
-        await driver.writeObject('', rename(path.basename(f)), data);
-      }
-      await driver.close?.();
-    });
-    after(() => s3.stop());
+        await driver.close?.();
+      });
+      after(() => backend.stop());
 
-    const url = () => `cinder+s3://${s3.bucket}/cinder-backups?endpoint=${s3.endpoint}&forcePathStyle=true&checksums=when_required`;
+      const url = () => `cinder+${scheme}://${backend.bucket}/cinder-backups?endpoint=${backend.endpoint}&${query}`;
 
-    it('lists, restores byte-identical and verifies the chain from S3', async () => {
-      const env = { ...process.env, ...S3_CLI_ENV };
-      const list = await runCli(['list', '--repo', url(), '--json'], { env });
-      assert.equal(list.code, 0, list.stderr);
-      assert.deepEqual((JSON.parse(list.stdout) as { id: string }[]).map((v) => v.id), IDS);
-      const target = path.join(dir, 's3-restored.img');
-      const r = await runCli(['restore', '--repo', url(), '--backup', IDS[3], '--target', target], { env });
-      assert.equal(r.code, 0, r.stderr);
-      assert.equal(await sha256File(target), hashes[3]);
-      const v = await runCli(['verify', '--repo', url(), '--read-data'], { env });
-      assert.equal(v.code, 0, v.stdout + v.stderr);
+      it('lists, restores byte-identical and verifies the chain', async () => {
+        const env = { ...process.env, ...S3_CLI_ENV };
+        const list = await runCli(['list', '--repo', url(), '--json'], { env });
+        assert.equal(list.code, 0, list.stderr);
+        assert.deepEqual((JSON.parse(list.stdout) as { id: string }[]).map((v) => v.id), IDS);
+        const target = path.join(dir, `${scheme}-restored.img`);
+        const r = await runCli(['restore', '--repo', url(), '--backup', IDS[3], '--target', target], { env });
+        assert.equal(r.code, 0, r.stderr);
+        assert.equal(await sha256File(target), hashes[3]);
+        const v = await runCli(['verify', '--repo', url(), '--read-data'], { env });
+        assert.equal(v.code, 0, v.stdout + v.stderr);
+      });
     });
-  });
+  }
 });
