@@ -205,6 +205,22 @@ describe('Cinder stores (read-only): list, show, restore, verify', function () {
     assert.match(wrong.stderr, /no Cinder store at .*no-such-dir: it is not a directory/);
   });
 
+  it('imports the whole chain; the backup whose volume grew inside its last block becomes a full one, with a warning', async () => {
+    const repo = path.join(dir, 'imported');
+    const imp = await runCli(['import', '--repo', repo, '--from', `cinder:${store}`, '--volume-id', VOLUME]);
+    assert.equal(imp.code, 0, imp.stderr);
+    assert.match(imp.stderr, new RegExp(`warning: Cinder backup ${IDS[2]} is of a volume larger than its parent ${IDS[1]}'s: it is imported as a full backup`));
+    const list = JSON.parse((await runCli(['list', '--repo', repo, '--json'])).stdout) as { id: string; parentId: string | null }[];
+    assert.deepEqual(IDS.map((id) => list.find((r) => r.id === id)?.parentId), [null, IDS[0], null, IDS[2]]);
+    for (let i = 0; i < 4; i++) {
+      const target = path.join(dir, `imported-${i}.img`);
+      const r = await runCli(['restore', '--repo', repo, '--backup', IDS[i], '--target', target]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(await sha256File(target), hashes[i]);
+      await fs.rm(target);
+    }
+  });
+
   it('refuses writes to a Cinder store with a clear message (exit 2), and the store is unchanged', async () => {
     const before = await storeFiles(store);
     for (const args of [

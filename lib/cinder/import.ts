@@ -58,6 +58,7 @@ async function importChain(store: CinderStore, repo: Repository, chain: CinderBa
   const handle = await fs.open(image, 'w+');
   try {
     let previous: CinderBackup | null = null;
+    let previousSize = 0;
     await walkChain(
       store,
       chain,
@@ -67,11 +68,19 @@ async function importChain(store: CinderStore, repo: Repository, chain: CinderBa
       {
         signal: options.signal,
         afterBackup: async (b) => {
-          const parent = previous;
+          let parent = previous;
           previous = b;
+          const size = (await handle.stat()).size;
+          const grew = size > previousSize && parent !== null;
+          previousSize = size;
           if (existing.has(b.id)) {
             result.skipped.push(b.id);
             return;
+          }
+          if (grew) {
+            // Cinder checks growth in whole GiB only; a native incremental cannot grow its volume.
+            options.log?.warn(`Cinder backup ${b.id} is of a volume larger than its parent ${parent!.id}'s: it is imported as a full backup (no parent link)`);
+            parent = null;
           }
           await handle.datasync();
           const sha = await store.readSha256(b);
