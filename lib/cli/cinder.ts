@@ -2,13 +2,14 @@
  * The read-only commands on a Cinder store (--repo cinder:PATH, cinder+s3://…, cinder+gs://…): list,
  * show, restore and verify, with the same output as on a repository.
  */
+import { isCinderUrl } from '../cinder/url';
 import { invalid } from '../errors';
 import type { CommandContext, Values } from './command';
 import { formatBytes, printJson, progressReporter, required, str } from './common';
 
 export function isCinderRepo(values: Values): boolean {
   const repo = str(values, 'repo');
-  return !!repo && /^cinder(\+(s3|gs|gcs))?:/i.test(repo);
+  return !!repo && isCinderUrl(repo);
 }
 
 async function withStore<T>(values: Values, ctx: CommandContext, run: (store: import('../cinder/store').CinderStore) => Promise<T>): Promise<T> {
