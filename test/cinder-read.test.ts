@@ -8,8 +8,8 @@ import { strict as assert } from 'assert';
 import { promises as fs } from 'fs';
 import * as path from 'path';
 import { runCli } from './helpers/cli';
-import { cinderBackup, cinderMissing, storeFiles } from './helpers/cinder';
-import { Prng, makeImage, sha256File, tempDir, textRegion } from './helpers/volumes';
+import { cinderBackup, cinderMissing, overwritePieces, storeFiles } from './helpers/cinder';
+import { makeImage, sha256File, tempDir } from './helpers/volumes';
 import { gcsBackend, s3Backend } from './servers/backends';
 import { S3_CLI_ENV } from './servers/s3-target';
 
@@ -18,20 +18,6 @@ const MiB = 1024 * KiB;
 const VOLUME = '5e1b6c4a-0d0f-4c55-9a57-1b0f6f0e7a01';
 const IDS = ['0a1b2c3d-0000-4000-8000-000000000001', '0a1b2c3d-0000-4000-8000-000000000002', '0a1b2c3d-0000-4000-8000-000000000003', '0a1b2c3d-0000-4000-8000-000000000004'];
 const COMPRESSIONS = ['zlib', 'bz2', 'zstd', 'none'] as const;
-
-/** Overwrite pieces of an image: text (compressible) or random, at the given offsets. */
-async function change(file: string, offsets: number[], kind: 'text' | 'random', seed: number): Promise<void> {
-  const prng = new Prng(seed);
-  const handle = await fs.open(file, 'r+');
-  try {
-    for (const offset of offsets) {
-      const piece = kind === 'text' ? textRegion(prng, 40 * KiB) : prng.fill(Buffer.alloc(40 * KiB));
-      await handle.write(piece, 0, piece.length, offset);
-    }
-  } finally {
-    await handle.close();
-  }
-}
 
 describe('Cinder stores (read-only): list, show, restore, verify', function () {
   this.timeout(300_000);
@@ -57,7 +43,7 @@ describe('Cinder stores (read-only): list, show, restore, verify', function () {
       if (i > 0) {
         images.push(path.join(dir, `v${i}.img`));
         await fs.copyFile(images[i - 1], images[i]);
-        await change(images[i], edits[i - 1][0], edits[i - 1][1], 100 + i);
+        await overwritePieces(images[i], edits[i - 1][0], edits[i - 1][1], 100 + i);
       }
       hashes.push(await sha256File(images[i]));
       await cinderBackup({ store, volumeFile: images[i], volumeId: VOLUME, backupId: IDS[i], parent: i ? IDS[i - 1] : undefined, compression: COMPRESSIONS[i], chunkSize: MiB, name: `b${i}`, description: `backup number ${i}` });

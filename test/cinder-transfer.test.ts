@@ -9,24 +9,13 @@ import { strict as assert } from 'assert';
 import { promises as fs } from 'fs';
 import * as path from 'path';
 import { runCli } from './helpers/cli';
-import { cinderBackup, cinderImportRecord, cinderMissing, cinderRestore, storeFiles } from './helpers/cinder';
-import { Prng, makeImage, sha256File, tempDir } from './helpers/volumes';
+import { cinderBackup, cinderImportRecord, cinderMissing, cinderRestore, overwritePieces, storeFiles } from './helpers/cinder';
+import { makeImage, sha256File, tempDir } from './helpers/volumes';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
 const VOLUME = '7c0ffee0-1234-4abc-8def-0123456789ab';
 const IDS = ['1d2e3f40-0000-4000-8000-00000000000a', '1d2e3f40-0000-4000-8000-00000000000b', '1d2e3f40-0000-4000-8000-00000000000c'];
-
-/** Overwrite random 40 KiB pieces of an image at the given offsets. */
-async function scribble(file: string, offsets: number[], seed: number): Promise<void> {
-  const prng = new Prng(seed);
-  const handle = await fs.open(file, 'r+');
-  try {
-    for (const offset of offsets) await handle.write(prng.fill(Buffer.alloc(40 * KiB)), 0, 40 * KiB, offset);
-  } finally {
-    await handle.close();
-  }
-}
 
 interface Listed {
   id: string;
@@ -56,7 +45,7 @@ describe('Cinder import and export', function () {
       if (i === 0) await makeImage(images[0], 3 * MiB + 777, 11, 256 * KiB);
       else {
         await fs.copyFile(images[i - 1], images[i]);
-        await scribble(images[i], [i * 300 * KiB, 2 * MiB + i * 1000], 50 + i);
+        await overwritePieces(images[i], [i * 300 * KiB, 2 * MiB + i * 1000], 'random', 50 + i);
       }
       hashes.push(await sha256File(images[i]));
       const b = await cinderBackup({ store, volumeFile: images[i], volumeId: VOLUME, backupId: IDS[i], parent: i ? IDS[i - 1] : undefined, compression: i === 1 ? 'bz2' : 'zlib', chunkSize: MiB, name: `cinder ${i}`, description: `made by Cinder, #${i}` });
@@ -96,7 +85,7 @@ describe('Cinder import and export', function () {
     // The volume changes again; the next native incremental's parent is the last imported backup.
     const next = path.join(dir, 'v3.img');
     await fs.copyFile(images[2], next);
-    await scribble(next, [1 * MiB + 5], 99);
+    await overwritePieces(next, [1 * MiB + 5], 'random', 99);
     const inc = await runCli(['create', '--repo', repo, '--volume', next, '--volume-id', VOLUME, '--incremental', '--json']);
     assert.equal(inc.code, 0, inc.stderr);
     const record = JSON.parse(inc.stdout) as { id: string; parentId: string; storedBytes: number };
@@ -154,7 +143,7 @@ describe('Cinder import and export', function () {
       b = path.join(dir, 'native-b.img');
       await makeImage(a, 2 * MiB + 4096 + 100, 21, 128 * KiB);
       await fs.copyFile(a, b);
-      await scribble(b, [5 * KiB, 1 * MiB + 3 * 32 * KiB], 77);
+      await overwritePieces(b, [5 * KiB, 1 * MiB + 3 * 32 * KiB], 'random', 77);
       const full = await runCli(['create', '--repo', repo, '--volume', a, '--volume-id', VOLUME, '--name', 'native full', '--description', 'für Cinder', '--chunk-size', '512K', '--json']);
       assert.equal(full.code, 0, full.stderr);
       fullId = (JSON.parse(full.stdout) as { id: string }).id;

@@ -5,6 +5,7 @@
 import { execFile, execFileSync } from 'child_process';
 import { promises as fs } from 'fs';
 import * as path from 'path';
+import { Prng, textRegion } from './volumes';
 
 /** Debian's python, which has the cinder package (another python may come first on the PATH). */
 export const CINDER_PYTHON = '/usr/bin/python3';
@@ -81,4 +82,18 @@ export async function storeFiles(store: string): Promise<string[]> {
     if (entry.isFile()) out.push(path.relative(store, path.join(entry.parentPath ?? (entry as unknown as { path: string }).path, entry.name)));
   }
   return out.sort();
+}
+
+/** Overwrite 40 KiB pieces of an image at the given offsets: text (compressible) or random. */
+export async function overwritePieces(file: string, offsets: number[], kind: 'text' | 'random', seed: number): Promise<void> {
+  const prng = new Prng(seed);
+  const handle = await fs.open(file, 'r+');
+  try {
+    for (const offset of offsets) {
+      const piece = kind === 'text' ? textRegion(prng, 40 * 1024) : prng.fill(Buffer.alloc(40 * 1024));
+      await handle.write(piece, 0, piece.length, offset);
+    }
+  } finally {
+    await handle.close();
+  }
 }
