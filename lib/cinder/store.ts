@@ -65,6 +65,7 @@ const SHA_SUFFIX = '_sha256file';
 export class CinderStore {
   readonly readOnly = true;
   private scanned: Promise<CinderScan> | null = null;
+  private byId: Promise<Map<string, CinderBackup[]>> | null = null;
 
   constructor(
     readonly driver: Driver,
@@ -92,7 +93,13 @@ export class CinderStore {
   }
 
   async get(id: string): Promise<CinderBackup> {
-    const found = (await this.scan()).backups.filter((b) => b.id === id);
+    // Indexed once: chains of thousands of backups are walked for every backup that list shows.
+    this.byId ??= this.scan().then(({ backups }) => {
+      const index = new Map<string, CinderBackup[]>();
+      for (const b of backups) index.set(b.id, [...(index.get(b.id) ?? []), b]);
+      return index;
+    });
+    const found = (await this.byId).get(id) ?? [];
     if (found.length === 0) throw new VolumeBackupError('NOT_FOUND', `backup ${id} is not in the ${this.location} (no ${METADATA_SUFFIX} object names it)`);
     if (found.length > 1) throw new VolumeBackupError('CORRUPT', `backup ${id} has ${found.length} ${METADATA_SUFFIX} objects in the ${this.location}: ${found.map((b) => this.key(b, b.prefix + METADATA_SUFFIX)).join(', ')}`);
     return found[0];
@@ -169,10 +176,13 @@ export class CinderStore {
     // A mistyped path would otherwise look like an empty store.
     if (root && !(await fs.stat(root).then((st) => st.isDirectory(), () => false))) throw new VolumeBackupError('NOT_FOUND', `no Cinder store at ${root}: it is not a directory (give Cinder's backup_posix_path)`);
     const entries = await this.driver.listEntries('', '');
+    // Grouped by directory (posix container; object stores: volume_<v>/<ts>): a backup's objects are beside its _metadata.
     const byDir = new Map<string, ObjectEntry[]>();
     for (const e of entries) {
-      const dir = this.layout === 'posix' ? dirOf(e.name) : '';
-      byDir.set(dir, [...(byDir.get(dir) ?? []), e]);
+      const dir = dirOf(e.name);
+      const list = byDir.get(dir);
+      if (list) list.push(e);
+      else byDir.set(dir, [e]);
     }
     const backups: CinderBackup[] = [];
     const damaged: { name: string; reason: string }[] = [];
@@ -183,7 +193,7 @@ export class CinderStore {
         const data = (await this.driver.readObject('', e.name)).data;
         const metadata = parseSidecar(CinderMetadata, data, `the ${METADATA_SUFFIX} object ${e.name}`);
         const objects = objectsOf(metadata);
-        const siblings = (byDir.get(base) ?? []).filter((x) => (base ? x.name.slice(base.length + 1) : x.name).startsWith(prefix));
+        const siblings = (byDir.get(dirOf(e.name)) ?? []).filter((x) => (base ? x.name.slice(base.length + 1) : x.name).startsWith(prefix));
         const listed = new Set(objects.map((o) => o.name));
         const present = new Map(siblings.map((x) => [base ? x.name.slice(base.length + 1) : x.name, x.size]));
         backups.push({
