@@ -181,6 +181,19 @@ describe('Cinder import and export', function () {
       assert.match(again.stderr, /already holds/);
     });
 
+    it('a chain export that fails part-way removes what it wrote and leaves what was there', async () => {
+      const to = path.join(dir, 'export-partial');
+      const taken = path.join(to, incId.slice(0, 2), incId.slice(2, 4), incId);
+      await fs.mkdir(taken, { recursive: true });
+      await fs.writeFile(path.join(taken, 'someone-elses'), 'keep me');
+      const r = await runCli(['export', '--repo', repo, '--backup', incId, '--format', 'cinder', '--to', to, '--chain']);
+      assert.equal(r.code, 1, r.stdout + r.stderr);
+      assert.match(r.stderr, new RegExp(`${incId} is there already`));
+      assert.equal(r.stdout, '', 'no backup_url printed');
+      await assert.rejects(fs.stat(path.join(to, fullId.slice(0, 2), fullId.slice(2, 4), fullId)), 'the full backup written first was removed');
+      assert.deepEqual(await storeFiles(to), [path.join(incId.slice(0, 2), incId.slice(2, 4), incId, 'someone-elses')]);
+    });
+
     it('as a chain: Cinder imports both records in order and restores each backup byte-identical; our reader reads the export too', async () => {
       const to = path.join(dir, 'export-chain');
       const r = await runCli(['export', '--repo', repo, '--backup', incId, '--format', 'cinder', '--to', to, '--chain', '--compression', 'zstd']);

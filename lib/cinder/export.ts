@@ -11,7 +11,7 @@ import { restoreBackup } from '../engine/restore';
 import { chainOf } from '../repository/catalog';
 import type { BackupRecord } from '../repository/records';
 import type { Repository } from '../repository/repository';
-import { CinderExportCompression, WrittenCinderBackup, writeCinderBackup } from './writer';
+import { CinderExportCompression, WrittenCinderBackup, removeContainer, writeCinderBackup } from './writer';
 
 export const CINDER_POSIX_SERVICE = 'cinder.backup.drivers.posix.PosixBackupDriver';
 const GiB = 1024 ** 3;
@@ -69,6 +69,10 @@ export async function exportToCinder(repo: Repository, options: CinderExportOpti
       parent = { id: r.id, sha256s: written.sha256s };
     }
     return out;
+  } catch (err) {
+    // A chain exported in part would be a chain Cinder cannot restore: what this run wrote goes.
+    for (const e of out) await removeContainer(options.to, e.container).catch(() => undefined);
+    throw err;
   } finally {
     await fs.rm(work, { recursive: true, force: true });
   }

@@ -86,6 +86,21 @@ export async function writeCinderBackup(b: CinderBackupToWrite): Promise<Written
   const existing = await fs.readdir(dir).catch(() => [] as string[]);
   if (existing.length > 0) throw new VolumeBackupError('CONFLICT', `${dir} already holds ${existing.length} file(s): a Cinder backup ${b.id} is there already; export to another directory or remove it`);
   await fs.mkdir(dir, { recursive: true, mode: 0o770 });
+  try {
+    return await writeInto(b, dir, container);
+  } catch (err) {
+    // Half a backup must not look like one to Cinder (or to a second export): the directory was empty, and is again.
+    await removeContainer(b.root, container);
+    throw err;
+  }
+}
+
+/** Remove a backup's container that an export made (and was empty before). */
+export async function removeContainer(root: string, container: string): Promise<void> {
+  await fs.rm(path.join(root, container), { recursive: true, force: true });
+}
+
+async function writeInto(b: CinderBackupToWrite, dir: string, container: string): Promise<WrittenCinderBackup> {
   const prefix = posixPrefix(b.volumeId, b.createdAt, b.id);
   const objects: Record<string, { offset: number; length: number; compression: string; md5: string }>[] = [];
   const sha256s: string[] = [];
