@@ -11,6 +11,7 @@
  */
 import { randomUUID } from 'crypto';
 import { spawn } from 'child_process';
+import * as os from 'os';
 import { promises as fs } from 'fs';
 import * as path from 'path';
 import { backupPrefix, parseObjectName } from '../lib/repository/layout';
@@ -337,7 +338,7 @@ export async function writeCatalogResults(work: string, resultsDir: string, s3: 
 if (require.main === module) {
   const [volumes = '100', perVolume = '100', which = 'posix,s3'] = process.argv.slice(2);
   const spec = { volumes: Number(volumes), perVolume: Number(perVolume) };
-  const work = process.env.BENCH_WORK ?? path.join(require('os').tmpdir(), `catalog-bench-${process.pid}`);
+  const work = process.env.BENCH_WORK ?? path.join(os.tmpdir(), `catalog-bench-${process.pid}`);
   runCatalogBench(work, spec, (l) => process.stderr.write(l + '\n'), which.split(',') as ('posix' | 's3')[]).then(
     (rows) => process.stdout.write(catalogMarkdown(rows, spec)),
     (err) => {

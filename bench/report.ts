@@ -41,7 +41,11 @@ export interface LoopRow {
 }
 
 export interface S3Row {
+  /** Which store: s3rver, Ceph RGW. */
+  store?: string;
   label: string;
+  /** The plain SDK's time for the same bytes (this row's ratio to it). */
+  plainSeconds?: number;
   bytes: number;
   wallSeconds: number;
   note: string;
@@ -106,6 +110,11 @@ export function targets(report: Report): { name: string; measured: string; goal:
   const scaleFull = (tool: string) => report.scale?.rows.find((x) => x.image === '64 GiB sparse' && x.tool === tool)?.full?.wallSeconds;
   const sx = ratio(scaleFull('volume-backup'), scaleFull('borg'));
   if (report.scale) rows.push({ name: "64 GiB sparse image: full time / borg's", measured: f(sx), goal: '≤ 0.1', met: sx === null ? null : sx <= 0.1 });
+  // Issue 17: on a real S3 implementation (RGW), backup and restore within 1.3x the plain SDK's time.
+  for (const s3 of report.s3.filter((x) => x.store === 'Ceph RGW' && x.plainSeconds)) {
+    const x = s3.wallSeconds / s3.plainSeconds!;
+    rows.push({ name: `RGW: ${s3.label} / plain SDK`, measured: f(x), goal: '≤ 1.3', met: x <= 1.3 });
+  }
   if (report.loop.length) rows.push({ name: 'max event-loop delay (in-process)', measured: `${f(loopMax, 1)} ms`, goal: 'responsive (< 100 ms)', met: loopMax < 100 });
   return rows;
 }
@@ -176,15 +185,21 @@ export function toMarkdown(report: Report): string {
     ])));
   }
   if (report.scale) out.push('', ...scaleMarkdown(report.scale));
-  if (report.s3.length || report.s3Note) {
-    out.push('');
-    out.push('### S3 driver against s3rver (loopback)');
-    out.push('');
-    if (report.s3.length) out.push(table(['what', 'bytes', 'wall s', 'MB/s', 'note'], report.s3.map((s) => [s.label, mb(s.bytes), f(s.wallSeconds), f(s.bytes / MB / s.wallSeconds, 0), s.note])));
-    if (report.s3Note) out.push(`- ${report.s3Note}`);
-  }
+  if (report.s3.length || report.s3Note) out.push('', ...s3Markdown(report.s3, report.s3Note));
   out.push('');
   return out.join('\n');
+}
+
+/** The S3 part's section: each store's backup and restore beside the plain SDK moving the same objects. */
+export function s3Markdown(rows: S3Row[], note?: string): string[] {
+  const out = ['### S3 driver against s3rver and Ceph RGW (loopback)', ''];
+  if (rows.length) {
+    out.push(table(['store', 'what', 'bytes', 'wall s', 'MB/s', 'x plain SDK', 'note'], rows.map((s) => [
+      s.store ?? 's3rver', s.label, mb(s.bytes), f(s.wallSeconds), f(s.bytes / MB / s.wallSeconds, 0), s.plainSeconds ? f(s.wallSeconds / s.plainSeconds) : '', s.note,
+    ])));
+  }
+  if (note) out.push(`- ${note}`);
+  return out;
 }
 
 const COLORS: Record<string, string> = { 'volume-backup': '#2b7bb9', borg: '#8a8a8a', restic: '#d08a2c' };

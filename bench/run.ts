@@ -214,6 +214,7 @@ async function tradeoffs(bin: string, image: Image, options: Options, cache: Pag
     ['block 16K', { blockSize: '16K' }],
     ['block 64K', { blockSize: '64K' }],
     ['zstd level 3', { compression: 'zstd', level: 3 }],
+    ['zstd level -5 (fast)', { compression: 'zstd', level: -5 }],
     ['zlib level 1', { compression: 'zlib', level: 1 }],
     ['no compression', { compression: 'none' }],
   ];
@@ -292,7 +293,7 @@ export async function runBench(argv: string[]): Promise<Report> {
   const results = await compare(tools, image, options, cache);
   const loop = options.loop ? await loopProbe(image, options) : [];
   const variants = options.tradeoffs ? await tradeoffs(bin, image, options, cache) : [];
-  const s3 = options.s3 ? await runS3Bench(repoRoot(), options.work, Math.min(options.size, 256 * MIB), log) : { rows: [], note: undefined };
+  const s3 = options.s3 ? await runS3Bench(repoRoot(), options.work, Math.min(options.size, 256 * MIB), log, options.repeat) : { rows: [], note: undefined };
   await fs.rm(path.join(options.work, 'run'), { recursive: true, force: true });
   const scale = options.scale ? await runScale({ bin, work: options.work, borg: options.peers && commandExists('borg'), log }) : undefined;
 

@@ -42,7 +42,7 @@ export function ours(bin: string, settings: OursSettings = {}, env: NodeJS.Proce
   ];
   const codec = [
     ...(settings.compression ? ['--compression', settings.compression] : []),
-    ...(settings.level !== undefined ? ['--compression-level', String(settings.level)] : []),
+    ...(settings.level !== undefined ? [`--compression-level=${settings.level}`] : []),
   ];
   const run = async (repo: string, args: string[], cwd?: string): Promise<Measured> =>
     measure(bin, [...args, '--repo', repo, '--json'], { cwd, env }); // no terminal: no progress bar, as for a user's script

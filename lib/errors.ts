@@ -2,7 +2,7 @@
  * Errors the engine raises. Every message says what went wrong and, where it can, what to do;
  * `code` lets the CLI, the nodes and tests tell them apart without parsing text.
  */
-import { oneLine } from './text';
+import { describeValue, oneLine } from './text';
 
 export type ErrorCode =
   | 'INVALID_ARGUMENT'
@@ -58,7 +58,9 @@ export function invalid(message: string, details?: Record<string, unknown>): Vol
 }
 
 export function cancelled(reason?: unknown): VolumeBackupError {
-  const why = reason instanceof Error ? reason.message : reason ? String(reason) : 'the operation was cancelled';
+  // Already a cancel error (an abort reason made by cancelled() itself): not "cancelled: cancelled: …".
+  if (reason instanceof VolumeBackupError && reason.code === 'CANCELLED') return reason;
+  const why = reason instanceof Error ? reason.message : reason ? describeValue(reason) : 'the operation was cancelled';
   return new VolumeBackupError('CANCELLED', `cancelled: ${why}`);
 }
 

@@ -6,6 +6,7 @@ import { Repository, openRepositoryIn, readConfigIfAny } from './repository/repo
 import { makeCodecFor, KdfCost } from './codec/encryption';
 import { newConfig, writeNewRepository } from './repository/init';
 import { invalid } from './errors';
+import { checkCompression } from './engine/settings';
 import { isCinderUrl } from './cinder/url';
 import type { CinderStore } from './cinder/store';
 
@@ -56,17 +57,20 @@ export interface InitRepositoryOptions extends DriverContext {
   passphrase?: string;
   /** scrypt cost of the passphrase (default: 128 MiB, about half a second); lower only for tests. */
   kdf?: KdfCost;
+  /** What backups compress with when they are not told (default zstd level 1), e.g. { algorithm: 'zstd', level: -5 }. */
+  compression?: { algorithm: unknown; level?: unknown };
 }
 
 /** Make a new repository (refused where one exists) and return it open. */
 export async function initRepository(where: string | DriverSpec, options: InitRepositoryOptions = {}): Promise<Repository> {
   if (options.encrypt && !options.passphrase) throw invalid('an encrypted repository needs a passphrase');
   if (!options.encrypt && options.passphrase) throw invalid('a passphrase was given for an unencrypted repository: ask for encryption, or give no passphrase');
+  const compression = options.compression && checkCompression(options.compression.algorithm, options.compression.level);
   const spec = typeof where === 'string' ? parseRepositoryUrl(where) : where;
   const driver = createDriver(spec, { log: options.log });
   try {
     const container = await probeBeforeWriting(driver, options.container);
-    const config = await newConfig({ passphrase: options.encrypt ? options.passphrase : undefined, kdf: options.kdf });
+    const config = await newConfig({ passphrase: options.encrypt ? options.passphrase : undefined, kdf: options.kdf, compression });
     await writeNewRepository(driver, container, config);
     return await openRepositoryIn(driver, {
       container: options.container,

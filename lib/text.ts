@@ -27,3 +27,17 @@ export function escapeControl(text: string): string {
 export function oneLine(text: string): string {
   return escapeControl(text.replace(/\s*[\r\n]+\s*/g, ' ').trim());
 }
+
+/**
+ * A value from a user (a setting, a record field, an abort reason) as text for a message: strings as they
+ * are, anything else as JSON, because String() of an object prints "[object Object]".
+ */
+export function describeValue(value: unknown): string {
+  if (typeof value === 'string') return value;
+  if (typeof value === 'bigint' || typeof value === 'symbol' || typeof value === 'function') return value.toString();
+  try {
+    return JSON.stringify(value) ?? 'undefined';
+  } catch {
+    return '(a value that cannot be shown)'; // circular
+  }
+}

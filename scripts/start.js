@@ -1,25 +1,21 @@
 #!/usr/bin/env node
 'use strict';
 // npm start: Node-RED (the devDependency) with a user directory inside the project (.node-red/), this
-// package loaded, a generated demo image and a local repository, and on first start the example flows
-// deployed and one backup made. Prints the editor's address.
+// package loaded, and on first start the example flows deployed and a demo chain made. The examples need
+// no settings: their repository is .node-red/volume-backups (the default for an empty path) and their
+// volume the demo image their "demo volume" node makes in the temporary folder. Prints the editor's address.
 const fs = require('fs');
+const os = require('os');
 const path = require('path');
 const { spawn, execFileSync } = require('child_process');
 const { root, writeSettings, exampleTabs, makeDemoImage, request, waitForNodeRed, deployFlows } = require('./node-red-env');
 
 const port = Number(process.env.PORT || 1880);
 const userDir = path.join(root, '.node-red');
-const demoDir = path.join(userDir, 'volume-backup-demo');
-
-// The examples read these; a user's own values win.
-const env = {
-  VOLUME_BACKUP_REPO: path.join(demoDir, 'repository'),
-  VOLUME_BACKUP_VOLUME: path.join(demoDir, 'demo-disk.img'),
-  VOLUME_BACKUP_RESTORE_DIR: path.join(demoDir, 'restored'),
-  VOLUME_BACKUP_STATE_DIR: path.join(userDir, 'volume-backup-state'),
-  ...process.env,
-};
+// Where the examples' driver-config and "demo volume" node put things (see the examples' comments).
+const repository = path.join(userDir, 'volume-backups');
+const demoImage = path.join(os.tmpdir(), 'volume-backup-demo', 'demo-disk.img');
+const env = { VOLUME_BACKUP_STATE_DIR: path.join(userDir, 'volume-backup-state'), ...process.env };
 
 function main() {
   if (!fs.existsSync(path.join(root, 'dist', 'nodes', 'driver-config', 'driver-config.js'))) {
@@ -27,10 +23,9 @@ function main() {
     execFileSync(process.execPath, [path.join(root, 'scripts', 'build.js')], { stdio: 'inherit', cwd: root });
   }
   const firstStart = !fs.existsSync(path.join(userDir, 'flows.json'));
-  fs.mkdirSync(env.VOLUME_BACKUP_RESTORE_DIR, { recursive: true });
-  if (!fs.existsSync(env.VOLUME_BACKUP_VOLUME)) {
-    makeDemoImage(env.VOLUME_BACKUP_VOLUME);
-    console.log(`Made a 32 MiB demo image: ${env.VOLUME_BACKUP_VOLUME}`);
+  if (!fs.existsSync(demoImage)) {
+    makeDemoImage(demoImage);
+    console.log(`Made a 32 MiB demo image: ${demoImage}`);
   }
   const settingsFile = writeSettings(userDir, { port });
   const redJs = require.resolve('node-red/red.js', { paths: [root] });
@@ -49,8 +44,8 @@ function main() {
         [
           '',
           `  Node-RED editor:  http://127.0.0.1:${port}/`,
-          `  Demo volume:      ${env.VOLUME_BACKUP_VOLUME}`,
-          `  Repository:       ${env.VOLUME_BACKUP_REPO}`,
+          `  Demo volume:      ${demoImage}`,
+          `  Repository:       ${repository}`,
           `  Try:              curl -X POST http://127.0.0.1:${port}/backup   and   curl http://127.0.0.1:${port}/backups`,
           '  Stop with Ctrl-C. Delete .node-red/ to start over.',
           '',
@@ -79,7 +74,7 @@ async function waitForBackups(count) {
   const { openRepository, listBackups } = require('../dist/lib');
   const deadline = Date.now() + 120000;
   for (;;) {
-    const repo = await openRepository(env.VOLUME_BACKUP_REPO).catch(() => null);
+    const repo = await openRepository(repository).catch(() => null);
     const records = repo ? await listBackups(repo).finally(() => repo.close()) : [];
     if (records.filter((r) => r.status === 'available').length >= count) return;
     if (Date.now() > deadline) throw new Error(`the demo backups did not complete: look at the editor's debug sidebar`);
@@ -89,7 +84,7 @@ async function waitForBackups(count) {
 
 /** Overwrite a few scattered pieces of the demo image, as a running system would between backups. */
 function touchDemoImage(seed) {
-  const fd = fs.openSync(env.VOLUME_BACKUP_VOLUME, 'r+');
+  const fd = fs.openSync(demoImage, 'r+');
   try {
     const size = fs.fstatSync(fd).size;
     for (let i = 0; i < 8; i++) {
@@ -105,14 +100,12 @@ function touchDemoImage(seed) {
 async function makeDemoChain() {
   await inject('vb-ex1-now');
   await waitForBackups(1);
-  // Only ever change our own demo image, never a volume the user pointed us at.
-  const ownDemo = env.VOLUME_BACKUP_VOLUME === path.join(demoDir, 'demo-disk.img');
-  for (let i = 1; i <= (ownDemo ? 2 : 0); i++) {
+  for (let i = 1; i <= 2; i++) {
     touchDemoImage(i);
     await inject('vb-ex1-hourly');
     await waitForBackups(1 + i);
   }
-  console.log(`Deployed the example flows and made ${ownDemo ? 'a demo chain: a full backup of the demo image and two incrementals' : 'a full backup'}.`);
+  console.log('Deployed the example flows and made a demo chain: a full backup of the demo image and two incrementals.');
 }
 
 main();

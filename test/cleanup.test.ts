@@ -133,16 +133,18 @@ describe('start-up cleanup and reset-status (posix, real crashes)', function () 
     await fs.rm(target);
   });
 
-  it("gives back a backup whose restore was killed (the restoring process owns it) once that process is gone", async () => {
-    const backup = await createBackup(repo, { volume: path.join(dir, 'slow-b.img'), volumeId: 'vol-b', chunkSize: 256 * 1024, compression: 'none' });
+  for (const existing of [false, true]) it(`gives back a backup whose restore was killed (the restoring process owns it) once that process is gone; the incomplete target ${existing ? 'that existed is reported' : 'it had created is removed'}`, async () => {
+    const backup = await createBackup(repo, { volume: path.join(dir, 'slow-b.img'), volumeId: `vol-b${existing ? '-2' : ''}`, chunkSize: 256 * 1024, compression: 'none' });
     const target = path.join(dir, 'restore-target.img');
-    const restorer = startCli(['restore', '--repo', repoDir, '--host', 'host-restorer', '--backup', backup.id, '--target', target, '--progress', 'json']);
+    if (existing) await fs.writeFile(target, Buffer.alloc((await fs.stat(path.join(dir, 'slow-b.img'))).size, 0x5a));
+    const restorer = startCli(['restore', '--repo', repoDir, '--host', 'host-restorer', '--backup', backup.id, '--target', target, '--progress', 'json', ...(existing ? ['--overwrite'] : [])]);
     await restorer.waitForLine((l) => l.includes('"type":"start"') || isChunkEvent(l));
     process.kill(restorer.pid, 'SIGSTOP');
     const during = await repo.getRecord(backup.id);
     assert.equal(during.status, 'restoring', 'stopped mid-restore');
     assert.equal(during.host, 'test-runner', 'the creator stays recorded');
     assert.deepEqual({ host: during.owner?.host, pid: during.owner?.pid, operation: during.owner?.operation }, { host: 'host-restorer', pid: restorer.pid, operation: 'restore' });
+    assert.deepEqual(during.restoreTarget, { path: target, host: 'host-restorer', created: !existing }, 'the record names the target and the host writing it');
 
     // Neither the creator's cleanup nor the restorer's touches it while the restoring process lives.
     const creator = await cleanupHost(repo, { host: 'test-runner', snapshots: false });
@@ -154,8 +156,10 @@ describe('start-up cleanup and reset-status (posix, real crashes)', function () 
 
     await finishKill(restorer);
     const later = await cleanupHost(repo, { host: 'host-restorer', snapshots: false });
-    assert.deepEqual(later.failedRestores.map((r) => r.backupId), [backup.id]);
+    assert.deepEqual(later.failedRestores, [{ backupId: backup.id, volumeId: backup.volumeId, target: { path: target, host: 'host-restorer', created: !existing }, targetRemoved: !existing }]);
+    assert.equal(await fs.stat(target).then(() => true, () => false), existing, existing ? 'a target that existed is left (reported incomplete)' : 'the half-written target the restore created is removed');
     const after = await repo.getRecord(backup.id);
+    assert.equal(after.restoreTarget, null);
     assert.equal(after.status, 'available');
     assert.equal(after.owner, null);
     assert.equal(after.leaseExpiresAt, null);

@@ -72,7 +72,7 @@ describe('volume-backup CLI', function () {
     assert.equal(result.code, 0, result.stderr);
     const events = result.stderr.trim().split('\n').map((l) => JSON.parse(l));
     assert.equal(events.filter((e) => e.type === 'chunk').length, 6);
-    assert.deepEqual(Object.keys(events[1]).sort(), ['backupId', 'bytesDone', 'bytesPerSecond', 'bytesTotal', 'chunkCount', 'chunkIndex', 'etaSeconds', 'operation', 'percent', 'type', 'volumeId'].sort());
+    assert.deepEqual(Object.keys(events[1]).sort(), ['backupId', 'bytesDone', 'bytesPerSecond', 'bytesTotal', 'chunkCount', 'chunkIndex', 'chunksDone', 'etaSeconds', 'operation', 'percent', 'snapshotId', 'type', 'volumeId'].sort());
     assert.equal(events[events.length - 1].percent, 100);
   });
 

@@ -65,4 +65,46 @@ describe('compression', function () {
     await restore(fallback.id, {});
     await restore(normal.id, without);
   });
+
+  it('a repository made with a compression setting (init) uses it for every backup not told otherwise; all restore', async () => {
+    const create = async (repo: string, args: string[] = []) => {
+      const r = await runCli(['create', '--repo', repo, '--volume', image, '--volume-id', 'v', '--progress', 'none', '--json', ...args]);
+      assert.equal(r.code, 0, r.stderr);
+      return JSON.parse(r.stdout) as { id: string; storedBytes: number; compression: string };
+    };
+    const fastRepo = path.join(dir, 'fast-repo');
+    const init = await runCli(['init', '--repo', fastRepo, '--compression', 'zstd', '--compression-level=-5', '--json']);
+    assert.equal(init.code, 0, init.stderr);
+    assert.deepEqual(JSON.parse(init.stdout).compression, { algorithm: 'zstd', level: -5 });
+    assert.deepEqual(JSON.parse(await fs.readFile(path.join(fastRepo, 'repository.json'), 'utf8')).compression, { algorithm: 'zstd', level: -5 });
+    const fast = await create(fastRepo);
+    const told = await create(fastRepo, ['--compression-level=1']);
+    // A repository without the setting (as every one made before it): zstd level 1, as before.
+    const before = await create(path.join(dir, 'plain-repo'));
+    assert.equal(fast.compression, 'zstd');
+    assert.ok(fast.storedBytes > told.storedBytes * 1.05, `the repository's level -5 (${fast.storedBytes} bytes) stores more than level 1 (${told.storedBytes})`);
+    assert.ok(Math.abs(before.storedBytes - told.storedBytes) < 1024, `no setting is level 1: ${before.storedBytes} vs ${told.storedBytes}`);
+    for (const [repo, id] of [[fastRepo, fast.id], [fastRepo, told.id], [path.join(dir, 'plain-repo'), before.id]]) {
+      const target = path.join(dir, `${id}.img`);
+      const r = await runCli(['restore', '--repo', repo, '--backup', id, '--target', target, '--progress', 'none']);
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(await fileSha256(target), imageSha);
+      await fs.rm(target);
+    }
+  });
+
+  it('init refuses an unknown compression or a level out of range, saying what to use, and makes nothing', async () => {
+    const repo = path.join(dir, 'refused-repo');
+    for (const [args, message] of [
+      [['--compression', 'lz4'], /unknown compression "lz4": use none, zlib or zstd/],
+      [['--compression-level=40'], /compression level 40 is invalid for zstd: use a whole number from -7 to 22/],
+      [['--compression', 'zlib', '--compression-level=-1'], /invalid for zlib: use a whole number from 0 to 9/],
+      [['--compression-level', 'fast'], /--compression-level must be a whole number/],
+    ] as const) {
+      const r = await runCli(['init', '--repo', repo, ...args]);
+      assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
+      assert.match(r.stderr, message);
+      await assert.rejects(fs.stat(path.join(repo, 'repository.json')), /ENOENT/);
+    }
+  });
 });

@@ -26,8 +26,8 @@ describe(`conditional-write probe on s3 (${S3_STORE})`, function () {
     });
     try {
       const spec = backend.spec({ endpoint: proxy.endpoint, prefix: 'probed' });
-      (await openRepository(spec, { create: true })).close();
-      (await openRepository(spec)).close();
+      await (await openRepository(spec, { create: true })).close();
+      await (await openRepository(spec)).close();
       assert.deepStrictEqual(probes, ['create', 'create', 'replace', 'replace'], 'create, create again (refused), replace from a wrong and from the right ETag; once');
       assert.deepStrictEqual(await backend.driver({ prefix: 'probed' }).listEntries('', 'probes/'), []);
     } finally {
@@ -44,7 +44,7 @@ describe(`conditional-write probe on s3 (${S3_STORE})`, function () {
         assert.match(err.message, /does not enforce create-if-absent .*conditionalWrites=false/);
         return true;
       });
-      (await openRepository({ ...spec, conditionalWrites: false } as typeof spec, { create: true })).close();
+      await (await openRepository({ ...spec, conditionalWrites: false } as typeof spec, { create: true })).close();
     });
 
     it('the CLI refuses it too, with exit 1 and the setting in its message', async () => {

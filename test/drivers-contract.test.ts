@@ -1,169 +1,19 @@
 /**
- * The driver contract, run against all three drivers: posix on a temporary directory, s3 through the
- * precondition-enforcing layer in front of s3rver, gcs against the GCS test server with the real client.
+ * The driver contract (test/contract/driver-contract.ts), run against every backend here: each built-in
+ * that can make a scratch repository on its own (posix: testSettings) in a temporary directory, s3
+ * through the precondition-enforcing layer in front of s3rver, gcs against the GCS test server with the
+ * real client, and the example third-party backend examples/custom-backend.
  */
-import * as assert from 'assert';
-import { createHash, randomBytes } from 'crypto';
-import { ObjectNotFoundError, PreconditionFailedError } from '../lib/errors';
-import { Driver, cinderObjectNamePrefix } from '../lib/drivers/driver';
-import { Backend, gcsBackend, posixBackend, s3Backend } from './servers/backends';
+import { backends } from '../lib/backends/registry';
+import { driverContract } from './contract/driver-contract';
+import { moduleBackend } from './contract/module-backend';
+import { Backend, gcsBackend, s3Backend } from './servers/backends';
 
-const MiB = 1024 * 1024;
-const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+// A new built-in with testSettings is covered here without another line.
+for (const module of backends().filter((b) => b.testSettings)) driverContract(moduleBackend(module.name));
 
-async function inParallel<T>(n: number, limit: number, fn: (i: number) => Promise<T>): Promise<T[]> {
-  const out: T[] = new Array(n);
-  let next = 0;
-  await Promise.all(Array.from({ length: limit }, async () => {
-    while (next < n) {
-      const i = next++;
-      out[i] = await fn(i);
-    }
-  }));
-  return out;
+for (const backend of [s3Backend(), gcsBackend()] as Backend[]) {
+  driverContract({ name: backend.name, hasPrefix: true, start: () => backend.start(), stop: () => backend.stop(), driver: (o) => backend.driver(o) });
 }
 
-for (const backend of [posixBackend(), s3Backend(), gcsBackend()] as Backend[]) {
-  describe(`driver contract: ${backend.name}`, function () {
-    let driver: Driver;
-    let run = 0;
-    let container = '';
-
-    before(() => backend.start());
-    after(() => backend.stop());
-    beforeEach(async () => {
-      // Each test gets its own container so the tests stay independent.
-      container = `t${++run}`;
-      driver = backend.driver();
-      await driver.putContainer(container);
-    });
-    afterEach(() => driver.close?.());
-
-    it('writes and reads back objects byte for byte, with the etag the write returned', async () => {
-      const data = randomBytes(100_000);
-      const etag = await driver.writeObject(container, 'volume_v1/20260101000000/backup_b1-00001', data);
-      const read = await driver.readObject(container, 'volume_v1/20260101000000/backup_b1-00001');
-      assert.strictEqual(sha(read.data), sha(data));
-      assert.strictEqual(read.etag, etag);
-      const empty = await driver.writeObject(container, 'empty', Buffer.alloc(0));
-      assert.strictEqual((await driver.readObject(container, 'empty')).data.length, 0);
-      assert.ok(typeof empty === 'string');
-    });
-
-    it('overwrites with writeObject and reports a new etag', async () => {
-      const first = await driver.writeObject(container, 'obj', Buffer.from('one'));
-      const second = await driver.writeObject(container, 'obj', Buffer.from('two'));
-      assert.notStrictEqual(first, second);
-      assert.strictEqual((await driver.readObject(container, 'obj')).data.toString(), 'two');
-    });
-
-    it('throws ObjectNotFoundError for a missing object', async () => {
-      await assert.rejects(driver.readObject(container, 'volume_v1/nothing'), ObjectNotFoundError);
-    });
-
-    it('deletes objects, and deleting a missing object is not an error', async () => {
-      await driver.writeObject(container, 'a/b', Buffer.from('x'));
-      await driver.deleteObject(container, 'a/b');
-      await driver.deleteObject(container, 'a/b');
-      await driver.deleteObject(container, 'never/there');
-      await assert.rejects(driver.readObject(container, 'a/b'), ObjectNotFoundError);
-      assert.deepStrictEqual(await driver.listEntries(container, ''), []);
-    });
-
-    it('lists by prefix with names relative to the container, and keeps containers apart', async () => {
-      await driver.putContainer('other');
-      await driver.writeObject(container, 'volume_a/1/x', Buffer.alloc(3));
-      await driver.writeObject(container, 'volume_a/2/y', Buffer.alloc(5));
-      await driver.writeObject(container, 'volume_ab/1/z', Buffer.alloc(7));
-      await driver.writeObject('other', 'volume_a/9/w', Buffer.alloc(1));
-      assert.deepStrictEqual(await driver.listEntries(container, 'volume_a/'), [
-        { name: 'volume_a/1/x', size: 3 },
-        { name: 'volume_a/2/y', size: 5 },
-      ]);
-      assert.deepStrictEqual((await driver.listEntries(container, 'volume_a')).map((e) => e.name), ['volume_a/1/x', 'volume_a/2/y', 'volume_ab/1/z']);
-      assert.deepStrictEqual(await driver.listEntries('other', ''), [{ name: 'volume_a/9/w', size: 1 }]);
-      assert.deepStrictEqual(await driver.listEntries(container, 'volume_zz/'), []);
-    });
-
-    it('lists more than 1000 objects (paging)', async function () {
-      this.timeout(120_000);
-      const names = Array.from({ length: 1234 }, (_, i) => `volume_many/20260101000000/backup_x-${String(i).padStart(5, '0')}`);
-      await inParallel(names.length, 16, (i) => driver.writeObject(container, names[i], Buffer.from(String(i))));
-      const listed = await driver.listEntries(container, 'volume_many/');
-      assert.deepStrictEqual(listed.map((e) => e.name).sort(), names);
-      assert.strictEqual(listed.find((e) => e.name === names[1000])?.size, 4);
-    });
-
-    it('putIfAbsent creates once; a second create fails with PreconditionFailedError', async () => {
-      const etag = await driver.putIfAbsent(container, 'records/r.json', Buffer.from('{"v":1}'));
-      await assert.rejects(driver.putIfAbsent(container, 'records/r.json', Buffer.from('{"v":2}')), PreconditionFailedError);
-      const read = await driver.readObject(container, 'records/r.json');
-      assert.strictEqual(read.data.toString(), '{"v":1}');
-      assert.strictEqual(read.etag, etag);
-    });
-
-    it('replaceIfMatch replaces only from the current etag', async () => {
-      const first = await driver.putIfAbsent(container, 'rec', Buffer.from('1'));
-      const second = await driver.replaceIfMatch(container, 'rec', Buffer.from('2'), first);
-      await assert.rejects(driver.replaceIfMatch(container, 'rec', Buffer.from('stale'), first), PreconditionFailedError);
-      await driver.replaceIfMatch(container, 'rec', Buffer.from('3'), second);
-      assert.strictEqual((await driver.readObject(container, 'rec')).data.toString(), '3');
-      await assert.rejects(driver.replaceIfMatch(container, 'gone', Buffer.from('x'), second), PreconditionFailedError);
-    });
-
-    it('of many concurrent replaceIfMatch from one etag exactly one wins', async () => {
-      const etag = await driver.putIfAbsent(container, 'race', Buffer.from('start'));
-      const results = await Promise.allSettled(Array.from({ length: 12 }, (_, i) => driver.replaceIfMatch(container, 'race', Buffer.from(`writer-${i}`), etag)));
-      const winners = results.flatMap((r, i) => (r.status === 'fulfilled' ? [i] : []));
-      assert.strictEqual(winners.length, 1, `winners: ${winners}`);
-      for (const r of results) if (r.status === 'rejected') assert.ok(r.reason instanceof PreconditionFailedError, String(r.reason));
-      const read = await driver.readObject(container, 'race');
-      assert.strictEqual(read.data.toString(), `writer-${winners[0]}`);
-      assert.strictEqual(read.etag, (results[winners[0]] as PromiseFulfilledResult<string>).value);
-    });
-
-    it('of many concurrent putIfAbsent exactly one creates the object', async () => {
-      const results = await Promise.allSettled(Array.from({ length: 12 }, (_, i) => driver.putIfAbsent(container, 'lock', Buffer.from(`owner-${i}`))));
-      const winners = results.flatMap((r, i) => (r.status === 'fulfilled' ? [i] : []));
-      assert.strictEqual(winners.length, 1, `winners: ${winners}`);
-      assert.strictEqual((await driver.readObject(container, 'lock')).data.toString(), `owner-${winners[0]}`);
-    });
-
-    it('stores a large object (multipart / resumable) and reads it back byte-exact', async function () {
-      this.timeout(60_000);
-      const big = randomBytes(36 * MiB + 12345);
-      await driver.writeObject(container, 'volume_big/0/backup_big-00001', big);
-      const read = await driver.readObject(container, 'volume_big/0/backup_big-00001');
-      assert.strictEqual(read.data.length, big.length);
-      assert.strictEqual(sha(read.data), sha(big));
-      assert.deepStrictEqual(await driver.listEntries(container, 'volume_big/'), [{ name: 'volume_big/0/backup_big-00001', size: big.length }]);
-    });
-
-    it('names backups as Cinder does', () => {
-      const parts = { volumeId: 'vol1', backupId: 'b1', createdAt: new Date('2026-03-04T05:06:07Z') };
-      assert.strictEqual(driver.generateObjectNamePrefix(parts), 'volume_vol1/20260304050607/backup_b1');
-      assert.strictEqual(driver.generateObjectNamePrefix(parts), cinderObjectNamePrefix(parts));
-    });
-
-    it('refuses object names that would escape the container', async () => {
-      await assert.rejects(driver.writeObject(container, '../escape', Buffer.from('x')));
-      await assert.rejects(driver.readObject(container, 'a/../../b'));
-    });
-
-    if (backend.name !== 'posix') {
-      it('keeps drivers with different prefixes in one bucket apart', async () => {
-        const a = backend.driver({ prefix: `tenant-a/${container}` });
-        const b = backend.driver({ prefix: `tenant-b/${container}` });
-        await a.writeObject('', 'volume_v/1/x', Buffer.from('a'));
-        await b.writeObject('', 'volume_v/1/x', Buffer.from('b'));
-        assert.deepStrictEqual(await a.listEntries('', ''), [{ name: 'volume_v/1/x', size: 1 }]);
-        assert.strictEqual((await b.readObject('', 'volume_v/1/x')).data.toString(), 'b');
-        // The whole bucket shows both, under their prefixes.
-        const whole = await driver.listEntries('', 'tenant-');
-        assert.deepStrictEqual(whole.map((e) => e.name).filter((n) => n.endsWith(`${container}/volume_v/1/x`)).length, 2);
-        await a.close?.();
-        await b.close?.();
-      });
-    }
-  });
-}
+driverContract(moduleBackend('./examples/custom-backend'));

@@ -146,7 +146,7 @@ describe('fault suite: storage faults', function () {
         for (const budget of budgets) {
           const repoDir = path.join(mnt, 'repo');
           await fs.rm(repoDir, { recursive: true, force: true });
-          (await initRepository(repoDir, encrypted ? { encrypt: true, passphrase: PASSPHRASE, kdf: FAST_KDF } : {})).close();
+          await (await initRepository(repoDir, encrypted ? { encrypt: true, passphrase: PASSPHRASE, kdf: FAST_KDF } : {})).close();
           const filler = path.join(mnt, 'filler');
           if (budget >= 0) await fillUpTo(filler, budget);
           const label = budget < 0 ? 'the whole file system free' : `${budget} bytes free`;
@@ -236,7 +236,7 @@ describe('fault suite: storage faults', function () {
         name: 'the repository is not writable: create fails, nothing is written',
         run: async () => {
           const dir = path.join(base, 'p-readonly');
-          (await initRepository(dir)).close();
+          await (await initRepository(dir)).close();
           await rootOwned(dir);
           const before = await listFiles(dir);
           oneLineError(await runCli(['create', '--repo', dir, '--volume', volume, '--volume-id', 'v'], asNobody), /permission denied|EACCES/i);
@@ -247,7 +247,7 @@ describe('fault suite: storage faults', function () {
         name: 'records writable, data area not: the backup ends in error, never available',
         run: async () => {
           const dir = path.join(base, 'p-data');
-          (await initRepository(dir)).close();
+          await (await initRepository(dir)).close();
           await chownR(dir);
           await fs.mkdir(path.join(dir, 'volume_v'), { mode: 0o755 });
           oneLineError(await runCli(['create', '--repo', dir, '--volume', volume, '--volume-id', 'v'], asNobody), /permission denied|EACCES/i);
@@ -301,7 +301,7 @@ describe('fault suite: storage faults', function () {
         name: 'the volume is not readable: create fails, no record',
         run: async () => {
           const dir = path.join(base, 'p-volume');
-          (await initRepository(dir)).close();
+          await (await initRepository(dir)).close();
           await chownR(dir);
           const secretVolume = path.join(base, 'root-only.img');
           await fs.copyFile(volume, secretVolume);
@@ -331,7 +331,7 @@ describe('fault suite: storage faults', function () {
           await fs.writeFile(target, Buffer.alloc(2 * MiB, 0x33));
           await fs.chmod(target, 0o444);
           const sha = await sha256File(target);
-          oneLineError(await runCli(['restore', '--repo', dir, '--backup', rec.id, '--target', target], asNobody), /permission denied|EACCES/i);
+          oneLineError(await runCli(['restore', '--repo', dir, '--backup', rec.id, '--target', target, '--overwrite'], asNobody), /permission denied|EACCES/i);
           assert.equal(await sha256File(target), sha);
           await assertClean(dir, [rec.id]);
         },

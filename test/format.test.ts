@@ -4,7 +4,7 @@
  * made by `volume-backup` at main before issue 15) still restoring, verifying and taking incrementals.
  */
 import { strict as assert } from 'assert';
-import { promises as fs } from 'fs';
+import { readFileSync, promises as fs } from 'fs';
 import * as path from 'path';
 import { gunzipSync } from 'zlib';
 import { createBackup, deleteBackup, exportRecord, importRecord, initRepository, listBackups, openRepository, pruneRepository, restoreBackup, verifyRepository } from '../lib';
@@ -109,7 +109,7 @@ describe('format: a version-1 repository (written before issue 15) still works',
   let dir: string;
   let repoDir: string;
   let repo: Repository;
-  const fixture = require(path.join(FIXTURE, 'backups.json')) as { volumeId: string; full: string; incremental: string; fullImage: string; incrementalImage: string };
+  const fixture = JSON.parse(readFileSync(path.join(FIXTURE, 'backups.json'), 'utf8')) as { volumeId: string; full: string; incremental: string; fullImage: string; incrementalImage: string };
 
   beforeEach(async () => {
     dir = await tempDir('format-v1');

@@ -117,7 +117,7 @@ describe('hostile input', function () {
       fc.property(fc.oneof(hostileString, fc.anything()), (value) => {
         tried.add(`name ${inputKey(value)}`);
         for (const [check, label] of [[checkVolumeId, 'volume id'], [checkBackupId, 'backup id'], [checkHost, 'host']] as const) {
-          let accepted: string | null = null;
+          let accepted: string;
           try {
             accepted = check(value);
           } catch (err) {

@@ -96,7 +96,7 @@ for (const backend of [posixBackend(), s3Backend()] as Backend[]) {
       const driver = backend.driver({ prefix });
       const url = backend.name === 's3'
         ? `s3://${BUCKET}/${prefix}?endpoint=${backend.endpoint}&forcePathStyle=true&checksums=when_required`
-        : (backend.spec({ prefix }) as { path: string }).path;
+        : String(backend.spec({ prefix }).path);
       const create = (volumeId: string) => cliJson<BackupRecord>(['create', '--repo', url, '--volume', img, '--volume-id', volumeId, '--chunk-size', '64K', '--block-size', '4K'], { env });
       const a = await create('a');
       const b = await create('b');

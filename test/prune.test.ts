@@ -11,6 +11,7 @@ import {
   BackupRecord, ProgressEvent, PruneReport, Repository, createBackup, listBackups, openRepository, pruneRepository, restoreBackup,
 } from '../lib';
 import { ORPHAN_STATE_PREFIX } from '../lib/engine/prune';
+import { DEFAULT_LEASE_TTL_MS } from '../lib/repository/locks';
 import { backupPrefix } from '../lib/repository/layout';
 import { listFiles, makeImage, scatterWrites, sha256File, tempDir } from './helpers/volumes';
 import { runCli } from './helpers/cli';
@@ -262,10 +263,11 @@ describe('prune (posix repository)', function () {
     assert.deepEqual(ids(await listBackups(repo)), [newer.id]);
     // A live writer (lease in the future) pins its parent.
     const liveId = randomUUID();
-    const live = await repo.createRecord({ ...ghost.record, id: liveId, objectPrefix: backupPrefix(repo.driver, { volumeId: 'disk', backupId: liveId, createdAt: full.createdAt }), parentId: newer.id, leaseExpiresAt: new Date(Date.now() + 60_000).toISOString() });
+    const live = await repo.createRecord({ ...ghost.record, id: liveId, objectPrefix: backupPrefix(repo.driver, { volumeId: 'disk', backupId: liveId, createdAt: full.createdAt }), parentId: newer.id, leaseExpiresAt: new Date(Date.now() + DEFAULT_LEASE_TTL_MS).toISOString() });
     const third = await backup('full');
     const r2 = await pruneRepository(repo, { policy: { keepLast: 1 } });
-    assert.deepEqual(r2.volumes[0].kept.map((k) => [k.id, k.reasons[0]]).sort(), [[live.record.id, 'being created'], [newer.id, `parent of ${live.record.id}`], [third.id, 'keep-last']].sort());
+    const byId = (x: string[], y: string[]) => x[0].localeCompare(y[0]);
+    assert.deepEqual(r2.volumes[0].kept.map((k) => [k.id, k.reasons[0]]).sort(byId), [[live.record.id, 'being created'], [newer.id, `parent of ${live.record.id}`], [third.id, 'keep-last']].sort(byId));
     assert.equal(r2.backupsDeleted, 0);
   });
 
@@ -286,7 +288,7 @@ describe('prune (posix repository)', function () {
         injected = true;
         await repo.createRecord({
           ...inc2, id: writerId, status: 'creating', parentId: inc1.id, metadataSha256: null, storedBytes: 0,
-          objectPrefix: backupPrefix(repo.driver, { volumeId: 'disk', backupId: writerId, createdAt: inc2.createdAt }), leaseExpiresAt: new Date(Date.now() + 60_000).toISOString(),
+          objectPrefix: backupPrefix(repo.driver, { volumeId: 'disk', backupId: writerId, createdAt: inc2.createdAt }), leaseExpiresAt: new Date(Date.now() + DEFAULT_LEASE_TTL_MS).toISOString(),
         });
       }
       return list(container, prefix);

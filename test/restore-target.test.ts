@@ -140,7 +140,7 @@ describe('restore targets', function () {
     const backup = await create(repo, image, 'disk');
     const target = path.join(dir, 'old-6MiB.img');
     await fs.writeFile(target, Buffer.alloc(6 * MiB, 0x5a));
-    const r = await runCli(['restore', '--repo', repo, '--backup', backup.id, '--target', target, '--progress', 'none']);
+    const r = await runCli(['restore', '--repo', repo, '--backup', backup.id, '--target', target, '--progress', 'none', '--overwrite']);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /restored to .*: 4\.0 MiB, each block checked against its SHA-256 before it was written/);
     assert.doesNotMatch(r.stdout, /every block verified|past the backup's end/);
@@ -148,7 +148,7 @@ describe('restore targets', function () {
     assert.equal(await sha256File(target), imageSha);
 
     await fs.writeFile(target, Buffer.alloc(6 * MiB, 0x5a));
-    const json = await cliJson<RestoreResult>(['restore', '--repo', repo, '--backup', backup.id, '--target', target, '--progress', 'none']);
+    const json = await cliJson<RestoreResult>(['restore', '--repo', repo, '--backup', backup.id, '--target', target, '--progress', 'none', '--overwrite']);
     assert.equal(json.bytesLeftPastEnd, 0);
     assert.equal(await sha256File(target), imageSha);
   });
@@ -160,10 +160,10 @@ describe('restore targets', function () {
     await fs.writeFile(backing, Buffer.alloc(6 * MiB, 0x5a));
     const device = (await runCommand('losetup', ['-f', '--show', backing], { timeoutMs: 10_000 })).stdout.trim();
     try {
-      const r = await runCli(['restore', '--repo', repo, '--backup', backup.id, '--target', device, '--progress', 'none']);
+      const r = await runCli(['restore', '--repo', repo, '--backup', backup.id, '--target', device, '--progress', 'none', '--overwrite']);
       assert.equal(r.code, 0, r.stderr);
       assert.match(r.stdout, /4\.0 MiB, each block checked .*; the device's last 2\.0 MiB, past the backup's end, were left as they were/);
-      const json = await cliJson<RestoreResult>(['restore', '--repo', repo, '--backup', backup.id, '--target', device, '--progress', 'none']);
+      const json = await cliJson<RestoreResult>(['restore', '--repo', repo, '--backup', backup.id, '--target', device, '--progress', 'none', '--overwrite']);
       assert.equal(json.bytesLeftPastEnd, 2 * MiB);
     } finally {
       await runCommand('losetup', ['-d', device], { timeoutMs: 10_000 });

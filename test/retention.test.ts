@@ -217,7 +217,8 @@ describe('retention: restic forget semantics', () => {
     const policy = resolvePolicy({ keepLast: 1, keepWeekly: 3, keepMonthly: 2 });
     const a = applyKeepRules(records, policy, NOW);
     const b = applyKeepRules([...records].reverse(), policy, NOW);
-    assert.deepEqual([...a.entries()].sort(), [...b.entries()].sort());
+    const byId = (x: [string, unknown], y: [string, unknown]) => x[0].localeCompare(y[0]);
+    assert.deepEqual([...a.entries()].sort(byId), [...b.entries()].sort(byId));
   });
 });
 

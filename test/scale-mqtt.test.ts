@@ -12,7 +12,7 @@ import { ChildProcess } from 'child_process';
 import { promises as fs, readFileSync } from 'fs';
 import * as path from 'path';
 import { Repository, openRepository, restoreBackup } from '../lib';
-import { mapLimit } from '../lib/repository/repository';
+import { mapLimit } from '../lib/util/concurrency';
 import { cliEnv, runCli } from './helpers/cli';
 import { makeImage, sha256File, tempDir } from './helpers/volumes';
 import { Mosquitto, NodeRedProcess, nodeRedEnv, startMosquitto } from './e2e/node-red-process';
@@ -83,7 +83,6 @@ describe('scale-out end to end: mosquitto, three Node-RED workers and a requeste
     dir = await tempDir('scale-mqtt');
     const mosquitto = await startMosquitto(dir);
     if ('skipped' in mosquitto) {
-      // eslint-disable-next-line no-console
       console.log(`      SKIPPED: ${mosquitto.skipped}`);
       this.skip();
     }
@@ -163,8 +162,7 @@ describe('scale-out end to end: mosquitto, three Node-RED workers and a requeste
       await makeImage(volumes[i], 24 * MiB, 400 + i);
     }
     // Watch progress; kill node-red-3 (its whole process group) at its first chunk.
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const mqtt = require('mqtt') as typeof import('mqtt');
+    const mqtt = await import('mqtt');
     const client = await mqtt.connectAsync(`mqtt://127.0.0.1:${broker!.port}`, { protocolVersion: 5 });
     let killedBackup: string | null = null;
     const killed = new Promise<void>((resolve) => {
@@ -212,7 +210,6 @@ describe('scale-out end to end: mosquitto, three Node-RED workers and a requeste
       assert.equal(await sha256File(target), await sha256File(record.sourcePath!), `backup ${record.id} by ${record.host}`);
       await fs.rm(target);
     });
-    // eslint-disable-next-line no-console
     console.log(`      ${states.length} requests, ${retried.length} re-sent after the kill; ${available.length} backups restored byte-identical`);
   });
 

@@ -13,7 +13,7 @@ import {
   BackupRecord, Repository, VolumeBackupError, createBackup, openRepository, restoreBackup,
 } from '../lib';
 import { acquireVolumeLease, lockName } from '../lib/repository/locks';
-import { mapLimit } from '../lib/repository/repository';
+import { mapLimit } from '../lib/util/concurrency';
 import { CliResult, cliEnv, runCli } from './helpers/cli';
 import { finishKill, killAtFirstChunk, startCli } from './helpers/cli-process';
 import { makeImage, scatterWrites, sha256File, tempDir } from './helpers/volumes';
@@ -242,7 +242,6 @@ describe('scale-out: CLI workers of several hosts on one repository', function (
           assert.equal(await sha256File(target), await sha256File(record.sourcePath!), `backup ${record.id} (${record.kind} of ${record.volumeId} by ${record.host})`);
           await fs.rm(target);
         });
-        // eslint-disable-next-line no-console
         console.log(`      ${backend.name}: ${jobs.length + 3} backups by ${HOSTS.length + 2} hosts, ${pruneRuns.length} prunes (${pruned.length} deleted), ${verifyRuns.length} verifies beside them, ${waitedForLease} waited for a volume lease, ${available.length} restored`);
       });
 

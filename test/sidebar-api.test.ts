@@ -177,7 +177,7 @@ describe('Backups sidebar endpoints (a started Node-RED)', function () {
     assert.strictEqual(refused.status, 409, refused.text);
     assert.strictEqual(refused.body.code, 'HAS_DEPENDENTS');
     assert.match(refused.body.error, new RegExp(`${b.dbIncr1a.id}.*depends on it`));
-    assert.deepStrictEqual([...refused.body.details.dependents].sort(), [b.dbIncr1a.id, b.dbIncr1b.id].sort());
+    assert.deepStrictEqual([...(refused.body.details.dependents as string[])].sort(), [b.dbIncr1a.id, b.dbIncr1b.id].sort());
     assert.strictEqual(refused.body.operation.state, 'failed');
 
     const deleted = await call('POST', `${API}/configs/${configId}/operations`, { action: 'delete', backupId: b.webIncr.id, wait: true });

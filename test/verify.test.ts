@@ -8,6 +8,7 @@ import { promises as fs } from 'fs';
 import * as path from 'path';
 import { BackupRecord, Repository, createBackup, openRepository, verifyRepository } from '../lib';
 import { newBackupId } from '../lib/repository/names';
+import { DEFAULT_LEASE_TTL_MS } from '../lib/repository/locks';
 import { runCli } from './helpers/cli';
 import { backupPrefix } from '../lib/repository/layout';
 import { makeImage, scatterWrites, tempDir } from './helpers/volumes';
@@ -125,13 +126,13 @@ describe('verify', function () {
     const chain = result.problems.find((p) => p.kind === 'broken-chain')!;
     assert.deepEqual(chain.backupIds, [incr.id]);
     assert.match(chain.message, new RegExp(`needs its parent ${full.id}, which is missing`));
-    const orphans = result.problems.filter((p) => p.kind === 'orphaned-objects').map((p) => p.objectName).sort();
+    const orphans = result.problems.filter((p) => p.kind === 'orphaned-objects').map((p) => p.objectName ?? '(none)').sort();
     assert.deepEqual(orphans, [full.objectPrefix, other.objectPrefix].sort());
   });
 
   it('reports operations whose owner stopped (expired lease) and leaves live ones as notes', async () => {
     const past = new Date(Date.now() - 3600_000).toISOString();
-    const future = new Date(Date.now() + 60_000).toISOString();
+    const future = new Date(Date.now() + DEFAULT_LEASE_TTL_MS).toISOString();
     const stuck = await plantRecord(repo, other, { status: 'creating', host: 'gone-host', leaseExpiresAt: past, metadataSha256: null });
     const live = await plantRecord(repo, other, { status: 'creating', host: 'busy-host', leaseExpiresAt: future, metadataSha256: null });
     const deleting = await plantRecord(repo, other, { status: 'deleting', host: 'gone-host', leaseExpiresAt: null, updatedAt: past });

@@ -1,7 +1,9 @@
 /** Restore (or verify) a backup of a Cinder store into a file or block device, every block checked. */
 import { promises as fs } from 'fs';
 import { VolumeBackupError, cancelled } from '../errors';
+import { ProgressTracker } from '../engine/progress';
 import { refuseTargetInRepository } from '../engine/target-in-repository';
+import { checkTargetOverwrite } from '../engine/target-overwrite';
 import type { RestoreOptions, RestoreResult } from '../engine/types';
 import { Target, closeTarget, endTargetAt, openTarget, syncTarget, writeAt } from '../engine/volume';
 import { imageSize, readChain } from './chain';
@@ -12,6 +14,8 @@ export async function restoreCinderBackup(store: CinderStore, options: RestoreOp
   const verifyOnly = !!options.verifyOnly;
   if (!verifyOnly && !options.target) throw new VolumeBackupError('INVALID_ARGUMENT', 'a restore needs a target path (or verify-only)');
   if (!verifyOnly) await refuseTargetInRepository(options.target!, store.localDirectory());
+  // The same rule as a restore from a repository: an existing target only when overwriting was allowed.
+  if (!verifyOnly) await checkTargetOverwrite(options.target!, options.overwrite);
   const chain = await store.chain(options.backupId);
   const size = imageSize(chain);
   let target: Target | null = null;
@@ -25,31 +29,18 @@ export async function restoreCinderBackup(store: CinderStore, options: RestoreOp
           bytesWritten += data.length;
         }
       : null;
-    const total = chain.reduce((n, b) => n + b.objects.reduce((m, o) => m + o.length, 0), 0);
-    const objectCount = chain.reduce((n, b) => n + b.objects.length, 0);
-    let done = 0;
-    let index = 0;
-    const read = await readChain(store, options.backupId, sink, {
-      signal: options.signal,
-      onObject: (n) => {
-        done += n;
-        const seconds = Math.max(0.001, (Date.now() - started) / 1000);
-        const rate = done / seconds;
-        options.onProgress?.({
-          type: ++index === objectCount ? 'end' : 'chunk',
-          operation: verifyOnly ? 'verify' : 'restore',
-          backupId: options.backupId,
-          volumeId: chain[chain.length - 1].volumeId,
-          chunkIndex: index,
-          chunkCount: objectCount,
-          bytesDone: done,
-          bytesTotal: total,
-          percent: total ? Math.round((done * 100) / total) : 100,
-          bytesPerSecond: rate,
-          etaSeconds: rate > 0 ? (total - done) / rate : null,
-        });
-      },
+    const progress = new ProgressTracker(options.onProgress, {
+      operation: verifyOnly ? 'verify' : 'restore',
+      backupId: options.backupId,
+      volumeId: chain[chain.length - 1].volumeId,
+      snapshotId: null,
+      chunkCount: chain.reduce((n, b) => n + b.objects.length, 0),
+      bytesTotal: chain.reduce((n, b) => n + b.objects.reduce((m, o) => m + o.length, 0), 0),
     });
+    progress.start();
+    let index = 0;
+    const read = await readChain(store, options.backupId, sink, { signal: options.signal, onObject: (n) => progress.chunk(index++, n) });
+    progress.end();
     const bytesLeftPastEnd = target ? await endTargetAt(target, size) : 0;
     if (target) await syncTarget(target);
     return {

@@ -7,7 +7,7 @@
  */
 import { createHash } from 'crypto';
 import { promises as fs } from 'fs';
-import { DriverSpec, createDriver, parseRepositoryUrl } from '../drivers';
+import { DriverSpec, backends, createDriver, parseRepositoryUrl, requireBackend } from '../backends/registry';
 import type { Driver, ObjectEntry } from '../drivers/driver';
 import { ObjectNotFoundError, VolumeBackupError, invalid } from '../errors';
 import { decompressCinder } from './decompress';
@@ -36,18 +36,39 @@ export interface CinderBackup {
   metadata: CinderMetadata;
 }
 
-export const CINDER_URL_FORMS = 'cinder:PATH, cinder+s3://bucket[/prefix]?… or cinder+gs://bucket[/prefix]?…';
+export const CINDER_URL_FORMS = 'cinder:PATH, or cinder+SCHEME://… with the URL of any object-store backend (cinder+s3://bucket[/prefix]?…, cinder+gs://bucket[/prefix]?…)';
 
+/**
+ * A Cinder store URL to a driver spec and the layout to read. `cinder:PATH` is a directory of the
+ * backend plain paths belong to (posix); `cinder+SCHEME:…` is the URL that backend's registry entry
+ * parses (s3, gs, or a third-party backend's scheme).
+ */
 export function parseCinderUrl(url: string, env: NodeJS.ProcessEnv = process.env): { spec: DriverSpec; layout: CinderLayout } {
-  const m = /^cinder(?:\+(s3|gs|gcs))?:(.*)$/is.exec(url);
+  const m = /^cinder(?:\+([a-z][a-z0-9+.-]*))?:(.*)$/is.exec(url);
   if (!m) throw invalid(`not a Cinder store URL: use ${CINDER_URL_FORMS}`);
   if (!m[1]) {
     const p = m[2].startsWith('//') ? decodeURIComponent(new URL(`file:${m[2]}`).pathname) : m[2];
     if (!p) throw invalid('cinder: needs the path of the backup directory (backup_posix_path), e.g. cinder:/var/lib/cinder/backup');
-    return { spec: { backend: 'posix', path: p }, layout: 'posix' };
+    const paths = backends().find((b) => b.url.plainPath);
+    if (!paths) throw invalid('cinder:PATH needs a backend for plain paths (posix), and none is registered');
+    const spec = { backend: paths.name, ...paths.url.parse({ pathname: p, searchParams: new URLSearchParams() }, env) };
+    return { spec, layout: layoutOf(spec) };
   }
-  const scheme = m[1].toLowerCase() === 's3' ? 's3' : 'gs';
-  return { spec: parseRepositoryUrl(`${scheme}:${m[2]}`, env), layout: 'object' };
+  const scheme = m[1].toLowerCase();
+  if (!backends().some((b) => b.url.schemes.includes(scheme))) {
+    const schemes = backends().flatMap((b) => b.url.schemes.map((s) => `cinder+${s}:`));
+    throw invalid(`unsupported Cinder store URL scheme "cinder+${scheme}:": use cinder:PATH or one of ${schemes.join(', ')}`);
+  }
+  const spec = parseRepositoryUrl(`${scheme}:${m[2]}`, env);
+  return { spec, layout: layoutOf(spec) };
+}
+
+/**
+ * Which of Cinder's layouts a backend holds: a local directory (posix, NFS) has the PosixBackupDriver's
+ * (<id[0:2]>/<id[2:4]>/<id>/…), every object store the chunked object-store one (names from the root).
+ */
+function layoutOf(spec: DriverSpec): CinderLayout {
+  return requireBackend(spec.backend).capabilities.localDirectory ? 'posix' : 'object';
 }
 
 export interface CinderScan {
@@ -231,15 +252,15 @@ function dirOf(name: string): string {
 }
 
 /**
- * Open a Cinder store (read-only) from its URL, or from a driver spec (a driver-config set to read a
- * Cinder store: posix is Cinder's posix layout, s3 and gcs its object-store layout).
+ * Open a Cinder store (read-only) from its URL, or from a driver spec (a driver-config set to hold a
+ * Cinder store: a local directory in Cinder's posix layout, any object store in its object-store layout).
  */
 export function openCinderStore(where: string | DriverSpec, options: { log?: { info(m: string): void; warn(m: string): void } } = {}): CinderStore {
-  const { spec, layout } = typeof where === 'string' ? parseCinderUrl(where) : { spec: where, layout: (where.backend === 'posix' ? 'posix' : 'object') as CinderLayout };
+  const { spec, layout } = typeof where === 'string' ? parseCinderUrl(where) : { spec: where, layout: layoutOf(where) };
   return new CinderStore(createDriver(spec, { log: options.log }), layout);
 }
 
 /** What a write to a Cinder store gets: a clear refusal. */
 export function refuseWrite(): VolumeBackupError {
-  return invalid('a Cinder store (cinder:…, cinder+s3://…, cinder+gs://…) is read-only: list, show, restore, verify and import --from read it, nothing writes to it. Import its backups into a repository (volume-backup import --repo R --from cinder:…) and work there');
+  return invalid('a Cinder store (cinder:…, cinder+s3://…, cinder+gs://…, …) is read-only: list, show, restore, verify and import --from read it, nothing writes to it. Import its backups into a repository (volume-backup import --repo R --from cinder:…) and work there');
 }

@@ -53,7 +53,7 @@ export function cinderRestore(values: Values, ctx: CommandContext): Promise<void
     const backupId = required(values, 'backup');
     const progress = progressReporter(values, ctx);
     try {
-      const result = await restoreCinderBackup(store, { backupId, target: str(values, 'target'), verifyOnly: !!values['verify-only'], signal: ctx.signal, onProgress: progress.listener });
+      const result = await restoreCinderBackup(store, { backupId, target: str(values, 'target'), verifyOnly: !!values['verify-only'], overwrite: !!values.overwrite, signal: ctx.signal, onProgress: progress.listener });
       progress.stop();
       if (values.json) return printJson(ctx, result);
       if (result.verifyOnly) ctx.stdout.write(`Cinder backup ${backupId} verified: every object's MD5 and ${result.blocksVerified} blocks of ${formatBytes(result.size)} match (chain of ${result.chain.length})\n`);

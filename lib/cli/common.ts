@@ -11,6 +11,7 @@ export const REPO_OPTIONS: OptionSpec = {
   host: { type: 'string' },
   'passphrase-file': { type: 'string' },
   json: { type: 'boolean' },
+  'backend-module': { type: 'string', multiple: true },
 };
 
 export const PROGRESS_OPTIONS: OptionSpec = {
@@ -23,7 +24,9 @@ export const REPO_USAGE = `  --repo R               repository: a path, file:///
   --container NAME       sub-directory / key prefix inside the repository location (default: none)
   --host NAME            host name recorded as owner (default: this machine's name)
   --passphrase-file F    passphrase of an encrypted repository (or VOLUME_BACKUP_PASSPHRASE)
-  --json                 print the result as JSON on stdout`;
+  --json                 print the result as JSON on stdout
+  --backend-module M     load a third-party storage backend (an npm package name or a path; repeatable;
+                         or VOLUME_BACKUP_BACKENDS=M1,M2); its URL scheme then works in --repo`;
 
 export function str(values: Values, key: string): string | undefined {
   const v = values[key];
@@ -55,9 +58,18 @@ export async function passphraseFrom(values: Values, ctx: CommandContext): Promi
   return ctx.env.VOLUME_BACKUP_PASSPHRASE || undefined;
 }
 
+/** Register the third-party backends VOLUME_BACKUP_BACKENDS and --backend-module name, before --repo is read. */
+export async function loadBackends(values: Values, ctx: CommandContext): Promise<void> {
+  const given = values['backend-module'];
+  const { backendModulesFromEnv, loadBackendModules } = await import('../backends/registry');
+  const names = [...backendModulesFromEnv(ctx.env), ...(Array.isArray(given) ? given.map(String) : [])];
+  if (names.length) loadBackendModules(names);
+}
+
 export async function openRepo(values: Values, ctx: CommandContext, create = false): Promise<Repository> {
   // Loaded on use: the repository code (and zod) is not needed for --help or bad usage.
   const { openRepository } = await import('../open');
+  await loadBackends(values, ctx);
   return openRepository(required(values, 'repo'), {
     container: str(values, 'container'),
     host: str(values, 'host'),
@@ -88,7 +100,8 @@ export function progressReporter(values: Values, ctx: CommandContext): { listene
   if (!['bar', 'json', 'none'].includes(mode)) throw invalid('--progress must be bar, json or none');
   if (mode === 'json') return { listener: (e) => ctx.stderr.write(JSON.stringify(e) + '\n'), stop: () => undefined };
   if (mode === 'none') return { stop: () => undefined };
-  const { SingleBar } = require('cli-progress') as typeof import('cli-progress'); // only on a terminal
+  // eslint-disable-next-line @typescript-eslint/no-require-imports -- loaded only when a bar is drawn on a terminal, not with every command
+  const { SingleBar } = require('cli-progress') as typeof import('cli-progress');
   const bar = new SingleBar(
     { format: '{operation} [{bar}] {percent}% | {done}/{total} | {rate}/s | ETA {eta}s', stream: ctx.progress as NodeJS.WritableStream, hideCursor: true, clearOnComplete: true },
   );

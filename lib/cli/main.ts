@@ -26,7 +26,7 @@ function readStdin(): Promise<string> {
   return new Promise((resolve, reject) => {
     let text = '';
     process.stdin.setEncoding('utf8');
-    process.stdin.on('data', (d) => (text += d));
+    process.stdin.on('data', (d: string) => (text += d)); // a string: the encoding is set above
     process.stdin.on('end', () => resolve(text));
     process.stdin.on('error', reject);
   });

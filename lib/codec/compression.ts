@@ -19,7 +19,7 @@ const inflate = promisify(zlib.inflate);
 type Zstd = { compress(buf: Buffer, level?: number): Promise<Buffer>; decompress(buf: Buffer): Promise<Buffer> };
 let zstd: Zstd | null = null;
 function loadZstd(): Zstd {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  // eslint-disable-next-line @typescript-eslint/no-require-imports -- a native module, loaded with the first zstd use rather than with every import of the codec
   zstd ??= require('@mongodb-js/zstd') as Zstd;
   return zstd;
 }
@@ -37,7 +37,7 @@ let dctx: InstanceType<ZstdBinding['DCtx']> | null = null;
 export function syncZstd(): ZstdBinding | null {
   if (binding === undefined) {
     try {
-      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      // eslint-disable-next-line @typescript-eslint/no-require-imports -- an optional native dependency that may be absent or unbuilt: loaded inside a try
       binding = require('zstd-napi/binding') as ZstdBinding;
     } catch {
       binding = null;

@@ -13,10 +13,12 @@
  */
 import { randomUUID } from 'crypto';
 import { PreconditionFailedError, VolumeBackupError } from '../errors';
+import { PROBES_PREFIX } from '../repository/layout';
 import type { Driver } from './driver';
+import { backendNamed } from '../backends/registry';
 
-/** Where probe objects live, apart from every backup's, record's and lock's name. */
-export const PROBES_PREFIX = 'probes/';
+// Where probe objects live is the object layout's (apart from every backup's, record's and lock's name).
+export { PROBES_PREFIX } from '../repository/layout';
 
 const checked = new Map<string, Promise<void>>();
 
@@ -44,7 +46,8 @@ export function checkConditionalWrites(driver: Driver, container: string): Promi
 
 /** Whether checkConditionalWrites sends anything for this driver. */
 export function isProbed(driver: Driver): boolean {
-  return driver.conditionalWrites && driver.kind !== 'posix';
+  // The backend's capabilities say whether a remote store enforces them (probe it) or this process does.
+  return driver.conditionalWrites && backendNamed(driver.kind)?.capabilities.conditionalWrites !== 'local';
 }
 
 /** True once the store passed; false when it could not be probed (credentials that may only read). */

@@ -2,8 +2,12 @@
  * The storage driver contract, after Cinder's ChunkedBackupDriver: eight small operations, plus the
  * conditional create/replace the catalog needs for compare-and-swap records. A driver knows nothing
  * about backups, chunks or formats; the repository layer does. All names are relative to a container
- * (a directory for posix, a bucket for s3/gcs) and use "/" as separator.
+ * (a directory for posix, a bucket for s3/gcs) and use "/" as separator. C1…C14 are the rules the
+ * contract suite checks (docs/backends.md; test/contract/driver-contract.ts); a backend module
+ * (lib/backends/backend.ts) makes drivers.
  */
+
+import { cinderObjectNamePrefix } from '../repository/layout';
 
 export interface ObjectEntry {
   name: string;
@@ -38,7 +42,7 @@ export interface PrefixParts {
 }
 
 export interface Driver {
-  /** Backend kind: "posix", "s3", "gcs". */
+  /** The name of the backend module that made it (lib/backends): "posix", "s3", "gcs", or a package's. */
   readonly kind: string;
   /** Where the data lives, for messages; never contains a secret. */
   readonly location: string;
@@ -49,32 +53,37 @@ export interface Driver {
    * then computes it in its worker threads and passes it as ObjectOptions.md5, off the event loop.
    */
   readonly wantsMd5?: boolean;
+  /**
+   * How many objects a backup or restore should keep in flight. Default: as many as the CPU keeps busy
+   * for a store with a local directory, more for any other (its requests wait for the network).
+   */
+  readonly objectsInFlight?: number;
 
   /** Create the container if it does not exist (idempotent). */
   putContainer(container: string): Promise<void>;
-  /** Every object whose name starts with prefix, with its size; pages through any number of objects. */
+  /** Every object whose name starts with the plain string prefix, with its size, sorted by name (C5); pages through any number of objects (C6). */
   listEntries(container: string, prefix: string): Promise<ObjectEntry[]>;
-  /** Read a whole object. Throws ObjectNotFoundError when it does not exist. */
+  /** Read a whole object and the etag of that version (C1). Throws ObjectNotFoundError when it does not exist (C3). */
   readObject(container: string, name: string, options?: ObjectOptions): Promise<StoredObject>;
   /**
    * Optional: read a whole object into `target` (memory the caller reuses: no allocation per object).
    * Returns its length, or -1 when it is larger than `target` (use readObject). Throws like readObject.
    */
   readObjectInto?(container: string, name: string, target: Uint8Array, options?: ObjectOptions): Promise<number>;
-  /** Write (or overwrite) a whole object; durable when the promise resolves. Returns the new etag. */
+  /** Write (or overwrite: C2) a whole object; durable when the promise resolves. Returns the new etag (C1, C2). */
   writeObject(container: string, name: string, data: Buffer, options?: ObjectOptions): Promise<string>;
-  /** Delete an object; deleting one that does not exist is not an error. */
+  /** Delete an object; deleting one that does not exist is not an error (C4). */
   deleteObject(container: string, name: string): Promise<void>;
-  /** Cinder's object-name prefix for a backup's objects. */
+  /** Cinder's object-name prefix for a backup's objects (C12). Names with "." or ".." segments or a leading "/" are refused by every operation (C13). */
   generateObjectNamePrefix(parts: PrefixParts): string;
   /** A truthy return replaces the requested container name (Cinder's update_container_name). */
   updateContainerName(container: string | undefined): string | undefined;
   /** Extra metadata stored with every object (Cinder's get_extra_metadata); null when none. */
   getExtraMetadata(): Record<string, string> | null;
 
-  /** Create an object only if it does not exist yet. Throws PreconditionFailedError if it does. */
+  /** Create an object only if it does not exist yet. Throws PreconditionFailedError if it does (C7); of concurrent calls exactly one creates (C10). */
   putIfAbsent(container: string, name: string, data: Buffer): Promise<string>;
-  /** Replace an object only if its etag is still `etag`. Throws PreconditionFailedError otherwise. */
+  /** Replace an object only if its etag is still `etag`. Throws PreconditionFailedError otherwise, or when it is missing (C8); of concurrent calls from one etag exactly one wins (C9). */
   replaceIfMatch(container: string, name: string, data: Buffer, etag: string): Promise<string>;
 
   /** The directory a container is on this machine (posix); a restore never writes inside it. */
@@ -85,13 +94,17 @@ export interface Driver {
 
   /** Release sockets, timers and clients. */
   close?(): Promise<void>;
+
+  /**
+   * Why an error of this backend is worth another attempt (a short reason for the log), or null when
+   * retrying cannot help. Retries are not the driver's: withRetries (retrying-driver.ts) wraps every
+   * driver once and asks here; without this method, connection errors and TransientError are retried.
+   */
+  transientReason?(err: unknown): string | null;
 }
 
-/** Cinder's object-name prefix for object stores: volume_<id>/<YYYYmmddHHMMSS>/backup_<id>. */
-export function cinderObjectNamePrefix(parts: PrefixParts): string {
-  const ts = parts.createdAt.toISOString().replace(/[-:T]/g, '').slice(0, 14);
-  return `volume_${parts.volumeId}/${ts}/backup_${parts.backupId}`;
-}
+// Cinder's object-name prefix (volume_<id>/<YYYYmmddHHMMSS>/backup_<id>) is the object layout's: it lives there.
+export { cinderObjectNamePrefix };
 
 /** The parts of the contract every driver here answers alike: Cinder's names, no renames, no metadata. */
 export abstract class CinderNaming {

@@ -3,15 +3,16 @@
  * etag it hands out is the object's generation, so records are replaced with ifGenerationMatch (and
  * created with ifGenerationMatch: 0). Uploads declare their MD5 so the store verifies them, downloads
  * are checked against x-goog-hash and the stored length; large objects go up as resumable uploads.
- * The client's own retries are off: retry.ts decides.
+ * The client's own retries are off: the retry layer around every driver (retrying-driver.ts) decides,
+ * with transientReason below.
  */
 import { Bucket, Storage } from '@google-cloud/storage';
 import { z } from 'zod';
-import { ObjectNotFoundError, PreconditionFailedError, invalid } from '../errors';
+import { ObjectNotFoundError, PreconditionFailedError, VolumeBackupError, invalid } from '../errors';
 import { CinderNaming, Driver, ObjectEntry, StoredObject } from './driver';
 import type { DriverContext, GcsSpec } from './index';
 import { BucketNotFoundError, accessDenied, bucketLocation, bucketWhere, credentialsRejected, listPrefix, md5, normalizePrefix, objectKey, storageFailure } from './object-store-helpers';
-import { TransientError, transientReason, withRetry } from './retry';
+import { TransientError, transientReason } from './retry';
 
 const MiB = 1024 * 1024;
 
@@ -32,7 +33,7 @@ export class GcsDriver extends CinderNaming implements Driver {
   private readonly prefix: string;
   private readonly resumableThreshold: number;
 
-  constructor(private readonly spec: z.infer<typeof GcsSpec>, private readonly context: DriverContext) {
+  constructor(private readonly spec: z.infer<typeof GcsSpec>, _context: DriverContext) {
     super();
     this.prefix = normalizePrefix(spec.prefix);
     this.location = bucketLocation('gs', spec, this.prefix);
@@ -61,18 +62,19 @@ export class GcsDriver extends CinderNaming implements Driver {
     return bucketWhere('gs', this.spec, key);
   }
 
-  /** One GCS call with retries; `expected` maps the errors an operation expects (404, 412). */
+  /** Why an error of this driver (its own, or the client's it carries) is worth another attempt: see withRetries. */
+  transientReason(err: unknown): string | null {
+    return classifyGcs(err instanceof VolumeBackupError && err.cause !== undefined ? err.cause : err);
+  }
+
+  /**
+   * One GCS call (retries are the layer around the driver: retrying-driver.ts; the client's calls take
+   * no signal, so a timed-out attempt is abandoned and its socket left to close). `expected` maps the
+   * errors an operation expects (404, 412).
+   */
   private async call<T>(action: string, key: string, fn: () => Promise<T>, options: { signal?: AbortSignal; bytes?: number; expected?: (err: unknown) => Error | undefined } = {}): Promise<T> {
     try {
-      // The client's calls take no signal: a timed-out attempt is abandoned and its socket left to close.
-      return await withRetry(() => fn(), {
-        bytes: options.bytes,
-        what: `${action} ${this.where(key)}`,
-        classify: classifyGcs,
-        policy: this.spec.retry,
-        signal: options.signal,
-        log: this.context.log,
-      });
+      return await fn();
     } catch (err) {
       const mapped = options.expected?.(err);
       if (mapped) throw mapped;
@@ -187,20 +189,11 @@ export class GcsDriver extends CinderNaming implements Driver {
 
   private async conditionalUpload(container: string, name: string, data: Buffer, generation: number): Promise<string> {
     const key = objectKey(this.prefix, container, name);
-    let attempts = 0;
-    try {
-      return await this.call('write', key, () => (attempts++, this.upload(key, data, generation)), {
-        bytes: data.length,
-        expected: (err) => (statusOf(err) === 412 ? new PreconditionFailedError(name, generation === 0 ? `object ${name} already exists` : undefined) : undefined),
-      });
-    } catch (err) {
-      // A retry after a lost reply may fail only because the first attempt succeeded: look before saying so.
-      if (err instanceof PreconditionFailedError && attempts > 1) {
-        const [meta] = await this.call('check', key, () => this.bucket.file(key).getMetadata()).catch(() => [null]);
-        if (meta?.md5Hash === md5(data).toString('base64')) return String(meta.generation);
-      }
-      throw err;
-    }
+    // A retry after a lost reply that is refused only because the first attempt succeeded: the retry layer looks.
+    return this.call('write', key, () => this.upload(key, data, generation), {
+      bytes: data.length,
+      expected: (err) => (statusOf(err) === 412 ? new PreconditionFailedError(name, generation === 0 ? `object ${name} already exists` : undefined) : undefined),
+    });
   }
 
 }

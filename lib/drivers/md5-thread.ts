@@ -52,9 +52,10 @@ export function md5Hex(data: Uint8Array): Promise<string> {
   return new Promise((resolve, reject) => {
     pending.set(id, { resolve, reject });
     w.ref();
-    // A copy goes to the worker (the caller keeps its buffer): a memcpy is a fraction of the hash. A view
-    // into a larger buffer is cut out first, or the whole buffer would be copied.
-    const whole = data.byteOffset === 0 && data.byteLength === data.buffer.byteLength;
+    // Shared memory (a restore's slot) is seen by the worker as it is: no copy; the caller leaves it
+    // alone until the hash is back. Anything else is copied (the caller keeps its buffer): a view into a
+    // larger buffer is cut out first, or the whole buffer would be copied.
+    const whole = data.buffer instanceof SharedArrayBuffer || (data.byteOffset === 0 && data.byteLength === data.buffer.byteLength);
     w.postMessage({ id, data: whole ? data : Uint8Array.prototype.slice.call(data) });
   });
 }

@@ -68,33 +68,8 @@ export function storageFailure(action: string, cause: unknown): VolumeBackupErro
   return new VolumeBackupError('STORAGE', `${action} failed: ${errorMessage(cause)}`, undefined, { cause });
 }
 
-/**
- * Run fn over items with at most `limit` at once. After the first failure no new item starts, the
- * others are told to stop (signal), and the promise rejects only once all started work has settled,
- * so the caller can clean up (abort a multipart upload) knowing nothing is still in flight.
- */
-export async function runBounded<T, R>(items: readonly T[], limit: number, fn: (item: T, index: number, signal: AbortSignal) => Promise<R>, outer?: AbortSignal): Promise<R[]> {
-  const stop = new AbortController();
-  const signal = outer ? AbortSignal.any([outer, stop.signal]) : stop.signal;
-  const results: R[] = new Array(items.length);
-  let next = 0;
-  let failure: { err: unknown } | null = null;
-  const worker = async () => {
-    while (!failure && !signal.aborted && next < items.length) {
-      const i = next++;
-      try {
-        results[i] = await fn(items[i], i, signal);
-      } catch (err) {
-        if (!failure) failure = { err };
-        stop.abort(err);
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, worker));
-  if (failure) throw (failure as { err: unknown }).err;
-  if (outer?.aborted) throw outer.reason;
-  return results;
-}
+// The bounded runner lives with the other concurrency helpers; re-exported for the drivers.
+export { runBounded } from '../util/concurrency';
 
 export function md5(data: Uint8Array): Buffer {
   return createHash('md5').update(data).digest();

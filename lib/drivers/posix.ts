@@ -12,6 +12,7 @@ import { ObjectNotFoundError, PreconditionFailedError, invalid } from '../errors
 import { writeNewFileDirect } from '../io/direct-io';
 import { writeFailure } from '../io/write-errors';
 import { CinderNaming, Driver, ObjectEntry, ObjectOptions, StoredObject } from './driver';
+import { sleep } from '../util/concurrency';
 
 const FILE_MODE = 0o660;
 const DIR_MODE = 0o770;
@@ -265,7 +266,7 @@ export class PosixDriver extends CinderNaming implements Driver {
         continue;
       }
       if (attempt > 2000) throw new PreconditionFailedError(path.basename(lock), `timed out waiting for lock ${lock}`);
-      await new Promise((r) => setTimeout(r, 5 + Math.random() * 20));
+      await sleep(5 + Math.random() * 20);
     }
   }
 

@@ -4,6 +4,7 @@
  * SDK's own retries off so these are the ones that count, and every retry is logged with its reason.
  */
 import { VolumeBackupError, cancelled, errorMessage } from '../errors';
+import { sleep } from '../util/concurrency';
 
 export interface RetryPolicy {
   /** Attempts in all, the first included. */
@@ -89,20 +90,6 @@ async function attemptWithTimeout<T>(op: (signal: AbortSignal, attempt: number) 
   } finally {
     clearTimeout(timer);
   }
-}
-
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(cancelled(signal?.reason));
-    };
-    const timer = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
 }
 
 const NETWORK_CODES = new Set([

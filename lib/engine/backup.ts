@@ -20,31 +20,33 @@ import {
   ChunkEntry, DEFAULT_SEGMENT_CHUNKS, METADATA_FORMAT_VERSION, MetadataV2, SegmentRef, chunkCount, dataObjectName,
   encodeMetadata, encodeSegment, metadataObjectName, runsToExtents, segmentObjectName, sha256,
 } from '../repository/format';
-import { acquireVolumeLease, renewRecordLease, takeRecord } from '../repository/locks';
+import { acquireVolumeLease, takeRecord } from '../repository/locks';
+import { watchRecord } from './cancel';
 import { checkBackupId, checkText, checkVolumeId, newBackupId, volumeIdForPath } from '../repository/names';
 import { BackupKind, BackupRecord, Compression, RECORD_FORMAT_VERSION } from '../repository/records';
 import { Repository, forEachChunk } from '../repository/repository';
 import { oneLine } from '../text';
 import { checkAllStored, deleteBackupObjects } from '../repository/backup-objects';
-import { backupPrefix } from '../repository/layout';
 import { packChunk, warmHashPool } from './hash-pool';
-import { packHole } from './hash-worker';
-import { allocateSharedSlices } from '../io/direct-io';
+import { PackResult, packHole } from './hash-worker';
+import { SharedSlice, allocateSharedSlices } from '../io/direct-io';
 import { sparseReadsEnabled } from '../io/sparse';
+import { Pool } from './pool';
 import { ProgressTracker } from './progress';
-import { CHUNKS_IN_FLIGHT, DEFAULT_BLOCK_SIZE, DEFAULT_CHUNK_SIZE, DEFAULT_COMPRESSION, checkSizes } from './settings';
+import { CHUNKS_IN_FLIGHT, DEFAULT_BLOCK_SIZE, DEFAULT_CHUNK_SIZE, DEFAULT_COMPRESSION, checkCompression, checkSizes, objectsInFlight } from './settings';
 import type { CreateBackupOptions } from './types';
 import { Volume, checkNotShrunk, openSource, readChunk } from './volume';
 
 export async function createBackup(repo: Repository, options: CreateBackupOptions): Promise<BackupRecord> {
   const mode = BackupKind.safeParse(options.mode ?? 'full');
   if (!mode.success) throw new VolumeBackupError('INVALID_ARGUMENT', `unknown backup mode ${JSON.stringify(options.mode)}: use full, incremental or differential`);
-  const compression = Compression.safeParse(options.compression ?? DEFAULT_COMPRESSION);
-  if (!compression.success) throw new VolumeBackupError('INVALID_ARGUMENT', `unknown compression ${JSON.stringify(options.compression)}: use none, zlib or zstd`);
+  // The backup's own setting, else the repository's (init --compression), else zstd at its default level.
+  const fromRepo = options.compression === undefined ? repo.config.compression : undefined;
+  const compression = checkCompression(options.compression ?? fromRepo?.algorithm ?? DEFAULT_COMPRESSION, options.compressionLevel ?? fromRepo?.level);
+  options = { ...options, compressionLevel: compression.level };
   const name = checkText('name', options.name, 255);
   const description = checkText('description', options.description, 4096);
   if (options.snapshot) checkText('snapshot id', options.snapshot.id, 1024);
-  checkCompressionLevel(compression.data, options.compressionLevel);
   throwIfAborted(options.signal);
   warmHashPool();
 
@@ -61,39 +63,16 @@ export async function createBackup(repo: Repository, options: CreateBackupOption
       checkSizes(chunkSize, blockSize);
       if (parentRecord) checkCompatible(parentRecord, source, options);
       const parent = parentRecord ? await openParent(repo, parentRecord, options.signal) : null;
-      // An import (lib/cinder/import.ts) keeps the id and time the backup had where it came from.
-      const createdAt = options.importAs?.createdAt ?? new Date();
-      const id = options.importAs ? checkBackupId(options.importAs.id) : newBackupId();
-      const record: BackupRecord = {
-        formatVersion: RECORD_FORMAT_VERSION,
-        id,
-        volumeId,
-        name,
-        description,
-        status: 'creating',
-        failReason: null,
-        parentId: parentRecord?.id ?? null,
-        kind: mode.data,
-        dataTimestamp: (options.snapshot?.createdAt ?? createdAt).toISOString(),
-        createdAt: createdAt.toISOString(),
-        updatedAt: createdAt.toISOString(),
-        size: source.size,
-        storedBytes: 0,
-        objectCount: 0,
-        chunkSize,
-        blockSize,
-        compression: compression.data,
-        snapshotId: options.snapshot?.id ?? null,
-        snapshotProvider: options.snapshot?.provider ?? null,
-        host: repo.host,
-        objectPrefix: backupPrefix(repo.driver, { volumeId, backupId: id, createdAt }),
-        metadataSha256: null,
-        ...takeRecord(repo, 'create'),
-        sourcePath: options.sourcePath ?? source.path,
-        encrypted: repo.codec.encrypted,
-      };
+      const record = creatingRecord(repo, options, {
+        volumeId, name, description, kind: mode.data, parentId: parentRecord?.id ?? null, size: source.size,
+        chunkSize, blockSize, compression: compression.algorithm, sourcePath: options.sourcePath ?? source.path,
+      });
+      const id = record.id;
       await repo.createRecord(record);
-      const stopRenewal = renewRecordLease(repo, id, volumeId);
+      // Renewals also watch for a cancel request (from any host): it stops the backup as Ctrl-C would.
+      const watch = watchRecord(repo, id, volumeId, options.signal, options.log);
+      const stopRenewal = watch.stop;
+      const running = { ...options, signal: watch.signal };
       try {
         // Set-then-check against prune: our record names the parent; now the parent must still be available.
         if (parentRecord) {
@@ -103,7 +82,7 @@ export async function createBackup(repo: Repository, options: CreateBackupOption
             throw new VolumeBackupError('CONFLICT', `parent backup ${parentRecord.id} is ${now ? now.status : 'gone'} (being pruned or deleted): try again, or do a full backup`);
           }
         }
-        const written = await writeBackupObjects(repo, record, source, parent, compression.data, options);
+        const written = await writeBackupObjects(repo, record, source, parent, compression.algorithm, running);
         await checkAllStored(repo, record, written.objectCount, written.storedBytes);
         return await repo.transition(id, ['creating'], 'available', {
           storedBytes: written.storedBytes,
@@ -112,8 +91,8 @@ export async function createBackup(repo: Repository, options: CreateBackupOption
           leaseExpiresAt: null,
         });
       } catch (err) {
-        const failure = options.signal?.aborted && !(err instanceof VolumeBackupError && err.code === 'CANCELLED') ? cancelled(options.signal.reason) : err;
-        await failBackup(repo, record, failure, options);
+        const failure = running.signal.aborted && !(err instanceof VolumeBackupError && err.code === 'CANCELLED') ? cancelled(running.signal.reason) : err;
+        await failBackup(repo, record, failure, running);
         throw failure;
       } finally {
         stopRenewal();
@@ -126,15 +105,44 @@ export async function createBackup(repo: Repository, options: CreateBackupOption
   }
 }
 
-/** The levels each algorithm takes (zstd's negative levels are its fast modes). */
-const LEVELS: Record<Compression, [number, number]> = { none: [-Infinity, Infinity], zlib: [0, 9], zstd: [-7, 22] };
-
-function checkCompressionLevel(compression: Compression, level: unknown): void {
-  if (level === undefined) return;
-  const [min, max] = LEVELS[compression];
-  if (typeof level !== 'number' || !Number.isInteger(level) || level < min || level > max) {
-    throw new VolumeBackupError('INVALID_ARGUMENT', `compression level ${JSON.stringify(level)?.slice(0, 40)} is invalid for ${compression}: use a whole number from ${min} to ${max}`);
-  }
+/** The record of a backup about to be written: `creating`, owned by this process, with a new id. */
+function creatingRecord(
+  repo: Repository,
+  options: CreateBackupOptions,
+  fields: Pick<BackupRecord, 'volumeId' | 'name' | 'description' | 'kind' | 'parentId' | 'size' | 'chunkSize' | 'blockSize' | 'compression' | 'sourcePath'>,
+): BackupRecord {
+  // An import (lib/cinder/import.ts) keeps the id and time the backup had where it came from.
+  const createdAt = options.importAs?.createdAt ?? new Date();
+  const id = options.importAs ? checkBackupId(options.importAs.id) : newBackupId();
+  // The fields in the order records have always been written in.
+  return {
+    formatVersion: RECORD_FORMAT_VERSION,
+    id,
+    volumeId: fields.volumeId,
+    name: fields.name,
+    description: fields.description,
+    status: 'creating',
+    failReason: null,
+    parentId: fields.parentId,
+    kind: fields.kind,
+    dataTimestamp: (options.snapshot?.createdAt ?? createdAt).toISOString(),
+    createdAt: createdAt.toISOString(),
+    updatedAt: createdAt.toISOString(),
+    size: fields.size,
+    storedBytes: 0,
+    objectCount: 0,
+    chunkSize: fields.chunkSize,
+    blockSize: fields.blockSize,
+    compression: fields.compression,
+    snapshotId: options.snapshot?.id ?? null,
+    snapshotProvider: options.snapshot?.provider ?? null,
+    host: repo.host,
+    objectPrefix: repo.backupPrefix({ volumeId: fields.volumeId, backupId: id, createdAt }),
+    metadataSha256: null,
+    ...takeRecord(repo, 'create'),
+    sourcePath: fields.sourcePath,
+    encrypted: repo.codec.encrypted,
+  };
 }
 
 async function chooseParent(repo: Repository, volumeId: string, mode: BackupKind, options: CreateBackupOptions): Promise<BackupRecord> {
@@ -210,42 +218,28 @@ async function writeBackupObjects(
   compression: Compression,
   options: CreateBackupOptions,
 ): Promise<Written> {
-  const { size, chunkSize, blockSize, objectPrefix } = record;
+  const { size, chunkSize, blockSize } = record;
   const chunks = chunkCount(size, chunkSize);
   const segmentChunks = DEFAULT_SEGMENT_CHUNKS;
   const open = new Map<number, OpenSegment>();
   const segments: SegmentRef[] = [];
   let dataObjects = 0;
   let storedBytes = 0;
-  // Each slot: the chunk as read, and what will be stored (compressed, page-aligned so that a posix
-  // repository can write it with O_DIRECT); both shared with the workers.
-  const slotCount = Math.min(CHUNKS_IN_FLIGHT, chunks);
+  // Each slot: what will be stored (compressed, page-aligned so that a posix repository can write it
+  // with O_DIRECT), shared with the workers. The chunk as read is borrowed from `inputs` only until it is
+  // packed: a remote store keeps more slots (objectsInFlight) waiting for the network, not more inputs.
+  const slotCount = Math.min(Math.max(CHUNKS_IN_FLIGHT, objectsInFlight(repo)), chunks);
   const outputs = allocateSharedSlices(slotCount, compressBound(chunkSize));
-  const slots = outputs.slices.map((output) => ({ input: new SharedArrayBuffer(chunkSize), output }));
-  const progress = new ProgressTracker(options.onProgress, { operation: 'backup', backupId: record.id, volumeId: record.volumeId, chunkCount: chunks, bytesTotal: size });
+  const slots = outputs.slices.map((output) => ({ output }));
+  const inputs = new Pool(Array.from({ length: Math.min(CHUNKS_IN_FLIGHT, chunks) }, () => new SharedArrayBuffer(chunkSize)));
+  const progress = new ProgressTracker(options.onProgress, { operation: 'backup', backupId: record.id, volumeId: record.volumeId, snapshotId: record.snapshotId, chunkCount: chunks, bytesTotal: size });
   progress.start();
 
-  /** Record a chunk's entry (or that it was not touched); store its segment once complete. */
-  const finishChunk = async (i: number, touched: { entry: ChunkEntry; hashes: Buffer } | null): Promise<void> => {
-    const index = Math.floor(i / segmentChunks);
-    let seg = open.get(index);
-    if (!seg) {
-      seg = { remaining: Math.min(segmentChunks, chunks - index * segmentChunks), entries: [] };
-      open.set(index, seg);
-    }
-    if (touched) seg.entries.push(touched);
-    if (--seg.remaining > 0) return;
-    open.delete(index);
-    if (seg.entries.length === 0) return; // nothing touched: the segment is zeros (full) or unchanged
-    seg.entries.sort((a, b) => a.entry.chunk - b.entry.chunk);
-    const name = segmentObjectName(objectPrefix, index);
-    const plain = encodeSegment(record.id, { index, entries: seg.entries.map((e) => e.entry), hashes: seg.entries.map((e) => e.hashes) });
-    const stored = repo.codec.seal(plain, name);
-    const digest = sha256(stored);
-    throwIfAborted(options.signal);
-    await repo.writeObject(name, stored, options.signal, { sha256: digest });
-    segments.push({ index, name, length: stored.length, sha256: digest });
-    storedBytes += stored.length;
+  const segmentsBeingWritten = { open, segments, chunks, segmentChunks };
+  const finishChunk = async (i: number, touched: TouchedChunk | null): Promise<void> => {
+    // Awaited first: `storedBytes += await …` would read storedBytes before the wait and lose other chunks' additions.
+    const stored = await finishSegmentChunk(repo, record, segmentsBeingWritten, i, touched, options.signal);
+    storedBytes += stored;
   };
 
   // Every chunk task has stopped when this throws: failBackup then removes everything written.
@@ -253,38 +247,23 @@ async function writeBackupObjects(
     throwIfAborted(options.signal);
     const offset = i * chunkSize;
     const length = Math.min(chunkSize, size - offset);
-    // A sparse file's holes are not read; a chunk that is all hole needs no worker either.
-    const read = await readChunk(source, Buffer.from(slot.input, 0, length), length, offset, blockSize);
-    // The parent's state of this chunk, from the newest backup of its chain that touched it.
-    const parentHashes = parent ? new Uint8Array((await parent.state(i, options.signal)).hashes) : null;
-    // Hashing, zero detection, the comparison with the parent, packing and compression: one worker task.
-    const r = !read ? packHole(length, blockSize, parentHashes) : await packChunk({
-      input: slot.input, length, blockSize, parentHashes, output: slot.output.buffer, outputOffset: slot.output.offset, outputLength: compressBound(chunkSize),
-      compression, level: options.compressionLevel, digest: !repo.codec.encrypted, md5: !!repo.driver.wantsMd5,
+    const r = await inputs.with(async (input) => {
+      // A sparse file's holes are not read; a chunk that is all hole needs no worker either.
+      const read = await readChunk(source, Buffer.from(input, 0, length), length, offset, blockSize);
+      // The parent's state of this chunk, from the newest backup of its chain that touched it.
+      const parentHashes = parent ? new Uint8Array((await parent.state(i, options.signal)).hashes) : null;
+      // Hashing, zero detection, the comparison with the parent, packing and compression: one worker task.
+      return !read ? packHole(length, blockSize, parentHashes) : packChunk({
+        input, length, blockSize, parentHashes, output: slot.output.buffer, outputOffset: slot.output.offset, outputLength: compressBound(chunkSize),
+        compression, level: options.compressionLevel, digest: !repo.codec.encrypted, md5: repo.wantsMd5,
+      });
     });
     const touched = parent ? r.store.includes(1) || r.zeroed.includes(1) : r.zeros.includes(0);
     let object: ChunkEntry['object'] = null;
     if (r.rawLength > 0) {
-      const extents = runsToExtents(r.store, offset, blockSize, offset + length);
-      let packed: Buffer = Buffer.from(slot.output.buffer, slot.output.offset, r.length);
-      let applied = r.compression;
-      if (applied === null) {
-        // No synchronous codec in the workers for this algorithm: compress on the thread pool.
-        const c = await compress(packed, compression, options.compressionLevel);
-        packed = c.data;
-        applied = c.compression;
-      }
-      const name = dataObjectName(objectPrefix, i + 1);
-      const stored = repo.codec.seal(packed, name);
-      const digest = r.sha256 !== null && r.compression !== null && stored === packed ? r.sha256 : sha256(stored);
-      throwIfAborted(options.signal);
-      // Still in the slot (not encrypted, not compressed elsewhere): the worker's MD5 is of these bytes,
-      // and they are aligned for direct I/O.
-      const inSlot = stored.buffer === slot.output.buffer;
-      await repo.writeObject(name, stored, options.signal, { sha256: digest, md5: inSlot ? r.md5 ?? undefined : undefined, directIo: outputs.aligned && inSlot });
-      object = { name, extents, compression: applied, rawLength: r.rawLength, length: stored.length, sha256: digest };
+      object = await writeDataObject(repo, record, { index: i, offset, length }, r, slot.output, outputs.aligned, compression, options);
       dataObjects++;
-      storedBytes += stored.length;
+      storedBytes += object.length;
     }
     await finishChunk(i, touched ? { entry: { chunk: i, zeroExtents: runsToExtents(r.zeros, offset, blockSize, offset + length), object }, hashes: nonZeroHashes(r.hashes, r.zeros) } : null);
     progress.chunk(i, length);
@@ -292,6 +271,95 @@ async function writeBackupObjects(
 
   // A source cut short while it was read would leave a backup of bytes it no longer has.
   await checkNotShrunk(source);
+  const metaStored = await writeMetadata(repo, record, compression, segmentChunks, segments, options.signal);
+  progress.end();
+  return {
+    storedBytes: storedBytes + metaStored.length,
+    objectCount: dataObjects + segments.length + 1,
+    metadataSha256: sha256(metaStored),
+  };
+}
+
+type TouchedChunk = OpenSegment['entries'][number];
+
+/**
+ * Record chunk i's entry (or that it was not touched) in its segment; store the segment once its last
+ * chunk is done. Returns the bytes stored (0 while the segment is open).
+ */
+async function finishSegmentChunk(
+  repo: Repository,
+  record: BackupRecord,
+  state: { open: Map<number, OpenSegment>; segments: SegmentRef[]; chunks: number; segmentChunks: number },
+  i: number,
+  touched: TouchedChunk | null,
+  signal: AbortSignal | undefined,
+): Promise<number> {
+  const { open, segments, chunks, segmentChunks } = state;
+  const index = Math.floor(i / segmentChunks);
+  let seg = open.get(index);
+  if (!seg) {
+    seg = { remaining: Math.min(segmentChunks, chunks - index * segmentChunks), entries: [] };
+    open.set(index, seg);
+  }
+  if (touched) seg.entries.push(touched);
+  if (--seg.remaining > 0) return 0;
+  open.delete(index);
+  if (seg.entries.length === 0) return 0; // nothing touched: the segment is zeros (full) or unchanged
+  seg.entries.sort((a, b) => a.entry.chunk - b.entry.chunk);
+  const name = segmentObjectName(record.objectPrefix, index);
+  const plain = encodeSegment(record.id, { index, entries: seg.entries.map((e) => e.entry), hashes: seg.entries.map((e) => e.hashes) });
+  const stored = repo.codec.seal(plain, name);
+  const digest = sha256(stored);
+  throwIfAborted(signal);
+  await repo.writeObject(name, stored, signal, { sha256: digest });
+  segments.push({ index, name, length: stored.length, sha256: digest });
+  return stored.length;
+}
+
+/**
+ * Chunk `chunk.index`'s blocks to store (packed by the worker into `output`) as its data object:
+ * compressed on the thread pool if the worker could not, sealed, written.
+ */
+async function writeDataObject(
+  repo: Repository,
+  record: BackupRecord,
+  chunk: { index: number; offset: number; length: number },
+  r: PackResult,
+  output: SharedSlice,
+  aligned: boolean,
+  compression: Compression,
+  options: CreateBackupOptions,
+): Promise<NonNullable<ChunkEntry['object']>> {
+  const { index: i, offset, length } = chunk;
+  const extents = runsToExtents(r.store, offset, record.blockSize, offset + length);
+  let packed: Buffer = Buffer.from(output.buffer, output.offset, r.length);
+  let applied = r.compression;
+  if (applied === null) {
+    // No synchronous codec in the workers for this algorithm: compress on the thread pool.
+    const c = await compress(packed, compression, options.compressionLevel);
+    packed = c.data;
+    applied = c.compression;
+  }
+  const name = dataObjectName(record.objectPrefix, i + 1);
+  const stored = repo.codec.seal(packed, name);
+  const digest = r.sha256 !== null && r.compression !== null && stored === packed ? r.sha256 : sha256(stored);
+  throwIfAborted(options.signal);
+  // Still in the slot (not encrypted, not compressed elsewhere): the worker's MD5 is of these bytes,
+  // and they are aligned for direct I/O.
+  const inSlot = stored.buffer === output.buffer;
+  await repo.writeObject(name, stored, options.signal, { sha256: digest, md5: inSlot ? r.md5 ?? undefined : undefined, directIo: aligned && inSlot });
+  return { name, extents, compression: applied, rawLength: r.rawLength, length: stored.length, sha256: digest };
+}
+
+/** The metadata object (the list of segments, sorted here) written last; returns its stored bytes. */
+async function writeMetadata(
+  repo: Repository,
+  record: BackupRecord,
+  compression: Compression,
+  segmentChunks: number,
+  segments: SegmentRef[],
+  signal: AbortSignal | undefined,
+): Promise<Buffer> {
   segments.sort((a, b) => a.index - b.index);
   const metadata: MetadataV2 = {
     formatVersion: METADATA_FORMAT_VERSION,
@@ -299,25 +367,20 @@ async function writeBackupObjects(
     volumeId: record.volumeId,
     parentId: record.parentId,
     kind: record.kind,
-    size,
-    chunkSize,
-    blockSize,
+    size: record.size,
+    chunkSize: record.chunkSize,
+    blockSize: record.blockSize,
     createdAt: record.createdAt,
     dataTimestamp: record.dataTimestamp,
     compression,
     segmentChunks,
     segments,
-    extraMetadata: repo.driver.getExtraMetadata(),
+    extraMetadata: repo.extraMetadata,
   };
-  const metaName = metadataObjectName(objectPrefix);
+  const metaName = metadataObjectName(record.objectPrefix);
   const metaStored = repo.codec.seal(encodeMetadata(metadata), metaName);
-  await repo.writeObject(metaName, metaStored, options.signal);
-  progress.end();
-  return {
-    storedBytes: storedBytes + metaStored.length,
-    objectCount: dataObjects + segments.length + 1,
-    metadataSha256: sha256(metaStored),
-  };
+  await repo.writeObject(metaName, metaStored, signal);
+  return metaStored;
 }
 
 /** The hashes of the non-zero blocks, in order (a zero block's hash is a known constant). */

@@ -16,11 +16,12 @@ import { VolumeBackupError, errorMessage, throwIfAborted } from '../errors';
 import { deleteBackupObjects } from '../repository/backup-objects';
 import { LeaseHolder, listVolumeLeases, pidAlive, releaseDeadLease } from '../repository/locks';
 import { checkHost } from '../repository/names';
-import { BackupRecord, isTransient, leaseExpired } from '../repository/records';
+import { BackupRecord, RestoreTarget, isTransient, leaseExpired } from '../repository/records';
 import { ownerHost, stillRunning } from '../repository/owner';
 import type { Repository } from '../repository/repository';
 import { CleanupResult as SnapshotCleanupResult, cleanupTemporarySnapshots } from '../snapshot/cleanup';
 import { deleteOne } from './delete';
+import { reportInterruptedRestore } from './interrupted-restore';
 import type { Logger } from './types';
 
 export interface HostCleanupOptions {
@@ -45,8 +46,12 @@ export interface HostCleanupResult {
   host: string;
   /** Backups that were being created: now `error`, their partial objects removed. */
   failedBackups: (CleanedBackup & { reason: string; objectsRemoved: boolean; bytesFreed: number })[];
-  /** Restores that were interrupted: the backup is `available` again, the restore itself failed. */
-  failedRestores: CleanedBackup[];
+  /**
+   * Restores that were interrupted: the backup is `available` again, the restore itself failed. `target`
+   * (null for records of older versions) is incomplete; removed when the restore had created it and it
+   * is on this machine.
+   */
+  failedRestores: (CleanedBackup & { target: RestoreTarget | null; targetRemoved: boolean })[];
   /** Deletions that were finished. */
   finishedDeletes: (CleanedBackup & { bytesFreed: number })[];
   /** Deletions given back because a backup depends on them now. */
@@ -63,17 +68,7 @@ export async function cleanupHost(repo: Repository, options: HostCleanupOptions 
   const host = checkHost(options.host ?? repo.host);
   const now = options.now ?? (() => new Date());
   const log = options.log;
-  const result: HostCleanupResult = {
-    host,
-    failedBackups: [],
-    failedRestores: [],
-    finishedDeletes: [],
-    keptDeletes: [],
-    releasedLeases: [],
-    skipped: [],
-    snapshots: null,
-    errors: [],
-  };
+  const result = emptyResult(host);
   const stuck = (await repo.listRecords()).filter((r) => isTransient(r.status) && (ownerHost(r) === host || leaseExpired(r, now())));
   const leases = await listVolumeLeases(repo);
   const leaseOf = new Map(leases.map((l) => [l.volumeId, l.holder]));
@@ -94,15 +89,8 @@ export async function cleanupHost(repo: Repository, options: HostCleanupOptions 
           break;
         }
         case 'restoring': {
-          await repo.updateRecord(record.id, (current) => {
-            // Only the restore judged stopped: not a new one that took the backup meanwhile.
-            if (current.status !== 'restoring' || JSON.stringify(current.owner ?? null) !== JSON.stringify(record.owner ?? null)) {
-              throw new VolumeBackupError('CONFLICT', `backup ${record.id} changed meanwhile (now ${current.status})`, { backupId: record.id });
-            }
-            return { status: 'available' };
-          }, record.volumeId);
-          log?.warn(`cleanup: the restore of backup ${record.id} on host ${ownerHost(record)} was interrupted; it failed (the target is incomplete) and the backup is available again`);
-          result.failedRestores.push(which);
+          await endInterruptedRestore(repo, record);
+          result.failedRestores.push(await reportInterruptedRestore(record, host, log));
           break;
         }
         case 'deleting': {
@@ -127,6 +115,53 @@ export async function cleanupHost(repo: Repository, options: HostCleanupOptions 
     }
   }
 
+  await releaseDeadLeases(repo, leases, host, result, log);
+
+  if (host === repo.host) await removeStaleTemporaries(repo, result, log);
+
+  if (options.snapshots !== false) {
+    try {
+      result.snapshots = await cleanupTemporarySnapshots({ host, stateDir: options.stateDir, log });
+    } catch (err) {
+      result.errors.push({ message: `temporary snapshots: ${errorMessage(err)}` });
+    }
+  }
+  return result;
+}
+
+/** A restore whose process is gone: its backup is available again (the restore itself failed; reportInterruptedRestore says what of its target). */
+async function endInterruptedRestore(repo: Repository, record: BackupRecord): Promise<void> {
+  await repo.updateRecord(record.id, (current) => {
+    // Only the restore judged stopped: not a new one that took the backup meanwhile.
+    if (current.status !== 'restoring' || JSON.stringify(current.owner ?? null) !== JSON.stringify(record.owner ?? null)) {
+      throw new VolumeBackupError('CONFLICT', `backup ${record.id} changed meanwhile (now ${current.status})`, { backupId: record.id });
+    }
+    return { status: 'available', restoreTarget: null };
+  }, record.volumeId);
+}
+
+function emptyResult(host: string): HostCleanupResult {
+  return {
+    host,
+    failedBackups: [],
+    failedRestores: [],
+    finishedDeletes: [],
+    keptDeletes: [],
+    releasedLeases: [],
+    skipped: [],
+    snapshots: null,
+    errors: [],
+  };
+}
+
+/** Volume leases in locks/ held by dead processes of `host` → released. */
+async function releaseDeadLeases(
+  repo: Repository,
+  leases: Awaited<ReturnType<typeof listVolumeLeases>>,
+  host: string,
+  result: HostCleanupResult,
+  log: Logger | undefined,
+): Promise<void> {
   for (const lease of leases) {
     try {
       if (await releaseDeadLease(repo, lease, host)) {
@@ -137,25 +172,16 @@ export async function cleanupHost(repo: Repository, options: HostCleanupOptions 
       result.errors.push({ volumeId: lease.volumeId, message: `could not release its lease: ${errorMessage(err)}` });
     }
   }
+}
 
-  // Half-written temporary files of killed processes (posix): only on the machine itself.
-  if (host === repo.host && repo.driver.removeStaleTemporaries) {
-    try {
-      const removed = await repo.driver.removeStaleTemporaries(repo.container);
-      if (removed > 0) log?.info(`cleanup: removed ${removed} temporary file(s) that killed processes of this machine left behind`);
-    } catch (err) {
-      result.errors.push({ message: `temporary files: ${errorMessage(err)}` });
-    }
+/** Half-written temporary files of killed processes (posix): only on the machine itself. */
+async function removeStaleTemporaries(repo: Repository, result: HostCleanupResult, log: Logger | undefined): Promise<void> {
+  try {
+    const removed = await repo.removeStaleTemporaries();
+    if (removed > 0) log?.info(`cleanup: removed ${removed} temporary file(s) that killed processes of this machine left behind`);
+  } catch (err) {
+    result.errors.push({ message: `temporary files: ${errorMessage(err)}` });
   }
-
-  if (options.snapshots !== false) {
-    try {
-      result.snapshots = await cleanupTemporarySnapshots({ host, stateDir: options.stateDir, log });
-    } catch (err) {
-      result.errors.push({ message: `temporary snapshots: ${errorMessage(err)}` });
-    }
-  }
-  return result;
 }
 
 /** Why a `creating` record of this host is still being written, or null when its writer is gone. */

@@ -18,9 +18,11 @@
 import { VolumeBackupError, cancelled } from '../errors';
 import { deleteBackupObjects } from '../repository/backup-objects';
 import { renewRecordLease, takeRecord } from '../repository/locks';
+import { cancelRequested } from './cancel';
 import { ParentIndex } from '../repository/parent-index';
-import type { BackupRecord, BackupStatus } from '../repository/records';
-import { Repository, mapLimit } from '../repository/repository';
+import type { BackupRecord, BackupStatus, CancelRequest } from '../repository/records';
+import { Repository } from '../repository/repository';
+import { mapLimit } from '../util/concurrency';
 
 const MARKABLE: BackupStatus[] = ['available', 'error', 'deleting'];
 const PARALLEL = 8;
@@ -51,8 +53,12 @@ export interface DeleteBatchOutcome {
  */
 export async function deleteBackups(repo: Repository, records: readonly BackupRecord[], options: DeleteBatchOptions = {}): Promise<DeleteBatchOutcome> {
   const renewals: (() => void)[] = [];
+  // A cancel request on any of the marked records (volume-backup cancel, the sidebar) stops the batch.
+  const requested = new AbortController();
+  const signal = options.signal ? AbortSignal.any([options.signal, requested.signal]) : requested.signal;
+  const onCancelRequest = (request: CancelRequest) => requested.abort(cancelRequested(request));
   try {
-    return await deleteBatch(repo, records, options, (id, volumeId) => renewals.push(renewRecordLease(repo, id, volumeId)));
+    return await deleteBatch(repo, records, { ...options, signal }, (id, volumeId) => renewals.push(renewRecordLease(repo, id, volumeId, undefined, onCancelRequest)));
   } finally {
     for (const stop of renewals) stop();
   }
@@ -68,10 +74,31 @@ async function deleteBatch(
   if (records.length === 0) return outcome;
   const volumeId = records[0].volumeId;
   if (records.some((r) => r.volumeId !== volumeId)) throw new VolumeBackupError('INVALID_ARGUMENT', 'deleteBackups: all backups must be of one volume');
-  const alsoGoing = options.alsoGoing ?? new Set<string>();
-  const byId = new Map(records.map((r) => [r.id, r]));
 
-  // 1. mark
+  const marked = await markAll(repo, records, volumeId, outcome, renewLease);
+  if (options.signal?.aborted) {
+    await giveBack(repo, volumeId, [...marked], outcome, () => []);
+    throw cancelled(options.signal.reason);
+  }
+  // 2. check, on a listing made after every mark
+  const index = options.index ?? new ParentIndex(repo, volumeId);
+  await index.refresh();
+  const blockers = await findBlockers(repo, volumeId, marked, options.alsoGoing ?? new Set<string>(), index);
+  const levels = heights([...marked].filter((id) => !blockers.has(id)), index);
+  const committed = await commitAll(repo, volumeId, levels, marked, blockers, index, outcome);
+  await giveBack(repo, volumeId, [...blockers.keys()], outcome, (id) => blockers.get(id)!);
+  await deleteCommitted(repo, new Map(records.map((r) => [r.id, r])), levels, committed, options, outcome);
+  return outcome;
+}
+
+/** 1. mark: each record → deleting, owned by this process; the ids marked (the others are in outcome.failed). */
+async function markAll(
+  repo: Repository,
+  records: readonly BackupRecord[],
+  volumeId: string,
+  outcome: DeleteBatchOutcome,
+  renewLease: (backupId: string, volumeId: string) => void,
+): Promise<Set<string>> {
   const marked = new Set<string>();
   await mapLimit(records, PARALLEL, async (r) => {
     try {
@@ -87,14 +114,17 @@ async function deleteBatch(
       outcome.failed.set(r.id, err as Error);
     }
   });
-  if (options.signal?.aborted) {
-    await giveBack(repo, volumeId, [...marked], outcome, () => []);
-    throw cancelled(options.signal.reason);
-  }
+  return marked;
+}
 
-  // 2. check, on a listing made after every mark
-  const index = options.index ?? new ParentIndex(repo, volumeId);
-  await index.refresh();
+/** 2. check: marked id → the backups that still need it (outside the batch, or a marked child that stays). */
+async function findBlockers(
+  repo: Repository,
+  volumeId: string,
+  marked: ReadonlySet<string>,
+  alsoGoing: ReadonlySet<string>,
+  index: ParentIndex,
+): Promise<Map<string, string[]>> {
   const blockers = new Map<string, string[]>();
   for (const id of marked) {
     const users = await stillNeeding(repo, volumeId, index.dependents(id).filter((d) => !marked.has(d) && !alsoGoing.has(d)));
@@ -112,9 +142,22 @@ async function deleteBatch(
       }
     }
   }
+  return blockers;
+}
 
-  // 3. commit, children first: a backup is committed only once every marked child of it is.
-  const levels = heights([...marked].filter((id) => !blockers.has(id)), index);
+/**
+ * 3. commit, children first: a backup is committed only once every marked child of it is (one that
+ * cannot be joins `blockers`). Returns the committed ids.
+ */
+async function commitAll(
+  repo: Repository,
+  volumeId: string,
+  levels: string[][],
+  marked: ReadonlySet<string>,
+  blockers: Map<string, string[]>,
+  index: ParentIndex,
+  outcome: DeleteBatchOutcome,
+): Promise<Set<string>> {
   const committed = new Set<string>();
   for (const level of levels) {
     await mapLimit(level, PARALLEL, async (id) => {
@@ -136,9 +179,18 @@ async function deleteBatch(
       }
     });
   }
-  await giveBack(repo, volumeId, [...blockers.keys()], outcome, (id) => blockers.get(id)!);
+  return committed;
+}
 
-  // 4. delete, children first (a crash from here on leaves committed records the next run finishes)
+/** 4. delete, children first (a crash from here on leaves committed records the next run finishes). */
+async function deleteCommitted(
+  repo: Repository,
+  byId: ReadonlyMap<string, BackupRecord>,
+  levels: string[][],
+  committed: ReadonlySet<string>,
+  options: DeleteBatchOptions,
+  outcome: DeleteBatchOutcome,
+): Promise<void> {
   for (const level of levels) {
     await mapLimit(level.filter((id) => committed.has(id)), PARALLEL, async (id) => {
       const record = byId.get(id)!;
@@ -153,7 +205,6 @@ async function deleteBatch(
       }
     });
   }
-  return outcome;
 }
 
 /**

@@ -11,6 +11,7 @@ let pool: Piscina | null = null;
 
 function getPool(): Piscina {
   // piscina loads with the first task, not with every module that can close the pool (the CLI).
+  // eslint-disable-next-line @typescript-eslint/no-require-imports -- piscina loads with the first task
   const Pool = (require('piscina') as { Piscina: typeof Piscina }).Piscina;
   pool ??= new Pool({
     filename: path.join(__dirname, 'hash-worker.js'),

@@ -12,21 +12,21 @@
  */
 import { VolumeBackupError, errorMessage, throwIfAborted } from '../errors';
 import type { ObjectEntry } from '../drivers/driver';
-import { ObjectNotFoundError } from '../errors';
 import { deleteBackups } from './delete-batch';
 import type { CommonOptions, ProgressEvent } from './types';
 import { BackupRecord, leaseExpired } from '../repository/records';
-import { Repository, mapLimit } from '../repository/repository';
+import { Repository } from '../repository/repository';
+import { mapLimit } from '../util/concurrency';
 import { checkVolumeId } from '../repository/names';
 import { ParentIndex } from '../repository/parent-index';
-import { DATA_ROOT, parseObjectName, volumeObjectsPrefix, volumeOfObject } from '../repository/layout';
+import { DATA_ROOT, classifyObjects, volumeObjectsPrefix, volumeOfObject, volumeOfRecordName } from '../repository/layout';
 import { PlannedDelete, VolumePlan, childrenFirst, planRetention, resolvePolicy } from '../repository/retention';
 
 export const DEFAULT_ORPHAN_GRACE_PERIOD_MS = 24 * 3600_000;
 /** Backups checked by one listing of the records (and held in `deleting` together). */
 const PRUNE_BATCH = 100;
-/** Where prune remembers when it first saw each orphaned object (one small JSON object per volume). */
-export const ORPHAN_STATE_PREFIX = 'prune/orphans/';
+/** Where prune remembers when it first saw each orphaned object (one small sealed JSON object per volume; layout.ts names it). */
+export { ORPHAN_STATE_PREFIX } from '../repository/layout';
 
 export interface PruneOptions extends CommonOptions {
   /** keepLast, keepDaily, keepWithin… (see RetentionPolicy); validated here. */
@@ -172,34 +172,11 @@ async function list(repo: Repository, volumeId: string | undefined): Promise<Lis
   const unreadable = new Set<string>();
   const problems: string[] = [];
   const records = await repo.listRecords(volumeId, (name, reason) => {
-    const m = /^records\/([^/]+)\//.exec(name);
-    unreadable.add(m ? m[1] : '*');
+    unreadable.add(volumeOfRecordName(name) ?? '*');
     problems.push(`record ${name} cannot be read (${reason}): prune leaves it, its volume's backups and its volume's unreferenced objects alone`);
   });
   if (unreadable.has('*')) for (const id of objects.keys()) unreadable.add(id);
   return { objects, records, unreadable, problems };
-}
-
-/**
- * The objects each record covers, by backup id: those that are its own by the layout (records' prefixes
- * are the layout's; listRecords refuses others). Any other name is an orphan.
- */
-function objectsByBackup(objects: ObjectEntry[], records: BackupRecord[]): { covered: Map<string, ObjectEntry[]>; orphans: ObjectEntry[] } {
-  const byPrefix = new Map(records.map((r) => [r.objectPrefix, r]));
-  const covered = new Map<string, ObjectEntry[]>();
-  const orphans: ObjectEntry[] = [];
-  for (const e of objects) {
-    const parsed = parseObjectName(e.name);
-    const owner = parsed ? byPrefix.get(parsed.prefix) : undefined;
-    if (!owner) {
-      orphans.push(e);
-      continue;
-    }
-    let list = covered.get(owner.id);
-    if (!list) covered.set(owner.id, (list = []));
-    list.push(e);
-  }
-  return { covered, orphans };
 }
 
 // ---- reports and execution -----------------------------------------------------------------------
@@ -221,8 +198,8 @@ function deletedReport(record: BackupRecord, reason: string, bytesFreed: number)
 }
 
 function reportPlan(plan: VolumePlan, objects: ObjectEntry[]): VolumePruneReport {
-  const { covered } = objectsByBackup(objects, [...plan.keep.map((k) => k.record), ...plan.delete.map((d) => d.record)]);
-  const bytesOf = (d: PlannedDelete) => (covered.get(d.record.id) ?? []).reduce((n, e) => n + e.size, 0);
+  const { owned } = classifyObjects(objects, [...plan.keep.map((k) => k.record), ...plan.delete.map((d) => d.record)]);
+  const bytesOf = (d: PlannedDelete) => (owned.get(d.record.id) ?? []).reduce((n, e) => n + e.size, 0);
   return {
     volumeId: plan.volumeId,
     kept: plan.keep.map((k) => keptReport(k.record, k.giveBack ? [...k.reasons, 'its unfinished deletion is undone'] : k.reasons)),
@@ -249,17 +226,11 @@ async function executePlan(
   const deleted: DeletedBackupReport[] = [];
   const problems = [...plan.problems];
 
-  // Restores that stopped (lease expired) leave their backup `restoring`; give it back.
-  for (const k of plan.keep) {
-    if (k.record.status === 'restoring' && leaseExpired(k.record, new Date())) {
-      await endStaleRestore(repo, k.record).catch((err) => problems.push(`backup ${k.record.id} stays restoring: ${errorMessage(err)}`));
-    }
-  }
+  await endStaleRestores(repo, plan, problems);
 
   const reasons = new Map(plan.delete.map((d) => [d.record.id, d.reason]));
   const byId = new Map(records.map((r) => [r.id, r]));
-  const childrenOf = new Map<string, string[]>();
-  for (const r of records) if (r.parentId) childrenOf.set(r.parentId, [...(childrenOf.get(r.parentId) ?? []), r.id]);
+  const childrenOf = childrenByParent(records);
   const queue = childrenFirst([...plan.delete.map((d) => d.record), ...plan.keep.filter((k) => k.giveBack).map((k) => k.record)], byId);
   const gone = new Set<string>();
   const index = new ParentIndex(repo, plan.volumeId, records);
@@ -284,26 +255,7 @@ async function executePlan(
   // In batches (one listing checks a whole batch), children first within and across batches.
   for (let start = 0; start < queue.length; start += PRUNE_BATCH) {
     throwIfAborted(options.signal);
-    const batch: BackupRecord[] = [];
-    const inBatch = new Set<string>();
-    for (const record of queue.slice(start, start + PRUNE_BATCH)) {
-      // A child that stays keeps its parent: do not even try. (An unfinished deletion is always
-      // handed over, to be finished or given back.)
-      const stayingChild = (childrenOf.get(record.id) ?? []).find((c) => !gone.has(c) && !inBatch.has(c));
-      if (stayingChild && record.status !== 'deleting') {
-        keep(record, `parent of ${stayingChild}`);
-        continue;
-      }
-      try {
-        let current = record;
-        if (record.status === 'creating') current = await fenceAbandonedWriter(repo, record);
-        if (record.status === 'restoring') current = await endStaleRestore(repo, record);
-        batch.push(current);
-        inBatch.add(record.id);
-      } catch (err) {
-        failed(record, err);
-      }
-    }
+    const batch = await prepareBatch(repo, queue.slice(start, start + PRUNE_BATCH), childrenOf, gone, keep, failed);
     const outcome = await deleteBackups(repo, batch, { index, signal: options.signal, onDeleted });
     for (const [id, users] of outcome.givenBack) {
       if (!kept.get(id)?.reasons.some((r) => r.startsWith('in use by'))) keep(byId.get(id)!, `in use by ${users.join(', ')}`);
@@ -312,6 +264,56 @@ async function executePlan(
   }
   const keptList = [...kept.values()].sort((a, b) => Date.parse(b.dataTimestamp) - Date.parse(a.dataTimestamp));
   return { volumeId: plan.volumeId, kept: keptList, deleted, orphans: [], bytesFreed: 0, problems };
+}
+
+/** Restores that stopped (lease expired) leave their backup `restoring`; give it back. */
+async function endStaleRestores(repo: Repository, plan: VolumePlan, problems: string[]): Promise<void> {
+  for (const k of plan.keep) {
+    if (k.record.status === 'restoring' && leaseExpired(k.record, new Date())) {
+      await endStaleRestore(repo, k.record).catch((err) => problems.push(`backup ${k.record.id} stays restoring: ${errorMessage(err)}`));
+    }
+  }
+}
+
+function childrenByParent(records: readonly BackupRecord[]): Map<string, string[]> {
+  const childrenOf = new Map<string, string[]>();
+  for (const r of records) if (r.parentId) childrenOf.set(r.parentId, [...(childrenOf.get(r.parentId) ?? []), r.id]);
+  return childrenOf;
+}
+
+/**
+ * The records of one slice of the queue that can go to deleteBackups, each made deletable (an abandoned
+ * writer fenced, a stopped restore ended); the others are kept (`keep`) or reported (`failed`).
+ */
+async function prepareBatch(
+  repo: Repository,
+  slice: readonly BackupRecord[],
+  childrenOf: ReadonlyMap<string, string[]>,
+  gone: ReadonlySet<string>,
+  keep: (record: BackupRecord, reason: string) => void,
+  failed: (record: BackupRecord, err: unknown) => void,
+): Promise<BackupRecord[]> {
+  const batch: BackupRecord[] = [];
+  const inBatch = new Set<string>();
+  for (const record of slice) {
+    // A child that stays keeps its parent: do not even try. (An unfinished deletion is always
+    // handed over, to be finished or given back.)
+    const stayingChild = (childrenOf.get(record.id) ?? []).find((c) => !gone.has(c) && !inBatch.has(c));
+    if (stayingChild && record.status !== 'deleting') {
+      keep(record, `parent of ${stayingChild}`);
+      continue;
+    }
+    try {
+      let current = record;
+      if (record.status === 'creating') current = await fenceAbandonedWriter(repo, record);
+      if (record.status === 'restoring') current = await endStaleRestore(repo, record);
+      batch.push(current);
+      inBatch.add(record.id);
+    } catch (err) {
+      failed(record, err);
+    }
+  }
+  return batch;
 }
 
 /**
@@ -352,18 +354,9 @@ interface OrphanState {
   firstSeen: Record<string, string>;
 }
 
-function orphanStateName(volumeId: string): string {
-  return `${ORPHAN_STATE_PREFIX}${volumeId}.json`;
-}
-
 async function readOrphanState(repo: Repository, volumeId: string): Promise<OrphanState> {
-  try {
-    const { data } = await repo.driver.readObject(repo.container, orphanStateName(volumeId));
-    const parsed = JSON.parse(data.toString('utf8')) as OrphanState;
-    if (parsed && parsed.formatVersion === 1 && typeof parsed.firstSeen === 'object' && parsed.firstSeen) return parsed;
-  } catch (err) {
-    if (!(err instanceof ObjectNotFoundError) && !(err instanceof SyntaxError)) throw err;
-  }
+  const parsed = (await repo.readPruneState(volumeId)) as OrphanState | null;
+  if (parsed && parsed.formatVersion === 1 && typeof parsed.firstSeen === 'object' && parsed.firstSeen) return parsed;
   return { formatVersion: 1, firstSeen: {} };
 }
 
@@ -382,7 +375,8 @@ async function handleOrphans(
   now: Date,
   options: PruneOptions,
 ): Promise<OrphanReport[]> {
-  const { orphans } = objectsByBackup(objects, records);
+  // The layout's one classifier: what verify reports as orphaned is what this deletes.
+  const { orphans } = classifyObjects(objects, records);
   const state = await readOrphanState(repo, volumeId);
   if (orphans.length === 0 && Object.keys(state.firstSeen).length === 0) return [];
   const reports: OrphanReport[] = [];
@@ -405,11 +399,8 @@ async function handleOrphans(
     await repo.deleteObject(e.name);
     options.log?.info(`deleted unreferenced object ${e.name} (${e.size} bytes)`);
   });
-  if (Object.keys(next.firstSeen).length) {
-    await repo.driver.writeObject(repo.container, orphanStateName(volumeId), Buffer.from(JSON.stringify(next) + '\n'));
-  } else {
-    await repo.driver.deleteObject(repo.container, orphanStateName(volumeId));
-  }
+  if (Object.keys(next.firstSeen).length) await repo.writePruneState(volumeId, next);
+  else await repo.deletePruneState(volumeId);
   return reports;
 }
 
@@ -432,7 +423,9 @@ function progressEmitter(options: PruneOptions, plannedCount: number, plannedByt
       operation: 'prune',
       backupId: record.id,
       volumeId: record.volumeId,
+      snapshotId: record.snapshotId,
       chunkIndex: done - 1,
+      chunksDone: done,
       chunkCount: count,
       bytesDone,
       bytesTotal: Math.max(plannedBytes, bytesDone),

@@ -1,7 +1,7 @@
 /**
  * reset-status (Cinder's reset_status): the operator's tool for a record whose owner host is gone for
- * good, which start-up cleanup will therefore never fix. It steps outside the state machine on purpose,
- * so it guards itself: it refuses while the owner's lease is live (unless forced), and it makes a backup
+ * good, which start-up cleanup will therefore never fix. It takes over from an owner that stopped, but
+ * stays inside the state machine (records.ts: a failed backup never becomes available again), and it guards itself: it refuses while the owner's lease is live (unless forced), and it makes a backup
  * `available` only after checking that its metadata, segments (or hash list) and every object are there, right size.
  */
 import { PreconditionFailedError, VolumeBackupError, errorMessage, invalid } from '../errors';
@@ -10,8 +10,8 @@ import { chainOf } from '../repository/catalog';
 import { metadataObjectName, sha256 } from '../repository/format';
 import { listVolumeLeases } from '../repository/locks';
 import { checkBackupId } from '../repository/names';
-import { BackupRecord, parseRecord } from '../repository/records';
-import { Repository, encodeRecord } from '../repository/repository';
+import type { BackupRecord } from '../repository/records';
+import type { Repository } from '../repository/repository';
 
 export interface ResetStatusOptions {
   backupId: string;
@@ -33,7 +33,8 @@ export async function resetStatus(repo: Repository, options: ResetStatusOptions)
   if (options.status !== 'available' && options.status !== 'error') {
     throw invalid(`reset-status sets a backup to available or error, not ${JSON.stringify(options.status)}`);
   }
-  const { record, etag } = await repo.readRecord(backupId);
+  const current = await repo.readRecord(backupId);
+  const { record } = current;
   const live = await liveOwner(repo, record);
   if (live && !options.force) {
     throw new VolumeBackupError(
@@ -54,9 +55,10 @@ export async function resetStatus(repo: Repository, options: ResetStatusOptions)
     const was = record.status === 'error' ? '' : ` (was ${record.status}${record.failReason ? `: ${record.failReason}` : ''})`;
     patch = { status: 'error', failReason: record.status === 'error' ? record.failReason : `reset to error by an operator${was}`, leaseExpiresAt: null };
   }
-  const next = parseRecord({ ...record, ...patch, updatedAt: new Date().toISOString() });
+  let next: BackupRecord;
   try {
-    await repo.driver.replaceIfMatch(repo.container, repo.recordName(record.volumeId, record.id), encodeRecord(next), etag);
+    // One compare-and-swap on the version checked above; the status machine is the repository's to check.
+    next = await repo.replaceRecord(current, patch);
   } catch (err) {
     if (err instanceof PreconditionFailedError) {
       throw new VolumeBackupError('CONFLICT', `backup ${backupId} changed while it was being reset (its owner may be alive): look at it again and retry`, { backupId });

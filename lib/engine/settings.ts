@@ -6,8 +6,9 @@
  * - 8 MiB chunks: ~128 objects per GiB (sane for S3/GCS request counts and listings), and with a fixed
  *   number of chunks in flight memory stays under ~100 MiB whatever the volume size.
  */
-import { invalid } from '../errors';
-import type { Compression } from '../repository/records';
+import { VolumeBackupError, invalid } from '../errors';
+import { Compression } from '../repository/records';
+import type { Driver } from '../drivers/driver';
 
 export const DEFAULT_CHUNK_SIZE = 8 * 1024 * 1024;
 export const DEFAULT_BLOCK_SIZE = 32 * 1024;
@@ -20,6 +21,17 @@ export const MIN_BLOCK_SIZE = 4096;
  */
 export const CHUNKS_IN_FLIGHT = 3;
 export const MAX_CHUNK_SIZE = 256 * 1024 * 1024;
+/**
+ * Objects in flight on a store that is not a local directory (S3, GCS, …): its requests wait for the
+ * network, not for this machine, so more of them hide the latency. Memory: one stored form (≤ a chunk)
+ * more per object in a backup, a chunk and its stored form in a restore.
+ */
+export const REMOTE_OBJECTS_IN_FLIGHT = 6;
+
+/** Objects a backup or restore keeps in flight on this repository's store, beyond what the CPU needs (0: none). */
+export function objectsInFlight(repo: { driver: Pick<Driver, 'objectsInFlight'>; localDirectory: string | null }): number {
+  return repo.driver.objectsInFlight ?? (repo.localDirectory === null ? REMOTE_OBJECTS_IN_FLIGHT : 0);
+}
 
 export function checkSizes(chunkSize: number, blockSize: number): void {
   for (const [label, v] of [['chunk size', chunkSize], ['block size', blockSize]] as const) {
@@ -32,4 +44,19 @@ export function checkSizes(chunkSize: number, blockSize: number): void {
   if (chunkSize % blockSize !== 0) {
     throw invalid(`chunk size ${chunkSize} must be a multiple of the block size ${blockSize} (e.g. ${Math.max(1, Math.round(chunkSize / blockSize)) * blockSize})`);
   }
+}
+
+/** The levels each algorithm takes (zstd's negative levels are its fast modes). */
+const LEVELS: Record<Compression, [number, number]> = { none: [-Infinity, Infinity], zlib: [0, 9], zstd: [-7, 22] };
+
+/** A compression setting (a backup's, or a repository's default): the algorithm checked, the level in its range. */
+export function checkCompression(algorithm: unknown, level: unknown): { algorithm: Compression; level?: number } {
+  const parsed = Compression.safeParse(algorithm);
+  if (!parsed.success) throw new VolumeBackupError('INVALID_ARGUMENT', `unknown compression ${JSON.stringify(algorithm)?.slice(0, 40)}: use none, zlib or zstd`);
+  if (level === undefined) return { algorithm: parsed.data };
+  const [min, max] = LEVELS[parsed.data];
+  if (typeof level !== 'number' || !Number.isInteger(level) || level < min || level > max) {
+    throw new VolumeBackupError('INVALID_ARGUMENT', `compression level ${JSON.stringify(level)?.slice(0, 40)} is invalid for ${parsed.data}: use a whole number from ${min} to ${max}`);
+  }
+  return { algorithm: parsed.data, level };
 }

@@ -9,7 +9,12 @@ export interface ProgressEvent {
   operation: Operation;
   backupId: string;
   volumeId: string;
+  /** The snapshot the backup was (or is being) taken from, or null. */
+  snapshotId: string | null;
+  /** Which chunk this event is about (chunks finish in any order; -1 for start). */
   chunkIndex: number;
+  /** How many chunks are done: 1, 2, … chunkCount, in order. */
+  chunksDone: number;
   chunkCount: number;
   bytesDone: number;
   bytesTotal: number;
@@ -80,6 +85,11 @@ export interface RestoreOptions extends CommonOptions {
   target?: string;
   /** Read and check everything, write nothing. */
   verifyOnly?: boolean;
+  /**
+   * false: refuse a target that exists (a file, any block device); true: write over it. The CLI, the
+   * nodes and the sidebar always say; undefined keeps the behaviour of earlier versions (allowed).
+   */
+  overwrite?: boolean;
 }
 
 export interface RestoreResult {

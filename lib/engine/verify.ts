@@ -12,12 +12,13 @@
 import { VolumeBackupError, errorMessage, throwIfAborted } from '../errors';
 import { chainOf } from '../repository/catalog';
 import { OwnedObject, listBackupObjects, loadHashList, loadMetadata, ownedObjects } from '../repository/backup-objects';
-import { DATA_ROOT, parseObjectName } from '../repository/layout';
+import { DATA_ROOT, classifyObjects, volumeOfRecordName } from '../repository/layout';
 import { DEFAULT_LEASE_TTL_MS, listVolumeLeases } from '../repository/locks';
 import { checkBackupId } from '../repository/names';
 import { ownerHost } from '../repository/owner';
 import { BackupRecord, leaseExpired } from '../repository/records';
-import { Repository, mapLimit } from '../repository/repository';
+import { Repository } from '../repository/repository';
+import { mapLimit } from '../util/concurrency';
 import type { ObjectEntry } from '../drivers/driver';
 import { restoreBackup } from './restore';
 import type { Logger, ProgressListener } from './types';
@@ -104,6 +105,8 @@ export async function verifyRepository(repo: Repository, options: VerifyOptions 
 
   let records: BackupRecord[];
   let objects: ObjectEntry[] | null = null;
+  /** Volumes with a record that cannot be read: prune keeps their orphans (see prune.ts). */
+  const heldVolumes = new Set<string>();
   if (options.backupId) {
     const backupId = checkBackupId(options.backupId);
     const target = await repo.getRecord(backupId);
@@ -113,7 +116,10 @@ export async function verifyRepository(repo: Repository, options: VerifyOptions 
   } else {
     // Objects first, records second: see the comment at the top.
     objects = await repo.listObjects(DATA_ROOT);
-    records = await repo.listRecords(undefined, (name, reason) => malformed(findings, name, reason));
+    records = await repo.listRecords(undefined, (name, reason) => {
+      malformed(findings, name, reason);
+      heldVolumes.add(volumeOfRecordName(name) ?? '*');
+    });
     const byId = byIdOf(records);
     for (const record of records) if (record.status === 'available' || record.status === 'restoring') await chainOrProblem(repo, findings, byId, record, now());
   }
@@ -122,10 +128,11 @@ export async function verifyRepository(repo: Repository, options: VerifyOptions 
   const concurrency = options.concurrency ?? (options.readData ? 2 : 16);
   // The listing the orphan scan made serves every backup's presence check (one request instead of one per backup).
   const listed = objects ? new Map(objects.map((e) => [e.name, e.size])) : null;
+  const check: Check = { repo, findings, counters, options, listed };
   await mapLimit(records, concurrency, async (record) => {
     throwIfAborted(options.signal);
     try {
-      await checkRecord(repo, record, findings, counters, options, now(), listed);
+      await checkRecord(check, record, now());
     } catch (err) {
       if (err instanceof VolumeBackupError && err.code === 'CANCELLED') throw err;
       // Anything unexpected (a network failure…) is a problem too: verify must not pass what it could not check.
@@ -133,7 +140,7 @@ export async function verifyRepository(repo: Repository, options: VerifyOptions 
     }
   });
   if (objects) {
-    await findOrphans(repo, objects, records, findings);
+    await findOrphans(repo, objects, records, findings, heldVolumes);
     await noteStaleLeases(repo, findings, now());
   }
 
@@ -185,82 +192,104 @@ async function chainOrProblem(repo: Repository, findings: Findings, byId: Readon
   return null;
 }
 
-async function checkRecord(
-  repo: Repository,
-  record: BackupRecord,
-  findings: Findings,
-  counters: { backupsVerified: number; objectsChecked: number; bytesVerified: number },
-  options: VerifyOptions,
-  now: Date,
-  listed: ReadonlyMap<string, number> | null,
-): Promise<void> {
-  const host = ownerHost(record);
-  const owner = `host ${host}`;
+interface Counters {
+  backupsVerified: number;
+  objectsChecked: number;
+  bytesVerified: number;
+}
+
+/** What the check of every record shares: the repository, where findings and counts go, the orphan scan's listing. */
+interface Check {
+  repo: Repository;
+  findings: Findings;
+  counters: Counters;
+  options: VerifyOptions;
+  listed: ReadonlyMap<string, number> | null;
+}
+
+/** One record, judged by its status. */
+async function checkRecord(check: Check, record: BackupRecord, now: Date): Promise<void> {
   switch (record.status) {
     case 'available':
-    case 'restoring': {
-      if (record.status === 'restoring' && leaseExpired(record, now)) {
-        findings.add({
-          kind: 'stuck-record',
-          message: `backup ${record.id} has been restoring on ${owner} since ${record.updatedAt} and its lease expired at ${record.leaseExpiresAt}: that restore stopped. Run \`volume-backup cleanup --host ${host}\` on ${host}, or \`volume-backup reset-status --backup ${record.id} --status available\` if that host is gone for good`,
-          backupIds: [record.id],
-          host,
-        });
-      }
-      const found = await checkObjects(repo, record, options.signal, listed);
-      counters.objectsChecked += found.checked;
-      let problems = found.problems;
-      if (problems.length === 0 && options.readData && record.status === 'available') {
-        try {
-          const result = await restoreBackup(repo, { backupId: record.id, verifyOnly: true, signal: options.signal, onProgress: options.onProgress, log: options.log });
-          counters.bytesVerified += result.bytesVerified;
-        } catch (err) {
-          if (err instanceof VolumeBackupError && err.code === 'CANCELLED') throw err;
-          problems = [problemFrom(err, record)];
-        }
-      }
-      if (problems.length > 0 && !(await stillComplete(repo, record))) {
-        findings.notes.push({ backupId: record.id, message: `backup ${record.id} changed while it was checked (deleted or pruned meanwhile); not counted` });
-        return;
-      }
-      for (const p of problems) findings.add(p);
-      counters.backupsVerified++;
-      return;
-    }
+    case 'restoring':
+      return checkComplete(check, record, now);
     case 'creating':
-      if (leaseExpired(record, now)) {
-        findings.add({
-          kind: 'stuck-record',
-          message: `backup ${record.id} of volume ${record.volumeId} has been creating on ${owner} since ${record.createdAt} and its lease expired at ${record.leaseExpiresAt}: that backup stopped. Run \`volume-backup cleanup --host ${host}\` on ${host}, or \`volume-backup reset-status --backup ${record.id} --status error\` if that host is gone for good`,
-          backupIds: [record.id],
-          host,
-        });
-      } else {
-        findings.notes.push({ backupId: record.id, message: `backup ${record.id} of volume ${record.volumeId} is being created by ${owner} (not checked)` });
-      }
-      return;
-    case 'deleting': {
-      // A deletion names its owner and renews a lease; one of an older version is judged by its age.
-      if (record.leaseExpiresAt ? leaseExpired(record, now) : now.getTime() - Date.parse(record.updatedAt) > STUCK_DELETE_MS) {
-        findings.add({
-          kind: 'stuck-record',
-          message: `backup ${record.id} of volume ${record.volumeId} has been deleting since ${record.updatedAt} (${owner}): the deletion stopped. Run \`volume-backup cleanup --host ${host}\` on ${host}, or delete it again`,
-          backupIds: [record.id],
-          host,
-        });
-      } else {
-        findings.notes.push({ backupId: record.id, message: `backup ${record.id} of volume ${record.volumeId} is being deleted` });
-      }
-      return;
+      return checkCreating(record, check.findings, now);
+    case 'deleting':
+      return checkDeleting(record, check.findings, now);
+    case 'error':
+      return checkFailed(check.repo, record, check.findings);
+  }
+}
+
+/** A complete backup: its objects present (and with --read-data, its data intact); a restore whose lease expired is stuck. */
+async function checkComplete(check: Check, record: BackupRecord, now: Date): Promise<void> {
+  const { repo, findings, counters, options, listed } = check;
+  if (record.status === 'restoring' && leaseExpired(record, now)) {
+    const host = ownerHost(record);
+    findings.add({
+      kind: 'stuck-record',
+      message: `backup ${record.id} has been restoring on host ${host} since ${record.updatedAt} and its lease expired at ${record.leaseExpiresAt}: that restore stopped. Run \`volume-backup cleanup --host ${host}\` on ${host}, or \`volume-backup reset-status --backup ${record.id} --status available\` if that host is gone for good`,
+      backupIds: [record.id],
+      host,
+    });
+  }
+  const found = await checkObjects(repo, record, options.signal, listed);
+  counters.objectsChecked += found.checked;
+  let problems = found.problems;
+  if (problems.length === 0 && options.readData && record.status === 'available') {
+    try {
+      const result = await restoreBackup(repo, { backupId: record.id, verifyOnly: true, signal: options.signal, onProgress: options.onProgress, log: options.log });
+      counters.bytesVerified += result.bytesVerified;
+    } catch (err) {
+      if (err instanceof VolumeBackupError && err.code === 'CANCELLED') throw err;
+      problems = [problemFrom(err, record)];
     }
-    case 'error': {
-      const left = await listBackupObjects(repo, record);
-      if (left.length > 0) {
-        const bytes = left.reduce((n, e) => n + e.size, 0);
-        findings.notes.push({ backupId: record.id, message: `failed backup ${record.id} of volume ${record.volumeId} still has ${left.length} object(s), ${bytes} bytes: prune or delete removes them` });
-      }
-      return;
-    }
+  }
+  if (problems.length > 0 && !(await stillComplete(repo, record))) {
+    findings.notes.push({ backupId: record.id, message: `backup ${record.id} changed while it was checked (deleted or pruned meanwhile); not counted` });
+    return;
+  }
+  for (const p of problems) findings.add(p);
+  counters.backupsVerified++;
+}
+
+/** A backup being created: stuck when its writer's lease expired, otherwise work in progress. */
+function checkCreating(record: BackupRecord, findings: Findings, now: Date): void {
+  const host = ownerHost(record);
+  if (leaseExpired(record, now)) {
+    findings.add({
+      kind: 'stuck-record',
+      message: `backup ${record.id} of volume ${record.volumeId} has been creating on host ${host} since ${record.createdAt} and its lease expired at ${record.leaseExpiresAt}: that backup stopped. Run \`volume-backup cleanup --host ${host}\` on ${host}, or \`volume-backup reset-status --backup ${record.id} --status error\` if that host is gone for good`,
+      backupIds: [record.id],
+      host,
+    });
+  } else {
+    findings.notes.push({ backupId: record.id, message: `backup ${record.id} of volume ${record.volumeId} is being created by host ${host} (not checked)` });
+  }
+}
+
+/** A deletion names its owner and renews a lease; one of an older version is judged by its age. */
+function checkDeleting(record: BackupRecord, findings: Findings, now: Date): void {
+  const host = ownerHost(record);
+  if (record.leaseExpiresAt ? leaseExpired(record, now) : now.getTime() - Date.parse(record.updatedAt) > STUCK_DELETE_MS) {
+    findings.add({
+      kind: 'stuck-record',
+      message: `backup ${record.id} of volume ${record.volumeId} has been deleting since ${record.updatedAt} (host ${host}): the deletion stopped. Run \`volume-backup cleanup --host ${host}\` on ${host}, or delete it again`,
+      backupIds: [record.id],
+      host,
+    });
+  } else {
+    findings.notes.push({ backupId: record.id, message: `backup ${record.id} of volume ${record.volumeId} is being deleted` });
+  }
+}
+
+/** A failed backup: the objects it left behind are a note (prune or delete removes them). */
+async function checkFailed(repo: Repository, record: BackupRecord, findings: Findings): Promise<void> {
+  const left = await listBackupObjects(repo, record);
+  if (left.length > 0) {
+    const bytes = left.reduce((n, e) => n + e.size, 0);
+    findings.notes.push({ backupId: record.id, message: `failed backup ${record.id} of volume ${record.volumeId} still has ${left.length} object(s), ${bytes} bytes: prune or delete removes them` });
   }
 }
 
@@ -335,34 +364,35 @@ async function stillComplete(repo: Repository, record: BackupRecord): Promise<bo
   }
 }
 
-/** The backup prefix an object belongs to by the layout; any other name stands for itself. */
-function backupPrefixOf(objectName: string): string {
-  return parseObjectName(objectName)?.prefix ?? objectName;
-}
-
-async function findOrphans(repo: Repository, objects: ObjectEntry[], known: readonly BackupRecord[], findings: Findings): Promise<void> {
+/**
+ * Objects no record owns, by the layout's one classifier (prune's too, so what verify calls an orphan is
+ * what prune deletes). Grouped by backup prefix; a group is reported once a second listing still has it.
+ */
+async function findOrphans(repo: Repository, objects: ObjectEntry[], known: readonly BackupRecord[], findings: Findings, heldVolumes: ReadonlySet<string>): Promise<void> {
   if (objects.length === 0) return;
-  // Prefixes owned now (records listed after the objects, and re-listed: a backup started meanwhile counts).
-  const owned = new Set((await repo.listRecordsSince(known)).map((r) => r.objectPrefix));
-  const candidates = new Map<string, ObjectEntry[]>();
-  for (const entry of objects) {
-    const prefix = backupPrefixOf(entry.name);
-    if (owned.has(prefix)) continue;
-    const list = candidates.get(prefix) ?? [];
-    list.push(entry);
-    candidates.set(prefix, list);
-  }
-  for (const prefix of [...candidates.keys()].sort()) {
+  // Records listed after the objects, and re-listed: a backup started meanwhile counts.
+  const records = await repo.listRecordsSince(known);
+  const { orphans, foreign } = classifyObjects(objects, records);
+  const candidates = new Map<string, string>();
+  for (const o of orphans) candidates.set(o.prefix, o.volumeId);
+  for (const [prefix, volumeId] of [...candidates].sort(([a], [b]) => a.localeCompare(b))) {
     // A deletion in progress removes objects before its record: those that are gone by now were not orphans.
-    const still = (await repo.listObjects(prefix)).filter((e) => backupPrefixOf(e.name) === prefix);
+    const still = classifyObjects(await repo.listObjects(prefix), records).orphans.filter((o) => o.prefix === prefix);
     if (still.length === 0) continue;
     const bytes = still.reduce((n, e) => n + e.size, 0);
+    const prune = heldVolumes.has(volumeId) || heldVolumes.has('*')
+      ? `prune keeps them while a record of volume ${volumeId} cannot be read (see that problem)`
+      : 'prune deletes them after its orphan grace period';
     findings.add({
       kind: 'orphaned-objects',
-      message: `${still.length} object(s), ${bytes} bytes, under ${prefix} belong to no backup record (a record removed by hand or by another tool): prune deletes them after its orphan grace period, or re-create the record with "volume-backup import"`,
+      message: `${still.length} object(s), ${bytes} bytes, under ${prefix} belong to no backup record (a record removed by hand or by another tool): ${prune}, or re-create the record with "volume-backup import"`,
       backupIds: [],
       objectName: prefix,
     });
+  }
+  if (foreign.length > 0) {
+    const shown = foreign.map((e) => e.name).sort().slice(0, 5).join(', ');
+    findings.notes.push({ message: `${foreign.length} object(s) (${shown}${foreign.length > 5 ? ', …' : ''}) are under ${DATA_ROOT} but in no volume's directory: not made by volume-backup, so neither verify nor prune acts on them` });
   }
 }
 

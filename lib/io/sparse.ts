@@ -25,7 +25,7 @@ function loadSeek(): Seek | null {
   seekFn = null;
   if (process.platform === 'linux') {
     try {
-      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      // eslint-disable-next-line @typescript-eslint/no-require-imports -- an optional native dependency that may be absent or unbuilt: loaded inside a try
       const ext = require('fs-ext') as { seek?: Seek };
       if (typeof ext.seek === 'function') seekFn = ext.seek;
     } catch {

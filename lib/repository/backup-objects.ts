@@ -8,7 +8,8 @@ import { BackupMetadata, BackupMetadataV1, HASH_BYTES, MetadataV2, Segment, Segm
 import type { ObjectEntry } from '../drivers/driver';
 import { checkMetadataLayout, checkRecordLayout, checkSegmentLayout, isObjectOf } from './layout';
 import type { BackupRecord } from './records';
-import { Repository, mapLimit } from './repository';
+import { Repository } from './repository';
+import { mapLimit } from '../util/concurrency';
 
 async function readChecked(repo: Repository, name: string, expectedSha: string | null, what: string, signal?: AbortSignal): Promise<Buffer> {
   let stored: Buffer;

@@ -2,6 +2,7 @@
 import { randomUUID } from 'crypto';
 import { z } from 'zod';
 import { VolumeBackupError, errorMessage } from '../errors';
+import { Compression } from './records';
 
 export const REPOSITORY_FORMAT_VERSION = 1;
 
@@ -24,6 +25,11 @@ export const RepositoryConfigSchema = z.object({
   id: z.string().uuid(),
   createdAt: z.string(),
   encryption: EncryptionParamsSchema.nullable(),
+  /**
+   * The compression a backup uses when it is not given one (init --compression); absent: zstd level 1.
+   * Every object records what it was stored with, so a restore reads any mix.
+   */
+  compression: z.object({ algorithm: Compression, level: z.number().int().optional() }).optional(),
 });
 export type RepositoryConfig = z.infer<typeof RepositoryConfigSchema>;
 

@@ -14,12 +14,15 @@ export interface NewRepositoryOptions {
   passphrase?: string;
   /** scrypt cost (default DEFAULT_KDF); lower only for tests. */
   kdf?: KdfCost;
+  /** The compression backups use when they are not given one (checked by the caller). */
+  compression?: RepositoryConfig['compression'];
 }
 
 /** The description of a new repository: encrypted when a passphrase is given. */
 export async function newConfig(options: NewRepositoryOptions = {}): Promise<RepositoryConfig> {
   const config = newRepositoryConfig(null);
   if (options.passphrase !== undefined) config.encryption = await newEncryptionParams(config.id, options.passphrase, options.kdf);
+  if (options.compression) config.compression = options.compression;
   return config;
 }
 

@@ -8,10 +8,11 @@
  * anything else ("volume_", "r") would make every prefix-based step act on other backups' objects or
  * the whole repository, so it is refused, and deleting only ever removes names that are a backup's own.
  */
-import type { Driver } from '../drivers/driver';
+import type { Driver, ObjectEntry, PrefixParts } from '../drivers/driver';
 import { VolumeBackupError } from '../errors';
 import type { BackupMetadata, MetadataV2, Segment } from './format';
 import { chunkCount, dataObjectName, hashListObjectName, metadataObjectName, segmentObjectName } from './format';
+import { isVolumeId } from './names';
 import type { BackupRecord } from './records';
 
 /** Where every backup object lives: volume_<volumeId>/… (Cinder's naming). */
@@ -20,17 +21,69 @@ export const DATA_ROOT = 'volume_';
 export const RECORDS_PREFIX = 'records/';
 /** One lease per volume: locks/<volumeId>.json. */
 export const LOCKS_PREFIX = 'locks/';
+/** Where prune remembers when it first saw each orphaned object: prune/orphans/<volumeId>.json. */
+export const ORPHAN_STATE_PREFIX = 'prune/orphans/';
+/** Where the conditional-write probe puts its objects (lib/drivers/conditional-probe.ts), apart from all others. */
+export const PROBES_PREFIX = 'probes/';
+
+/** Cinder's object-name prefix for a backup: volume_<id>/<YYYYmmddHHMMSS>/backup_<id> (what drivers' generateObjectNamePrefix give). */
+export function cinderObjectNamePrefix(parts: PrefixParts): string {
+  const ts = parts.createdAt.toISOString().replace(/[-:T]/g, '').slice(0, 14);
+  return `${DATA_ROOT}${parts.volumeId}/${ts}/backup_${parts.backupId}`;
+}
+
+/** The record of a volume's backup: records/<volumeId>/<backupId>.json (ids checked by the caller). */
+export function recordObjectName(volumeId: string, backupId: string): string {
+  return `${RECORDS_PREFIX}${volumeId}/${backupId}.json`;
+}
+
+/** The volume and backup of a record name (records/<volumeId>/<backupId>.json); null for any other name. */
+export function parseRecordName(name: string): { volumeId: string; backupId: string } | null {
+  const volumeId = volumeOfRecordName(name);
+  if (volumeId === null) return null;
+  const backupId = /^([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\.json$/.exec(name.slice(RECORDS_PREFIX.length + volumeId.length + 1))?.[1];
+  return backupId ? { volumeId, backupId } : null;
+}
+
+/** The volume a record name is filed under (records/<volumeId>/…); null for any other name. */
+export function volumeOfRecordName(name: string): string | null {
+  if (!name.startsWith(RECORDS_PREFIX)) return null;
+  const slash = name.indexOf('/', RECORDS_PREFIX.length);
+  const volumeId = slash > 0 ? name.slice(RECORDS_PREFIX.length, slash) : '';
+  return isVolumeId(volumeId) ? volumeId : null;
+}
+
+/** The lease of a volume: locks/<volumeId>.json (id checked by the caller). */
+export function leaseObjectName(volumeId: string): string {
+  return `${LOCKS_PREFIX}${volumeId}.json`;
+}
+
+/** The volume a lease name is for; null for any other name. */
+export function volumeOfLeaseName(name: string): string | null {
+  if (!name.startsWith(LOCKS_PREFIX) || !name.endsWith('.json')) return null;
+  const volumeId = name.slice(LOCKS_PREFIX.length, -'.json'.length);
+  return isVolumeId(volumeId) ? volumeId : null;
+}
+
+/** Prune's orphan bookkeeping of a volume (id checked by the caller). */
+export function orphanStateName(volumeId: string): string {
+  return `${ORPHAN_STATE_PREFIX}${volumeId}.json`;
+}
 
 /** The names under which one volume's backup objects live. */
 export function volumeObjectsPrefix(volumeId: string): string {
   return `${DATA_ROOT}${volumeId}/`;
 }
 
-/** The volume under whose objects-prefix `name` lies; null for a name outside every volume's. */
+/**
+ * The volume under whose objects-prefix `name` lies; null for a name outside every volume's (including
+ * a directory whose name is no volume id: the layout never makes one).
+ */
 export function volumeOfObject(name: string): string | null {
   if (!name.startsWith(DATA_ROOT)) return null;
   const slash = name.indexOf('/', DATA_ROOT.length);
-  return slash > DATA_ROOT.length ? name.slice(DATA_ROOT.length, slash) : null;
+  const volumeId = slash > 0 ? name.slice(DATA_ROOT.length, slash) : '';
+  return isVolumeId(volumeId) ? volumeId : null;
 }
 
 /** The prefix the layout gives the objects of a backup. */
@@ -116,4 +169,47 @@ export function checkSegmentLayout(record: BackupRecord, metadata: MetadataV2, s
       throw new VolumeBackupError('CORRUPT', `${what} names object ${entry.object.name} for chunk ${entry.chunk}: not an object of this backup`, { backupId: metadata.backupId });
     }
   }
+}
+
+/** An object in a volume's directory that no record owns. */
+export interface OrphanedObject extends ObjectEntry {
+  volumeId: string;
+  /** The backup prefix its name has by the layout; a name that is no backup object's stands for itself. */
+  prefix: string;
+}
+
+export interface ObjectClassification {
+  /** Backup id → the listed objects that are that backup's own by the layout. */
+  owned: Map<string, ObjectEntry[]>;
+  /** Objects in a volume's directory that no record owns: left by a crash, or by a record removed by hand. */
+  orphans: OrphanedObject[];
+  /** Names under volume_ but outside every volume's directory: the layout never makes them, so nothing acts on them. */
+  foreign: ObjectEntry[];
+}
+
+/**
+ * The one orphan classifier (prune deletes what it calls orphans, verify reports them: both ask here).
+ * An object is a backup's own when its name parses as one of that backup's objects (records' prefixes
+ * are the layout's; listRecords refuses others); any other object in a volume's directory is an orphan.
+ */
+export function classifyObjects(objects: readonly ObjectEntry[], records: readonly BackupRecord[]): ObjectClassification {
+  const byPrefix = new Map(records.map((r) => [r.objectPrefix, r.id]));
+  const result: ObjectClassification = { owned: new Map(), orphans: [], foreign: [] };
+  for (const entry of objects) {
+    const volumeId = volumeOfObject(entry.name);
+    if (volumeId === null) {
+      result.foreign.push(entry);
+      continue;
+    }
+    const prefix = parseObjectName(entry.name)?.prefix;
+    const owner = prefix === undefined ? undefined : byPrefix.get(prefix);
+    if (owner === undefined) {
+      result.orphans.push({ ...entry, volumeId, prefix: prefix ?? entry.name });
+      continue;
+    }
+    let list = result.owned.get(owner);
+    if (!list) result.owned.set(owner, (list = []));
+    list.push(entry);
+  }
+  return result;
 }

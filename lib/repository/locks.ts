@@ -7,11 +7,11 @@ import * as os from 'os';
 import { randomUUID } from 'crypto';
 import { ObjectNotFoundError, PreconditionFailedError, VolumeBackupError } from '../errors';
 import { checkVolumeId } from './names';
-import { LOCKS_PREFIX } from './layout';
+import { leaseObjectName } from './layout';
 import type { Repository } from './repository';
 import { heldByThisProcess, thisProcessAs } from './owner';
-import { BackupRecord, OperationOwner, isTransient } from './records';
-import { sleep } from './repository';
+import { BackupRecord, CancelRequest, OperationOwner, isTransient } from './records';
+import { sleep } from '../util/concurrency';
 
 export const DEFAULT_LEASE_TTL_MS = 60_000;
 
@@ -38,7 +38,7 @@ export interface LeaseOptions {
 }
 
 export function lockName(volumeId: string): string {
-  return `${LOCKS_PREFIX}${checkVolumeId(volumeId)}.json`;
+  return leaseObjectName(checkVolumeId(volumeId));
 }
 
 export function pidAlive(pid: number): boolean {
@@ -72,7 +72,7 @@ export class VolumeLease {
     if (this.released) return;
     const next = { ...this.holder, expiresAt: new Date(Date.now() + this.ttlMs).toISOString() };
     try {
-      this.etag = await this.repo.driver.replaceIfMatch(this.repo.container, lockName(this.volumeId), encode(next), this.etag);
+      this.etag = await this.repo.replaceLease(this.volumeId, encode(next), this.etag);
       this.holder = next;
     } catch (err) {
       if (err instanceof PreconditionFailedError || err instanceof ObjectNotFoundError) {
@@ -93,8 +93,8 @@ export class VolumeLease {
     this.released = true;
     this.stopTimer();
     try {
-      const current = await this.repo.driver.readObject(this.repo.container, lockName(this.volumeId));
-      if (decode(current.data)?.token === this.holder.token) await this.repo.driver.deleteObject(this.repo.container, lockName(this.volumeId));
+      const current = await this.repo.readLease(this.volumeId);
+      if (decode(current.data)?.token === this.holder.token) await this.repo.deleteLease(this.volumeId);
     } catch (err) {
       if (!(err instanceof ObjectNotFoundError)) throw err;
     }
@@ -123,7 +123,6 @@ function isDead(holder: LeaseHolder | null, host: string): boolean {
 
 export async function acquireVolumeLease(repo: Repository, volumeId: string, options: LeaseOptions): Promise<VolumeLease> {
   const ttlMs = options.ttlMs ?? DEFAULT_LEASE_TTL_MS;
-  const name = lockName(volumeId);
   const deadline = Date.now() + (options.waitMs ?? 0);
   let announced = false;
   for (;;) {
@@ -137,14 +136,14 @@ export async function acquireVolumeLease(repo: Repository, volumeId: string, opt
       expiresAt: new Date(Date.now() + ttlMs).toISOString(),
     };
     try {
-      const etag = await repo.driver.putIfAbsent(repo.container, name, encode(holder));
+      const etag = await repo.createLease(volumeId, encode(holder));
       return new VolumeLease(repo, volumeId, holder, etag, ttlMs, options.onLost);
     } catch (err) {
       if (!(err instanceof PreconditionFailedError)) throw err;
     }
     let current;
     try {
-      current = await repo.driver.readObject(repo.container, name);
+      current = await repo.readLease(volumeId);
     } catch (err) {
       if (err instanceof ObjectNotFoundError) continue; // released meanwhile
       throw err;
@@ -152,7 +151,7 @@ export async function acquireVolumeLease(repo: Repository, volumeId: string, opt
     const other = decode(current.data);
     if (isDead(other, holder.host)) {
       try {
-        const etag = await repo.driver.replaceIfMatch(repo.container, name, encode(holder), current.etag);
+        const etag = await repo.replaceLease(volumeId, encode(holder), current.etag);
         return new VolumeLease(repo, volumeId, holder, etag, ttlMs, options.onLost);
       } catch (err) {
         if (!(err instanceof PreconditionFailedError || err instanceof ObjectNotFoundError)) throw err;
@@ -181,11 +180,23 @@ export async function acquireVolumeLease(repo: Repository, volumeId: string, opt
  * Only while this process still owns the record: a record the operation left, or that a cleanup or
  * another deleter took over, is not touched.
  */
-export function renewRecordLease(repo: Repository, backupId: string, volumeId: string, ttlMs = DEFAULT_LEASE_TTL_MS): () => void {
+export function renewRecordLease(
+  repo: Repository,
+  backupId: string,
+  volumeId: string,
+  ttlMs = DEFAULT_LEASE_TTL_MS,
+  onCancelRequest?: (request: CancelRequest) => void,
+): () => void {
+  let cancelSeen = false;
   const timer = setInterval(() => {
     repo
       .updateRecord(backupId, (current) => {
         if (!isTransient(current.status) || !heldByThisProcess(current, repo.host)) throw new VolumeBackupError('CONFLICT', `backup ${backupId} is no longer held by this process`);
+        // Someone asked (from any host) to stop this operation: volume-backup cancel, the sidebar, msg.cancel.
+        if (current.cancelRequest && onCancelRequest && !cancelSeen) {
+          cancelSeen = true;
+          onCancelRequest(current.cancelRequest);
+        }
         return { leaseExpiresAt: new Date(Date.now() + ttlMs).toISOString() };
       }, volumeId)
       .catch(() => undefined); // a missed renewal is retried at the next tick
@@ -195,20 +206,20 @@ export function renewRecordLease(repo: Repository, backupId: string, volumeId: s
 }
 
 /** The owner and first lease of an operation this process starts on a record (see owner.ts). */
-export function takeRecord(repo: Repository, operation: OperationOwner['operation'], ttlMs = DEFAULT_LEASE_TTL_MS): Pick<BackupRecord, 'owner' | 'leaseExpiresAt'> {
-  return { owner: thisProcessAs(operation, repo.host), leaseExpiresAt: new Date(Date.now() + ttlMs).toISOString() };
+export function takeRecord(repo: Repository, operation: OperationOwner['operation'], ttlMs = DEFAULT_LEASE_TTL_MS): Pick<BackupRecord, 'owner' | 'leaseExpiresAt' | 'cancelRequest'> {
+  // A cancel request of an earlier operation on the record does not stop this one.
+  return { owner: thisProcessAs(operation, repo.host), leaseExpiresAt: new Date(Date.now() + ttlMs).toISOString(), cancelRequest: null };
 }
 
 /** The lease objects under locks/, whatever their state. */
 export async function listVolumeLeases(repo: Repository): Promise<{ volumeId: string; holder: LeaseHolder | null; etag: string }[]> {
-  const entries = (await repo.driver.listEntries(repo.container, LOCKS_PREFIX)).filter((e) => e.name.endsWith('.json'));
   const out: { volumeId: string; holder: LeaseHolder | null; etag: string }[] = [];
-  for (const entry of entries) {
-    const current = await repo.driver.readObject(repo.container, entry.name).catch((err) => {
+  for (const volumeId of await repo.listLeaseVolumes()) {
+    const current = await repo.readLease(volumeId).catch((err) => {
       if (err instanceof ObjectNotFoundError) return null; // released meanwhile
       throw err;
     });
-    if (current) out.push({ volumeId: entry.name.slice(LOCKS_PREFIX.length, -'.json'.length), holder: decode(current.data), etag: current.etag });
+    if (current) out.push({ volumeId, holder: decode(current.data), etag: current.etag });
   }
   return out;
 }
@@ -220,15 +231,14 @@ export async function listVolumeLeases(repo: Repository): Promise<{ volumeId: st
 export async function releaseDeadLease(repo: Repository, lease: { volumeId: string; holder: LeaseHolder | null; etag: string }, host: string): Promise<boolean> {
   const holder = lease.holder;
   if (!holder || holder.host !== host || holder.pid === process.pid || pidAlive(holder.pid)) return false;
-  const name = lockName(lease.volumeId);
   const tombstone: LeaseHolder = { ...holder, token: randomUUID(), expiresAt: new Date(0).toISOString() };
   try {
-    await repo.driver.replaceIfMatch(repo.container, name, encode(tombstone), lease.etag);
+    await repo.replaceLease(lease.volumeId, encode(tombstone), lease.etag);
   } catch (err) {
     if (err instanceof PreconditionFailedError || err instanceof ObjectNotFoundError) return false;
     throw err;
   }
-  const current = await repo.driver.readObject(repo.container, name).catch(() => null);
-  if (current && decode(current.data)?.token === tombstone.token) await repo.driver.deleteObject(repo.container, name);
+  const current = await repo.readLease(lease.volumeId).catch(() => null);
+  if (current && decode(current.data)?.token === tombstone.token) await repo.deleteLease(lease.volumeId);
   return true;
 }

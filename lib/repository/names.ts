@@ -10,8 +10,13 @@ import { CONTROL_CHARACTERS_MESSAGE, hasControlCharacters } from '../text';
 const VOLUME_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 const BACKUP_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
+/** True when `value` is a valid volume id (checkVolumeId without the error). */
+export function isVolumeId(value: unknown): value is string {
+  return typeof value === 'string' && VOLUME_ID.test(value) && !value.includes('..');
+}
+
 export function checkVolumeId(value: unknown): string {
-  if (typeof value !== 'string' || !VOLUME_ID.test(value) || value.includes('..')) {
+  if (!isVolumeId(value)) {
     throw invalid(
       `invalid volume id ${JSON.stringify(String(value)).slice(0, 80)}: use 1-128 letters, digits, ".", "_" or "-", starting with a letter or digit`,
     );

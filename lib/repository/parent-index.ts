@@ -7,33 +7,34 @@
 import { ObjectNotFoundError, VolumeBackupError } from '../errors';
 import { checkVolumeId } from './names';
 import type { BackupRecord } from './records';
-import { RECORDS_PREFIX, Repository, mapLimit } from './repository';
+import { Repository } from './repository';
+import { parseRecordName } from './layout';
+import { mapLimit } from '../util/concurrency';
 
 export class ParentIndex {
   /** Record id → its parentId, as of the last refresh. */
   private readonly parents = new Map<string, string | null>();
   private children: Map<string, string[]> | null = null;
-  private readonly prefix: string;
 
   constructor(
     private readonly repo: Repository,
     readonly volumeId: string,
     known: readonly BackupRecord[] = [],
   ) {
-    this.prefix = `${RECORDS_PREFIX}${checkVolumeId(volumeId)}/`;
+    checkVolumeId(volumeId);
     for (const r of known) if (r.volumeId === volumeId) this.parents.set(r.id, r.parentId);
   }
 
   /** List the volume's records now; read the ones not seen before. */
   async refresh(): Promise<void> {
-    const entries = await this.repo.driver.listEntries(this.repo.container, this.prefix);
+    const entries = await this.repo.listRecordEntries(this.volumeId);
     const present = new Set<string>();
     const unseen: string[] = [];
     for (const e of entries) {
-      const m = /^([0-9a-f-]{36})\.json$/.exec(e.name.slice(this.prefix.length));
-      if (!m) continue;
-      present.add(m[1]);
-      if (!this.parents.has(m[1])) unseen.push(m[1]);
+      const id = parseRecordName(e.name)?.backupId;
+      if (id === undefined) continue;
+      present.add(id);
+      if (!this.parents.has(id)) unseen.push(id);
     }
     await mapLimit(unseen, 16, async (id) => {
       try {

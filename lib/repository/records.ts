@@ -46,6 +46,26 @@ export const OperationOwnerSchema = z.object({
 });
 export type OperationOwner = z.infer<typeof OperationOwnerSchema>;
 
+/** Who asked a running operation to stop (`volume-backup cancel`, the sidebar, msg.cancel); its owner stops at its next lease renewal. */
+export const CancelRequestSchema = z.object({
+  host: freeText(253, 1),
+  /** The user (CLI: the login name; sidebar: the editor user) or "" when unknown. */
+  user: freeText(256),
+  /** What asked: "cli", "sidebar", "node". */
+  source: freeText(64, 1),
+  at: isoDate,
+});
+export type CancelRequest = z.infer<typeof CancelRequestSchema>;
+
+/** Where a running restore writes: its host's cleanup reports the target as incomplete, and removes it when the restore created it. */
+export const RestoreTargetSchema = z.object({
+  path: freeText(4096, 1),
+  host: freeText(253, 1),
+  /** The target did not exist before this restore. */
+  created: z.boolean(),
+});
+export type RestoreTarget = z.infer<typeof RestoreTargetSchema>;
+
 export const BackupRecordSchema = z.object({
   formatVersion: z.literal(RECORD_FORMAT_VERSION),
   id: z.string().uuid(),
@@ -77,6 +97,10 @@ export const BackupRecordSchema = z.object({
   leaseExpiresAt: isoDate.nullable(),
   /** Who runs the operation while the status is transient; null otherwise (absent in records of older versions). */
   owner: OperationOwnerSchema.nullable().optional(),
+  /** A request to stop the running operation, and afterwards the record of who stopped it (absent in older versions). */
+  cancelRequest: CancelRequestSchema.nullable().optional(),
+  /** While restoring: the target being written (absent in older versions). */
+  restoreTarget: RestoreTargetSchema.nullable().optional(),
   sourcePath: freeText(4096).nullable(),
   encrypted: z.boolean(),
 });

@@ -8,15 +8,17 @@
  * Everything a restore, verify or prune needs is here; nothing lives outside it.
  */
 import * as os from 'os';
-import { Driver, ObjectEntry, ObjectOptions } from '../drivers/driver';
+import { Driver, ObjectEntry, ObjectOptions, StoredObject } from '../drivers/driver';
 import { ObjectNotFoundError, PreconditionFailedError, VolumeBackupError, errorMessage, invalid } from '../errors';
 import { checkBackupId, checkHost, checkVolumeId } from './names';
 import { BackupRecord, BackupStatus, canTransition, isTransient, parseRecord } from './records';
 import { IDENTITY_CODEC, ObjectCodec } from '../codec/object-codec';
 import { RepositoryConfig, parseRepositoryConfig } from './config';
-import { RECORDS_PREFIX, recordLayoutProblem } from './layout';
+import { LOCKS_PREFIX, RECORDS_PREFIX, backupPrefix, leaseObjectName, orphanStateName, recordLayoutProblem, recordObjectName, volumeOfLeaseName } from './layout';
 export { RECORDS_PREFIX } from './layout';
 import { missingConfigError, repositoryContentAt } from './missing-config';
+import { mapLimit, sleep } from '../util/concurrency';
+import { withRetries } from '../drivers/retrying-driver';
 
 export const REPOSITORY_CONFIG_NAME = 'repository.json';
 const CAS_ATTEMPTS = 20;
@@ -36,6 +38,10 @@ export interface VersionedRecord {
 }
 
 export class Repository {
+  /**
+   * The store, for lib/repository only (the layout's prefix, opening): the engine, the nodes and the CLI
+   * go through the methods below, which hold the names, the codec and the status machine.
+   */
   readonly driver: Driver;
   readonly container: string;
   readonly host: string;
@@ -65,7 +71,7 @@ export class Repository {
   }
 
   recordName(volumeId: string, backupId: string): string {
-    return `${RECORDS_PREFIX}${checkVolumeId(volumeId)}/${checkBackupId(backupId)}.json`;
+    return recordObjectName(checkVolumeId(volumeId), checkBackupId(backupId));
   }
 
   // ---- records ---------------------------------------------------------------------------------
@@ -75,8 +81,7 @@ export class Repository {
    * layout's, are reported through `onInvalid`, not thrown (and never acted on).
    */
   async listRecords(volumeId?: string, onInvalid?: (name: string, reason: string) => void): Promise<BackupRecord[]> {
-    const prefix = volumeId ? `${RECORDS_PREFIX}${checkVolumeId(volumeId)}/` : RECORDS_PREFIX;
-    return this.readRecordEntries((await this.driver.listEntries(this.container, prefix)).filter((e) => e.name.endsWith('.json')), onInvalid);
+    return this.readRecordEntries(await this.listRecordEntries(volumeId), onInvalid);
   }
 
   /**
@@ -110,9 +115,10 @@ export class Repository {
     return records.sort((a, b) => a.dataTimestamp.localeCompare(b.dataTimestamp) || a.createdAt.localeCompare(b.createdAt));
   }
 
-  /** The record names under records/, without reading them. */
-  async listRecordEntries(): Promise<ObjectEntry[]> {
-    return (await this.driver.listEntries(this.container, RECORDS_PREFIX)).filter((e) => e.name.endsWith('.json'));
+  /** The record names under records/ (or one volume's), without reading them. */
+  async listRecordEntries(volumeId?: string): Promise<ObjectEntry[]> {
+    const prefix = volumeId ? `${RECORDS_PREFIX}${checkVolumeId(volumeId)}/` : RECORDS_PREFIX;
+    return (await this.driver.listEntries(this.container, prefix)).filter((e) => e.name.endsWith('.json'));
   }
 
   private async findRecordName(backupId: string): Promise<string> {
@@ -177,27 +183,37 @@ export class Repository {
     volumeId?: string,
   ): Promise<BackupRecord> {
     for (let attempt = 0; attempt < CAS_ATTEMPTS; attempt++) {
-      const { record, etag } = await this.readRecord(backupId, volumeId);
-      const patch = change(record);
-      if (patch.status && patch.status !== record.status && !canTransition(record.status, patch.status)) {
-        throw new VolumeBackupError(
-          'CONFLICT',
-          `backup ${backupId} is ${record.status} and cannot become ${patch.status}`,
-          { backupId, status: record.status },
-        );
-      }
-      const next = parseRecord({ ...record, ...patch, updatedAt: new Date().toISOString() });
-      // An owner and a lease belong to a running operation: a record that leaves it keeps neither.
-      if (!isTransient(next.status)) Object.assign(next, { owner: null, leaseExpiresAt: null });
+      const current = await this.readRecord(backupId, volumeId);
+      const patch = change(current.record);
       try {
-        await this.driver.replaceIfMatch(this.container, this.recordName(next.volumeId, next.id), encodeRecord(next), etag);
-        return next;
+        return await this.replaceRecord(current, patch);
       } catch (err) {
         if (!(err instanceof PreconditionFailedError)) throw err;
         await sleep(5 + Math.random() * 20 * (attempt + 1));
       }
     }
     throw new VolumeBackupError('CONFLICT', `backup ${backupId} kept changing under us; try again`, { backupId });
+  }
+
+  /**
+   * One compare-and-swap of a record read earlier: `patch` applied to the version `current` names.
+   * The status machine (records.ts) is checked here, for every caller; throws PreconditionFailedError
+   * when the record changed since it was read.
+   */
+  async replaceRecord(current: VersionedRecord, patch: Partial<BackupRecord>): Promise<BackupRecord> {
+    const { record, etag } = current;
+    if (patch.status && patch.status !== record.status && !canTransition(record.status, patch.status)) {
+      throw new VolumeBackupError(
+        'CONFLICT',
+        `backup ${record.id} is ${record.status} and cannot become ${patch.status}`,
+        { backupId: record.id, status: record.status },
+      );
+    }
+    const next = parseRecord({ ...record, ...patch, updatedAt: new Date().toISOString() });
+    // An owner and a lease belong to a running operation: a record that leaves it keeps neither.
+    if (!isTransient(next.status)) Object.assign(next, { owner: null, leaseExpiresAt: null });
+    await this.driver.replaceIfMatch(this.container, this.recordName(next.volumeId, next.id), encodeRecord(next), etag);
+    return next;
   }
 
   /** Move a record from one status to another, refusing if it is not in one of `from`. */
@@ -216,6 +232,55 @@ export class Repository {
 
   async deleteRecord(record: BackupRecord): Promise<void> {
     await this.driver.deleteObject(this.container, this.recordName(record.volumeId, record.id));
+  }
+
+  // ---- volume leases: locks/<volumeId>.json, plain JSON (lib/repository/locks.ts gives them meaning) ----
+
+  /** Create a volume's lease object; PreconditionFailedError when there is one. */
+  async createLease(volumeId: string, data: Buffer): Promise<string> {
+    return this.driver.putIfAbsent(this.container, leaseObjectName(checkVolumeId(volumeId)), data);
+  }
+
+  /** A volume's lease object; ObjectNotFoundError when there is none. */
+  async readLease(volumeId: string): Promise<StoredObject> {
+    return this.driver.readObject(this.container, leaseObjectName(checkVolumeId(volumeId)));
+  }
+
+  /** Replace a volume's lease object if it is still the version `etag` names. */
+  async replaceLease(volumeId: string, data: Buffer, etag: string): Promise<string> {
+    return this.driver.replaceIfMatch(this.container, leaseObjectName(checkVolumeId(volumeId)), data, etag);
+  }
+
+  async deleteLease(volumeId: string): Promise<void> {
+    await this.driver.deleteObject(this.container, leaseObjectName(checkVolumeId(volumeId)));
+  }
+
+  /** The volumes that have a lease object (whatever its state). */
+  async listLeaseVolumes(): Promise<string[]> {
+    return (await this.driver.listEntries(this.container, LOCKS_PREFIX)).flatMap((e) => volumeOfLeaseName(e.name) ?? []);
+  }
+
+  // ---- prune state: prune/orphans/<volumeId>.json, sealed with the codec like every backup object ----
+
+  /** Prune's orphan bookkeeping of a volume; null when there is none or it cannot be read (it only delays deletions). */
+  async readPruneState(volumeId: string): Promise<unknown> {
+    const name = orphanStateName(checkVolumeId(volumeId));
+    try {
+      const { data } = await this.driver.readObject(this.container, name);
+      return JSON.parse(this.codec.open(data, name).toString('utf8'));
+    } catch (err) {
+      if (err instanceof ObjectNotFoundError || err instanceof SyntaxError || (err instanceof VolumeBackupError && (err.code === 'CORRUPT' || err.code === 'ENCRYPTION'))) return null;
+      throw err;
+    }
+  }
+
+  async writePruneState(volumeId: string, state: unknown): Promise<void> {
+    const name = orphanStateName(checkVolumeId(volumeId));
+    await this.driver.writeObject(this.container, name, this.codec.seal(Buffer.from(JSON.stringify(state) + '\n'), name));
+  }
+
+  async deletePruneState(volumeId: string): Promise<void> {
+    await this.driver.deleteObject(this.container, orphanStateName(checkVolumeId(volumeId)));
   }
 
   // ---- objects ---------------------------------------------------------------------------------
@@ -243,6 +308,26 @@ export class Repository {
 
   async listObjects(prefix: string): Promise<ObjectEntry[]> {
     return this.driver.listEntries(this.container, prefix);
+  }
+
+  /** Remove what killed writers of this machine left (temporary files); 0 for stores that leave none. */
+  async removeStaleTemporaries(): Promise<number> {
+    return this.driver.removeStaleTemporaries ? this.driver.removeStaleTemporaries(this.container) : 0;
+  }
+
+  /** The object-name prefix the layout gives a new backup. */
+  backupPrefix(parts: { volumeId: string; backupId: string; createdAt: Date | string }): string {
+    return backupPrefix(this.driver, parts);
+  }
+
+  /** True when the store wants each written object's MD5 (ObjectOptions.md5): computed off the event loop. */
+  get wantsMd5(): boolean {
+    return !!this.driver.wantsMd5;
+  }
+
+  /** What every reader and writer of this store is given (Cinder's get_extra_metadata). */
+  get extraMetadata(): Record<string, string> | null {
+    return this.driver.getExtraMetadata();
   }
 
   async close(): Promise<void> {
@@ -276,6 +361,8 @@ export async function openRepositoryIn(
     makeCodec?: (config: RepositoryConfig) => Promise<ObjectCodec>;
   },
 ): Promise<Repository> {
+  // Whatever made the driver, it is used with retries (once: createDriver's are returned as they are).
+  driver = withRetries(driver);
   const container = driver.updateContainerName(options.container) ?? options.container ?? '';
   let config = await readConfigIfAny(driver, container);
   if (!config && !options.create) {
@@ -314,50 +401,7 @@ export async function openRepositoryIn(
   return new Repository(driver, { container, host: options.host, codec, config });
 }
 
-/**
- * `fn` over `items`, at most `limit` at a time. On the first failure no new item is started, and the
- * failure is thrown only once every started call has settled: a caller that cleans up after a failure
- * (removes a failed backup's objects) must not race calls that are still writing.
- */
-export async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T, index: number) => Promise<R>): Promise<R[]> {
-  const results: R[] = new Array(items.length);
-  let next = 0;
-  let failure: { error: unknown } | null = null;
-  const workers = Array.from({ length: Math.min(limit, items.length) }, async () => {
-    while (!failure && next < items.length) {
-      const i = next++;
-      try {
-        results[i] = await fn(items[i], i);
-      } catch (error) {
-        failure ??= { error };
-      }
-    }
-  });
-  await Promise.all(workers);
-  if (failure) throw (failure as { error: unknown }).error;
-  return results;
-}
-
-/**
- * The chunk loop of backups and restores: each slot (a set of buffers) takes chunk indexes 0..count-1
- * in turn. On the first failure the other slots take no new chunk, and it is thrown once they stopped.
- */
-export async function forEachChunk<S>(slots: readonly S[], count: number, fn: (slot: S, chunk: number) => Promise<void>): Promise<void> {
-  let next = 0;
-  await mapLimit(slots, slots.length, async (slot) => {
-    for (let i = next++; i < count; i = next++) {
-      try {
-        await fn(slot, i);
-      } catch (err) {
-        next = count;
-        throw err;
-      }
-    }
-  });
-}
-
-export function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
+// The concurrency helpers moved to lib/util/concurrency.ts; re-exported for the modules that import them from here.
+export { forEachChunk, mapLimit, sleep } from '../util/concurrency';
 
 export { invalid };

@@ -382,7 +382,7 @@ export function backupsNeeding(records: readonly BackupRecord[], backupId: strin
 }
 
 /** The plan for every volume (or one): what to keep and why, what to delete in which order. */
-export function planRetention(records: readonly BackupRecord[], policyInput: ResolvedPolicy | unknown, options: PlanOptions): RetentionPlan {
+export function planRetention(records: readonly BackupRecord[], policyInput: unknown /* a ResolvedPolicy, or a policy to resolve */, options: PlanOptions): RetentionPlan {
   const policy = isResolved(policyInput) ? policyInput : resolvePolicy(policyInput);
   const byVolume = new Map<string, BackupRecord[]>();
   for (const r of records) {
@@ -460,7 +460,7 @@ function planVolume(volumeId: string, records: BackupRecord[], policy: ResolvedP
       keep.push(giveBack.has(r.id) ? { record: r, reasons: why, giveBack: true } : { record: r, reasons: why });
       continue;
     }
-    doomed.push({ record: r, reason: deleteReason(r, now) });
+    doomed.push({ record: r, reason: deleteReason(r) });
   }
   keep.sort((a, b) => newestFirst(a.record, b.record));
   const order = childrenFirst(doomed.map((d) => d.record), byId);
@@ -469,7 +469,7 @@ function planVolume(volumeId: string, records: BackupRecord[], policy: ResolvedP
   return { volumeId, keep, delete: doomed, bytesFreed: doomed.reduce((sum, d) => sum + d.record.storedBytes, 0), problems };
 }
 
-function deleteReason(r: BackupRecord, now: Date): string {
+function deleteReason(r: BackupRecord): string {
   switch (r.status) {
     case 'error':
       return `failed${r.failReason ? `: ${r.failReason}` : ''}`;
@@ -478,7 +478,6 @@ function deleteReason(r: BackupRecord, now: Date): string {
     case 'creating':
       return `abandoned: its writer stopped renewing its lease (expired ${r.leaseExpiresAt})`;
     default:
-      void now;
       return 'no keep rule matches';
   }
 }

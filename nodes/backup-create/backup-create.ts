@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { createBackup } from '../../lib/engine/backup';
 import type { BackupRecord } from '../../lib/repository/records';
 import { commonBackupOptions } from '../common/backup-options';
-import { sizeAndTime } from '../common/format';
+import { backupSummary } from '../common/format';
 import { registerOperationNode } from '../common/operation-node';
 import type { NodeAPI } from '../common/red';
 import { checkOptions, resolveProperties, sameNamed, text } from '../common/resolve';
@@ -17,6 +17,6 @@ export = function register(RED: NodeAPI): void {
       const common = await commonBackupOptions(RED, node, def, ctx);
       return createBackup(ctx.repo, { ...common, volume, mode: 'full' });
     },
-    summary: (record, ms) => sizeAndTime(record.size, ms),
+    summary: backupSummary,
   }));
 };

@@ -7,7 +7,7 @@ import { createBackup } from '../../lib/engine/backup';
 import type { BackupRecord } from '../../lib/repository/records';
 import { commonBackupOptions, effectiveKind, fullIfNoParent } from '../common/backup-options';
 import { volumeIdForPath } from '../../lib/repository/names';
-import { sizeAndTime } from '../common/format';
+import { backupSummary } from '../common/format';
 import { registerOperationNode } from '../common/operation-node';
 import type { NodeAPI } from '../common/red';
 import { checkOptions, resolveProperties, sameNamed, text } from '../common/resolve';
@@ -29,6 +29,6 @@ export = function register(RED: NodeAPI): void {
       const common = await commonBackupOptions(RED, node, def, ctx, mode);
       return createBackup(ctx.repo, { ...common, volumeId, volume: input.volume, mode, parentId: input.parentId });
     },
-    summary: (record, ms) => sizeAndTime(record.storedBytes, ms),
+    summary: backupSummary,
   }));
 };

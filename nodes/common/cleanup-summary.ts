@@ -12,7 +12,8 @@ export function cleanupSummary(result: HostCleanupResult): string {
     parts.push(`${count(result.failedBackups.length, 'interrupted backup', 'interrupted backups')} marked error, ${formatBytes(bytes)} of partial objects removed (${ids})`);
   }
   if (result.failedRestores.length) {
-    parts.push(`${count(result.failedRestores.length, 'interrupted restore', 'interrupted restores')} failed, backup available again (${result.failedRestores.map((b) => b.backupId).join(', ')})`);
+    const which = result.failedRestores.map((b) => `${b.backupId}${b.target ? ` to ${b.target.path}${b.targetRemoved ? ', removed' : ', incomplete'}` : ''}`);
+    parts.push(`${count(result.failedRestores.length, 'interrupted restore', 'interrupted restores')} failed, backup available again (${which.join('; ')})`);
   }
   if (result.finishedDeletes.length) parts.push(`${count(result.finishedDeletes.length, 'deletion', 'deletions')} finished`);
   if (result.keptDeletes.length) parts.push(`${count(result.keptDeletes.length, 'deletion', 'deletions')} given back (a backup depends on it)`);

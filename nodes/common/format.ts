@@ -24,9 +24,14 @@ export function formatDuration(ms: number): string {
   return `${(s / 3600).toFixed(1).replace(/\.0$/, '')} h`;
 }
 
-/** "1.2 GiB 9 s" */
-export function sizeAndTime(bytes: number, durationMs: number): string {
-  return `${formatBytes(bytes)} ${formatDuration(durationMs)}`;
+/** "64 MiB written, 3 s": each size says what it is. */
+export function sizeAndTime(bytes: number, what: string, durationMs: number): string {
+  return `${formatBytes(bytes)} ${what}, ${formatDuration(durationMs)}`;
+}
+
+/** A backup's status: "64 MiB read, 64 KiB stored, 3 s" (read: the volume's size; stored: what it added). */
+export function backupSummary(record: { size: number; storedBytes: number }, durationMs: number): string {
+  return `${formatBytes(record.size)} read, ${formatBytes(record.storedBytes)} stored, ${formatDuration(durationMs)}`;
 }
 
 /** Cut a text to the length a node status can show (one line, control characters escaped). */

@@ -52,6 +52,21 @@ export class Limiter {
     });
   }
 
+  /**
+   * Count an operation that is already running (one a re-created node took over after a deploy) without
+   * waiting, even beyond the limit; the returned function gives the slot back.
+   */
+  occupy(): () => void {
+    this.running++;
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      this.running--;
+      this.next();
+    };
+  }
+
   /** Resolves when nothing runs any more. */
   idle(): Promise<void> {
     if (this.running === 0 && this.waiting.length === 0) return Promise.resolve();

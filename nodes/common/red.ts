@@ -31,6 +31,8 @@ export interface Node {
   log(message: string): void;
   warn(message: string): void;
   error(message: unknown, msg?: NodeMessage): void;
+  /** Node-RED's own completion of a message (Complete nodes on success, Catch nodes on error); 1.0 and later. */
+  _complete?(msg: NodeMessage, error?: Error): void;
 }
 
 export interface NodeDef {
@@ -53,5 +55,8 @@ export interface NodeAPI {
     evaluateNodeProperty(value: unknown, type: string, node: Node, msg: NodeMessage, callback: EvaluateCallback): void;
   };
   settings: Record<string, unknown>;
+  /** The runtime's event bus ("flows:stopping", "flows:started"); absent in minimal test stubs. */
+  events?: { on(event: string, listener: (payload: never) => void): void };
+  log?: { info(message: unknown): void; warn(message: unknown): void };
   _(key: string, substitutions?: Record<string, unknown>): string;
 }

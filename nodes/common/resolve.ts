@@ -9,6 +9,7 @@
  */
 import { z } from 'zod';
 import { invalid } from '../../lib/errors';
+import { describeValue } from '../../lib/text';
 import type { Node, NodeAPI, NodeDef, NodeMessage } from './red';
 
 /** RED.util.evaluateNodeProperty as a promise (the callback form handles async context stores). */
@@ -46,9 +47,9 @@ export async function resolveProperty(RED: NodeAPI, node: Node, def: NodeDef, ms
   const type = typeof def[`${source.setting}Type`] === 'string' ? (def[`${source.setting}Type`] as string) : 'str';
   const empty = value === undefined || value === null || value === '';
   if (!empty) {
-    const from = type === 'msg' ? `msg.${String(value)}` : type === 'str' || type === 'num' || type === 'bool' || type === 'json'
+    const from = type === 'msg' ? `msg.${describeValue(value)}` : type === 'str' || type === 'num' || type === 'bool' || type === 'json'
       ? `the node's "${source.setting}" setting`
-      : `${type} ${String(value)}`;
+      : `${type} ${describeValue(value)}`;
     try {
       return { value: await evaluateProperty(RED, node, msg, value, type), from };
     } catch (err) {
@@ -106,7 +107,7 @@ export function parseSize(value: unknown, label: string): number | undefined {
   const unit = match ? SIZE_UNITS[match[2].toLowerCase()] : undefined;
   const bytes = match && unit ? Math.round(Number(match[1]) * unit) : NaN;
   if (!Number.isSafeInteger(bytes) || bytes <= 0) {
-    throw invalid(`${label} ${JSON.stringify(String(value)).slice(0, 40)} is not a size: use bytes or a number with K, M or G (e.g. "8 MiB")`);
+    throw invalid(`${label} ${JSON.stringify(describeValue(value)).slice(0, 40)} is not a size: use bytes or a number with K, M or G (e.g. "8 MiB")`);
   }
   return bytes;
 }

@@ -22,6 +22,7 @@ const Input = z.object({
   volume: z.string({ error: 'must be the path of a volume (text)' }).optional(),
   target: z.string({ error: 'must be a path (text)' }).optional(),
   verifyOnly: flag.optional(),
+  overwrite: flag.optional(),
 });
 
 type Result = RestoreResult | BackupRecord[];
@@ -30,60 +31,70 @@ export = function register(RED: NodeAPI): void {
   registerOperationNode<Result>(RED, 'volume-restore', (node, def) => {
     const readInput = async (msg: NodeMessage) => {
       const { values, from } = await resolveProperties(RED, node, def, msg, sameNamed('action', 'backupId', 'volumeId', 'volume', 'target', 'verifyOnly'));
-      const input = checkOptions(Input, values, from);
+      // An existing target is written over only when the node's checkbox or msg.overwrite says so.
+      const overwrite = def.overwrite === true || def.overwrite === 'true' ? true : (msg.overwrite ?? undefined);
+      const input = checkOptions(Input, { ...values, overwrite }, { ...from, overwrite: 'msg.overwrite' });
       // A volume's path names it as well as its id does (the id backups of that path got).
       const volumeId = input.volumeId ?? (input.volume ? volumeIdForPath(input.volume) : undefined);
       const action = input.verifyOnly === true && input.action === 'restore' ? 'verify' : input.action;
       return { input, volumeId, action, from };
     };
     return {
-    createRepository: false,
-    async run(ctx) {
-      const { input, volumeId, action, from } = await readInput(ctx.msg);
-      if (action === 'list') return listBackups(ctx.repo, { volumeId });
+      createRepository: false,
+      async run(ctx) {
+        const { input, volumeId, action, from } = await readInput(ctx.msg);
+        if (action === 'list') return listBackups(ctx.repo, { volumeId });
 
-      let backupId = input.backupId;
-      if (!backupId) {
-        if (!volumeId) throw invalid(`invalid input: give the backup to ${action} (msg.backupId), or a volume id (msg.volumeId) or path (msg.volume) to use its newest backup`);
-        const newest = findParent(await listBackups(ctx.repo, { volumeId }), volumeId, 'incremental');
-        if (!newest) throw new VolumeBackupError('NOT_FOUND', `volume ${volumeId} has no available backup in ${ctx.repo.location}`);
-        backupId = newest.id;
-      }
-      if (action === 'restore' && !input.target) {
-        throw invalid(`invalid input: target (from ${from.target}) is missing: give the file or block device to restore to, or choose "verify"`);
-      }
-      return restoreBackup(ctx.repo, {
-        backupId,
-        target: action === 'restore' ? input.target : undefined,
-        verifyOnly: action === 'verify',
-        signal: ctx.signal,
-        onProgress: ctx.onProgress,
-        log: ctx.log,
-      });
-    },
-    // A Cinder store (read-only): the same actions, through lib/cinder.
-    async runCinder(ctx) {
-      const { input, volumeId, action, from } = await readInput(ctx.msg);
-      const { cinderRecords } = await import('../../lib/cinder/view');
-      if (action === 'list') return cinderRecords(ctx.store, volumeId);
-      let backupId = input.backupId;
-      if (!backupId) {
-        if (!volumeId) throw invalid(`invalid input: give the backup to ${action} (msg.backupId), or a volume id (msg.volumeId) to use its newest backup`);
-        const newest = (await ctx.store.list(volumeId)).pop();
-        if (!newest) throw new VolumeBackupError('NOT_FOUND', `volume ${volumeId} has no backup in the ${ctx.store.location}`);
-        backupId = newest.id;
-      }
-      if (action === 'restore' && !input.target) {
-        throw invalid(`invalid input: target (from ${from.target}) is missing: give the file or block device to restore to, or choose "verify"`);
-      }
-      const { restoreCinderBackup } = await import('../../lib/cinder/restore');
-      return restoreCinderBackup(ctx.store, { backupId, target: action === 'restore' ? input.target : undefined, verifyOnly: action === 'verify', signal: ctx.signal, onProgress: ctx.onProgress });
-    },
-    summary: (result, ms) => {
-      if (Array.isArray(result)) return `${result.length} backup${result.length === 1 ? '' : 's'}`;
-      if (result.verifyOnly) return `verified ${sizeAndTime(result.bytesVerified, ms)}`;
-      return sizeAndTime(result.size, ms) + (result.bytesLeftPastEnd > 0 ? `, ${formatBytes(result.bytesLeftPastEnd)} past the end untouched` : '');
-    },
+        let backupId = input.backupId;
+        if (!backupId) {
+          if (!volumeId) throw invalid(`invalid input: give the backup to ${action} (msg.backupId), or a volume id (msg.volumeId) or path (msg.volume) to use its newest backup`);
+          const newest = findParent(await listBackups(ctx.repo, { volumeId }), volumeId, 'incremental');
+          if (!newest) throw new VolumeBackupError('NOT_FOUND', `volume ${volumeId} has no available backup in ${ctx.repo.location}`);
+          backupId = newest.id;
+        }
+        if (action === 'restore' && !input.target) {
+          throw invalid(`invalid input: target (from ${from.target}) is missing: give the file or block device to restore to, or choose "verify"`);
+        }
+        return restoreBackup(ctx.repo, {
+          backupId,
+          target: action === 'restore' ? input.target : undefined,
+          verifyOnly: action === 'verify',
+          overwrite: input.overwrite === true,
+          signal: ctx.signal,
+          onProgress: ctx.onProgress,
+          log: ctx.log,
+        });
+      },
+      // A Cinder store (read-only): the same actions, through lib/cinder.
+      async runCinder(ctx) {
+        const { input, volumeId, action, from } = await readInput(ctx.msg);
+        const { cinderRecords } = await import('../../lib/cinder/view');
+        if (action === 'list') return cinderRecords(ctx.store, volumeId);
+        let backupId = input.backupId;
+        if (!backupId) {
+          if (!volumeId) throw invalid(`invalid input: give the backup to ${action} (msg.backupId), or a volume id (msg.volumeId) to use its newest backup`);
+          const newest = (await ctx.store.list(volumeId)).pop();
+          if (!newest) throw new VolumeBackupError('NOT_FOUND', `volume ${volumeId} has no backup in the ${ctx.store.location}`);
+          backupId = newest.id;
+        }
+        if (action === 'restore' && !input.target) {
+          throw invalid(`invalid input: target (from ${from.target}) is missing: give the file or block device to restore to, or choose "verify"`);
+        }
+        const { restoreCinderBackup } = await import('../../lib/cinder/restore');
+        return restoreCinderBackup(ctx.store, {
+          backupId,
+          target: action === 'restore' ? input.target : undefined,
+          verifyOnly: action === 'verify',
+          overwrite: input.overwrite === true,
+          signal: ctx.signal,
+          onProgress: ctx.onProgress,
+        });
+      },
+      summary: (result, ms) => {
+        if (Array.isArray(result)) return `${result.length} backup${result.length === 1 ? '' : 's'}`;
+        if (result.verifyOnly) return sizeAndTime(result.bytesVerified, 'verified', ms);
+        return sizeAndTime(result.size, 'written', ms) + (result.bytesLeftPastEnd > 0 ? `, ${formatBytes(result.bytesLeftPastEnd)} past the end untouched` : '');
+      },
     };
   });
 };

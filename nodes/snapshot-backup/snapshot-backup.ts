@@ -12,7 +12,7 @@ import { volumeIdForPath } from '../../lib/repository/names';
 import type { BackupRecord } from '../../lib/repository/records';
 import { ProviderChoice } from '../../lib/snapshot';
 import { commonBackupOptions, effectiveKind, fullIfNoParent } from '../common/backup-options';
-import { sizeAndTime } from '../common/format';
+import { backupSummary } from '../common/format';
 import { registerOperationNode } from '../common/operation-node';
 import type { NodeAPI, NodeDef } from '../common/red';
 import { checkOptions, resolveProperties, sameNamed } from '../common/resolve';
@@ -95,6 +95,6 @@ export = function register(RED: NodeAPI): void {
       }
       return createSnapshotBackup(ctx.repo, options);
     },
-    summary: (record, ms) => sizeAndTime(record.size, ms),
+    summary: backupSummary,
   }));
 };

@@ -2,6 +2,7 @@
  * The deployed driver-config nodes the sidebar offers, described without their secrets: only the
  * backend and where the repository is (a path or bucket/prefix, an endpoint without user info).
  */
+import { backendNamed, settingOf } from '../../lib/backends/registry';
 import { VolumeBackupError } from '../../lib/errors';
 import type { NodeDef } from '../../nodes/common/red';
 import { RepositoryConfigNode, isRepositoryConfigNode } from '../../nodes/common/repository-config';
@@ -21,23 +22,12 @@ export interface ConfigView {
 const text = (v: unknown): string =>
   typeof v === 'string' ? v.trim().replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g, (whole, name: string) => process.env[name] ?? whole) : '';
 
-/** An endpoint URL as it may be shown: no user, password, query or fragment. */
-function safeEndpoint(endpoint: string): string {
-  try {
-    const url = new URL(endpoint);
-    return `${url.protocol}//${url.host}${url.pathname === '/' ? '' : url.pathname}`;
-  } catch {
-    return '(invalid endpoint)';
-  }
-}
-
 export function configView(def: NodeDef): ConfigView {
-  const backend = text(def.backend) || 'posix';
-  const bucketPath = [text(def.bucket), text(def.prefix)].filter(Boolean).join('/');
-  let location: string;
-  if (backend === 's3') location = `s3://${bucketPath}${text(def.endpoint) ? ` at ${safeEndpoint(text(def.endpoint))}` : ''}`;
-  else if (backend === 'gcs') location = `gs://${bucketPath}${text(def.endpoint) ? ` at ${safeEndpoint(text(def.endpoint))}` : ''}`;
-  else location = text(def.path);
+  const backend = text(def.backend);
+  // The backend module says where its repository is (never a secret); settings as the node holds them.
+  const module = backendNamed(backend);
+  const settings = Object.fromEntries((module?.fields ?? []).filter((f) => !f.secret).map((f) => [settingOf(f), typeof def[f.name] === 'string' ? text(def[f.name]) || undefined : def[f.name]]));
+  let location = module ? module.describe(settings) : `(backend "${backend}" is not installed)`;
   if (text(def.container)) location += ` (container ${text(def.container)})`;
   return { id: def.id, name: text(def.name) || location || def.id, backend, location };
 }

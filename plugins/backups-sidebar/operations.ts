@@ -123,6 +123,13 @@ export class Operations {
     return true;
   }
 
+  /** Stop this sidebar's unfinished operations on `backupId` (a cancel request from the Cancel button). */
+  cancelBackup(backupId: string, reason: Error): void {
+    for (const running of this.operations.values()) {
+      if (running.view.backupId === backupId && !running.view.finishedAt) running.abort.abort(reason);
+    }
+  }
+
   private async run(running: Running, config: RepositoryConfigNode, request: OperationRequest): Promise<void> {
     const { view, abort } = running;
     let release: (() => void) | null = null;
@@ -174,7 +181,8 @@ async function execute(repo: Repository, request: OperationRequest, signal: Abor
     case 'verify':
       return restoreBackup(repo, { backupId: request.backupId, verifyOnly: true, signal, onProgress });
     case 'restore':
-      return restoreBackup(repo, { backupId: request.backupId, target: request.target, signal, onProgress });
+      // The route asked the user before writing over an existing target (checkRestoreTarget).
+      return restoreBackup(repo, { backupId: request.backupId, target: request.target, overwrite: request.overwrite, signal, onProgress });
     case 'delete': {
       const result = await deleteBackup(repo, { backupId: request.backupId, signal });
       return { deleted: result.deleted.map((r) => ({ id: r.id, volumeId: r.volumeId, kind: r.kind })), bytesFreed: result.bytesFreed };
@@ -191,7 +199,8 @@ async function executeOnCinder(store: CinderStore, request: OperationRequest, si
     case 'verify':
       return restoreCinderBackup(store, { backupId: request.backupId, verifyOnly: true, signal, onProgress });
     case 'restore':
-      return restoreCinderBackup(store, { backupId: request.backupId, target: request.target, signal, onProgress });
+      // The route asked the user before writing over an existing target (checkRestoreTarget).
+      return restoreCinderBackup(store, { backupId: request.backupId, target: request.target, overwrite: request.overwrite, signal, onProgress });
     default:
       throw refuseWrite();
   }

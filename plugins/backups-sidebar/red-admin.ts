@@ -8,6 +8,8 @@ export interface AdminRequest {
   params: Record<string, string>;
   query: Record<string, unknown>;
   body: unknown;
+  /** The editor user (with adminAuth), for the record of who cancelled. */
+  user?: { username?: string };
 }
 
 export interface AdminResponse {

@@ -8,6 +8,7 @@
  *   POST /volume-backup/sidebar/configs/:configId/operations     {action, …, wait?}
  *   GET  /volume-backup/sidebar/operations[/:operationId]        recent operations
  *   POST /volume-backup/sidebar/operations/:operationId/cancel
+ *   POST /volume-backup/sidebar/configs/:configId/backups/:backupId/cancel   stop whatever runs on the backup, on any host
  */
 import { promises as fs } from 'fs';
 import * as os from 'os';
@@ -22,6 +23,9 @@ import { sidebarPage } from './view';
 import type { CinderStore } from '../../lib/cinder/store';
 import type { BackupRecord } from '../../lib/repository/records';
 import { oneLine } from '../../lib/text';
+import { cancelRequested, requestCancel } from '../../lib/engine/cancel';
+import { checkBackupId } from '../../lib/repository/names';
+import { NodeWork } from '../../nodes/common/node-work';
 
 export const ROUTE_PREFIX = '/volume-backup/sidebar';
 export const PROGRESS_TOPIC = 'volume-backup/progress';
@@ -130,6 +134,24 @@ export function registerRoutes(RED: PluginAPI): void {
       const finished = await operations.wait(started.id);
       if (finished.state === 'done') res.json({ operation: finished });
       else sendError(res, finished.error ?? { message: `the operation ended ${finished.state}`, code: 'CANCELLED', details: null }, finished);
+    }),
+  );
+
+  RED.httpAdmin.post(
+    `${ROUTE_PREFIX}/configs/:configId/backups/:backupId/cancel`,
+    write,
+    handle(async (req, res) => {
+      const configId = parseConfigId(req.params.configId);
+      const { node } = findConfig(RED, configId);
+      const repo = await node.getRepository(false);
+      const user = req.user?.username ? `${req.user.username} (editor)` : 'editor';
+      const record = await requestCancel(repo, checkBackupId(req.params.backupId), { source: 'sidebar', user });
+      // Running in this Node-RED (a node's or this sidebar's operation): it stops now, not at its next renewal.
+      if (record.cancelRequest) {
+        NodeWork.runningOn(record.id)?.abort?.(cancelRequested(record.cancelRequest));
+        operations.cancelBackup(record.id, cancelRequested(record.cancelRequest));
+      }
+      res.json({ record });
     }),
   );
 

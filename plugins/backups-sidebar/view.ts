@@ -30,6 +30,10 @@ export interface BackupView {
   host: string;
   sourcePath: string | null;
   encrypted: boolean;
+  /** Who asked the running operation to stop (and, once it stopped, who stopped it). */
+  cancelRequest: BackupRecord['cancelRequest'] | null;
+  /** While restoring: the target being written, and by which host. */
+  restoreTarget: BackupRecord['restoreTarget'] | null;
   /** 0 for the chain's first backup, 1 + its parent's depth otherwise. */
   depth: number;
 }
@@ -82,6 +86,8 @@ export function backupView(record: BackupRecord, depth: number, now: Date): Back
     host: record.host,
     sourcePath: record.sourcePath,
     encrypted: record.encrypted,
+    cancelRequest: record.cancelRequest ?? null,
+    restoreTarget: record.restoreTarget ?? null,
     depth,
   };
 }

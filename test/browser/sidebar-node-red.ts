@@ -14,22 +14,23 @@ import { freePort } from '../servers/http-util';
 /** The package root, from test/browser/ or dist/test/browser/. */
 export const PACKAGE_ROOT = path.resolve(__dirname, '..', '..', ...(path.basename(path.resolve(__dirname, '..', '..')) === 'dist' ? ['..'] : []));
 /** node-red's red.js: from NODE_RED_PATH (a node-red package directory, as scripts/test-node-red-5.sh sets it) or the devDependency. */
-// eslint-disable-next-line @typescript-eslint/no-require-imports
+// eslint-disable-next-line @typescript-eslint/no-require-imports -- a plain CommonJS script (shared with npm start), not part of the compiled project
 const nodeRedEnv = require(path.join(PACKAGE_ROOT, 'scripts', 'node-red-env.js')) as {
   writeSettings(userDir: string, options: { port: number; extra?: Record<string, unknown> }): string;
 };
-// eslint-disable-next-line @typescript-eslint/no-require-imports
+// eslint-disable-next-line @typescript-eslint/no-require-imports -- Node-RED's own copy, resolved from its install (not a dependency of ours)
 const bcrypt = require(require.resolve('bcryptjs', { paths: [path.dirname(require.resolve('node-red/package.json', { paths: [PACKAGE_ROOT] }))] })) as {
   hashSync(password: string, rounds: number): string;
 };
 /** The websocket client Node-RED itself depends on (the editor's comms are a plain websocket). */
 interface CommsSocket {
-  once(event: 'open' | 'error', listener: (err?: Error) => void): void;
+  once(event: 'open', listener: () => void): void;
+  once(event: 'error', listener: (err: Error) => void): void;
   on(event: 'message', listener: (data: Buffer) => void): void;
   send(text: string): void;
   close(): void;
 }
-// eslint-disable-next-line @typescript-eslint/no-require-imports
+// eslint-disable-next-line @typescript-eslint/no-require-imports -- Node-RED's own copy, resolved from its install (not a dependency of ours)
 const WebSocket = require(require.resolve('ws', { paths: [path.dirname(require.resolve('node-red/package.json', { paths: [PACKAGE_ROOT] }))] })) as new (url: string) => CommsSocket;
 const RED_JS = process.env.NODE_RED_PATH ? require.resolve(path.join(process.env.NODE_RED_PATH, 'red.js')) : require.resolve('node-red/red.js', { paths: [PACKAGE_ROOT] });
 
@@ -42,6 +43,8 @@ export interface User {
 export interface NodeRedOptions {
   /** Users for adminAuth; none: the admin API is open. */
   users?: User[];
+  /** More environment for the Node-RED process (e.g. NODE_OPTIONS with a test preload). */
+  env?: Record<string, string>;
 }
 
 export interface Reply<T = any> {
@@ -77,7 +80,7 @@ export class NodeRed {
     };
     const file = nodeRedEnv.writeSettings(userDir, { port, extra: adminAuth ? { adminAuth } : {} });
     // The Node-RED runs on the Node that runs the tests (scripts/test-node-red-5.sh: Node 22 for Node-RED 5).
-    const child = spawn(process.execPath, [RED_JS, '-u', userDir, '-p', String(port), '-s', file], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [RED_JS, '-u', userDir, '-p', String(port), '-s', file], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...options.env } });
     const red = new NodeRed(`http://127.0.0.1:${port}`, userDir, child);
     await red.waitUntilUp();
     return red;

@@ -5,12 +5,12 @@
  * Screenshots go to test-output/screenshots/ (docs/screenshots/ with UPDATE_SCREENSHOTS=1).
  */
 import * as assert from 'assert';
-import { promises as fs, existsSync } from 'fs';
+import { promises as fs } from 'fs';
 import * as path from 'path';
 import { tempDir } from '../helpers/volumes';
+import { launchChromium } from './chromium';
 import { NodeRedProcess, nodeRedEnv } from './node-red-process';
 
-const CHROMIUM = '/usr/bin/chromium';
 // UPDATE_SCREENSHOTS=1 refreshes the ones the README shows; otherwise they go to the git-ignored test-output/.
 const SCREENSHOTS = process.env.UPDATE_SCREENSHOTS ? path.join(nodeRedEnv.root, 'docs', 'screenshots') : path.join(nodeRedEnv.root, 'test-output', 'screenshots');
 const PALETTE = [
@@ -24,32 +24,16 @@ const PALETTE = [
 describe('the editor in a browser', function () {
   this.timeout(120_000);
   let work: string;
-  let volume: string;
   let red: NodeRedProcess;
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
   let context: any;
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
   let page: any;
 
   before(async function () {
-    if (!existsSync(CHROMIUM)) {
-      console.log(`      browser test skipped: ${CHROMIUM} is not installed (apt-get install chromium)`);
-      this.skip();
-    }
     work = await tempDir('editor');
-    volume = path.join(work, 'demo-volume.img');
-    nodeRedEnv.makeDemoImage(volume, 32 * 1024 * 1024);
-    red = new NodeRedProcess(path.join(work, 'user-dir'), { VOLUME_BACKUP_REPO: path.join(work, 'repository'), VOLUME_BACKUP_VOLUME: volume });
+    ({ context, page } = await launchChromium(this, path.join(work, 'profile')));
+    // The first example makes its demo volume in the temporary folder: this test's own.
+    red = new NodeRedProcess(path.join(work, 'user-dir'), { TMPDIR: path.join(work, 'tmp') });
     await red.start();
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const { chromium } = require('playwright-core');
-    context = await chromium.launchPersistentContext(path.join(work, 'profile'), {
-      executablePath: CHROMIUM,
-      headless: true,
-      viewport: { width: 1400, height: 900 },
-      args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-    });
-    page = context.pages()[0] ?? (await context.newPage());
     await fs.mkdir(SCREENSHOTS, { recursive: true });
   });
   after(async () => {
@@ -66,7 +50,6 @@ describe('the editor in a browser', function () {
       assert.strictEqual(await node.count(), 1, type);
       // The palette breaks long labels at the hyphen.
       assert.strictEqual(((await node.locator('.red-ui-palette-label').textContent()) ?? '').replace(/\s+/g, ''), label);
-      // eslint-disable-next-line @typescript-eslint/no-explicit-any
       const category = await node.evaluate((el: any) => el.closest('.red-ui-palette-category')?.id ?? '');
       assert.match(category, /backup$/, `${type} is in the "backup" category`);
     }
@@ -82,7 +65,7 @@ describe('the editor in a browser', function () {
   it('opens every edit dialog, makes a driver-config from it, and deploys', async () => {
     // Place one of each node on the workspace, as dragging from the palette would.
     await page.evaluate((types: string[]) => {
-      const RED = (globalThis as unknown as { RED: any }).RED; // eslint-disable-line @typescript-eslint/no-explicit-any
+      const RED = (globalThis as unknown as { RED: any }).RED;
       const z = RED.workspaces.active();
       const withDefaults = (type: string) => {
         const defaults = RED.nodes.getType(type).defaults as Record<string, { value: unknown }>;
@@ -93,7 +76,7 @@ describe('the editor in a browser', function () {
 
     for (const [index, [, label]] of PALETTE.entries()) {
       await page.evaluate((id: string) => {
-        const RED = (globalThis as unknown as { RED: any }).RED; // eslint-disable-line @typescript-eslint/no-explicit-any
+        const RED = (globalThis as unknown as { RED: any }).RED;
         RED.editor.edit(RED.nodes.node(id));
       }, `ed-${index}`);
       await page.waitForSelector('#node-input-repository', { state: 'visible' });
@@ -118,10 +101,10 @@ describe('the editor in a browser', function () {
     }
 
     const invalid = await page.evaluate(() => {
-      const RED = (globalThis as unknown as { RED: any }).RED; // eslint-disable-line @typescript-eslint/no-explicit-any
+      const RED = (globalThis as unknown as { RED: any }).RED;
       const out: unknown[] = [];
-      RED.nodes.eachNode((n: any) => { if (!n.valid) out.push({ type: n.type, errors: n.validationErrors, repository: n.repository }); }); // eslint-disable-line @typescript-eslint/no-explicit-any
-      RED.nodes.eachConfig((n: any) => { if (!n.valid) out.push({ type: n.type, errors: n.validationErrors }); }); // eslint-disable-line @typescript-eslint/no-explicit-any
+      RED.nodes.eachNode((n: any) => { if (!n.valid) out.push({ type: n.type, errors: n.validationErrors, repository: n.repository }); });
+      RED.nodes.eachConfig((n: any) => { if (!n.valid) out.push({ type: n.type, errors: n.validationErrors }); });
       return out;
     });
     assert.deepStrictEqual(invalid, [], 'every node is valid after its dialog');
@@ -152,7 +135,7 @@ describe('the editor in a browser', function () {
     await page.reload();
     await page.waitForSelector(`.red-ui-palette-node[data-palette-type='volume-backup-create']`, { timeout: 60_000 });
     await page.evaluate((id: string) => {
-      const RED = (globalThis as unknown as { RED: any }).RED; // eslint-disable-line @typescript-eslint/no-explicit-any
+      const RED = (globalThis as unknown as { RED: any }).RED;
       RED.workspaces.show(id);
       RED.sidebar.show('debug');
     }, tab.id);
@@ -162,8 +145,9 @@ describe('the editor in a browser', function () {
     assert.strictEqual(res.status, 200, res.text);
     const status = page.locator(`[id='vb-ex1-full'] .red-ui-flow-node-status-label`);
     // The status shows the size and time when the backup is done, however long that takes.
-    await status.filter({ hasText: /^32 MiB [\d.]+ (ms|s)$/ }).waitFor({ timeout: 0 });
-    assert.match((await status.textContent()) ?? '', /^32 MiB [\d.]+ (ms|s)$/, 'the full backup node shows its size and time');
+    const done = /^32 MiB read, [\d.]+ [KM]iB stored, [\d.]+ (ms|s)$/;
+    await status.filter({ hasText: done }).waitFor({ timeout: 0 });
+    assert.match((await status.textContent()) ?? '', done, 'the full backup node shows what it read, stored, and how long it took');
     await page.waitForSelector('.red-ui-debug-msg', { timeout: 0 });
     const debugText = await page.locator('.red-ui-debug-msg').first().textContent();
     assert.match(debugText ?? '', /backup record/);

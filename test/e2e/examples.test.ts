@@ -2,6 +2,9 @@
  * End to end: a real Node-RED process with this package, every example flow deployed through the admin
  * API and triggered as a user would (POST /inject/:id, HTTP requests, MQTT messages through mosquitto);
  * checked through the repository on disk, the HTTP and MQTT answers, and the debug sidebar's messages.
+ * No VOLUME_BACKUP_* environment, as after Import > Examples (issue 19 item 4): the repository is the
+ * default one in the user directory and the volume the demo image the examples make in the temporary
+ * folder (TMPDIR and HOME point into the test's directory only to keep runs apart).
  */
 import * as assert from 'assert';
 import { promises as fs } from 'fs';
@@ -13,7 +16,7 @@ import { Mosquitto, NodeRedProcess, nodeRedEnv, startMosquitto } from './node-re
 
 const NODE_TYPES = ['volume-driver-config', 'volume-backup-create', 'volume-backup-incremental', 'volume-snapshot-backup', 'volume-restore', 'volume-prune'];
 
-// eslint-disable-next-line @typescript-eslint/no-require-imports
+// eslint-disable-next-line @typescript-eslint/no-require-imports -- the version of the Node-RED under test (NODE_RED_PATH), found at run time
 const NODE_RED_VERSION = require(require.resolve('node-red/package.json', { paths: [path.dirname(require.resolve(process.env.NODE_RED_PATH ?? 'node-red'))] })).version;
 
 describe(`end to end: the example flows in a real Node-RED ${NODE_RED_VERSION}`, function () {
@@ -28,20 +31,16 @@ describe(`end to end: the example flows in a real Node-RED ${NODE_RED_VERSION}`,
 
   before(async () => {
     work = await tempDir('e2e');
-    volume = path.join(work, 'demo-disk.img');
-    repoDir = path.join(work, 'repository');
-    restoreDir = path.join(work, 'restored');
-    await fs.mkdir(restoreDir);
-    nodeRedEnv.makeDemoImage(volume, 32 * 1024 * 1024);
+    // Made by the examples' "demo volume" node on the first inject.
+    restoreDir = path.join(work, 'tmp', 'volume-backup-demo');
+    volume = path.join(restoreDir, 'demo-disk.img');
+    repoDir = path.join(work, 'user-dir', 'volume-backups');
     const broker = await startMosquitto(work);
     if ('skipped' in broker) mqttSkipped = broker.skipped;
     else mosquitto = broker;
-    red = new NodeRedProcess(path.join(work, 'user-dir'), {
-      VOLUME_BACKUP_REPO: repoDir,
-      VOLUME_BACKUP_VOLUME: volume,
-      VOLUME_BACKUP_RESTORE_DIR: restoreDir,
-      VOLUME_BACKUP_STATE_DIR: path.join(work, 'state'),
-    });
+    const unset = Object.fromEntries(Object.keys(process.env).filter((k) => k.startsWith('VOLUME_BACKUP_') || k.startsWith('MQTT_')).map((k) => [k, '']));
+    await fs.mkdir(path.join(work, 'home'));
+    red = new NodeRedProcess(path.join(work, 'user-dir'), { ...unset, TMPDIR: path.join(work, 'tmp'), HOME: path.join(work, 'home') });
     await red.start();
   });
   after(async () => {
@@ -68,9 +67,12 @@ describe(`end to end: the example flows in a real Node-RED ${NODE_RED_VERSION}`,
     assert.deepStrictEqual(sets.flatMap((s) => s.types).sort(), [...NODE_TYPES].sort());
     assert.ok(sets.every((s) => s.enabled && !s.err), JSON.stringify(sets));
 
-    const flows = nodeRedEnv.exampleTabs();
+    // The top-level examples (examples/scale-out/ is for several instances: test/scale-mqtt.test.ts).
+    const flows = nodeRedEnv.exampleTabs().filter((n) => !String(n.id).startsWith('vb-so-'));
+    assert.ok(flows.some((n) => n.type === 'mqtt-broker'));
     if (mosquitto) {
-      for (const node of flows) if (node.type === 'mqtt-broker') node.port = String(mosquitto.port);
+      // The broker's settings are in one place, the mqtt-broker node, as a user would change them.
+      for (const node of flows) if (node.type === 'mqtt-broker') Object.assign(node, { broker: '127.0.0.1', port: String(mosquitto.port) });
     }
     const logBefore = red.log().length;
     await nodeRedEnv.deployFlows(red.port, flows);
@@ -83,7 +85,7 @@ describe(`end to end: the example flows in a real Node-RED ${NODE_RED_VERSION}`,
     // Nodes report errors while the flows start, before the runtime says they started.
     while (!/Started flows/.test(red.log().slice(logBefore))) await new Promise((r) => setTimeout(r, 50));
     const newLog = red.log().slice(logBefore);
-    assert.ok(!/\[error\]|\[warn\] \[volume-/.test(newLog), newLog);
+    assert.ok(!/\[error\]|\[warn\]/.test(newLog), newLog);
   });
 
   it('01 nightly full and hourly incremental: "back up now" makes a full backup, "every hour" an incremental on it', async () => {
@@ -108,9 +110,11 @@ describe(`end to end: the example flows in a real Node-RED ${NODE_RED_VERSION}`,
     const lines = (await red.debugFrom('vb-ex2-progress', chunks)) as string[];
     assert.strictEqual(lines.length, chunks);
     assert.ok(lines.every((l) => /^chunk \d+\/4 {2}[\d.]+ % {2}[\d.]+ MiB\/s$/.test(l)), lines.join('\n'));
-    // Chunks finish in any order; together they are every chunk once, and the last line reached 100 %.
-    assert.deepStrictEqual(lines.map((l) => Number(/^chunk (\d+)/.exec(l)![1])).sort(), [1, 2, 3, 4], lines.join('\n'));
-    assert.ok(lines.some((l) => / 100 % /.test(l)), lines.join('\n'));
+    // Chunks finish in any order, but the lines read forward: 1/4 … 4/4, a percent that never goes back, 100 % last.
+    assert.deepStrictEqual(lines.map((l) => Number(/^chunk (\d+)/.exec(l)![1])), [1, 2, 3, 4], lines.join('\n'));
+    const percents = lines.map((l) => Number(/ {2}([\d.]+) %/.exec(l)![1]));
+    assert.deepStrictEqual(percents, [...percents].sort((a, b) => a - b), lines.join('\n'));
+    assert.match(lines[3], / 100 % /);
   });
 
   it('03 HTTP: POST /backup answers with the record, GET /backups lists it, POST /restore restores the bytes', async () => {
@@ -135,13 +139,16 @@ describe(`end to end: the example flows in a real Node-RED ${NODE_RED_VERSION}`,
   });
 
   it('03 HTTP: a missing volume reaches the Catch node, which answers 400 with what is wrong; Node-RED stays up', async () => {
+    // The demo node makes a missing image again: a directory in its place is a volume that cannot be read.
     const moved = `${volume}.away`;
     await fs.rename(volume, moved);
+    await fs.mkdir(volume);
     try {
       const res = await red.request('POST', '/backup', {});
       assert.strictEqual(res.status, 400, res.text);
       assert.match((res.body as { error: string }).error, /demo-disk\.img/);
     } finally {
+      await fs.rmdir(volume);
       await fs.rename(moved, volume);
     }
     const bad = await red.request('POST', '/restore', { backupId: '../../etc/passwd' });
@@ -157,8 +164,7 @@ describe(`end to end: the example flows in a real Node-RED ${NODE_RED_VERSION}`,
       console.log(`      MQTT example skipped: ${mqttSkipped}`);
       this.skip();
     }
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const mqtt = require('mqtt');
+    const mqtt = await import('mqtt');
     const client = await mqtt.connectAsync(`mqtt://127.0.0.1:${mosquitto!.port}`);
     try {
       const results: unknown[] = [];
@@ -175,6 +181,13 @@ describe(`end to end: the example flows in a real Node-RED ${NODE_RED_VERSION}`,
       await client.publishAsync('volume-backup/request', JSON.stringify({ mode: 'sideways' }), { qos: 1 });
       while (results.length === before) await new Promise((r) => setTimeout(r, 100));
       assert.match((results[before] as { error: string }).error, /mode \(from msg\.payload\.mode\): must be "incremental" or "differential"/);
+      // Malformed requests get an error reply too: not JSON, and JSON that is not a request object.
+      for (const [request, error] of [['not json {', /JSON/i], ['[1, 2]', /a request is a JSON object such as \{"mode": "incremental"\}/]] as const) {
+        const n = results.length;
+        await client.publishAsync('volume-backup/request', request, { qos: 1 });
+        while (results.length === n) await new Promise((r) => setTimeout(r, 100));
+        assert.match((results[n] as { error: string }).error, error, JSON.stringify(results[n]));
+      }
     } finally {
       await client.endAsync();
     }
@@ -205,7 +218,7 @@ describe(`end to end: the example flows in a real Node-RED ${NODE_RED_VERSION}`,
     assert.strictEqual(record.status, 'available');
     assert.ok(record.snapshotProvider, 'the record names the provider');
     assert.strictEqual(record.sourcePath, volume);
-    const leftovers = (await fs.readdir(work)).filter((f) => f.startsWith('volume-backup-tmp-'));
+    const leftovers = (await fs.readdir(restoreDir)).filter((f) => f.startsWith('volume-backup-tmp-'));
     assert.deepStrictEqual(leftovers, []);
   });
 

@@ -7,7 +7,7 @@ import { promises as fs } from 'fs';
 import * as path from 'path';
 import { freePort } from '../servers/http-util';
 
-// eslint-disable-next-line @typescript-eslint/no-require-imports
+// eslint-disable-next-line @typescript-eslint/no-require-imports -- a plain CommonJS script (shared with npm start), not part of the compiled project
 const env = require('../../../scripts/node-red-env.js') as {
   root: string;
   writeSettings(userDir: string, options: { port: number; extra?: Record<string, unknown> }): string;
@@ -35,11 +35,12 @@ export class NodeRedProcess {
   private socket: { close(): void } | null = null;
   readonly debug: DebugMessage[] = [];
 
-  constructor(readonly userDir: string, private readonly environment: Record<string, string>) {}
+  /** `settings`: more Node-RED settings (e.g. nodesDir with another package beside this one). */
+  constructor(readonly userDir: string, private readonly environment: Record<string, string>, private readonly settings: Record<string, unknown> = {}) {}
 
   async start(): Promise<void> {
     this.port = await freePort();
-    const settings = env.writeSettings(this.userDir, { port: this.port, extra: { debugMaxLength: 100000 } });
+    const settings = env.writeSettings(this.userDir, { port: this.port, extra: { debugMaxLength: 100000, ...this.settings } });
     const redJs = require.resolve('node-red/red.js', { paths: [path.dirname(require.resolve(process.env.NODE_RED_PATH ?? 'node-red'))] });
     this.child = spawn(process.execPath, [redJs, '-u', this.userDir, '-s', settings], {
       env: { ...process.env, ...this.environment },
@@ -66,7 +67,7 @@ export class NodeRedProcess {
 
   /** Debug-sidebar messages arrive over the editor's websocket, as the editor receives them. */
   private async listenToDebug(): Promise<void> {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    // eslint-disable-next-line @typescript-eslint/no-require-imports -- Node-RED's own copy, resolved from its install (not a dependency of ours)
     const WebSocket = require(require.resolve('ws', { paths: [path.dirname(require.resolve('node-red/package.json'))] }));
     const ws = new WebSocket(`ws://127.0.0.1:${this.port}/comms`);
     await new Promise<void>((resolve, reject) => {
@@ -139,7 +140,9 @@ export async function startMosquitto(dir: string): Promise<Mosquitto | { skipped
   const waiters: { topic: string; clients: number; resolve: () => void }[] = [];
   const settle = () => {
     for (const w of [...waiters]) {
-      if ((subscribers.get(w.topic)?.size ?? 0) >= w.clients) waiters.splice(waiters.indexOf(w), 1), w.resolve();
+      if ((subscribers.get(w.topic)?.size ?? 0) < w.clients) continue;
+      waiters.splice(waiters.indexOf(w), 1);
+      w.resolve();
     }
   };
   child.stderr!.on('data', (d: Buffer) => {
@@ -152,7 +155,7 @@ export async function startMosquitto(dir: string): Promise<Mosquitto | { skipped
     await waitForPort(port, 10_000);
   } catch (err) {
     child.kill('SIGKILL');
-    throw new Error(`mosquitto did not start: ${stderr || (err as Error).message}`);
+    throw new Error(`mosquitto did not start: ${stderr || (err as Error).message}`, { cause: err });
   }
   return {
     port,

@@ -73,7 +73,6 @@ export function sha256Hex(data: Buffer | string): string {
   return createHash('sha256').update(data).digest('hex');
 }
 
-/* eslint-disable @typescript-eslint/no-explicit-any */
 type Json = any;
 
 /** A segment object being edited: its JSON, and per chunk entry the hashes that follow it. */
@@ -132,7 +131,11 @@ function entriesOf(w: Working): { seg: WorkingSegment; pos: number; entry: Json 
 export function descendantsOf(base: BaseBackup[], id: string): BaseBackup[] {
   const out: BaseBackup[] = [];
   const walk = (parent: string) => {
-    for (const b of base) if (b.parentId === parent && !out.includes(b)) (out.push(b), walk(b.id));
+    for (const b of base) {
+      if (b.parentId !== parent || out.includes(b)) continue;
+      out.push(b);
+      walk(b.id);
+    }
   };
   walk(id);
   return out;
@@ -148,7 +151,9 @@ function applyOne(edit: Edit, base: BaseBackup[], work: Working[]): void {
   const stored = entriesOf(w).filter((e) => e.entry.object);
   const k = 'k' in edit && stored.length ? edit.k % stored.length : 0;
   const touch = (seg: WorkingSegment, resync: boolean) => {
-    if (resync) (seg.fix = true), (w.resync = true);
+    if (!resync) return;
+    seg.fix = true;
+    w.resync = true;
   };
   const refs: Json[] = w.metadata.segments ?? [];
   const r = 'k' in edit && refs.length ? edit.k % refs.length : 0;
@@ -195,8 +200,14 @@ function applyOne(edit: Edit, base: BaseBackup[], work: Working[]): void {
       if (edit.how === 'idOnly' || edit.how === 'replaceOther') w.record.id = other.id;
       if (edit.how === 'volumeOnly' || edit.how === 'moveToVolume' || edit.how === 'replaceOther') w.record.volumeId = other.volumeId;
       if (edit.how === 'moveToVolume') w.file = `records/${other.volumeId}/${w.record.id}.json`;
-      if (edit.how === 'replaceOther') (w.file = other.recordFile), (work[base.indexOf(other)].removed = true);
-      if (edit.sync) (syncMeta('backupId', w.record.id), syncMeta('volumeId', w.record.volumeId));
+      if (edit.how === 'replaceOther') {
+        w.file = other.recordFile;
+        work[base.indexOf(other)].removed = true;
+      }
+      if (edit.sync) {
+        syncMeta('backupId', w.record.id);
+        syncMeta('volumeId', w.record.volumeId);
+      }
       break;
     case 'sha':
       w.record.metadataSha256 = edit.how === 'random' ? sha256Hex(randomUUID()) : edit.how === 'none' ? null : work[base.indexOf(other)].record.metadataSha256;
@@ -238,14 +249,22 @@ function applyOne(edit: Edit, base: BaseBackup[], work: Working[]): void {
     case 'objList':
       // Format 1 dropped objects from the metadata's list: here an entry loses its data object (its zero
       // map and hashes stay), or an entry is listed twice, or every entry loses its object.
-      if (edit.how === 'drop' && stored.length) (stored[k].entry.object = null), touch(stored[k].seg, edit.resync);
+      if (edit.how === 'drop' && stored.length) {
+        stored[k].entry.object = null;
+        touch(stored[k].seg, edit.resync);
+      }
       if (edit.how === 'duplicate' && stored.length) {
         const { seg, pos } = stored[k];
         seg.json.chunks.splice(pos, 0, structuredClone(seg.json.chunks[pos]));
         seg.hashes.splice(pos, 0, Buffer.from(seg.hashes[pos]));
         touch(seg, edit.resync);
       }
-      if (edit.how === 'empty') for (const e of stored) (e.entry.object = null), touch(e.seg, edit.resync);
+      if (edit.how === 'empty') {
+        for (const e of stored) {
+          e.entry.object = null;
+          touch(e.seg, edit.resync);
+        }
+      }
       break;
     case 'hashes': {
       const all = entriesOf(w).filter((e) => e.seg.hashes[e.pos].length > 0);
@@ -298,7 +317,12 @@ function applyOne(edit: Edit, base: BaseBackup[], work: Working[]): void {
     case 'zeros': {
       // A zero map edited, its hashes left as they are.
       const all = entriesOf(w);
-      if (edit.how === 'clear') for (const e of all) (e.entry.zeroExtents = []), touch(e.seg, edit.resync);
+      if (edit.how === 'clear') {
+        for (const e of all) {
+          e.entry.zeroExtents = [];
+          touch(e.seg, edit.resync);
+        }
+      }
       if (edit.how === 'addFirstBlock' && all.length) {
         const e = all[0];
         e.entry.zeroExtents = [[e.entry.chunk * w.metadata.chunkSize, w.metadata.blockSize], ...e.entry.zeroExtents];
@@ -346,7 +370,11 @@ export async function applyEdits(repoDir: string, base: BaseBackup[], edits: Edi
       const bytes = encodeSegmentFile(seg);
       if (!bytes.equals(original.get(file)!)) await fs.writeFile(path.join(repoDir, file), bytes);
       if (!seg.fix) continue;
-      for (const ref of w.metadata.segments ?? []) if (ref.name === file) (ref.sha256 = sha256Hex(bytes)), (ref.length = bytes.length);
+      for (const ref of w.metadata.segments ?? []) {
+        if (ref.name !== file) continue;
+        ref.sha256 = sha256Hex(bytes);
+        ref.length = bytes.length;
+      }
     }
   }
   const same = (value: Json, file: string) => JSON.stringify(value) === JSON.stringify(JSON.parse(original.get(file)!.toString()));

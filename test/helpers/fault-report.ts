@@ -5,6 +5,7 @@
  */
 import { mkdirSync, writeFileSync } from 'fs';
 import * as path from 'path';
+import { describeValue } from '../../lib/text';
 
 export type FaultCategory = 'killPoints' | 'storageFaults' | 'corruptions' | 'hostileInputs';
 
@@ -54,7 +55,7 @@ export function tally(category: FaultCategory, kind: string, caseName: string, e
     report.duplicates.push({ category, kind, case: caseName, sameAs: first });
   }
   if (error === undefined) return null;
-  const message = error instanceof Error ? error.message : String(error);
+  const message = error instanceof Error ? error.message : describeValue(error);
   report.failures.push({ category, kind, case: caseName, message });
   return `${kind} / ${caseName}: ${message}`;
 }

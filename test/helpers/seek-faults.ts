@@ -8,7 +8,7 @@
  */
 import { appendFileSync } from 'fs';
 
-// eslint-disable-next-line @typescript-eslint/no-require-imports
+// eslint-disable-next-line @typescript-eslint/no-require-imports -- Node's internal Module._load hook, which the typed module does not declare
 const Module = require('module') as { _resolveFilename: (request: string, ...rest: unknown[]) => string; _load: (request: string, ...rest: unknown[]) => unknown };
 const fault = process.env.SEEK_FAULT;
 const hit = (what: string): void => {

@@ -10,21 +10,21 @@ import { makeImage, tempDir } from '../helpers/volumes';
 /** Node-RED's main file: NODE_RED_PATH may name the package directory or its main file. */
 export const NODE_RED_MAIN = require.resolve(process.env.NODE_RED_PATH ?? 'node-red');
 
-// eslint-disable-next-line @typescript-eslint/no-require-imports
+// eslint-disable-next-line @typescript-eslint/no-require-imports -- the helper is CommonJS without types
 export const helper = require('node-red-node-test-helper');
 helper.init(NODE_RED_MAIN);
 
 export function nodeRedVersion(): string {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  // eslint-disable-next-line @typescript-eslint/no-require-imports -- the version of the Node-RED under test (NODE_RED_PATH), found at run time
   return require(require.resolve('node-red/package.json', { paths: [path.dirname(NODE_RED_MAIN)] })).version;
 }
 
 function coreNode(file: string): unknown {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  // eslint-disable-next-line @typescript-eslint/no-require-imports -- core nodes of the Node-RED under test (NODE_RED_PATH), found at run time
   return require(require.resolve(`@node-red/nodes/core/common/${file}`, { paths: [path.dirname(NODE_RED_MAIN)] }));
 }
 
-/* eslint-disable @typescript-eslint/no-require-imports */
+/* eslint-disable @typescript-eslint/no-require-imports -- the node-red-node-test-helper wants the modules' CommonJS exports */
 export const NODE_MODULES = [
   require('../../nodes/driver-config/driver-config'),
   require('../../nodes/backup-create/backup-create'),

@@ -48,10 +48,12 @@ export async function startS3Server(options: { port?: number; dir?: string } = {
     child.kill();
     throw err;
   }
-  const layer = http.createServer((req, res) => handle(req, res, upstreamPort, dir).catch((err) => {
-    if (!res.headersSent) sendError(res, 500, 'InternalError', String(err));
-    else res.destroy();
-  }));
+  const layer = http.createServer((req, res) => {
+    handle(req, res, upstreamPort, dir).catch((err) => {
+      if (!res.headersSent) sendError(res, 500, 'InternalError', String(err));
+      else res.destroy();
+    });
+  });
   const { port, close } = await listen(layer, options.port ?? 0);
   return {
     endpoint: `http://127.0.0.1:${port}`,

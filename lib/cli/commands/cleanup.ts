@@ -28,7 +28,10 @@ ${REPO_USAGE}`,
       else {
         const out = (line: string) => ctx.stdout.write(`${line}\n`);
         for (const b of result.failedBackups) out(`backup ${b.backupId} (volume ${b.volumeId}) was interrupted: now error, ${formatBytes(b.bytesFreed)} of partial objects removed${b.objectsRemoved ? '' : ' (some remain: prune removes them)'}`);
-        for (const r of result.failedRestores) out(`a restore of backup ${r.backupId} (volume ${r.volumeId}) was interrupted and failed: its target is incomplete; the backup is available again`);
+        for (const r of result.failedRestores) {
+          const target = !r.target ? 'its target is incomplete' : r.targetRemoved ? `its incomplete target ${r.target.path}, which it had created, was removed` : `its target ${r.target.path} on host ${r.target.host} is incomplete`;
+          out(`a restore of backup ${r.backupId} (volume ${r.volumeId}) was interrupted and failed: ${target}; the backup is available again`);
+        }
         for (const d of result.finishedDeletes) out(`finished deleting backup ${d.backupId} (${formatBytes(d.bytesFreed)} freed)`);
         for (const d of result.keptDeletes) out(`kept backup ${d.backupId}: ${d.reason}`);
         for (const l of result.releasedLeases) out(`released the lease on volume ${l.volumeId} held by dead process ${l.pid} (${l.operation})`);

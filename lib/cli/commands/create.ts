@@ -1,7 +1,8 @@
 import type { CreateBackupOptions } from '../../engine/types';
 import type { ProviderChoice } from '../../snapshot';
 import { invalid } from '../../errors';
-import type { Command } from '../command';
+import type { BackupRecord } from '../../repository/records';
+import type { Command, CommandContext, Values } from '../command';
 import { PROGRESS_OPTIONS, REPO_OPTIONS, REPO_USAGE, formatBytes, openRepo, parseBytes, printJson, progressReporter, str } from '../common';
 
 export const create: Command = {
@@ -28,7 +29,7 @@ export const create: Command = {
   --differential         store only blocks changed since the newest full backup
   --chunk-size BYTES     object size, e.g. 8M (default 8 MiB); a multiple of the block size
   --block-size BYTES     hash block, e.g. 32K (default 32 KiB)
-  --compression C        none, zlib or zstd (default zstd)
+  --compression C        none, zlib or zstd (default: the repository's, see init; else zstd level 1)
   --progress MODE        bar (default on a terminal), json (JSON lines on stderr) or none
   --lock-wait SECONDS    wait this long while another backup of the volume runs (default 0: fail, BUSY)
 ${REPO_USAGE}`,
@@ -75,25 +76,12 @@ ${REPO_USAGE}`,
     if (level !== undefined && !/^-?\d+$/.test(level)) throw invalid('--compression-level must be a whole number');
     const lockWait = str(values, 'lock-wait');
     if (lockWait !== undefined && !/^\d+(\.\d+)?$/.test(lockWait)) throw invalid('--lock-wait must be a number of seconds');
+    // The worker threads start while the repository opens (an object store's probe takes ~0.1 s), not after.
+    (await import('../../engine/hash-pool')).warmHashPool();
     const repo = await openRepo(values, ctx, true);
     const progress = progressReporter(values, ctx);
     try {
-      const common: Omit<CreateBackupOptions, 'volume' | 'snapshot' | 'sourcePath'> = {
-        volumeId: str(values, 'volume-id'),
-        name: str(values, 'name'),
-        description: str(values, 'description'),
-        mode,
-        parentId: str(values, 'parent'),
-        chunkSize: parseBytes('chunk-size', str(values, 'chunk-size')),
-        blockSize: parseBytes('block-size', str(values, 'block-size')),
-        compression: str(values, 'compression') as 'none' | 'zlib' | 'zstd' | undefined,
-        compressionLevel: level === undefined ? undefined : Number(level),
-        signal: ctx.signal,
-        onProgress: progress.listener,
-        lockWaitMs: lockWait === undefined ? undefined : Number(lockWait) * 1000,
-        onLockWait: (h) =>
-          ctx.stderr.write(`waiting for the volume: host ${h.host} (pid ${h.pid}) is running ${h.operation} since ${h.acquiredAt}\n`),
-      };
+      const common = backupOptions(values, ctx, { mode, level, lockWait }, progress.listener);
       const log = { info: (m: string) => ctx.stderr.write(`${m}\n`), warn: (m: string) => ctx.stderr.write(`warning: ${m}\n`) };
       if (provider && !fromSnapshot) await snapshots!.cleanupTemporarySnapshots({ host: repo.host, log }); // leftovers of dead runs
       const createSnapshotBackup = snapshots ? (await import('../../engine/snapshot-backup')).createSnapshotBackup : null;
@@ -118,12 +106,7 @@ ${REPO_USAGE}`,
           : await createBackup(repo, { ...common, volume: volume as string });
       progress.stop();
       if (values.json) printJson(ctx, record);
-      else {
-        ctx.stdout.write(
-          `backup ${record.id} of volume ${record.volumeId} is ${record.status}: ${record.kind}, ${formatBytes(record.size)} read, ` +
-            `${formatBytes(record.storedBytes)} stored in ${record.objectCount} objects${record.parentId ? `, parent ${record.parentId}` : ''}\n`,
-        );
-      }
+      else printCreated(ctx, record);
     } finally {
       progress.stop();
       await repo.close();
@@ -131,8 +114,42 @@ ${REPO_USAGE}`,
   },
 };
 
+/** The engine's options common to every kind of backup, from the command line (already checked). */
+function backupOptions(
+  values: Values,
+  ctx: CommandContext,
+  checked: { mode: CreateBackupOptions['mode']; level: string | undefined; lockWait: string | undefined },
+  onProgress: CreateBackupOptions['onProgress'],
+): Omit<CreateBackupOptions, 'volume' | 'snapshot' | 'sourcePath'> {
+  const { mode, level, lockWait } = checked;
+  return {
+    volumeId: str(values, 'volume-id'),
+    name: str(values, 'name'),
+    description: str(values, 'description'),
+    mode,
+    parentId: str(values, 'parent'),
+    chunkSize: parseBytes('chunk-size', str(values, 'chunk-size')),
+    blockSize: parseBytes('block-size', str(values, 'block-size')),
+    compression: str(values, 'compression') as 'none' | 'zlib' | 'zstd' | undefined,
+    compressionLevel: level === undefined ? undefined : Number(level),
+    signal: ctx.signal,
+    onProgress,
+    lockWaitMs: lockWait === undefined ? undefined : Number(lockWait) * 1000,
+    onLockWait: (h) =>
+      ctx.stderr.write(`waiting for the volume: host ${h.host} (pid ${h.pid}) is running ${h.operation} since ${h.acquiredAt}\n`),
+  };
+}
+
+/** The one-line summary of a new backup (without --json). */
+function printCreated(ctx: CommandContext, record: BackupRecord): void {
+  ctx.stdout.write(
+    `backup ${record.id} of volume ${record.volumeId} is ${record.status}: ${record.kind}, ${formatBytes(record.size)} read, ` +
+      `${formatBytes(record.storedBytes)} stored in ${record.objectCount} objects${record.parentId ? `, parent ${record.parentId}` : ''}\n`,
+  );
+}
+
 /** A command given as a JSON array of arguments (no shell, so no quoting rules to get wrong). */
-function argvOption(values: Parameters<Command['run']>[0], key: string): string[] | undefined {
+function argvOption(values: Values, key: string): string[] | undefined {
   const text = str(values, key);
   if (text === undefined) return undefined;
   let argv: unknown;

@@ -9,7 +9,8 @@ import { restore } from './restore';
 import { show } from './show';
 import { verify } from './verify';
 import { cleanup } from './cleanup';
+import { cancelCommand } from './cancel';
 import { resetStatusCommand } from './reset-status';
 import { exportCommand, importCommand } from './transfer';
 
-export const COMMANDS: Command[] = [init, create, restore, list, show, del, prune, exportCommand, importCommand, verify, cleanup, resetStatusCommand];
+export const COMMANDS: Command[] = [init, create, restore, list, show, del, prune, exportCommand, importCommand, verify, cleanup, cancelCommand, resetStatusCommand];

@@ -1,5 +1,6 @@
 import type { Command } from '../command';
 import { cinderShow, isCinderRepo } from '../cinder';
+import { describeValue } from '../../text';
 import { REPO_OPTIONS, REPO_USAGE, openRepo, printJson, required } from '../common';
 
 export const show: Command = {
@@ -15,7 +16,7 @@ ${REPO_USAGE}`,
     try {
       const record = await getBackup(repo, required(values, 'backup'));
       if (values.json) return printJson(ctx, record);
-      for (const [k, v] of Object.entries(record)) ctx.stdout.write(`${k.padEnd(16)} ${v === null ? '-' : String(v)}\n`);
+      for (const [k, v] of Object.entries(record)) ctx.stdout.write(`${k.padEnd(16)} ${v === null ? '-' : describeValue(v)}\n`);
     } finally {
       await repo.close();
     }

@@ -56,7 +56,8 @@ export const importCommand: Command = {
   summary: 'adopt an exported record whose objects were copied into this repository, or import Cinder backups',
   usage: `volume-backup import --repo R                      (record on stdin)
 volume-backup import --repo R --from cinder:… (--backup ID | --volume-id V) [--compression C] [--work-dir D]
-  --from STORE           a Cinder store: cinder:PATH, cinder+s3://bucket[/prefix]?… or cinder+gs://…
+  --from STORE           a Cinder store: cinder:PATH, cinder+s3://bucket[/prefix]?…, cinder+gs://… (or
+                         cinder+ and the URL of another object-store backend)
   --backup ID            import this Cinder backup and its chain (ids, names, descriptions, times and
                          parent links kept; backups already in the repository are kept as they are)
   --volume-id V          import every backup of this volume
@@ -83,7 +84,7 @@ ${REPO_USAGE}`,
 async function importFromCinder(values: Values, ctx: CommandContext): Promise<void> {
   const from = required(values, 'from');
   const { isCinderUrl, openCinder } = await import('../../open');
-  if (!isCinderUrl(from)) throw invalid('--from takes a Cinder store: cinder:PATH, cinder+s3://bucket[/prefix]?… or cinder+gs://bucket[/prefix]?…');
+  if (!isCinderUrl(from)) throw invalid('--from takes a Cinder store: cinder:PATH, or cinder+ and the URL of an object-store backend (cinder+s3://bucket[/prefix]?…, cinder+gs://…)');
   const compression = str(values, 'compression');
   if (compression !== undefined && !['none', 'zlib', 'zstd'].includes(compression)) throw invalid('--compression must be none, zlib or zstd');
   if ((str(values, 'backup') === undefined) === (str(values, 'volume-id') === undefined)) throw invalid('give --backup ID (that backup and its chain) or --volume-id V (every backup of the volume)');
