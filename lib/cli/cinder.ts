@@ -5,7 +5,7 @@
 import { isCinderUrl } from '../cinder/url';
 import { invalid } from '../errors';
 import type { CommandContext, Values } from './command';
-import { formatBytes, printJson, progressReporter, required, str } from './common';
+import { formatBytes, loadBackends, printJson, progressReporter, required, str } from './common';
 
 export function isCinderRepo(values: Values): boolean {
   const repo = str(values, 'repo');
@@ -16,6 +16,7 @@ async function withStore<T>(values: Values, ctx: CommandContext, run: (store: im
   if (str(values, 'container')) throw invalid('--container does not apply to a Cinder store: its backups are found wherever their _metadata objects are');
   if (str(values, 'passphrase-file')) throw invalid('--passphrase-file does not apply to a Cinder store: Cinder does not encrypt its backups');
   const { openCinder } = await import('../open');
+  await loadBackends(values, ctx);
   const store = await openCinder(required(values, 'repo'), { log: { info: (m) => ctx.stderr.write(`${m}\n`), warn: (m) => ctx.stderr.write(`warning: ${m}\n`) } });
   try {
     return await run(store);

@@ -1,6 +1,6 @@
 import { invalid } from '../../errors';
 import type { Command, CommandContext, Values } from '../command';
-import { REPO_OPTIONS, REPO_USAGE, openRepo, parseBytes, printJson, required, str } from '../common';
+import { REPO_OPTIONS, REPO_USAGE, loadBackends, openRepo, parseBytes, printJson, required, str } from '../common';
 
 export const exportCommand: Command = {
   name: 'export',
@@ -90,6 +90,7 @@ async function importFromCinder(values: Values, ctx: CommandContext): Promise<vo
   if ((str(values, 'backup') === undefined) === (str(values, 'volume-id') === undefined)) throw invalid('give --backup ID (that backup and its chain) or --volume-id V (every backup of the volume)');
   const { importCinderBackups } = await import('../../cinder/import');
   const log = { info: (m: string) => ctx.stderr.write(`${m}\n`), warn: (m: string) => ctx.stderr.write(`warning: ${m}\n`) };
+  await loadBackends(values, ctx);
   const store = await openCinder(from, { log });
   try {
     const repo = await openRepo(values, ctx, true);
