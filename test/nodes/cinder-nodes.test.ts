@@ -64,6 +64,28 @@ describe(`Node-RED nodes on a Cinder store (node-red ${nodeRedVersion()})`, func
     assert.strictEqual(t.caught.messages.length, 0, JSON.stringify(t.caught.messages.map((m) => m.error)));
   });
 
+  it('a restore from a Cinder store onto an existing file is refused (Catch says why, file untouched); msg.overwrite allows it', async () => {
+    const target = path.join(suite.work, 'existing.img');
+    await fs.writeFile(target, Buffer.alloc(3 * MiB, 0x5a));
+    const before = await sha256File(target);
+    const t = await loadTestFlow(suite.repoDir, [{ id: 'r', type: 'volume-restore', action: 'restore', actionType: 'action', target: 'target', targetType: 'msg' }], cinderConfig());
+    t.node('r').receive({ backupId: INC, target });
+    const [refused] = await t.caught.waitFor(1);
+    assert.match(refused.error?.message ?? '', /restore target .*existing\.img exists \(3145728 bytes\): a restore would overwrite it; choose a new file, or allow overwriting \(.*msg\.overwrite = true\)/);
+    assert.strictEqual(await sha256File(target), before, 'the existing file is untouched');
+    t.node('r').receive({ backupId: INC, target, overwrite: true });
+    const [done] = await t.out.waitFor(1);
+    assert.strictEqual((done.payload as RestoreResult).backupId, INC);
+    assert.strictEqual(await sha256File(target), await sha256File(changed), 'overwritten and cut to the image size');
+  });
+
+  it('msg.cancel on a Cinder store stops only an operation running here: with none, Catch says so', async () => {
+    const t = await loadTestFlow(suite.repoDir, [{ id: 'r', type: 'volume-restore', action: 'verify', actionType: 'action' }], cinderConfig());
+    t.node('r').receive({ cancel: true, backupId: INC });
+    const [caught] = await t.caught.waitFor(1);
+    assert.match(caught.error?.message ?? '', new RegExp(`msg.cancel: no operation on backup ${INC} runs in this Node-RED`));
+  });
+
   it('a backup node on a Cinder store is refused as read-only (Catch gets it) and the store is unchanged', async () => {
     const before = await storeFiles(store);
     const t = await loadTestFlow(suite.repoDir, [{ id: 'b', type: 'volume-backup-create', volume: suite.image, volumeType: 'str' }], cinderConfig());
