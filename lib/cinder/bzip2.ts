@@ -102,7 +102,15 @@ function blockCrc(data: Buffer): number {
   return ~c >>> 0;
 }
 
-function decodeBlock(r: BitReader, tt: Uint32Array, maxBlock: number): Buffer {
+/** A block's header: the symbols it uses, the Huffman table of each group of 50 symbols. */
+interface BlockHeader {
+  origPtr: number;
+  seqToUnseq: number[];
+  selectors: Uint8Array;
+  tables: Huffman[];
+}
+
+function readBlockHeader(r: BitReader): BlockHeader {
   if (r.bit()) throw new Error('randomised bzip2 blocks are not supported');
   const origPtr = r.bits(24);
   // The symbols used: 16 ranges of 16 bytes.
@@ -132,7 +140,7 @@ function decodeBlock(r: BitReader, tt: Uint32Array, maxBlock: number): Buffer {
     selectors[i] = v;
   }
   // Code lengths, delta coded, and the canonical decoding tables.
-  const tables = [];
+  const tables: Huffman[] = [];
   for (let g = 0; g < nGroups; g++) {
     const lengths = new Uint8Array(alphaSize);
     let len = r.bits(5);
@@ -146,6 +154,13 @@ function decodeBlock(r: BitReader, tt: Uint32Array, maxBlock: number): Buffer {
     }
     tables.push(huffmanTable(lengths));
   }
+  return { origPtr, seqToUnseq, selectors, tables };
+}
+
+function decodeBlock(r: BitReader, tt: Uint32Array, maxBlock: number): Buffer {
+  const { origPtr, seqToUnseq, selectors, tables } = readBlockHeader(r);
+  const nSelectors = selectors.length;
+  const alphaSize = seqToUnseq.length + 2;
   // The MTF/RLE2 coded symbols, 50 per selector.
   const mtf = Uint8Array.from(seqToUnseq);
   const counts = new Uint32Array(256);

@@ -8,7 +8,7 @@ import { VolumeBackupError, errorMessage, throwIfAborted } from '../errors';
 import type { VerifyProblem, VerifyProblemKind, VerifyResult } from '../engine/verify';
 import { checkBlocks, imageSize } from './chain';
 import type { CinderSha256File } from './metadata';
-import type { CinderBackup, CinderStore } from './store';
+import type { CinderBackup, CinderScan, CinderStore } from './store';
 
 export interface CinderVerifyOptions {
   backupId?: string;
@@ -16,34 +16,16 @@ export interface CinderVerifyOptions {
   signal?: AbortSignal;
 }
 
+type AddProblem = (kind: VerifyProblemKind, message: string, backupIds: string[], objectName?: string) => void;
+
 export async function verifyCinderStore(store: CinderStore, options: CinderVerifyOptions = {}): Promise<VerifyResult> {
   const started = Date.now();
   const problems: VerifyProblem[] = [];
-  const add = (kind: VerifyProblemKind, message: string, backupIds: string[], objectName?: string) => problems.push({ kind, message, backupIds, objectName });
-  const { backups, damaged, orphans } = await store.scan();
-  if (!options.backupId) {
-    for (const d of damaged) add('malformed-record', `${d.name}: ${d.reason}`, [], d.name);
-    const byBackup = new Map<string, string[]>();
-    for (const name of orphans) {
-      const id = /_backup_([^/]+?)(?:-\d{5}|_sha256file)$/.exec(name)?.[1] ?? name;
-      byBackup.set(id, [...(byBackup.get(id) ?? []), name]);
-    }
-    for (const [id, names] of byBackup) {
-      add('missing-object', `backup ${id} has ${names.length} object(s) but no _metadata object, so it cannot be restored: ${names.slice(0, 3).join(', ')}`, [id], `${names[0].replace(/(-\d{5}|_sha256file)$/, '')}_metadata`);
-    }
-  }
-  const byId = new Map(backups.map((b) => [b.id, b]));
-  let selected = backups;
-  if (options.backupId) {
-    const chain = await store.chain(options.backupId).catch((err) => {
-      if (err instanceof VolumeBackupError && err.code === 'OBJECT_MISSING') {
-        add('broken-chain', err.message, [options.backupId!]);
-        return null;
-      }
-      throw err;
-    });
-    selected = chain ?? [];
-  }
+  const add: AddProblem = (kind, message, backupIds, objectName) => problems.push({ kind, message, backupIds, objectName });
+  const scan = await store.scan();
+  if (!options.backupId) reportUnreadable(scan, add);
+  const byId = new Map(scan.backups.map((b) => [b.id, b]));
+  const selected = options.backupId ? await chainToVerify(store, options.backupId, add) : scan.backups;
   const shaCache = new Map<string, CinderSha256File | null>();
   const shaOf = async (b: CinderBackup): Promise<CinderSha256File | null> => {
     if (!shaCache.has(b.id)) {
@@ -63,18 +45,7 @@ export async function verifyCinderStore(store: CinderStore, options: CinderVerif
     if (b.parentId && !byId.has(b.parentId)) add('broken-chain', `backup ${b.id} needs its parent ${b.parentId}, which is not in the store`, [b.id]);
     const sha = await shaOf(b);
     objectsChecked += b.objects.length - b.missing.length;
-    if (!options.readData || !sha) continue;
-    for (const obj of b.objects) {
-      if (b.missing.includes(obj.name)) continue;
-      throwIfAborted(options.signal);
-      try {
-        const data = await store.readData(b, obj);
-        checkBlocks(store, b, obj, data, sha);
-        bytesVerified += data.length;
-      } catch (err) {
-        add(err instanceof VolumeBackupError && err.code === 'OBJECT_MISSING' ? 'missing-object' : 'corrupt', errorMessage(err), [b.id], store.key(b, obj.name));
-      }
-    }
+    if (options.readData && sha) bytesVerified += await readObjects(store, b, sha, add, options.signal);
   }
   // Every block of every backup comes from its chain with the hash the backup lists (hash lists only).
   for (const b of options.backupId ? selected.slice(-1) : selected) {
@@ -84,6 +55,48 @@ export async function verifyCinderStore(store: CinderStore, options: CinderVerif
     if (message) add('corrupt', message, [b.id]);
   }
   return { ok: problems.length === 0, readData: !!options.readData, recordsChecked: selected.length, backupsVerified: selected.length, objectsChecked, bytesVerified, problems, notes: [], durationMs: Date.now() - started };
+}
+
+/** Metadata objects that do not parse, and objects of backups that have no _metadata object. */
+function reportUnreadable({ damaged, orphans }: CinderScan, add: AddProblem): void {
+  for (const d of damaged) add('malformed-record', `${d.name}: ${d.reason}`, [], d.name);
+  const byBackup = new Map<string, string[]>();
+  for (const name of orphans) {
+    const id = /_backup_([^/]+?)(?:-\d{5}|_sha256file)$/.exec(name)?.[1] ?? name;
+    byBackup.set(id, [...(byBackup.get(id) ?? []), name]);
+  }
+  for (const [id, names] of byBackup) {
+    add('missing-object', `backup ${id} has ${names.length} object(s) but no _metadata object, so it cannot be restored: ${names.slice(0, 3).join(', ')}`, [id], `${names[0].replace(/(-\d{5}|_sha256file)$/, '')}_metadata`);
+  }
+}
+
+/** The chain of one backup; a chain with a backup missing is a problem, not an error. */
+async function chainToVerify(store: CinderStore, backupId: string, add: AddProblem): Promise<CinderBackup[]> {
+  const chain = await store.chain(backupId).catch((err) => {
+    if (err instanceof VolumeBackupError && err.code === 'OBJECT_MISSING') {
+      add('broken-chain', err.message, [backupId]);
+      return null;
+    }
+    throw err;
+  });
+  return chain ?? [];
+}
+
+/** Read every object of a backup that is there: its MD5 and each block's SHA-256. Returns the bytes read. */
+async function readObjects(store: CinderStore, b: CinderBackup, sha: CinderSha256File, add: AddProblem, signal: AbortSignal | undefined): Promise<number> {
+  let bytes = 0;
+  for (const obj of b.objects) {
+    if (b.missing.includes(obj.name)) continue;
+    throwIfAborted(signal);
+    try {
+      const data = await store.readData(b, obj);
+      checkBlocks(store, b, obj, data, sha);
+      bytes += data.length;
+    } catch (err) {
+      add(err instanceof VolumeBackupError && err.code === 'OBJECT_MISSING' ? 'missing-object' : 'corrupt', errorMessage(err), [b.id], store.key(b, obj.name));
+    }
+  }
+  return bytes;
 }
 
 async function coverageProblem(chain: CinderBackup[], shaOf: (b: CinderBackup) => Promise<CinderSha256File | null>): Promise<string | null> {
