@@ -7,6 +7,8 @@ import { makeCodecFor, KdfCost } from './codec/encryption';
 import { newConfig, writeNewRepository } from './repository/init';
 import { invalid } from './errors';
 import { checkCompression } from './engine/settings';
+import { isCinderUrl } from './cinder/url';
+import type { CinderStore } from './cinder/store';
 
 export interface OpenRepositoryOptions extends DriverContext {
   /** Sub-directory (posix) or key prefix (s3/gcs) inside the driver's location; "" by default. */
@@ -20,6 +22,10 @@ export interface OpenRepositoryOptions extends DriverContext {
 }
 
 export async function openRepository(where: string | DriverSpec, options: OpenRepositoryOptions = {}): Promise<Repository> {
+  if (typeof where === 'string' && isCinderUrl(where)) {
+    const { refuseWrite } = await import('./cinder/store');
+    throw refuseWrite();
+  }
   const spec = typeof where === 'string' ? parseRepositoryUrl(where) : where;
   const driver = createDriver(spec, { log: options.log });
   try {
@@ -88,4 +94,15 @@ async function probeBeforeWriting(driver: Driver, requested: string | undefined)
 
 function containerOf(driver: Driver, requested: string | undefined): string {
   return driver.updateContainerName(requested) ?? requested ?? '';
+}
+
+export { isCinderUrl };
+
+/**
+ * A Cinder backup store (cinder:PATH, cinder+s3://…, cinder+gs://…), read-only: list, show, restore,
+ * verify and import read it (lib/cinder); every write is refused.
+ */
+export async function openCinder(where: string | DriverSpec, options: DriverContext = {}): Promise<CinderStore> {
+  const { openCinderStore } = await import('./cinder/store');
+  return openCinderStore(where, options);
 }

@@ -18,7 +18,9 @@ export const PROGRESS_OPTIONS: OptionSpec = {
   progress: { type: 'string' },
 };
 
-export const REPO_USAGE = `  --repo R               repository: a path, file:///path, s3://bucket[/prefix]?… or gs://bucket[/prefix]?…
+export const REPO_USAGE = `  --repo R               repository: a path, file:///path, s3://bucket[/prefix]?… or gs://bucket[/prefix]?…;
+                         list, show, restore and verify also read a Cinder store (read-only):
+                         cinder:PATH, cinder+s3://bucket[/prefix]?…, cinder+gs://… (cinder+ any backend's URL)
   --container NAME       sub-directory / key prefix inside the repository location (default: none)
   --host NAME            host name recorded as owner (default: this machine's name)
   --passphrase-file F    passphrase of an encrypted repository (or VOLUME_BACKUP_PASSPHRASE)

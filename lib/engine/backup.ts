@@ -115,8 +115,9 @@ function creatingRecord(
   options: CreateBackupOptions,
   fields: Pick<BackupRecord, 'volumeId' | 'name' | 'description' | 'kind' | 'parentId' | 'size' | 'chunkSize' | 'blockSize' | 'compression' | 'sourcePath'>,
 ): BackupRecord {
-  const createdAt = new Date();
-  const id = newBackupId();
+  // An import (lib/cinder/import.ts) keeps the id and time the backup had where it came from.
+  const createdAt = options.importAs?.createdAt ?? new Date();
+  const id = options.importAs ? checkBackupId(options.importAs.id) : newBackupId();
   // The fields in the order records have always been written in.
   return {
     formatVersion: RECORD_FORMAT_VERSION,

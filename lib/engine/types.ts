@@ -68,6 +68,8 @@ export interface CreateBackupOptions extends CommonOptions {
    * backup either way. Default: on, unless VOLUME_BACKUP_SPARSE=off. Block devices are always read.
    */
   sparse?: boolean;
+  /** Keep this id and creation time (an import from another system, e.g. Cinder): never for a new backup. */
+  importAs?: { id: string; createdAt: Date };
   /** How long to wait while another backup of the same volume runs (default 0: fail at once with BUSY). */
   lockWaitMs?: number;
   /** Called once when the backup has to wait for another backup of the volume (to show it in a status). */

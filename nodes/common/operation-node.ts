@@ -8,6 +8,7 @@ import { describeValue } from '../../lib/text';
 import { errorMessage, shownError } from '../../lib/errors';
 import type { CreateBackupOptions, ProgressEvent } from '../../lib/engine/types';
 import type { Repository } from '../../lib/repository/repository';
+import { refuseWrite, type CinderStore } from '../../lib/cinder/store';
 import { cancelRequested, requestCancel } from '../../lib/engine/cancel';
 import { VolumeBackupError, invalid } from '../../lib/errors';
 import { trackDeploys } from './deploy-decision';
@@ -31,7 +32,14 @@ export interface OperationContext {
   log: { info(message: string): void; warn(message: string): void };
 }
 
+/** What a node that can read a Cinder store gets instead of a repository (see RepositoryConfigNode.getCinderStore). */
+export interface CinderOperationContext extends Omit<OperationContext, 'repo'> {
+  store: CinderStore;
+}
+
 export interface OperationSpec<R> {
+  /** For a config that points at a Cinder store (read-only); nodes without it are refused there. */
+  runCinder?(ctx: CinderOperationContext): Promise<R>;
   /** Backup nodes make the repository when it does not exist yet. */
   createRepository: boolean;
   /** Turn the message into options (may throw a clear error) and run the engine. */
@@ -112,8 +120,6 @@ async function runOne<R>(RED: NodeAPI, work: NodeWork, job: Job, spec: Operation
     }
     work.status({ fill: 'blue', shape: 'ring', text: 'starting' });
     const started = Date.now();
-    const repo = await config.getRepository(spec.createRepository);
-    stopUsing = useRepository(repo);
     let shownPercent = -1;
     const onProgress = (event: ProgressEvent) => {
       // The engine's percent never goes back; whole percents keep the status updates few.
@@ -129,7 +135,15 @@ async function runOne<R>(RED: NodeAPI, work: NodeWork, job: Job, spec: Operation
       work.status({ fill: 'yellow', shape: 'ring', text: shorten(`waiting: volume busy (host ${holder.host})`, 64) });
     };
     const log = { info: (m: string) => work.log(m), warn: (m: string) => work.log(m, true) };
-    const result = await spec.run({ msg: job.msg, repo, config, signal, onProgress, onLockWait, log });
+    const common = { msg: job.msg, config, signal, onProgress, onLockWait, log };
+    let result: R;
+    if (config.getCinderStore) {
+      result = await runOnCinder(spec, { ...common, store: await config.getCinderStore() });
+    } else {
+      const repo = await config.getRepository(spec.createRepository);
+      stopUsing = useRepository(repo);
+      result = await spec.run({ ...common, repo });
+    }
     job.releaseSlot?.();
     work.status({ fill: 'green', shape: 'dot', text: shorten(spec.summary(result, Date.now() - started), 48) });
     job.msg.payload = result;
@@ -143,6 +157,11 @@ async function runOne<R>(RED: NodeAPI, work: NodeWork, job: Job, spec: Operation
     work.current = null;
     if (work.queue.waitingCount > 0) work.showQueued();
   }
+}
+
+function runOnCinder<R>(spec: OperationSpec<R>, ctx: CinderOperationContext): Promise<R> {
+  if (!spec.runCinder) throw refuseWrite();
+  return spec.runCinder(ctx);
 }
 
 /**
@@ -161,11 +180,20 @@ async function cancelFromMessage(RED: NodeAPI, node: Node, work: NodeWork, msg: 
   }
   const config = RED.nodes.getNode(work.repositoryId);
   if (!isRepositoryConfigNode(config)) throw new Error('no repository configured: open the node and pick or add a driver-config');
+  // A Cinder store holds no record to ask in: only an operation reading it here can be stopped.
+  if (config.getCinderStore) return cancelHere(node, backupId);
   const repo = await config.getRepository(false);
   const record = await requestCancel(repo, backupId, { source: 'node', user: `node ${node.name || node.id}` });
   const local = NodeWork.runningOn(backupId);
   if (local && record.cancelRequest) local.abort?.(cancelRequested(record.cancelRequest));
   return record;
+}
+
+function cancelHere(node: Node, backupId: string): { cancelled: true; backupId: string } {
+  const local = NodeWork.runningOn(backupId);
+  if (!local) throw invalid(`msg.cancel: no operation on backup ${backupId} runs in this Node-RED (a Cinder store is read-only: nothing else can be running on it)`);
+  local.abort?.(new VolumeBackupError('CANCELLED', `cancelled by msg.cancel to node ${node.name || node.id}`));
+  return { cancelled: true, backupId };
 }
 
 function parseQueueSize(value: unknown): number {

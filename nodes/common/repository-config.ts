@@ -1,4 +1,5 @@
 /** What the operation nodes need from a driver-config node (implemented in nodes/driver-config). */
+import type { CinderStore } from '../../lib/cinder/store';
 import type { Repository } from '../../lib/repository/repository';
 import type { Compression } from '../../lib/repository/records';
 import type { Limiter } from './limiter';
@@ -18,6 +19,11 @@ export interface RepositoryConfigNode extends Node {
   /** Shared by every node using this config: at most "max concurrent operations" run at once. */
   limiter: Limiter;
   defaults: RepositoryDefaults;
+  /**
+   * Set when the config points at a Cinder store (read-only, lib/cinder): the restore node and the
+   * sidebar list, verify and restore its backups through it; getRepository refuses.
+   */
+  getCinderStore?(): Promise<CinderStore>;
 }
 
 export function isRepositoryConfigNode(node: unknown): node is RepositoryConfigNode {

@@ -7,7 +7,8 @@ import { oneLine } from '../../lib/text';
 import * as os from 'os';
 import { z } from 'zod';
 import { cleanupHost } from '../../lib/engine/cleanup';
-import { openRepository } from '../../lib/open';
+import { openCinder, openRepository } from '../../lib/open';
+import { refuseWrite, type CinderStore } from '../../lib/cinder/store';
 import { errorMessage, invalid } from '../../lib/errors';
 import type { BackendExport, BackendModule } from '../../lib/backends/backend';
 import { checkSetting } from '../../lib/backends/check';
@@ -42,6 +43,8 @@ const Settings = z.object({
   progress: z.boolean().optional(),
   cleanupAtStart: z.boolean().optional(),
   maxConcurrent: z.coerce.number().int().min(1).max(64).optional().catch(undefined),
+  /** "cinder": the location is an OpenStack Cinder backup store, read-only (posix: its posix layout; s3/gcs: its object-store layout). */
+  layout: z.enum(['repository', 'cinder']).optional().catch(undefined),
 });
 
 type Credentials = Record<string, string | undefined>;
@@ -130,8 +133,9 @@ export = function register(RED: NodeAPI & BackendHostAPI): void {
       const parsed = Settings.safeParse(def);
       if (!parsed.success) throw invalid(`invalid driver-config: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
       settings = parsed.data;
-      // A posix repository with an empty path lives in the Node-RED user directory (examples run as imported).
-      const defaulted = settings.backend === 'posix' && !given(def.path);
+      // A posix repository with an empty path lives in the Node-RED user directory (examples run as
+      // imported); a Cinder store is Cinder's directory, never a default.
+      const defaulted = settings.layout !== 'cinder' && settings.backend === 'posix' && !given(def.path);
       spec = driverSpecFrom(defaulted ? { ...def, path: defaultRepositoryPath(RED) } : def, requireBackend(settings.backend), credentials);
       if (defaulted) node.log(`repository: ${defaultRepositoryPath(RED)} (the default for an empty path)`);
       defaults.chunkSize = parseSize(def.chunkSize, 'chunk size');
@@ -175,6 +179,26 @@ export = function register(RED: NodeAPI & BackendHostAPI): void {
         node.warn(`start-up cleanup of host ${host} failed: ${errorMessage(err)}; operations go ahead`);
       }
     };
+
+    if (settings?.layout === 'cinder') {
+      // A Cinder store: read through lib/cinder, never written (no repository, no start-up cleanup).
+      let store: Promise<CinderStore> | null = null;
+      node.getCinderStore = () => {
+        if (problem || !spec) return Promise.reject(problem ?? new Error('driver-config is not set up'));
+        store ??= openCinder(spec, { log });
+        return store;
+      };
+      node.getRepository = () => Promise.reject(refuseWrite());
+      node.on('close', (_removed, done) => {
+        closing.abort();
+        const idle = Promise.race([node.limiter.idle(), new Promise<void>((r) => setTimeout(r, CLOSE_GRACE_MS).unref())]);
+        idle
+          .then(async () => (await store?.catch(() => null))?.close())
+          .catch((err) => node.warn(`closing the Cinder store failed: ${errorMessage(err)}`))
+          .finally(() => done());
+      });
+      return;
+    }
 
     const open = async (create: boolean): Promise<Repository> => {
       if (problem || !spec || !settings) throw problem ?? new Error('driver-config is not set up');

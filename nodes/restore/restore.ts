@@ -5,14 +5,14 @@
  */
 import { z } from 'zod';
 import { restoreBackup } from '../../lib/engine/restore';
-import type { RestoreResult } from '../../lib/engine/types';
+import type { RestoreOptions, RestoreResult } from '../../lib/engine/types';
 import { VolumeBackupError, invalid } from '../../lib/errors';
 import { findParent, listBackups } from '../../lib/repository/catalog';
 import { volumeIdForPath } from '../../lib/repository/names';
 import type { BackupRecord } from '../../lib/repository/records';
 import { formatBytes, sizeAndTime } from '../common/format';
-import { registerOperationNode } from '../common/operation-node';
-import type { NodeAPI } from '../common/red';
+import { OperationContext, registerOperationNode } from '../common/operation-node';
+import type { NodeAPI, NodeMessage } from '../common/red';
 import { checkOptions, flag, resolveProperties, sameNamed } from '../common/resolve';
 
 const Input = z.object({
@@ -27,43 +27,73 @@ const Input = z.object({
 
 type Result = RestoreResult | BackupRecord[];
 
+interface Request {
+  input: z.infer<typeof Input>;
+  volumeId: string | undefined;
+  action: z.infer<typeof Input>['action'];
+  from: Record<string, string>;
+}
+
+/**
+ * The engine's options for a restore or a verify, from a repository or a Cinder store alike: without a
+ * backup id, `newestOf` gives the volume's newest backup in `where`.
+ */
+async function restoreOptions(request: Request, ctx: Pick<OperationContext, 'signal' | 'onProgress' | 'log'>, newestOf: (volumeId: string) => Promise<string | undefined>, where: string): Promise<RestoreOptions> {
+  const { input, volumeId, action, from } = request;
+  let backupId = input.backupId;
+  if (!backupId) {
+    if (!volumeId) throw invalid(`invalid input: give the backup to ${action} (msg.backupId), or a volume id (msg.volumeId) or path (msg.volume) to use its newest backup`);
+    backupId = await newestOf(volumeId);
+    if (!backupId) throw new VolumeBackupError('NOT_FOUND', `volume ${volumeId} has no available backup in ${where}`);
+  }
+  if (action === 'restore' && !input.target) {
+    throw invalid(`invalid input: target (from ${from.target}) is missing: give the file or block device to restore to, or choose "verify"`);
+  }
+  return {
+    backupId,
+    target: action === 'restore' ? input.target : undefined,
+    verifyOnly: action === 'verify',
+    overwrite: input.overwrite === true,
+    signal: ctx.signal,
+    onProgress: ctx.onProgress,
+    log: ctx.log,
+  };
+}
+
 export = function register(RED: NodeAPI): void {
-  registerOperationNode<Result>(RED, 'volume-restore', (node, def) => ({
-    createRepository: false,
-    async run(ctx) {
-      const { values, from } = await resolveProperties(RED, node, def, ctx.msg, sameNamed('action', 'backupId', 'volumeId', 'volume', 'target', 'verifyOnly'));
+  registerOperationNode<Result>(RED, 'volume-restore', (node, def) => {
+    const readInput = async (msg: NodeMessage) => {
+      const { values, from } = await resolveProperties(RED, node, def, msg, sameNamed('action', 'backupId', 'volumeId', 'volume', 'target', 'verifyOnly'));
       // An existing target is written over only when the node's checkbox or msg.overwrite says so.
-      const overwrite = def.overwrite === true || def.overwrite === 'true' ? true : (ctx.msg.overwrite ?? undefined);
+      const overwrite = def.overwrite === true || def.overwrite === 'true' ? true : (msg.overwrite ?? undefined);
       const input = checkOptions(Input, { ...values, overwrite }, { ...from, overwrite: 'msg.overwrite' });
       // A volume's path names it as well as its id does (the id backups of that path got).
       const volumeId = input.volumeId ?? (input.volume ? volumeIdForPath(input.volume) : undefined);
       const action = input.verifyOnly === true && input.action === 'restore' ? 'verify' : input.action;
-      if (action === 'list') return listBackups(ctx.repo, { volumeId });
-
-      let backupId = input.backupId;
-      if (!backupId) {
-        if (!volumeId) throw invalid(`invalid input: give the backup to ${action} (msg.backupId), or a volume id (msg.volumeId) or path (msg.volume) to use its newest backup`);
-        const newest = findParent(await listBackups(ctx.repo, { volumeId }), volumeId, 'incremental');
-        if (!newest) throw new VolumeBackupError('NOT_FOUND', `volume ${volumeId} has no available backup in ${ctx.repo.location}`);
-        backupId = newest.id;
-      }
-      if (action === 'restore' && !input.target) {
-        throw invalid(`invalid input: target (from ${from.target}) is missing: give the file or block device to restore to, or choose "verify"`);
-      }
-      return restoreBackup(ctx.repo, {
-        backupId,
-        target: action === 'restore' ? input.target : undefined,
-        verifyOnly: action === 'verify',
-        overwrite: input.overwrite === true,
-        signal: ctx.signal,
-        onProgress: ctx.onProgress,
-        log: ctx.log,
-      });
-    },
-    summary: (result, ms) => {
-      if (Array.isArray(result)) return `${result.length} backup${result.length === 1 ? '' : 's'}`;
-      if (result.verifyOnly) return sizeAndTime(result.bytesVerified, 'verified', ms);
-      return sizeAndTime(result.size, 'written', ms) + (result.bytesLeftPastEnd > 0 ? `, ${formatBytes(result.bytesLeftPastEnd)} past the end untouched` : '');
-    },
-  }));
+      return { input, volumeId, action, from };
+    };
+    return {
+      createRepository: false,
+      async run(ctx) {
+        const request = await readInput(ctx.msg);
+        if (request.action === 'list') return listBackups(ctx.repo, { volumeId: request.volumeId });
+        const newestOf = async (volumeId: string) => findParent(await listBackups(ctx.repo, { volumeId }), volumeId, 'incremental')?.id;
+        return restoreBackup(ctx.repo, await restoreOptions(request, ctx, newestOf, ctx.repo.location));
+      },
+      // A Cinder store (read-only): the same actions, through lib/cinder.
+      async runCinder(ctx) {
+        const request = await readInput(ctx.msg);
+        const { cinderRecords } = await import('../../lib/cinder/view');
+        if (request.action === 'list') return cinderRecords(ctx.store, request.volumeId);
+        const newestOf = async (volumeId: string) => (await ctx.store.list(volumeId)).pop()?.id;
+        const { restoreCinderBackup } = await import('../../lib/cinder/restore');
+        return restoreCinderBackup(ctx.store, await restoreOptions(request, ctx, newestOf, ctx.store.location));
+      },
+      summary: (result, ms) => {
+        if (Array.isArray(result)) return `${result.length} backup${result.length === 1 ? '' : 's'}`;
+        if (result.verifyOnly) return sizeAndTime(result.bytesVerified, 'verified', ms);
+        return sizeAndTime(result.size, 'written', ms) + (result.bytesLeftPastEnd > 0 ? `, ${formatBytes(result.bytesLeftPastEnd)} past the end untouched` : '');
+      },
+    };
+  });
 };

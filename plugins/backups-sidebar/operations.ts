@@ -12,6 +12,7 @@ import { pruneRepository } from '../../lib/engine/prune';
 import { restoreBackup } from '../../lib/engine/restore';
 import type { ProgressEvent } from '../../lib/engine/types';
 import type { Repository } from '../../lib/repository/repository';
+import { refuseWrite, type CinderStore } from '../../lib/cinder/store';
 import type { RepositoryConfigNode } from '../../nodes/common/repository-config';
 import type { OperationRequest } from './requests';
 
@@ -137,8 +138,9 @@ export class Operations {
       view.state = 'running';
       view.startedAt = new Date().toISOString();
       this.publish(view);
-      const repo = await config.getRepository(false);
-      view.result = await execute(repo, request, abort.signal, this.progressReporter(view));
+      view.result = config.getCinderStore
+        ? await executeOnCinder(await config.getCinderStore(), request, abort.signal, this.progressReporter(view))
+        : await execute(await config.getRepository(false), request, abort.signal, this.progressReporter(view));
       view.state = 'done';
     } catch (err) {
       view.state = abort.signal.aborted ? 'cancelled' : 'failed';
@@ -187,5 +189,19 @@ async function execute(repo: Repository, request: OperationRequest, signal: Abor
     }
     case 'prune':
       return pruneRepository(repo, { policy: request.policy, volumeId: request.volumeId, dryRun: request.dryRun, signal, onProgress });
+  }
+}
+
+/** A Cinder store is read-only: verify and restore read it, delete and prune are refused. */
+async function executeOnCinder(store: CinderStore, request: OperationRequest, signal: AbortSignal, onProgress: (e: ProgressEvent) => void): Promise<unknown> {
+  const { restoreCinderBackup } = await import('../../lib/cinder/restore');
+  switch (request.action) {
+    case 'verify':
+      return restoreCinderBackup(store, { backupId: request.backupId, verifyOnly: true, signal, onProgress });
+    case 'restore':
+      // The route asked the user before writing over an existing target (checkRestoreTarget).
+      return restoreCinderBackup(store, { backupId: request.backupId, target: request.target, overwrite: request.overwrite, signal, onProgress });
+    default:
+      throw refuseWrite();
   }
 }

@@ -20,6 +20,8 @@ import type { AdminRequest, AdminResponse, PluginAPI } from './red-admin';
 import { deployedSecrets, redact } from './redact';
 import { parseConfigId, parseListQuery, parseOperationBody, parseOperationId } from './requests';
 import { sidebarPage } from './view';
+import type { CinderStore } from '../../lib/cinder/store';
+import type { BackupRecord } from '../../lib/repository/records';
 import { oneLine } from '../../lib/text';
 import { cancelRequested, requestCancel } from '../../lib/engine/cancel';
 import { checkBackupId } from '../../lib/repository/names';
@@ -98,14 +100,16 @@ export function registerRoutes(RED: PluginAPI): void {
       const configId = parseConfigId(req.params.configId);
       const { volumeId, page, size } = parseListQuery(req.query);
       const { view, node } = findConfig(RED, configId);
-      const repo = await node.getRepository(false);
       const problems: string[] = [];
-      const records = await repo.listRecords(volumeId, (name, reason) => problems.push(oneLine(`${name} is not a valid record: ${reason}`)));
+      const source = node.getCinderStore ? await cinderListing(await node.getCinderStore(), volumeId, problems) : null;
+      const repo = source ? null : await node.getRepository(false);
+      const records = source ? source.records : await repo!.listRecords(volumeId, (name, reason) => problems.push(oneLine(`${name} is not a valid record: ${reason}`)));
       const listing = sidebarPage(records, new Date(), { page, size });
       res.json({
         config: view,
-        location: repo.location,
-        encrypted: repo.encrypted,
+        location: source ? source.location : repo!.location,
+        encrypted: repo?.encrypted ?? false,
+        readOnly: !!source,
         volumes: listing.volumes,
         page: listing.page,
         problems,
@@ -176,4 +180,11 @@ export function registerRoutes(RED: PluginAPI): void {
       res.json({ cancelled, operation: operations.get(id) });
     }),
   );
+}
+
+/** A Cinder store's backups as records (read-only: the sidebar offers verify and restore). */
+async function cinderListing(store: CinderStore, volumeId: string | undefined, problems: string[]): Promise<{ records: BackupRecord[]; location: string }> {
+  const { cinderRecords } = await import('../../lib/cinder/view');
+  for (const d of (await store.scan()).damaged) problems.push(oneLine(`${d.name} is not a valid Cinder backup metadata object: ${d.reason}`));
+  return { records: await cinderRecords(store, volumeId), location: store.location };
 }

@@ -1,4 +1,5 @@
 import type { Command } from '../command';
+import { cinderList, isCinderRepo } from '../cinder';
 import { REPO_OPTIONS, REPO_USAGE, describeRecordLine, openRepo, printJson, str } from '../common';
 
 export const list: Command = {
@@ -8,6 +9,7 @@ export const list: Command = {
 ${REPO_USAGE}`,
   options: { ...REPO_OPTIONS, 'volume-id': { type: 'string' } },
   async run(values, ctx) {
+    if (isCinderRepo(values)) return cinderList(values, ctx);
     const { listBackups } = await import('../../repository/catalog');
     const repo = await openRepo(values, ctx);
     try {

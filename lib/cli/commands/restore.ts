@@ -1,5 +1,6 @@
 import { invalid } from '../../errors';
 import type { Command } from '../command';
+import { cinderRestore, isCinderRepo } from '../cinder';
 import { PROGRESS_OPTIONS, REPO_OPTIONS, REPO_USAGE, formatBytes, openRepo, printJson, progressReporter, required, str } from '../common';
 
 export const restore: Command = {
@@ -28,6 +29,10 @@ ${REPO_USAGE}`,
     const baseId = str(values, 'base');
     if (baseId && !target) throw invalid('--base needs --target: the target that holds the base backup\'s bytes');
     if (values['trust-base'] && !baseId) throw invalid('--trust-base goes with --base ID');
+    if (isCinderRepo(values)) {
+      if (baseId) throw invalid('--base works with this project\'s repositories, not with a Cinder store');
+      return cinderRestore(values, ctx);
+    }
     const repo = await openRepo(values, ctx);
     const progress = progressReporter(values, ctx);
     try {

@@ -1,4 +1,5 @@
 import type { Command } from '../command';
+import { cinderShow, isCinderRepo } from '../cinder';
 import { describeValue } from '../../text';
 import { REPO_OPTIONS, REPO_USAGE, openRepo, printJson, required } from '../common';
 
@@ -9,6 +10,7 @@ export const show: Command = {
 ${REPO_USAGE}`,
   options: { ...REPO_OPTIONS, backup: { type: 'string' } },
   async run(values, ctx) {
+    if (isCinderRepo(values)) return cinderShow(values, ctx);
     const { getBackup } = await import('../../repository/catalog');
     const repo = await openRepo(values, ctx);
     try {

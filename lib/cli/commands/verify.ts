@@ -1,6 +1,7 @@
 import type { VerifyProblem, VerifyResult } from '../../engine/verify';
 import { invalid } from '../../errors';
 import type { Command, CommandContext, Values } from '../command';
+import { cinderVerify, isCinderRepo } from '../cinder';
 import { PROGRESS_OPTIONS, REPO_OPTIONS, REPO_USAGE, formatBytes, openRepo, printJson, progressReporter, str } from '../common';
 
 export const verify: Command = {
@@ -26,6 +27,7 @@ ${REPO_USAGE}`,
     if (str(values, 'volume-id') !== undefined) throw invalid('--volume-id goes with --volume PATH');
     const { verifyRepository } = await import('../../engine/verify');
     const { isMissingConfigError } = await import('../../repository/missing-config');
+    if (isCinderRepo(values)) return cinderVerify(values, ctx, (result) => report(values, ctx, result));
     let repo;
     try {
       repo = await openRepo(values, ctx);
