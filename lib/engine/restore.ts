@@ -66,6 +66,7 @@ export async function restoreBackup(repo: Repository, options: RestoreOptions): 
     const view = await ChainView.open(repo, chain, options.signal);
     if (!verifyOnly) target = await openTarget(options.target!, record.size);
     const result = await applyChain(repo, record, view, target, options);
+    view.checkListedTotals();
     // Only once every block is written: a failed restore leaves an existing target partly overwritten, at its old size.
     const bytesLeftPastEnd = target ? await endTargetAt(target, record.size) : 0;
     if (target) await syncTarget(target);
