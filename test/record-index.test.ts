@@ -69,7 +69,7 @@ describe(`finding a record by backup id (s3: ${S3_STORE})`, function () {
       await store.writeObject('', recordIndexName(target.id), Buffer.from('{"volumeId": "../records'));
       assert.strictEqual((await repo.getRecord(target.id)).id, target.id);
 
-      // Deleting a record removes its entry; an entry left behind (a crash between the two) finds nothing.
+      // Deleting a record removes its entry; an entry left behind (an older version deleted the record) finds nothing.
       const gone = records[31];
       await repo.deleteRecord(gone);
       assert.deepStrictEqual((await store.listEntries('', recordIndexName(gone.id))).map((e) => e.name), []);

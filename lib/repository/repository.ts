@@ -265,9 +265,10 @@ export class Repository {
   }
 
   async deleteRecord(record: BackupRecord): Promise<void> {
-    await this.driver.deleteObject(this.container, this.recordName(record.volumeId, record.id));
-    // After the record: a stale entry (if this fails) leads to no record, which readRecordById handles.
+    // The entry first: a record left without one (a crash between the two) is found by listing. An entry
+    // left stale anyway (an older version deleted the record) leads to no record: readRecordById lists then.
     await this.driver.deleteObject(this.container, recordIndexName(record.id)).catch(() => undefined);
+    await this.driver.deleteObject(this.container, this.recordName(record.volumeId, record.id));
   }
 
   // ---- volume leases: locks/<volumeId>.json, plain JSON (lib/repository/locks.ts gives them meaning) ----
