@@ -66,8 +66,10 @@ describe(`finding a record by backup id (s3: ${S3_STORE})`, function () {
       const found = await repo.getRecord(target.id);
       assert.deepStrictEqual([found.id, found.volumeId], [target.id, target.volumeId]);
       // Garbage in an entry: the same.
-      await store.writeObject('', recordIndexName(target.id), Buffer.from('{"volumeId": "../records'));
-      assert.strictEqual((await repo.getRecord(target.id)).id, target.id);
+      for (const garbage of ['{"volumeId": "../records', 'null', '{"volumeId": "../../records/vol-0"}']) {
+        await store.writeObject('', recordIndexName(target.id), Buffer.from(garbage));
+        assert.strictEqual((await repo.getRecord(target.id)).id, target.id, garbage);
+      }
 
       // Deleting a record removes its entry; an entry left behind (an older version deleted the record) finds nothing.
       const gone = records[31];

@@ -144,8 +144,8 @@ export class Repository {
   private async indexedVolume(backupId: string): Promise<string | null> {
     try {
       const { data } = await this.driver.readObject(this.container, recordIndexName(backupId));
-      const { volumeId } = JSON.parse(data.toString('utf8')) as { volumeId?: unknown };
-      return typeof volumeId === 'string' && isVolumeId(volumeId) ? volumeId : null;
+      const volumeId = (JSON.parse(data.toString('utf8')) as { volumeId?: unknown } | null)?.volumeId;
+      return isVolumeId(volumeId) ? volumeId : null;
     } catch (err) {
       if (err instanceof ObjectNotFoundError || err instanceof SyntaxError) return null;
       throw err;
