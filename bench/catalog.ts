@@ -114,6 +114,8 @@ export async function generateCatalog(
         return s.startsWith(t.objectPrefix) ? prefix + s.slice(t.objectPrefix.length) : s;
       };
       let metadataSha256: string | null = null;
+      // What the clone stores, as a backup's record counts it (verify compares it with the metadata).
+      let storedBytes = 0;
       // Segment objects before the metadata that records their digests (format 2, docs/format.md).
       const segments = new Map<string, { length: number; sha256: string }>();
       const isMetadata = (o: { suffix: string }) => o.suffix === metadataObjectName('');
@@ -137,6 +139,7 @@ export async function generateCatalog(
           metadataSha256 = sha256(data);
         }
         await repo.writeObject(prefix + o.suffix, data);
+        storedBytes += data.length;
         objects++;
       }
       await repo.createRecord({
@@ -151,6 +154,8 @@ export async function generateCatalog(
         updatedAt: iso,
         objectPrefix: prefix,
         metadataSha256,
+        storedBytes,
+        objectCount: template.objects.length,
         leaseExpiresAt: null,
         sourcePath: `/dev/${volumeId}`,
       });

@@ -162,6 +162,12 @@ function corruptions(): Corruption[] {
     const stored = await fs.readFile(file);
     await consistentMetadataEdit(b, (m) => { m.segments[0].sha256 = sha256(stored); m.segments[0].length = stored.length; })(repoDir, fx);
   };
+  /** Remove a backup's segment object and its entry in the metadata; the record's digest fixed up or removed. */
+  const dropSegment = (b: keyof Fixture['backups'], digest: 'fixed' | 'removed'): Mutate => async (repoDir, fx) => {
+    await consistentMetadataEdit(b, (m) => (m.segments = []))(repoDir, fx);
+    await fs.rm(segmentFile(repoDir, fx.backups[b]));
+    if (digest === 'removed') await editJson(recordFile(repoDir, fx.backups[b]), (r) => (r.metadataSha256 = null));
+  };
   const byBackup = (b: keyof Fixture['backups']) => async (fx: Fixture) => [fx.backups[b].id];
   list.push(
     { name: 'two data objects of one backup swapped', victim: 'I2', names: byBackup('I2'), mutate: swap('I2') },
@@ -175,6 +181,9 @@ function corruptions(): Corruption[] {
     // A forger pointing a backup at another backup's objects (which a delete of it would then remove).
     { name: "segment: an entry names another backup's data object (digests fixed up)", victim: 'I2', names: byBackup('I2'), mutate: async (d, fx) => consistentSegmentEdit('I2', (s) => (s.chunks[0].object.name = s.chunks[0].object.name.replace(fx.backups.I2.id, fx.backups.I1.id)))(d, fx) },
     { name: "metadata: lists another backup's segment (record digest fixed up)", victim: 'I2', names: byBackup('I2'), mutate: async (d, fx) => consistentMetadataEdit('I2', (m) => (m.segments[0].name = m.segments[0].name.replace(fx.backups.I2.id, fx.backups.I1.id)))(d, fx) },
+    // A segment dropped with its object and its entry in the metadata: the full would restore its chunks as zeros.
+    { name: 'metadata: its segment dropped with the segment object (record digest fixed up)', victim: 'F0', names: byBackup('F0'), mutate: dropSegment('F0', 'fixed') },
+    { name: 'metadata: its segment dropped with the segment object (record digest removed)', victim: 'F0', names: byBackup('F0'), mutate: dropSegment('F0', 'removed') },
     { name: 'segment: block hashes edited (digests fixed up)', victim: 'I2', names: byBackup('I2'), mutate: consistentSegmentEdit('I2', (_s, hashes) => (hashes[40] ^= 0x04)) },
     { name: "segment replaced by another backup's (digests fixed up)", victim: 'I2', names: byBackup('I2'), mutate: async (repoDir, fx) => { await fs.copyFile(segmentFile(repoDir, fx.backups.I1), segmentFile(repoDir, fx.backups.I2)); await consistentSegmentEdit('I2', () => undefined)(repoDir, fx); } },
     { name: "record: objectPrefix of another backup", victim: 'I1', names: byBackup('I1'), mutate: async (d, fx) => editJson(recordFile(d, fx.backups.I1), (r) => (r.objectPrefix = fx.backups.I2.objectPrefix)) },

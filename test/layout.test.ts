@@ -11,7 +11,7 @@ import { promises as fs } from 'fs';
 import * as path from 'path';
 import type { BackupRecord } from '../lib';
 import type { Driver } from '../lib/drivers/driver';
-import { parseObjectName } from '../lib/repository/layout';
+import { parseObjectName, recordIndexName } from '../lib/repository/layout';
 import { cliEnv, cliJson, runCli } from './helpers/cli';
 import { decodeSegmentFile, encodeSegmentFile } from './helpers/damage';
 import { makeImage, tempDir } from './helpers/volumes';
@@ -158,7 +158,7 @@ for (const backend of [posixBackend(), s3Backend()] as Backend[]) {
       await cliJson(['delete', '--repo', url, '--backup', b.id, '--cascade'], { env });
       const after = await names();
       assert.deepEqual(after.filter((name) => name.includes(`backup_${b.id}`) || name.includes(`backup_${incremental.id}`) || name.includes(`/${b.id}.json`)), []);
-      assert.deepEqual(missing(before, after).sort(), [...own(b), ...own(incremental), `records/b/${b.id}.json`, `records/b/${incremental.id}.json`].sort());
+      assert.deepEqual(missing(before, after).sort(), [...own(b), ...own(incremental), `records/b/${b.id}.json`, `records/b/${incremental.id}.json`, recordIndexName(b.id), recordIndexName(incremental.id)].sort());
       await cliJson(['restore', '--repo', url, '--backup', a.id, '--verify-only'], { env });
     });
 
@@ -174,7 +174,7 @@ for (const backend of [posixBackend(), s3Backend()] as Backend[]) {
       await cliJson(['delete', '--repo', url, '--backup', b.id], { env });
       const after = await names();
       assert.deepEqual(after.filter((name) => name.startsWith(b.objectPrefix)).sort(), [...strangers].sort());
-      assert.deepEqual(missing(before, after).filter((name) => !name.startsWith(`${b.objectPrefix}-0`) && !name.startsWith(`${b.objectPrefix}_segment-`)), [`records/b/${b.id}.json`]);
+      assert.deepEqual(missing(before, after).filter((name) => !name.startsWith(`${b.objectPrefix}-0`) && !name.startsWith(`${b.objectPrefix}_segment-`)).sort(), [`records/b/${b.id}.json`, recordIndexName(b.id)].sort());
       assert.ok(missing(before, after).some((name) => name.startsWith(`${b.objectPrefix}_segment-`)), 'its segment objects were deleted');
     });
 

@@ -4,6 +4,7 @@
  * exit code and output for each.
  */
 import { strict as assert } from 'assert';
+import { createHash } from 'crypto';
 import { promises as fs } from 'fs';
 import * as path from 'path';
 import { BackupRecord, Repository, createBackup, openRepository, verifyRepository } from '../lib';
@@ -173,6 +174,55 @@ describe('verify', function () {
     assert.equal(cli.code, 1);
     assert.match(cli.stdout, /missing-object/);
   });
+});
+
+describe('verify and restore: a segment dropped consistently', function () {
+  this.timeout(60_000);
+  let dir: string;
+
+  afterEach(async () => {
+    await fs.rm(dir, { recursive: true, force: true });
+  });
+
+  // Format 2 (docs/format.md): a full backup lists only the segments it touched, so a segment removed
+  // together with its entry in the metadata (digests fixed up, or the record's digest removed) reads as
+  // a range of zeros. Only the record's object count and stored bytes still tell that something is gone.
+  for (const digest of ['fixed up', 'removed'] as const) {
+    it(`is reported by verify (exit 1) and fails a restore (record digest ${digest})`, async () => {
+      dir = await tempDir('dropped-segment');
+      const repoDir = path.join(dir, 'repo');
+      const image = path.join(dir, 'vol.img');
+      // 16 KiB chunks, 128 chunks a segment: 2 MiB segments, three of them, all with data.
+      await makeImage(image, 5 * MiB, 21, 64 * KiB);
+      const repo = await openRepository(repoDir, { create: true, host: 'verify-host' });
+      let full: BackupRecord;
+      try {
+        full = await createBackup(repo, { volume: image, volumeId: 'vol-d', chunkSize: 16 * KiB, blockSize: 4 * KiB });
+      } finally {
+        await repo.close();
+      }
+      const metadataFile = path.join(repoDir, `${full.objectPrefix}_metadata`);
+      const metadata = JSON.parse(await fs.readFile(metadataFile, 'utf8'));
+      assert.equal(metadata.segments.length, 3, 'the full touched three segments');
+      const [dropped] = metadata.segments.splice(1, 1);
+      await fs.rm(path.join(repoDir, dropped.name));
+      await fs.writeFile(metadataFile, JSON.stringify(metadata));
+      const recordFile = path.join(repoDir, 'records', full.volumeId, `${full.id}.json`);
+      const record = JSON.parse(await fs.readFile(recordFile, 'utf8'));
+      record.metadataSha256 = digest === 'removed' ? null : createHash('sha256').update(await fs.readFile(metadataFile)).digest('hex');
+      await fs.writeFile(recordFile, JSON.stringify(record));
+
+      const cli = await runCli(['verify', '--repo', repoDir]);
+      assert.equal(cli.code, 1, cli.stdout + cli.stderr);
+      assert.match(cli.stdout, new RegExp(`problem .*${full.id}`));
+
+      const target = path.join(dir, 'restored.img');
+      const restore = await runCli(['restore', '--repo', repoDir, '--backup', full.id, '--target', target]);
+      assert.equal(restore.code, 1, restore.stdout + restore.stderr);
+      assert.match(restore.stderr, new RegExp(full.id));
+      await assert.rejects(fs.stat(target), 'a failed restore leaves no new target');
+    });
+  }
 });
 
 /** A record beside an existing backup's, as another host (or a crash) would have left it. */

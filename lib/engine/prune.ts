@@ -13,6 +13,7 @@
 import { VolumeBackupError, errorMessage, throwIfAborted } from '../errors';
 import type { ObjectEntry } from '../drivers/driver';
 import { deleteBackups } from './delete-batch';
+import { ancestorsOf, parentLoopError } from '../repository/catalog';
 import type { CommonOptions, ProgressEvent } from './types';
 import { BackupRecord, leaseExpired } from '../repository/records';
 import { Repository } from '../repository/repository';
@@ -107,6 +108,7 @@ export async function pruneRepository(repo: Repository, options: PruneOptions): 
   throwIfAborted(options.signal);
 
   const listing = await list(repo, volumeId);
+  const loops = parentLoops(listing.records);
   const now = new Date();
   const plan = planRetention(listing.records, policy, { now, volumeId });
   const volumeIds = new Set([...plan.volumes.map((v) => v.volumeId), ...listing.objects.keys()]);
@@ -117,7 +119,7 @@ export async function pruneRepository(repo: Repository, options: PruneOptions): 
   const volumes: VolumePruneReport[] = [];
   for (const id of [...volumeIds].sort()) {
     const planned = byVolume.get(id) ?? empty(id);
-    const volumePlan = listing.unreadable.has(id) ? keepAll(planned) : planned;
+    const volumePlan = listing.unreadable.has(id) ? keepAll(planned, UNREADABLE) : loops.has(id) ? keepAll(planned, LOOP) : planned;
     const objects = listing.objects.get(id) ?? [];
     const records = listing.records.filter((r) => r.volumeId === id);
     const report = options.dryRun
@@ -129,7 +131,7 @@ export async function pruneRepository(repo: Repository, options: PruneOptions): 
   }
   const problems = [...listing.problems, ...volumes.flatMap((v) => v.problems)];
   for (const p of problems) options.log?.warn(p);
-  return {
+  const report: PruneReport = {
     dryRun: !!options.dryRun,
     policy: plan.policy,
     volumes,
@@ -139,20 +141,42 @@ export async function pruneRepository(repo: Repository, options: PruneOptions): 
     problems,
     durationMs: Date.now() - started,
   };
+  // The rest was pruned; the failure says the repository is damaged (verify and restore fail on it too).
+  if (loops.size > 0) {
+    const which = [...loops].map(([v, message]) => `volume ${v}: ${message}; prune kept every backup of volume ${v}`);
+    throw new VolumeBackupError('CORRUPT', which.join('. '), { report });
+  }
+  return report;
 }
 
+/** Per volume, the parent loop its records form (catalog.parentLoopError's words), if any. */
+function parentLoops(records: readonly BackupRecord[]): Map<string, string> {
+  const byId = new Map(records.map((r) => [r.id, r]));
+  const loops = new Map<string, string>();
+  for (const r of records) {
+    if (loops.has(r.volumeId)) continue;
+    const { loop } = ancestorsOf(byId, r);
+    if (loop) loops.set(r.volumeId, parentLoopError(loop[0], loop).message);
+  }
+  return loops;
+}
+
+/** Why a volume deletes no backup (keepAll): its "kept" reason, and why the policy's deletions wait. */
+const UNREADABLE = { reason: 'kept: a record of this volume cannot be read, and it may depend on this backup', because: 'a record of this volume cannot be read; fix or remove that record (see the problem above)' };
+const LOOP = { reason: "kept: this volume's records name each other as parents in a loop", because: "this volume's records form a parent loop; repair the parentId of those records (see the error)" };
+
 /**
- * A volume with a record that cannot be read deletes no backup: that record may be a backup whose chain
- * runs through any of them, and deleting its parent would make it unrestorable for good.
+ * A volume with a record that cannot be read, or whose records form a parent loop, deletes no backup:
+ * the real chains are unknown, and deleting a parent would make its backup unrestorable for good.
  */
-function keepAll(plan: VolumePlan): VolumePlan {
-  const reason = 'kept: a record of this volume cannot be read, and it may depend on this backup';
+function keepAll(plan: VolumePlan, why: { reason: string; because: string }): VolumePlan {
+  const { reason } = why;
   return {
     ...plan,
     keep: [...plan.keep, ...plan.delete.map((d) => ({ record: d.record, reasons: [reason] }))],
     delete: [],
     bytesFreed: 0,
-    problems: [...plan.problems, ...(plan.delete.length > 0 ? [`volume ${plan.volumeId}: ${plan.delete.length} backup(s) the policy would delete are kept because a record of this volume cannot be read; fix or remove that record (see the problem above), then prune again`] : [])],
+    problems: [...plan.problems, ...(plan.delete.length > 0 ? [`volume ${plan.volumeId}: ${plan.delete.length} backup(s) the policy would delete are kept because ${why.because}, then prune again`] : [])],
   };
 }
 

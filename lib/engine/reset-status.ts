@@ -5,7 +5,7 @@
  * `available` only after checking that its metadata, segments (or hash list) and every object are there, right size.
  */
 import { PreconditionFailedError, VolumeBackupError, errorMessage, invalid } from '../errors';
-import { listBackupObjects, loadHashList, loadMetadata, ownedObjects } from '../repository/backup-objects';
+import { listBackupObjects, loadHashList, ownedObjects, readMetadata } from '../repository/backup-objects';
 import { chainOf } from '../repository/catalog';
 import { metadataObjectName, sha256 } from '../repository/format';
 import { listVolumeLeases } from '../repository/locks';
@@ -98,8 +98,11 @@ async function checkComplete(repo: Repository, record: BackupRecord, signal?: Ab
   let listed: Map<string, number>;
   let metadataSha256: string;
   let objectCount = 1;
+  // What the metadata lists (not every object under the prefix): verify compares the record with it.
+  let storedBytes: number;
   try {
-    const metadata = await loadMetadata(repo, record, signal);
+    const { metadata, storedLength } = await readMetadata(repo, record, signal);
+    storedBytes = storedLength;
     listed = new Map((await listBackupObjects(repo, record)).map((e) => [e.name, e.size]));
     if (metadata.formatVersion === 1) await loadHashList(repo, record, metadata, signal);
     // A backup whose writer stopped after writing its metadata has no digest in its record yet.
@@ -109,12 +112,12 @@ async function checkComplete(repo: Repository, record: BackupRecord, signal?: Ab
       if (size === undefined) throw refuse(`object ${o.name} is missing`);
       if (size !== o.length) throw refuse(`object ${o.name} is ${size} bytes; its metadata says ${o.length}`);
       objectCount++;
+      storedBytes += o.length;
     }
   } catch (err) {
     if (err instanceof VolumeBackupError && (err.code === 'OBJECT_MISSING' || err.code === 'CORRUPT')) throw refuse(errorMessage(err));
     throw err;
   }
-  const storedBytes = [...listed.values()].reduce((n, s) => n + s, 0);
   return {
     patch: { metadataSha256, storedBytes, objectCount },
     objectsChecked: objectCount,

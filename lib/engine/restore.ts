@@ -70,6 +70,7 @@ export async function restoreBackup(repo: Repository, options: RestoreOptions): 
     if (!verifyOnly) target = await openTarget(options.target!, record.size);
     const blocksSampled = base && target ? await checkTargetHoldsBase(target, base, options) : 0;
     const result = await applyChain(repo, record, view, target, options, base?.view ?? null);
+    view.checkListedTotals();
     // Only once every block is written: a failed restore leaves an existing target partly overwritten, at its old size.
     const bytesLeftPastEnd = target ? await endTargetAt(target, record.size) : 0;
     if (target) await syncTarget(target);

@@ -11,7 +11,7 @@
  */
 import { VolumeBackupError, errorMessage, throwIfAborted } from '../errors';
 import { chainOf } from '../repository/catalog';
-import { OwnedObject, listBackupObjects, loadHashList, loadMetadata, ownedObjects } from '../repository/backup-objects';
+import { OwnedObject, checkRecordTotals, listBackupObjects, loadHashList, ownedObjects, readMetadata } from '../repository/backup-objects';
 import { DATA_ROOT, classifyObjects, volumeOfRecordName } from '../repository/layout';
 import { DEFAULT_LEASE_TTL_MS, listVolumeLeases } from '../repository/locks';
 import { checkBackupId } from '../repository/names';
@@ -336,9 +336,15 @@ async function checkObjectsAgainst(
     }
   };
   try {
-    const metadata = await loadMetadata(repo, record, signal);
+    const { metadata, storedLength } = await readMetadata(repo, record, signal);
     if (metadata.formatVersion === 1) await loadHashList(repo, record, metadata, signal);
-    for await (const owned of ownedObjects(repo, record, metadata, signal)) check(owned);
+    const totals = { objects: 1, bytes: storedLength };
+    for await (const owned of ownedObjects(repo, record, metadata, signal)) {
+      check(owned);
+      totals.objects++;
+      totals.bytes += owned.length;
+    }
+    checkRecordTotals(record, totals);
   } catch (err) {
     if (err instanceof VolumeBackupError && err.code === 'CANCELLED') throw err;
     return { problems: [...problems, problemFrom(err, record)], checked };

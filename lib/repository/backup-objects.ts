@@ -11,7 +11,7 @@ import type { BackupRecord } from './records';
 import { Repository } from './repository';
 import { mapLimit } from '../util/concurrency';
 
-async function readChecked(repo: Repository, name: string, expectedSha: string | null, what: string, signal?: AbortSignal): Promise<Buffer> {
+async function readChecked(repo: Repository, name: string, expectedSha: string | null, what: string, signal?: AbortSignal, storedLength?: (n: number) => void): Promise<Buffer> {
   let stored: Buffer;
   try {
     stored = await repo.readObject(name, signal);
@@ -19,6 +19,7 @@ async function readChecked(repo: Repository, name: string, expectedSha: string |
     if (err instanceof ObjectNotFoundError) throw new VolumeBackupError('OBJECT_MISSING', `${what} (${name}) is missing from the repository`, { objectName: name });
     throw err;
   }
+  storedLength?.(stored.length);
   if (expectedSha && sha256(stored) !== expectedSha) {
     throw new VolumeBackupError('CORRUPT', `${what} (${name}) is corrupt: its SHA-256 does not match the one recorded`, { objectName: name });
   }
@@ -30,9 +31,15 @@ async function readChecked(repo: Repository, name: string, expectedSha: string |
 }
 
 export async function loadMetadata(repo: Repository, record: BackupRecord, signal?: AbortSignal): Promise<BackupMetadata> {
+  return (await readMetadata(repo, record, signal)).metadata;
+}
+
+/** The metadata, and the length of its stored object (part of what the record's storedBytes counts). */
+export async function readMetadata(repo: Repository, record: BackupRecord, signal?: AbortSignal): Promise<{ metadata: BackupMetadata; storedLength: number }> {
   checkRecordLayout(repo.driver, record);
   const name = metadataObjectName(record.objectPrefix);
-  const plain = await readChecked(repo, name, record.metadataSha256, `the metadata of backup ${record.id}`, signal);
+  let storedLength = 0;
+  const plain = await readChecked(repo, name, record.metadataSha256, `the metadata of backup ${record.id}`, signal, (n) => (storedLength = n));
   const metadata = decodeMetadata(plain, record.id);
   const mismatch =
     metadata.volumeId !== record.volumeId ? 'volume id' :
@@ -42,7 +49,27 @@ export async function loadMetadata(repo: Repository, record: BackupRecord, signa
     metadata.parentId !== record.parentId ? 'parent' : null;
   if (mismatch) throw new VolumeBackupError('CORRUPT', `the metadata of backup ${record.id} does not match its record (${mismatch} differs)`, { backupId: record.id });
   checkMetadataLayout(record, metadata);
-  return metadata;
+  return { metadata, storedLength };
+}
+
+/** What a backup's metadata lists: its objects (the metadata itself included) and their stored bytes. */
+export interface ListedTotals {
+  objects: number;
+  bytes: number;
+}
+
+/**
+ * The record's objectCount and storedBytes, written when the backup was made, against what its metadata
+ * lists now. A segment dropped together with its entry in the metadata (digests fixed up, or the record's
+ * digest removed) would otherwise read as a range of zeros: every other check passes.
+ */
+export function checkRecordTotals(record: BackupRecord, listed: ListedTotals): void {
+  if (listed.objects === record.objectCount && listed.bytes === record.storedBytes) return;
+  throw new VolumeBackupError(
+    'CORRUPT',
+    `the metadata of backup ${record.id} lists ${listed.objects} objects (${listed.bytes} bytes) but the backup stored ${record.objectCount} (${record.storedBytes} bytes): the metadata no longer describes what was stored (objects and their entries removed or changed)`,
+    { backupId: record.id },
+  );
 }
 
 /** A version-1 backup's hash list (version 2 has none: its hashes are in its segment objects). */

@@ -12,7 +12,7 @@ import { zeroBlockHash } from '../engine/block-hash';
 import {
   BackupMetadata, BackupMetadataV1, DataObject, Extent, HASH_BYTES, MetadataV2, Segment, SegmentRef, blockCount,
 } from './format';
-import { loadHashList, loadMetadata, loadSegment } from './backup-objects';
+import { ListedTotals, checkRecordTotals, loadHashList, loadSegment, readMetadata } from './backup-objects';
 import type { BackupRecord } from './records';
 import type { Repository } from './repository';
 
@@ -75,9 +75,12 @@ function expandState(g: Geometry, chunk: number, zeroExtents: Extent[], nonZeroH
 }
 
 abstract class Layer {
-  constructor(readonly record: BackupRecord, readonly metadata: BackupMetadata) {}
+  /** `metadataLength`: the stored length of the metadata object. */
+  constructor(readonly record: BackupRecord, readonly metadata: BackupMetadata, protected readonly metadataLength: number) {}
   /** This backup's entry for the chunk, or undefined: it did not touch it. */
   abstract entry(chunk: number, signal?: AbortSignal): Promise<LayerEntry | undefined>;
+  /** The objects and bytes its metadata lists, once every part of it was read (else null). */
+  abstract listedTotals(): ListedTotals | null;
 }
 
 /** Version 1: every chunk has an entry; its state is a slice of the hash list. */
@@ -85,9 +88,14 @@ class LayerV1 extends Layer {
   private readonly objects: Map<number, DataObject>;
   private hashList: Promise<Buffer> | null = null;
 
-  constructor(private readonly repo: Repository, record: BackupRecord, override readonly metadata: BackupMetadataV1) {
-    super(record, metadata);
+  constructor(private readonly repo: Repository, record: BackupRecord, override readonly metadata: BackupMetadataV1, metadataLength: number) {
+    super(record, metadata, metadataLength);
     this.objects = new Map(metadata.objects.map((o) => [o.chunk, o]));
+  }
+
+  listedTotals(): ListedTotals {
+    const { objects, hashList } = this.metadata;
+    return { objects: objects.length + 2, bytes: objects.reduce((n, o) => n + o.length, this.metadataLength + hashList.length) };
   }
 
   async entry(chunk: number, signal?: AbortSignal): Promise<LayerEntry> {
@@ -115,10 +123,22 @@ interface Window {
 class LayerV2 extends Layer {
   private readonly refs: Map<number, SegmentRef>;
   private readonly windows = new Map<number, Promise<Window>>();
+  /** Per segment read: the objects (itself and its data objects) and bytes it lists. */
+  private readonly seen = new Map<number, ListedTotals>();
 
-  constructor(private readonly repo: Repository, record: BackupRecord, override readonly metadata: MetadataV2) {
-    super(record, metadata);
+  constructor(private readonly repo: Repository, record: BackupRecord, override readonly metadata: MetadataV2, metadataLength: number) {
+    super(record, metadata, metadataLength);
     this.refs = new Map(metadata.segments.map((s) => [s.index, s]));
+  }
+
+  listedTotals(): ListedTotals | null {
+    if (this.seen.size < this.refs.size) return null;
+    const totals = { objects: 1, bytes: this.metadataLength };
+    for (const t of this.seen.values()) {
+      totals.objects += t.objects;
+      totals.bytes += t.bytes;
+    }
+    return totals;
   }
 
   async entry(chunk: number, signal?: AbortSignal): Promise<LayerEntry | undefined> {
@@ -142,7 +162,12 @@ class LayerV2 extends Layer {
   private async load(ref: SegmentRef, signal?: AbortSignal): Promise<Window> {
     const segment: Segment = await loadSegment(this.repo, this.record, this.metadata, ref, signal);
     const entries = new Map<number, LayerEntry>();
+    const totals = { objects: 1, bytes: ref.length };
     segment.entries.forEach((e, k) => {
+      if (e.object) {
+        totals.objects++;
+        totals.bytes += e.object.length;
+      }
       const hashes = Buffer.from(segment.hashes[k]); // its own copy: the segment's buffer can go
       let state: ChunkState | null = null;
       entries.set(e.chunk, {
@@ -150,6 +175,7 @@ class LayerV2 extends Layer {
         state: async () => (state ??= expandState(this.metadata, e.chunk, e.zeroExtents, hashes)),
       });
     });
+    this.seen.set(ref.index, totals);
     return { entries };
   }
 }
@@ -171,13 +197,13 @@ export class ChainView {
 
   /** Read the chain's metadata (oldest first) and check that the backups agree on their sizes. */
   static async open(repo: Repository, chain: BackupRecord[], signal?: AbortSignal): Promise<ChainView> {
-    const metadatas = await Promise.all(chain.map((r) => loadMetadata(repo, r, signal)));
+    const metadatas = await Promise.all(chain.map((r) => readMetadata(repo, r, signal)));
     const last = chain[chain.length - 1];
-    const layers = metadatas.map((m, k) => {
+    const layers = metadatas.map(({ metadata: m, storedLength }, k) => {
       if (m.blockSize !== last.blockSize || m.chunkSize !== last.chunkSize) {
         throw new VolumeBackupError('CORRUPT', `backup ${chain[k].id} in the chain of ${last.id} has different chunk or block sizes`);
       }
-      return m.formatVersion === 1 ? new LayerV1(repo, chain[k], m) : new LayerV2(repo, chain[k], m);
+      return m.formatVersion === 1 ? new LayerV1(repo, chain[k], m, storedLength) : new LayerV2(repo, chain[k], m, storedLength);
     });
     return new ChainView(layers);
   }
@@ -202,6 +228,17 @@ export class ChainView {
     for (let k = entries.length - 1; k >= 0 && stateLayer < 0; k--) if (entries[k]) stateLayer = k;
     const state = stateLayer >= 0 ? await entries[stateLayer]!.state() : this.untouched(chunk);
     return { state, stateLayer, objects: entries.map((e) => e?.object ?? null) };
+  }
+
+  /**
+   * After every chunk was resolved (a whole restore): each backup's record against what its metadata
+   * listed (checkRecordTotals), so a segment dropped with its entry is not restored as zeros.
+   */
+  checkListedTotals(): void {
+    for (const layer of this.layers) {
+      const totals = layer.listedTotals();
+      if (totals) checkRecordTotals(layer.record, totals);
+    }
   }
 
   /** All zeros (callers do not modify a state). */

@@ -19,6 +19,11 @@ import type { BackupRecord } from './records';
 export const DATA_ROOT = 'volume_';
 /** One record per backup: records/<volumeId>/<backupId>.json. */
 export const RECORDS_PREFIX = 'records/';
+/**
+ * Which volume a backup's record is filed under, by backup id: record-index/<backupId>.json, so finding a
+ * record by id costs two reads instead of listing every record. A hint only (see Repository.readRecord).
+ */
+export const RECORD_INDEX_PREFIX = 'record-index/';
 /** One lease per volume: locks/<volumeId>.json. */
 export const LOCKS_PREFIX = 'locks/';
 /** Where prune remembers when it first saw each orphaned object: prune/orphans/<volumeId>.json. */
@@ -35,6 +40,11 @@ export function cinderObjectNamePrefix(parts: PrefixParts): string {
 /** The record of a volume's backup: records/<volumeId>/<backupId>.json (ids checked by the caller). */
 export function recordObjectName(volumeId: string, backupId: string): string {
   return `${RECORDS_PREFIX}${volumeId}/${backupId}.json`;
+}
+
+/** The index entry of a backup's record (id checked by the caller): see RECORD_INDEX_PREFIX. */
+export function recordIndexName(backupId: string): string {
+  return `${RECORD_INDEX_PREFIX}${backupId}.json`;
 }
 
 /** The volume and backup of a record name (records/<volumeId>/<backupId>.json); null for any other name. */

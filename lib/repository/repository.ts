@@ -2,6 +2,7 @@
  * A repository: one container of one driver, holding its own catalog. Layout inside the container:
  *   repository.json                           what this repository is (format, id, encryption parameters)
  *   records/<volumeId>/<backupId>.json        one record per backup (compare-and-swap)
+ *   record-index/<backupId>.json              the volume of a backup's record (a hint: finding it by id without a listing)
  *   locks/<volumeId>.json                     leases that keep two writers off one volume
  *   volume_<volumeId>/<YYYYmmddHHMMSS>/backup_<backupId>-00001 …   data objects (Cinder's naming)
  *   …_metadata, …_segment-NNNNNN              per-backup metadata and segments (format 1: …_sha256file)
@@ -10,11 +11,11 @@
 import * as os from 'os';
 import { Driver, ObjectEntry, ObjectOptions, StoredObject } from '../drivers/driver';
 import { ObjectNotFoundError, PreconditionFailedError, VolumeBackupError, errorMessage, invalid } from '../errors';
-import { checkBackupId, checkHost, checkVolumeId } from './names';
+import { checkBackupId, checkHost, checkVolumeId, isVolumeId } from './names';
 import { BackupRecord, BackupStatus, canTransition, isTransient, parseRecord } from './records';
 import { IDENTITY_CODEC, ObjectCodec } from '../codec/object-codec';
 import { RepositoryConfig, parseRepositoryConfig } from './config';
-import { LOCKS_PREFIX, RECORDS_PREFIX, backupPrefix, leaseObjectName, orphanStateName, recordLayoutProblem, recordObjectName, volumeOfLeaseName } from './layout';
+import { LOCKS_PREFIX, RECORDS_PREFIX, backupPrefix, leaseObjectName, orphanStateName, recordIndexName, recordLayoutProblem, recordObjectName, volumeOfLeaseName } from './layout';
 export { RECORDS_PREFIX } from './layout';
 import { missingConfigError, repositoryContentAt } from './missing-config';
 import { mapLimit, sleep } from '../util/concurrency';
@@ -121,6 +122,36 @@ export class Repository {
     return (await this.driver.listEntries(this.container, prefix)).filter((e) => e.name.endsWith('.json'));
   }
 
+  /**
+   * The record of a backup found by id alone: through its index entry (two reads), else by listing
+   * every record (records of older versions have no entry; an entry whose record is not there is stale).
+   * The index only says where to look: readRecord checks that the record found is this backup's.
+   */
+  private async readRecordById(backupId: string): Promise<VersionedRecord> {
+    checkBackupId(backupId);
+    const volumeId = await this.indexedVolume(backupId);
+    if (volumeId !== null) {
+      try {
+        return await this.readRecord(backupId, volumeId);
+      } catch (err) {
+        if (!(err instanceof VolumeBackupError && err.code === 'NOT_FOUND')) throw err;
+      }
+    }
+    return this.readRecord(backupId, undefined, await this.findRecordName(backupId));
+  }
+
+  /** The volume the index names for a backup, or null (no entry, or one that is not a volume id). */
+  private async indexedVolume(backupId: string): Promise<string | null> {
+    try {
+      const { data } = await this.driver.readObject(this.container, recordIndexName(backupId));
+      const volumeId = (JSON.parse(data.toString('utf8')) as { volumeId?: unknown } | null)?.volumeId;
+      return isVolumeId(volumeId) ? volumeId : null;
+    } catch (err) {
+      if (err instanceof ObjectNotFoundError || err instanceof SyntaxError) return null;
+      throw err;
+    }
+  }
+
   private async findRecordName(backupId: string): Promise<string> {
     checkBackupId(backupId);
     const suffix = `/${backupId}.json`;
@@ -129,8 +160,9 @@ export class Repository {
     return match.name;
   }
 
-  async readRecord(backupId: string, volumeId?: string): Promise<VersionedRecord> {
-    const name = volumeId ? this.recordName(volumeId, backupId) : await this.findRecordName(backupId);
+  async readRecord(backupId: string, volumeId?: string, listedName?: string): Promise<VersionedRecord> {
+    if (!volumeId && !listedName) return this.readRecordById(backupId);
+    const name = listedName ?? this.recordName(volumeId!, backupId);
     let stored;
     try {
       stored = await this.driver.readObject(this.container, name);
@@ -170,6 +202,8 @@ export class Repository {
     const layout = recordLayoutProblem(this.driver, checked);
     if (layout) throw invalid(`invalid backup record for ${checked.id}: ${layout}`);
     const etag = await this.driver.putIfAbsent(this.container, this.recordName(checked.volumeId, checked.id), encodeRecord(checked));
+    // After the record: an entry never names a record that was not made. Failing to write it costs only speed.
+    await this.driver.writeObject(this.container, recordIndexName(checked.id), Buffer.from(JSON.stringify({ volumeId: checked.volumeId }))).catch(() => undefined);
     return { record: checked, etag };
   }
 
@@ -231,6 +265,9 @@ export class Repository {
   }
 
   async deleteRecord(record: BackupRecord): Promise<void> {
+    // The entry first: a record left without one (a crash between the two) is found by listing. An entry
+    // left stale anyway (an older version deleted the record) leads to no record: readRecordById lists then.
+    await this.driver.deleteObject(this.container, recordIndexName(record.id)).catch(() => undefined);
     await this.driver.deleteObject(this.container, this.recordName(record.volumeId, record.id));
   }
 

@@ -4,7 +4,7 @@
  * are the ones the record describes before the record is created.
  */
 import { VolumeBackupError, errorMessage } from '../errors';
-import { listBackupObjects, loadHashList, loadMetadata, ownedObjects } from './backup-objects';
+import { checkRecordTotals, listBackupObjects, loadHashList, ownedObjects, readMetadata } from './backup-objects';
 import { recordLayoutProblem } from './layout';
 import { checkBackupId } from './names';
 import { BackupRecord, parseRecord } from './records';
@@ -43,14 +43,18 @@ export async function importRecord(repo: Repository, text: string): Promise<Back
     throw new VolumeBackupError('INVALID_ARGUMENT', `cannot import backup ${record.id}: its parent ${record.parentId} is not in this repository (import the parent first)`);
   }
   // The objects must already be here and be the ones the record describes.
-  const metadata = await loadMetadata(repo, record);
+  const { metadata, storedLength } = await readMetadata(repo, record);
   if (metadata.formatVersion === 1) await loadHashList(repo, record, metadata);
   const present = new Map((await listBackupObjects(repo, record)).map((e) => [e.name, e.size]));
+  const totals = { objects: 1, bytes: storedLength };
   for await (const obj of ownedObjects(repo, record, metadata)) {
     if (present.get(obj.name) !== obj.length) {
       throw new VolumeBackupError('OBJECT_MISSING', `cannot import backup ${record.id}: object ${obj.name} is ${present.has(obj.name) ? 'the wrong size' : 'missing'}; copy the backup's objects first`);
     }
+    totals.objects++;
+    totals.bytes += obj.length;
   }
+  checkRecordTotals(record, totals);
   const now = new Date().toISOString();
   // A base snapshot belongs to the record it was kept for: an imported copy must never remove it.
   const adopted: BackupRecord = { ...record, host: repo.host, updatedAt: now, leaseExpiresAt: null, baseSnapshot: null };

@@ -314,6 +314,26 @@ describe(`Node-RED nodes (node-red ${nodeRedVersion()})`, function () {
     assert.strictEqual((await records()).length, 1);
   });
 
+  it('prune: records that form a parent loop reach Catch naming the loop; every backup of the volume is kept', async () => {
+    const t = await load([backupNode('n1'), { id: 'prune', type: 'volume-prune', policy: '{"keepLast": 1}', policyType: 'json' }]);
+    t.node('n1').receive({ volume: suite.image });
+    await t.out.waitFor(1);
+    t.node('n1').receive({ volume: suite.image });
+    const [first, second] = (await t.out.waitFor(2)).map((m) => m.payload as BackupRecord);
+    // The two records edited to name each other as parents: a loop of two.
+    for (const [record, parentId] of [[first, second.id], [second, first.id]] as const) {
+      const file = path.join(suite.repoDir, 'records', record.volumeId, `${record.id}.json`);
+      await fs.writeFile(file, JSON.stringify({ ...JSON.parse(await fs.readFile(file, 'utf8')), parentId }));
+    }
+    t.node('prune').receive({ keep: 'me' });
+    const [caught] = await t.caught.waitFor(1);
+    assert.match(caught.error?.message ?? '', /loops: backups .* name each other as parents in a loop/);
+    assert.ok([first.id, second.id].every((id) => caught.error?.message.includes(id)), caught.error?.message);
+    assert.strictEqual(caught.keep, 'me');
+    assert.strictEqual(t.out.messages.length, 2, 'no report on output 1: the prune failed');
+    assert.deepStrictEqual((await records()).map((r) => r.id).sort(), [first.id, second.id].sort());
+  });
+
   it('driver-config: an unset environment variable or a missing path is reported to every message, not a crash', async () => {
     // eslint-disable-next-line no-template-curly-in-string -- Node-RED's ${ENV_VAR} syntax in a setting, on purpose
     const t = await load([backupNode()], { path: '${VOLUME_BACKUP_TEST_UNSET_VARIABLE}' });

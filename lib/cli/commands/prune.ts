@@ -1,3 +1,4 @@
+import { VolumeBackupError } from '../../errors';
 import type { PruneReport, VolumePruneReport } from '../../engine/prune';
 import { durationMsBefore, parseDuration } from '../../repository/durations';
 import type { Command, Values } from '../command';
@@ -56,8 +57,14 @@ ${REPO_USAGE}`,
     const orphanGracePeriodMs = grace === undefined ? undefined : durationMsBefore(new Date(), parseDuration(grace, '--orphan-grace'));
     const repo = await openRepo(values, ctx);
     const progress = progressReporter({ progress: 'none', ...values }, ctx);
+    const show = (report: PruneReport) => {
+      progress.stop();
+      if (values.json) printJson(ctx, report);
+      else ctx.stdout.write(formatReport(report));
+      for (const problem of report.problems) ctx.stderr.write(`warning: ${problem}\n`);
+    };
     try {
-      const report = await pruneRepository(repo, {
+      show(await pruneRepository(repo, {
         policy,
         volumeId: str(values, 'volume-id'),
         dryRun: !!values['dry-run'],
@@ -65,11 +72,12 @@ ${REPO_USAGE}`,
         signal: ctx.signal,
         onProgress: progress.listener,
         log: { info: () => undefined, warn: () => undefined },
-      });
-      progress.stop();
-      if (values.json) printJson(ctx, report);
-      else ctx.stdout.write(formatReport(report));
-      for (const problem of report.problems) ctx.stderr.write(`warning: ${problem}\n`);
+      }));
+    } catch (err) {
+      // A prune that did its work but found damage (a parent loop) still shows what it did, then fails.
+      const done = err instanceof VolumeBackupError ? (err.details?.report as PruneReport | undefined) : undefined;
+      if (done) show(done);
+      throw err;
     } finally {
       progress.stop();
       await repo.close();
