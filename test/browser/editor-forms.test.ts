@@ -16,7 +16,6 @@ import { NodeRed, PACKAGE_ROOT } from './sidebar-node-red';
 import { sidebarFlow } from './sidebar-repository';
 const TYPES = ['volume-backup-create', 'volume-backup-incremental', 'volume-snapshot-backup', 'volume-restore', 'volume-prune'];
 
- 
 type Any = any;
 
 describe('operation node dialogs in the editor (chromium)', function () {
