@@ -118,6 +118,7 @@ async function handle(req: http.IncomingMessage, res: http.ServerResponse, upstr
   if (!writesKey) return forward(req, res, upstreamPort, body);
   // Writes to one key take turns, so a precondition checked here still holds when s3rver writes.
   const release = await locks.acquire(`${bucket}/${key}`);
+  const leaveDirectory = await enterDirectory(`${bucket}/${path.posix.dirname(key)}`, req.method === 'DELETE');
   try {
     const failed = await checkPreconditions(req, upstreamPort, key);
     if (failed) {
@@ -127,7 +128,33 @@ async function handle(req: http.IncomingMessage, res: http.ServerResponse, upstr
     await forward(req, res, upstreamPort, body);
     if (req.method === 'PUT' && body && res.statusCode === 200) await untilWritten(path.join(dir, bucket, `${key}._S3rver_object`), body.length);
   } finally {
+    leaveDirectory();
     release();
+  }
+}
+
+/**
+ * s3rver removes a directory the DELETE of its last object left empty; a PUT into that directory between
+ * its mkdir and its open then fails with ENOENT in an unhandled stream error that kills s3rver (seen with
+ * many processes writing and deleting conditional-write probes at once). So a DELETE waits until no write
+ * is in its directory, and writes wait while a DELETE is in it: writes share a directory, a DELETE has it alone.
+ */
+const directories = new Map<string, { writes: number; deleting: boolean }>();
+
+async function enterDirectory(directory: string, deleting: boolean): Promise<() => void> {
+  for (;;) {
+    const use = directories.get(directory) ?? { writes: 0, deleting: false };
+    if (!use.deleting && (!deleting || use.writes === 0)) {
+      if (deleting) use.deleting = true;
+      else use.writes++;
+      directories.set(directory, use);
+      return () => {
+        if (deleting) use.deleting = false;
+        else use.writes--;
+        if (!use.deleting && use.writes === 0) directories.delete(directory);
+      };
+    }
+    await new Promise((resolve) => setTimeout(resolve, 1));
   }
 }
 
