@@ -144,7 +144,7 @@ describe('Backups sidebar in the editor (chromium)', function () {
     assert.strictEqual(injected.status, 200, injected.text);
     const running = page.locator('.vb-volume[data-volume-id="app-disk"] .vb-backup[data-status="creating"]');
     for (let i = 0; (await running.count()) === 0; i++) {
-      assert.ok(i < 100, 'the running backup shows in the sidebar');
+      assert.ok(i < 300, 'the running backup shows in the sidebar');
       await page.click('#volume-backups-sidebar .vb-refresh');
       await new Promise((r) => setTimeout(r, 200));
     }
@@ -156,7 +156,7 @@ describe('Backups sidebar in the editor (chromium)', function () {
 
     const failed = page.locator(`.vb-backup[data-backup-id="${backupId}"][data-status="error"]`);
     for (let i = 0; (await failed.count()) === 0; i++) {
-      assert.ok(i < 150, 'the cancelled backup ends in error');
+      assert.ok(i < 300, 'the cancelled backup ends in error');
       await page.click('#volume-backups-sidebar .vb-refresh');
       await new Promise((r) => setTimeout(r, 200));
     }

@@ -49,7 +49,7 @@ describe('backends in a real Node-RED: a plugin backend, and the driver-config d
     ]);
     let res = await red.request('POST', '/inject/inj');
     // 404 while the deployed flow is still starting on a busy machine: ask again.
-    for (let i = 0; res.status === 404 && i < 50; i++) {
+    for (let i = 0; res.status === 404 && i < 300; i++) {
       await new Promise((r) => setTimeout(r, 200));
       res = await red.request('POST', '/inject/inj');
     }

@@ -84,7 +84,7 @@ describe('deploys during a running backup (real Node-RED process)', function () 
 
   async function inject(): Promise<void> {
     let res = await red.request('POST', '/inject/inject-deploy');
-    for (let i = 0; res.status === 404 && i < 50; i++) {
+    for (let i = 0; res.status === 404 && i < 300; i++) {
       await new Promise((r) => setTimeout(r, 200));
       res = await red.request('POST', '/inject/inject-deploy');
     }
