@@ -105,7 +105,9 @@ describe(`s3 driver on ${S3_STORE}`, function () {
       assert.match(err.message, /3 attempts/);
       return true;
     });
-    assert.strictEqual(log.warnings.filter((w) => /server error \(500\)/.test(w)).length, 2, log.warnings.join('\n'));
+    // Part 3 is retried twice (3 attempts). Count only its warnings: s3rver itself may answer the abort with a 500
+    // while the other parts are still being written, and the abort is then retried (seen once in CI).
+    assert.strictEqual(log.warnings.filter((w) => /upload part 3\/4 .*server error \(500\)/.test(w)).length, 2, log.warnings.join('\n'));
     assert.deepStrictEqual(await openUploads('mp2/'), []);
     assert.deepStrictEqual(await driver.listEntries('', ''), []);
     await driver.close?.();
