@@ -2,7 +2,7 @@
  * The storage driver contract, after Cinder's ChunkedBackupDriver: eight small operations, plus the
  * conditional create/replace the catalog needs for compare-and-swap records. A driver knows nothing
  * about backups, chunks or formats; the repository layer does. All names are relative to a container
- * (a directory for posix, a bucket for s3/gcs) and use "/" as separator. C1…C14 are the rules the
+ * (a directory for posix, a bucket for s3/gcs) and use "/" as separator. C1…C15 are the rules the
  * contract suite checks (docs/backends.md; test/contract/driver-contract.ts); a backend module
  * (lib/backends/backend.ts) makes drivers.
  */

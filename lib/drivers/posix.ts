@@ -152,10 +152,9 @@ export class PosixDriver extends CinderNaming implements Driver {
    * back soon), so it neither fills the page cache nor waits in it for the fsync.
    */
   private async writeTemp(file: string, data: Buffer, directIo = false): Promise<string> {
-    await makeDirs(path.dirname(file));
     const tmp = `${file}${TMP_MARK}${process.pid}@${HOST_TAG}-${randomBytes(6).toString('hex')}`;
-    const direct = directIo && (await writeNewFileDirect(tmp, data, FILE_MODE));
-    const handle = await fs.open(tmp, direct ? 'r+' : 'wx', FILE_MODE);
+    const direct = directIo && (await createInDirectory(tmp, () => writeNewFileDirect(tmp, data, FILE_MODE)));
+    const handle = direct ? await fs.open(tmp, 'r+') : await createInDirectory(tmp, () => fs.open(tmp, 'wx', FILE_MODE));
     try {
       if (!direct) await handle.writeFile(data);
       await handle.sync();
@@ -250,6 +249,8 @@ export class PosixDriver extends CinderNaming implements Driver {
         await fs.writeFile(lock, owner, { flag: 'wx', mode: FILE_MODE });
         return;
       } catch (err) {
+        // The directory is gone, so is the object (a concurrent delete removed both): nothing to replace.
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new PreconditionFailedError(path.basename(lock, '.lock'), `object ${path.basename(lock, '.lock')} no longer exists`);
         if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
       }
       const st = await fs.stat(lock).catch(() => null);
@@ -291,6 +292,23 @@ export class PosixDriver extends CinderNaming implements Driver {
     };
     await walk(this.resolve(container));
     return removed;
+  }
+}
+
+/**
+ * Create `file` with `create` in a directory made first. Another process's deleteObject removes the
+ * directories it leaves empty (a lease's `locks/`, a backup's directory), and may do so between our mkdir and
+ * our create: then the create fails with ENOENT and the directory is made again (seen with three Node-RED
+ * workers sharing a repository).
+ */
+async function createInDirectory<T>(file: string, create: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    await makeDirs(path.dirname(file));
+    try {
+      return await create();
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || attempt >= 20) throw err;
+    }
   }
 }
 

@@ -1,5 +1,5 @@
 /**
- * The driver contract (docs/backends.md, "The driver contract": C1…C14 there are the tests here), as a
+ * The driver contract (docs/backends.md, "The driver contract": C1…C15 there are the tests here), as a
  * suite any backend can run: test/drivers-contract.test.ts runs it against posix, s3, gcs and the
  * example "sharded" backend; `npm run test-backend -- <module>` against any backend module.
  */
@@ -159,6 +159,24 @@ export function driverContract(backend: ContractBackend): void {
     it('C13 object names with ".." or a leading "/" are refused', async () => {
       await assert.rejects(driver.writeObject(container, '../escape', Buffer.from('x')));
       await assert.rejects(driver.readObject(container, 'a/../../b'));
+    });
+
+    it('C15 a write whose prefix another writer is emptying still lands (a directory removed under it is made again)', async function () {
+      this.timeout(120_000);
+      // Many instances share a repository: one deletes the last lease of locks/ while another creates one there.
+      // Each round: the prefix holds one object; it is deleted while others are created there, a few
+      // microseconds apart each time, so that some creates fall between a delete's unlink and its rmdir.
+      for (let round = 0; round < 40; round++) {
+        const dir = `c15/${round}`;
+        await driver.writeObject(container, `${dir}/old`, Buffer.from('old'));
+        const names = Array.from({ length: 8 }, (_, i) => `${dir}/new-${i}`);
+        await Promise.all([
+          driver.deleteObject(container, `${dir}/old`),
+          ...names.map((name, i) => (i % 2 ? driver.putIfAbsent(container, name, Buffer.from(name)) : driver.writeObject(container, name, Buffer.from(name)))),
+        ]);
+        assert.deepStrictEqual((await driver.listEntries(container, `${dir}/`)).map((e) => e.name), names.sort());
+        for (const name of names) await driver.deleteObject(container, name);
+      }
     });
 
     if (backend.hasPrefix) {
