@@ -8,6 +8,10 @@ import { promises as fs } from 'fs';
 import * as path from 'path';
 import { MIB, RandomBytes, fileSha256, generateImage } from '../bench/image';
 import { compressBound, compressInto, decompressInto, syncZstd } from '../lib/codec/compression';
+import * as sinon from 'sinon';
+import { createBackup, openRepository, restoreBackup } from '../lib';
+import { AdaptiveLevel } from '../lib/codec/adaptive-level';
+import * as hashPool from '../lib/engine/hash-pool';
 import { runCli } from './helpers/cli';
 import { tempDir } from './helpers/volumes';
 
@@ -79,7 +83,8 @@ describe('compression', function () {
     assert.deepEqual(JSON.parse(await fs.readFile(path.join(fastRepo, 'repository.json'), 'utf8')).compression, { algorithm: 'zstd', level: -5 });
     const fast = await create(fastRepo);
     const told = await create(fastRepo, ['--compression-level=1']);
-    // A repository without the setting (as every one made before it): zstd level 1, as before.
+    // A repository without the setting (as every one made before it): zstd level 1, as before (adaptive, but
+    // the level moves only after 3 chunks in a row found every worker busy, and this volume has 2 chunks).
     const before = await create(path.join(dir, 'plain-repo'));
     assert.equal(fast.compression, 'zstd');
     assert.ok(fast.storedBytes > told.storedBytes * 1.05, `the repository's level -5 (${fast.storedBytes} bytes) stores more than level 1 (${told.storedBytes})`);
@@ -90,6 +95,44 @@ describe('compression', function () {
       assert.equal(r.code, 0, r.stderr);
       assert.equal(await fileSha256(target), imageSha);
       await fs.rm(target);
+    }
+  });
+
+  it('with no level asked for, zstd adapts: level 1 while workers keep up, -5 after 3 chunks in a row found them all busy', () => {
+    const level = new AdaptiveLevel();
+    const seen = [false, true, true, false, true, true, true, true, false, false, true, false, false, false].map((busy) => level.next(busy));
+    assert.deepEqual(seen, [1, 1, 1, 1, 1, 1, -5, -5, -5, -5, -5, -5, -5, 1]);
+    assert.equal(level.fastChunks, 7);
+  });
+
+  it('a backup with no level asked for packs at the fast level while the CPU is the limit, at 1 otherwise; both restore', async () => {
+    // Whether this machine's workers are busy depends on its speed: the answer is fixed here, both ways.
+    const big = path.join(dir, 'big.img');
+    const bigSha = await generateImage(big, 64 * MIB, 12);
+    const repo = await openRepository(path.join(dir, 'adaptive-repo'), { create: true });
+    const infos: string[] = [];
+    const log = { info: (m: string) => infos.push(m), warn: () => undefined };
+    try {
+      const busy = sinon.stub(hashPool, 'everyWorkerBusy').returns(true);
+      const cpuBound = await createBackup(repo, { volume: big, volumeId: 'a', log });
+      busy.returns(false);
+      const ioBound = await createBackup(repo, { volume: big, volumeId: 'b', log });
+      busy.restore();
+      const told = await createBackup(repo, { volume: big, volumeId: 'c', compressionLevel: 1, log });
+      assert.equal(ioBound.storedBytes, told.storedBytes, 'workers keeping up: level 1, as asked for explicitly');
+      assert.ok(cpuBound.storedBytes > told.storedBytes * 1.05, `CPU-bound: the fast level stores more (${cpuBound.storedBytes} vs ${told.storedBytes})`);
+      assert.deepEqual(infos.filter((m) => m.includes('zstd level -5')).map((m) => m.split(':')[0]), [`backup ${cpuBound.id}`]);
+      assert.match(infos.find((m) => m.includes('zstd level -5')) ?? '', /: 6 chunks compressed at zstd level -5/);
+      for (const record of [cpuBound, ioBound]) {
+        const target = path.join(dir, `${record.id}.img`);
+        await restoreBackup(repo, { backupId: record.id, target, overwrite: false });
+        assert.equal(await fileSha256(target), bigSha);
+        await fs.rm(target);
+      }
+    } finally {
+      sinon.restore();
+      await repo.close();
+      await fs.rm(big, { force: true });
     }
   });
 

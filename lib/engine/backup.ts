@@ -27,13 +27,14 @@ import { BackupKind, BackupRecord, BaseSnapshot, Compression, RECORD_FORMAT_VERS
 import { Repository, forEachChunk } from '../repository/repository';
 import { oneLine } from '../text';
 import { checkAllStored, deleteBackupObjects } from '../repository/backup-objects';
-import { packChunk, warmHashPool } from './hash-pool';
+import { everyWorkerBusy, packChunk, warmHashPool } from './hash-pool';
 import { PackResult, packHole } from './hash-worker';
 import { SharedSlice, allocateSharedSlices } from '../io/direct-io';
 import { Range, blockAligned, sparseReadsEnabled } from '../io/sparse';
+import { ADAPTIVE_LEVELS, AdaptiveLevel } from '../codec/adaptive-level';
 import { Pool } from './pool';
 import { ProgressTracker } from './progress';
-import { CHUNKS_IN_FLIGHT, DEFAULT_BLOCK_SIZE, DEFAULT_CHUNK_SIZE, DEFAULT_COMPRESSION, checkCompression, checkSizes, objectsInFlight } from './settings';
+import { BACKUP_OUTPUTS_IN_FLIGHT, CHUNKS_IN_FLIGHT, DEFAULT_BLOCK_SIZE, DEFAULT_CHUNK_SIZE, DEFAULT_COMPRESSION, checkCompression, checkSizes, objectsInFlight } from './settings';
 import type { CreateBackupOptions, ReadPlan } from './types';
 import { Volume, checkNotShrunk, openSource, readChunk, readRanges } from './volume';
 
@@ -76,7 +77,9 @@ export async function createBackup(repo: Repository, options: CreateBackupOption
       const running = { ...options, signal: watch.signal };
       try {
         if (parentRecord) await checkParentStillThere(repo, parentRecord);
-        const written = await writeBackupObjects(repo, record, { source, parent, compression: compression.algorithm, options: running }, plan.changed);
+        const adaptive = compression.algorithm === 'zstd' && compression.level === undefined ? new AdaptiveLevel() : null;
+        const written = await writeBackupObjects(repo, record, { source, parent, compression: compression.algorithm, options: running, adaptive }, plan.changed);
+        if (adaptive?.fastChunks) options.log?.info(`backup ${id}: ${adaptive.fastChunks} chunks compressed at zstd level ${ADAPTIVE_LEVELS.fast} (the CPU, not I/O, set the pace), the others at ${ADAPTIVE_LEVELS.normal}`);
         await checkAllStored(repo, record, written.objectCount, written.storedBytes);
         return await repo.transition(id, ['creating'], 'available', {
           storedBytes: written.storedBytes,
@@ -261,6 +264,8 @@ interface BackupInput {
   parent: ChainView | null;
   compression: Compression;
   options: CreateBackupOptions;
+  /** zstd with no level asked for: the level follows the CPU's pace (zstd --adapt); else null. */
+  adaptive: AdaptiveLevel | null;
 }
 
 async function writeBackupObjects(repo: Repository, record: BackupRecord, backup: BackupInput, changed: Range[] | null): Promise<Written> {
@@ -276,7 +281,7 @@ async function writeBackupObjects(repo: Repository, record: BackupRecord, backup
   // Each slot: what will be stored (compressed, page-aligned so that a posix repository can write it
   // with O_DIRECT), shared with the workers. The chunk as read is borrowed from `inputs` only until it is
   // packed: a remote store keeps more slots (objectsInFlight) waiting for the network, not more inputs.
-  const slotCount = Math.min(Math.max(CHUNKS_IN_FLIGHT, objectsInFlight(repo)), chunks);
+  const slotCount = Math.min(Math.max(BACKUP_OUTPUTS_IN_FLIGHT, objectsInFlight(repo)), chunks);
   const outputs = allocateSharedSlices(slotCount, compressBound(chunkSize));
   const slots = outputs.slices.map((output) => ({ output }));
   const inputs = new Pool(Array.from({ length: Math.min(CHUNKS_IN_FLIGHT, chunks) }, () => new SharedArrayBuffer(chunkSize)));
@@ -355,7 +360,7 @@ async function readAndPack(
   const parentHashes = parent ? new Uint8Array((await parent.state(index, options.signal)).hashes) : null;
   const result = !read ? packHole(length, blockSize, parentHashes) : await packChunk({
     input, length, blockSize, parentHashes, output: output.buffer, outputOffset: output.offset, outputLength: compressBound(chunkSize),
-    compression, level: options.compressionLevel, digest: !repo.codec.encrypted, md5: repo.wantsMd5,
+    compression, level: backup.adaptive ? backup.adaptive.next(everyWorkerBusy()) : options.compressionLevel, digest: !repo.codec.encrypted, md5: repo.wantsMd5,
     skip: ranges ? skipMask(ranges, offset, length, blockSize) : undefined,
   });
   return { read, result };

@@ -8,6 +8,12 @@ import type Piscina from 'piscina';
 import type { PackResult, PackTask, UnpackResult, UnpackTask, VerifyResult, VerifyTask } from './hash-worker';
 
 let pool: Piscina | null = null;
+/** Tasks given to the pool and not finished yet (running or queued). */
+let tasksInFlight = 0;
+
+function workerThreads(): number {
+  return Math.max(1, os.availableParallelism());
+}
 
 function getPool(): Piscina {
   // piscina loads with the first task, not with every module that can close the pool (the CLI).
@@ -15,7 +21,7 @@ function getPool(): Piscina {
   const Pool = (require('piscina') as { Piscina: typeof Piscina }).Piscina;
   pool ??= new Pool({
     filename: path.join(__dirname, 'hash-worker.js'),
-    maxThreads: Math.max(1, os.availableParallelism()),
+    maxThreads: workerThreads(),
     minThreads: 0,
     idleTimeout: 2000,
   });
@@ -31,20 +37,34 @@ export function warmHashPool(): void {
   for (let k = 0; k < p.options.maxThreads; k++) p.run({ kind: 'warm' }).catch(() => undefined);
 }
 
+async function runTask(task: PackTask | UnpackTask | VerifyTask): Promise<unknown> {
+  tasksInFlight++;
+  try {
+    return await getPool().run(task);
+  } finally {
+    tasksInFlight--;
+  }
+}
+
+/** Whether a task given now would wait: every thread has one already (the CPU, not I/O, sets the pace). */
+export function everyWorkerBusy(): boolean {
+  return tasksInFlight >= workerThreads();
+}
+
 /** The backup step of a chunk (hash, zero-detect, compare with the parent, pack, compress, digest). */
 export async function packChunk(task: Omit<PackTask, 'kind'>): Promise<PackResult & { hashes: Buffer }> {
-  const r = (await getPool().run({ ...task, kind: 'pack' })) as PackResult;
+  const r = (await runTask({ ...task, kind: 'pack' })) as PackResult;
   return { ...r, hashes: Buffer.from(r.hashes.buffer, r.hashes.byteOffset, r.hashes.byteLength) };
 }
 
 /** The restore step of an object (digest check, decompress, copy blocks into the chunk). */
 export async function unpackObject(task: Omit<UnpackTask, 'kind'>): Promise<UnpackResult> {
-  return (await getPool().run({ ...task, kind: 'unpack' })) as UnpackResult;
+  return (await runTask({ ...task, kind: 'unpack' })) as UnpackResult;
 }
 
 /** The restore's check of a chunk rebuilt without a worker: the first data block that does not match, or -1. */
 export async function verifyChunk(task: Omit<VerifyTask, 'kind'>): Promise<number> {
-  return ((await getPool().run({ ...task, kind: 'verify' })) as VerifyResult).badBlock;
+  return ((await runTask({ ...task, kind: 'verify' })) as VerifyResult).badBlock;
 }
 
 /** Stop the threads (the CLI calls this before exiting; an idle pool also winds down by itself). */

@@ -20,6 +20,12 @@ export const MIN_BLOCK_SIZE = 4096;
  * Two worker threads need two chunks, the third is being read or written.
  */
 export const CHUNKS_IN_FLIGHT = 3;
+/**
+ * Stored forms a backup keeps in flight, two more than the chunks it reads: while a posix repository
+ * writes one (O_DIRECT and fsync wait for the disk), both workers can still pack the next ones. Measured
+ * on the 1 GiB bench image (2 cores): 2.05 s → 1.72 s for a full backup; about 11 MiB more resident.
+ */
+export const BACKUP_OUTPUTS_IN_FLIGHT = CHUNKS_IN_FLIGHT + 2;
 export const MAX_CHUNK_SIZE = 256 * 1024 * 1024;
 /**
  * Objects in flight on a store that is not a local directory (S3, GCS, …): its requests wait for the
