@@ -128,7 +128,8 @@ bluestore_block_size = 21474836480
 bluestore_cache_size = 134217728
 osd_memory_target = 939524096
 [client.rgw.a]
-rgw_frontends = beast endpoint=127.0.0.1:$RGW_PORT
+# tcp_nodelay: without it each small request or reply waits ~40 ms (Nagle against the client's delayed ACK).
+rgw_frontends = beast endpoint=127.0.0.1:$RGW_PORT tcp_nodelay=1
 rgw_data = $DIR/rgw
 EOF
   monmaptool --create --fsid "$fsid" --addv a "[v2:127.0.0.1:$mon2,v1:127.0.0.1:$mon1]" "$DIR/monmap" >/dev/null
