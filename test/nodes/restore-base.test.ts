@@ -90,7 +90,7 @@ describe('Node-RED nodes: restore onto a base backup', function () {
     await fs.writeFile(other, Buffer.alloc(SIZE, 0x5a));
     const before = await sha256File(other);
     const refused = await answer(t, 'r', { backupId: b.id, target: other, baseBackupId: a.id });
-    assert.match(refused.error?.message ?? '', /^restore target .*other\.img does not hold base backup [0-9a-f-]{36}: its block at offset 0 differs; restore without a base \(or, if you are sure, trust it explicitly\)$/);
+    assert.match(refused.error?.message ?? '', /^restore target .*other\.img does not hold base backup [0-9a-f-]{36}: its block at offset 0 differs; restore without a base \(or, if you are sure, trust it: CLI --trust-base; restore node: the "Trust the base" checkbox or msg\.trustBase = true\)$/);
     assert.strictEqual(await sha256File(other), before, 'the target is untouched');
 
     const missing = path.join(suite.work, 'missing.img');
