@@ -18,7 +18,7 @@
     // lib/snapshot/lvm.ts
     var LVM_ABSOLUTE = /^[0-9]+(\.[0-9]+)?[bBsSkKmMgGtTpPeE]?$/;
     var LVM_RELATIVE = /^[0-9]+%(ORIGIN|VG|FREE|PVS)$/;
-    // nodes/common/resolve.ts parseSeconds; lib/snapshot/index.ts SnapshotProviderConfig
+    // nodes/common/resolve.ts parseSeconds, wholeNumber; lib/snapshot/index.ts SnapshotProviderConfig
     var MAX_WAIT_SECONDS = 24 * 3600;
     var MAX_SNAPSHOT_TIMEOUT_SECONDS = 7 * 24 * 3600;
     // lib/repository/retention.ts RetentionPolicySchema
@@ -56,6 +56,9 @@
         queueSize: function (v) {
             var n = Number(v);
             return /^\s*\d+\s*$/.test(text(v)) && Number.isSafeInteger(n) ? true : 'a whole number ≥ 0 (0: no queue, a message while busy is refused)';
+        },
+        fullReadEvery: function (v) {
+            return /^\s*\d+\s*$/.test(text(v)) && Number.isSafeInteger(Number(v)) ? true : 'a whole number of changed-extent incrementals ≥ 0 (0: never re-read everything; empty: 30)';
         },
         timeoutSeconds: function (v) {
             var n = Number(v);
@@ -310,6 +313,9 @@
                 },
                 value: function (name) {
                     return $('#node-input-' + name).val();
+                },
+                checked: function (name) {
+                    return $('#node-input-' + name).prop('checked');
                 }
             };
             var refresh = function () {

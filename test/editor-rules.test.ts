@@ -11,7 +11,7 @@ import { checkBackupId, checkVolumeId } from '../lib/repository/names';
 import { RetentionPolicySchema } from '../lib/repository/retention';
 import { SnapshotProviderConfig } from '../lib/snapshot';
 import { checkLvmSize } from '../lib/snapshot/lvm';
-import { BackupInput } from '../nodes/common/backup-options';
+import { BackupInput, FullReadEvery } from '../nodes/common/backup-options';
 import { parseSeconds } from '../nodes/common/resolve';
 
 const ROOT = path.resolve(__dirname, '..', '..');
@@ -42,6 +42,7 @@ const RUNTIME: Record<string, (v: string) => boolean> = {
   backupId: (v) => accepts(() => checkBackupId(v)),
   lvmSize: (v) => accepts(() => checkLvmSize(v)),
   lockWait: (v) => accepts(() => parseSeconds(v, 'lock wait')),
+  fullReadEvery: (v) => zodAccepts(FullReadEvery, v),
   // The node turns the field into a number (nodes/snapshot-backup providerConfigFromNode).
   timeoutSeconds: (v) => zodAccepts(SnapshotProviderConfig, { provider: 'copy', timeoutSeconds: Number(v) }),
   command: (v) => {
@@ -58,6 +59,7 @@ const SAMPLES: Record<string, string[]> = {
   backupId: ['0b5c7f1e-8a5e-4a57-9d43-2f8ad0c1e0a7', '0B5C7F1E-8A5E-4A57-9D43-2F8AD0C1E0A7', '0b5c7f1e8a5e4a579d432f8ad0c1e0a7', 'latest', '../../etc/passwd'],
   lvmSize: ['2G', '512M', '1.5g', '10%ORIGIN', '50%FREE', '100', '10%', '-1G', '2 G', 'G', '10%origin'],
   lockWait: ['0', '30', '2.5', '86400', '86401', '-1', 'abc', '1e3', ' 5 ', '.5'],
+  fullReadEvery: ['0', '1', '30', ' 7 ', '-1', '2.5', 'x', '1e3', '99999999999999999999'],
   timeoutSeconds: ['1', '0.5', '604800', '604801', '0', '-1', 'abc', '1e3', '10 '],
   command: ['["/bin/snap", "{volume}"]', '["x"]', '[]', '"x"', '[1]', '{"a": 1}', 'not json', '["a", 2]'],
   policy: ['{"keepDaily": 7, "keepWeekly": 4}', '{}', '{"keepLast": "unlimited"}', '{"keepLast": "3"}', '{"keepLast": -1}', '{"keepLast": 1.5}',
@@ -88,7 +90,7 @@ describe('editor validation = runtime validation', () => {
       // A blank field is "not set" (the runtime's default), never checked.
       fc.assert(fc.property(word, (v) => v.trim() === '' || (editor.rules[name](v) === true) === RUNTIME[name](v)), { numRuns: 300 });
     }
-    for (const name of ['lockWait', 'timeoutSeconds']) {
+    for (const name of ['lockWait', 'timeoutSeconds', 'fullReadEvery']) {
       fc.assert(fc.property(number, (v) => v.trim() === '' || (editor.rules[name](v) === true) === RUNTIME[name](v)), { numRuns: 300 });
     }
     const rule = fc.constantFrom('keepLast', 'keepDaily', 'keepWeekly', 'keepWithin', 'timeZone', 'keepSometimes');

@@ -167,7 +167,7 @@ async function checkTargetHoldsBase(target: Target, base: Base, options: Restore
     const k = (at - chunk * chunkSize) / blockSize;
     const expected = (await base.view.state(chunk, options.signal)).hashes.subarray(k * 32, k * 32 + 32);
     if (bytesRead !== length || !sha256Of(buf.subarray(0, length)).equals(expected)) {
-      throw new VolumeBackupError('CONFLICT', `restore target ${target.path} does not hold base backup ${id}: its block at offset ${at} differs; restore without a base (or, if you are sure, trust it explicitly)`, { offset: at });
+      throw new VolumeBackupError('CONFLICT', `restore target ${target.path} does not hold base backup ${id}: its block at offset ${at} differs; restore without a base (or, if you are sure, trust it: CLI --trust-base; restore node: the "Trust the base" checkbox or msg.trustBase = true)`, { offset: at });
     }
   }
   return picks.size;

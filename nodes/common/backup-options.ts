@@ -7,7 +7,7 @@ import type { Repository } from '../../lib/repository/repository';
 import { Compression } from '../../lib/repository/records';
 import type { OperationContext } from './operation-node';
 import type { Node, NodeAPI, NodeDef } from './red';
-import { PropertySource, checkOptions, parseSeconds, parseSize, resolveProperties, sameNamed } from './resolve';
+import { PropertySource, checkOptions, parseSeconds, parseSize, resolveProperties, sameNamed, wholeNumber } from './resolve';
 
 /** Properties every backup node reads: node setting name → standard msg property. */
 export const BACKUP_SOURCES = {
@@ -29,6 +29,9 @@ export const BackupInput = z.object({
   compression: Compression.optional(),
   lockWait: z.union([z.number(), z.string()], { error: 'must be a number of seconds' }).optional(),
 });
+
+/** snapshot-backup's "re-read everything every N changed-extent incrementals" (0: never; not given: the engine's 30). */
+export const FullReadEvery = wholeNumber('a whole number of changed-extent incrementals (0: never re-read everything)');
 
 type Common = Pick<
   CreateBackupOptions,

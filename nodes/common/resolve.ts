@@ -131,3 +131,12 @@ export const text = (what: string) =>
 export const flag = z
   .union([z.boolean(), z.enum(['true', 'false'])])
   .transform((v) => v === true || v === 'true');
+
+/** A whole number ≥ 0, as a number or as digits ("30"): a count the user gives, e.g. from a num field or env. */
+export const wholeNumber = (what: string) =>
+  z
+    .unknown()
+    .refine((v) => (typeof v === 'number' || typeof v === 'string') && /^\s*\d+\s*$/.test(String(v)) && Number.isSafeInteger(Number(v)), {
+      error: (issue) => `must be ${what}, not ${JSON.stringify(issue.input)?.slice(0, 40) ?? typeof issue.input}`,
+    })
+    .transform((v) => Number(v));

@@ -23,6 +23,8 @@ const Input = z.object({
   target: z.string({ error: 'must be a path (text)' }).optional(),
   verifyOnly: flag.optional(),
   overwrite: flag.optional(),
+  baseBackupId: z.string({ error: 'must be a backup id (text)' }).optional(),
+  trustBase: flag.optional(),
 });
 
 type Result = RestoreResult | BackupRecord[];
@@ -49,11 +51,15 @@ async function restoreOptions(request: Request, ctx: Pick<OperationContext, 'sig
   if (action === 'restore' && !input.target) {
     throw invalid(`invalid input: target (from ${from.target}) is missing: give the file or block device to restore to, or choose "verify"`);
   }
+  // A base names what the target already holds: it applies to a restore only (as the target does).
+  const baseId = action === 'restore' ? input.baseBackupId : undefined;
   return {
     backupId,
     target: action === 'restore' ? input.target : undefined,
     verifyOnly: action === 'verify',
+    // As the CLI's --base: naming the target's content is consent to write over it (lib/engine/restore.ts).
     overwrite: input.overwrite === true,
+    ...(baseId ? { baseId, trustBase: input.trustBase === true } : {}),
     signal: ctx.signal,
     onProgress: ctx.onProgress,
     log: ctx.log,
@@ -63,10 +69,11 @@ async function restoreOptions(request: Request, ctx: Pick<OperationContext, 'sig
 export = function register(RED: NodeAPI): void {
   registerOperationNode<Result>(RED, 'volume-restore', (node, def) => {
     const readInput = async (msg: NodeMessage) => {
-      const { values, from } = await resolveProperties(RED, node, def, msg, sameNamed('action', 'backupId', 'volumeId', 'volume', 'target', 'verifyOnly'));
-      // An existing target is written over only when the node's checkbox or msg.overwrite says so.
-      const overwrite = def.overwrite === true || def.overwrite === 'true' ? true : (msg.overwrite ?? undefined);
-      const input = checkOptions(Input, { ...values, overwrite }, { ...from, overwrite: 'msg.overwrite' });
+      const { values, from } = await resolveProperties(RED, node, def, msg, sameNamed('action', 'backupId', 'volumeId', 'volume', 'target', 'verifyOnly', 'baseBackupId'));
+      // An existing target is written over only when the node's checkbox or msg.overwrite says so;
+      // likewise a base is trusted without sampling only when the node's checkbox or msg.trustBase says so.
+      const ticked = (key: string) => (def[key] === true || def[key] === 'true' ? true : (msg[key] ?? undefined));
+      const input = checkOptions(Input, { ...values, overwrite: ticked('overwrite'), trustBase: ticked('trustBase') }, { ...from, overwrite: 'msg.overwrite', trustBase: 'msg.trustBase' });
       // A volume's path names it as well as its id does (the id backups of that path got).
       const volumeId = input.volumeId ?? (input.volume ? volumeIdForPath(input.volume) : undefined);
       const action = input.verifyOnly === true && input.action === 'restore' ? 'verify' : input.action;
@@ -83,6 +90,9 @@ export = function register(RED: NodeAPI): void {
       // A Cinder store (read-only): the same actions, through lib/cinder.
       async runCinder(ctx) {
         const request = await readInput(ctx.msg);
+        if (request.action === 'restore' && request.input.baseBackupId) {
+          throw invalid(`a base backup (from ${request.from.baseBackupId}) works with this project's repositories, not with a Cinder store: restore without one`);
+        }
         const { cinderRecords } = await import('../../lib/cinder/view');
         if (request.action === 'list') return cinderRecords(ctx.store, request.volumeId);
         const newestOf = async (volumeId: string) => (await ctx.store.list(volumeId)).pop()?.id;
@@ -92,7 +102,9 @@ export = function register(RED: NodeAPI): void {
       summary: (result, ms) => {
         if (Array.isArray(result)) return `${result.length} backup${result.length === 1 ? '' : 's'}`;
         if (result.verifyOnly) return sizeAndTime(result.bytesVerified, 'verified', ms);
-        return sizeAndTime(result.size, 'written', ms) + (result.bytesLeftPastEnd > 0 ? `, ${formatBytes(result.bytesLeftPastEnd)} past the end untouched` : '');
+        // On a base, only the blocks that differ were written: "3 MiB written (on base), 1.2 s".
+        const written = result.base ? sizeAndTime(result.bytesWritten, 'written (on base)', ms) : sizeAndTime(result.size, 'written', ms);
+        return written + (result.bytesLeftPastEnd > 0 ? `, ${formatBytes(result.bytesLeftPastEnd)} past the end untouched` : '');
       },
     };
   });

@@ -11,7 +11,7 @@ import { invalid } from '../../lib/errors';
 import { volumeIdForPath } from '../../lib/repository/names';
 import type { BackupRecord } from '../../lib/repository/records';
 import { ProviderChoice } from '../../lib/snapshot';
-import { commonBackupOptions, effectiveKind, fullIfNoParent } from '../common/backup-options';
+import { FullReadEvery, commonBackupOptions, effectiveKind, fullIfNoParent } from '../common/backup-options';
 import { backupSummary, formatBytes, formatDuration } from '../common/format';
 import { registerOperationNode } from '../common/operation-node';
 import type { NodeAPI, NodeDef } from '../common/red';
@@ -24,6 +24,7 @@ const Input = z.object({
   mode: z.enum(['full', 'incremental', 'differential'], { error: 'must be "full", "incremental" or "differential"' }).default('incremental'),
   parentId: z.string({ error: 'must be a backup id (text)' }).optional(),
   temporarySnapshot: z.record(z.string(), z.unknown(), { error: 'must be an object such as {"provider": "btrfs"}' }).optional(),
+  fullReadEvery: FullReadEvery.optional(),
 });
 
 /** The provider settings of the node's form, as the engine's SnapshotProviderConfig. */
@@ -71,7 +72,7 @@ export = function register(RED: NodeAPI): void {
     async run(ctx) {
       const { values, from } = await resolveProperties(RED, node, def, ctx.msg, {
         source: { setting: 'source', msgProperty: 'snapshotSource' },
-        ...sameNamed('snapshot', 'volume', 'mode', 'parentId'),
+        ...sameNamed('snapshot', 'volume', 'mode', 'parentId', 'fullReadEvery'),
         // Node form first (the provider select); "msg" there means msg.temporarySnapshot.
         temporarySnapshot: { setting: '', msgProperty: 'temporarySnapshot' },
       });
@@ -94,8 +95,10 @@ export = function register(RED: NodeAPI): void {
       } else {
         if (!input.volume || !volumeId) throw invalid(`invalid input: volume (from ${from.volume}) is missing: give the path of the live volume to snapshot`);
         const temporarySnapshot = def.provider === 'msg' ? input.temporarySnapshot : providerConfigFromNode(def);
-        // On unless unticked (flows from before the checkbox existed keep bases too).
-        Object.assign(options, { volume: input.volume, volumeId, temporarySnapshot, keepBase: def.keepBase !== false });
+        // On unless unticked (flows from before the checkbox existed keep bases too); without a number,
+        // the engine's default (DEFAULT_FULL_READ_EVERY) applies, as for flows from before the field.
+        const keepBase = def.keepBase !== false;
+        Object.assign(options, { volume: input.volume, volumeId, temporarySnapshot, keepBase, fullReadEvery: keepBase ? input.fullReadEvery : undefined });
       }
       const mode = await effectiveKind(ctx.repo, { volumeId, mode: input.mode, parentId: input.parentId, before, fullIfNoParent: fullIfNoParent(def) });
       const { volumeId: _ignored, ...common } = await commonBackupOptions(RED, node, def, ctx, mode);

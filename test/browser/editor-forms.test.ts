@@ -133,7 +133,7 @@ describe('operation node dialogs in the editor (chromium)', function () {
     await open('old-2');
     // An existing snapshot (the default): only msg.snapshot applies.
     assert.strictEqual(await rowVisible('snapshot'), true);
-    for (const name of ['provider', 'snapshotDir', 'lvmSize', 'timeoutSeconds', 'createCommand', 'deleteCommand', 'keepBase']) {
+    for (const name of ['provider', 'snapshotDir', 'lvmSize', 'timeoutSeconds', 'createCommand', 'deleteCommand', 'keepBase', 'fullReadEvery']) {
       assert.strictEqual(await rowVisible(name), false, `${name} is hidden for an existing snapshot`);
     }
     await page.locator('.red-ui-tray').last().screenshot({ path: path.join(SCREENSHOTS, 'form-snapshot-existing.png') });
@@ -145,8 +145,16 @@ describe('operation node dialogs in the editor (chromium)', function () {
     // Base snapshots: for the providers that can keep one, ticked in a flow saved before the setting existed.
     assert.strictEqual(await rowVisible('keepBase'), true, 'keepBase is shown for provider auto');
     assert.strictEqual(await page.evaluate(() => (globalThis as Any).$('#node-input-keepBase').prop('checked')), true, 'keepBase ticked by default');
+    // "Full read every N": with the base checkbox, and only while it is ticked; empty in an old flow (the engine's 30).
+    assert.strictEqual(await rowVisible('fullReadEvery'), true, 'fullReadEvery is shown while bases are kept');
+    assert.strictEqual(await page.evaluate(() => (globalThis as Any).$('#node-input-fullReadEvery').typedInput('value')), '');
+    await page.locator('#node-input-keepBase').uncheck();
+    assert.strictEqual(await rowVisible('fullReadEvery'), false, 'no bases kept: nothing to re-read');
+    await page.locator('#node-input-keepBase').check();
+    assert.strictEqual(await rowVisible('fullReadEvery'), true);
     await page.selectOption('#node-input-provider', 'lvm');
     assert.strictEqual(await rowVisible('keepBase'), false, 'LVM keeps no base snapshots');
+    assert.strictEqual(await rowVisible('fullReadEvery'), false, 'nor re-reads');
     await page.selectOption('#node-input-provider', 'command');
     for (const name of ['snapshotDir', 'createCommand', 'deleteCommand', 'timeoutSeconds']) assert.strictEqual(await rowVisible(name), true, `${name} is shown for provider command`);
     assert.strictEqual(await rowVisible('lvmSize'), false, 'no LVM size for commands');
@@ -159,14 +167,13 @@ describe('operation node dialogs in the editor (chromium)', function () {
     await close('cancel');
   });
 
-  it('restore shows target and overwrite only when restoring', async () => {
+  it('restore shows target, overwrite and the base only when restoring', async () => {
     await open('old-3');
-    assert.strictEqual(await rowVisible('target'), true);
-    assert.strictEqual(await rowVisible('overwrite'), true);
+    for (const name of ['target', 'overwrite', 'baseBackupId', 'trustBase']) assert.strictEqual(await rowVisible(name), true, `${name} is shown for a restore`);
     assert.strictEqual(await visible('overwrite'), true);
+    assert.strictEqual(await page.evaluate(() => (globalThis as Any).$('#node-input-trustBase').prop('checked')), false, 'the base is sampled unless ticked');
     await page.evaluate(() => (globalThis as Any).$('#node-input-action').typedInput('value', 'list'));
-    assert.strictEqual(await rowVisible('target'), false);
-    assert.strictEqual(await rowVisible('overwrite'), false);
+    for (const name of ['target', 'overwrite', 'baseBackupId', 'trustBase']) assert.strictEqual(await rowVisible(name), false, `${name} is hidden for list`);
     await close('cancel');
   });
 

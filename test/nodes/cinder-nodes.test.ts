@@ -79,6 +79,17 @@ describe(`Node-RED nodes on a Cinder store (node-red ${nodeRedVersion()})`, func
     assert.strictEqual(await sha256File(target), await sha256File(changed), 'overwritten and cut to the image size');
   });
 
+  it('a restore onto a base is refused for a Cinder store (as the CLI\'s --base), the target untouched', async () => {
+    const target = path.join(suite.work, 'holds-full.img');
+    await fs.copyFile(suite.image, target);
+    const before = await sha256File(target);
+    const t = await loadTestFlow(suite.repoDir, [{ id: 'r', type: 'volume-restore', action: 'restore', actionType: 'action', target: 'target', targetType: 'msg' }], cinderConfig());
+    t.node('r').receive({ backupId: INC, target, baseBackupId: FULL });
+    const [refused] = await t.caught.waitFor(1);
+    assert.strictEqual(refused.error?.message, 'a base backup (from msg.baseBackupId) works with this project\'s repositories, not with a Cinder store: restore without one');
+    assert.strictEqual(await sha256File(target), before);
+  });
+
   it('msg.cancel on a Cinder store stops only an operation running here: with none, Catch says so', async () => {
     const t = await loadTestFlow(suite.repoDir, [{ id: 'r', type: 'volume-restore', action: 'verify', actionType: 'action' }], cinderConfig());
     t.node('r').receive({ cancel: true, backupId: INC });

@@ -33,6 +33,10 @@ describe('node help texts', () => {
 
   it('documents the choices a user has to know about', () => {
     assert.match(help('restore'), /<i>list<\/i> needs neither a backup id nor a target/);
+    // Issue 16's settings: the re-read interval, and a restore onto a base (which needs no Overwrite).
+    assert.match(help('snapshot-backup'), /<dt class="optional">fullReadEvery[\s\S]*default 30; 0: never/);
+    assert.match(help('restore'), /<dt class="optional">baseBackupId[\s\S]*Needs no <i>Overwrite<\/i>/);
+    assert.match(help('restore'), /<dt class="optional">trustBase/);
     for (const name of ['backup-incremental', 'snapshot-backup']) {
       assert.match(help(name), /full backup when there is no parent yet<\/i> is ticked by default/i, name);
       assert.match(help(name), /chunk and block sizes apply to full backups only/, name);
