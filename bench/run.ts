@@ -168,8 +168,8 @@ const asResult = (tool: string, operation: OpResult['operation'], m: Measured): 
 /**
  * Full, incremental (after the 1% change, in place) and restore for every tool, as a user runs them:
  * one tool's three commands one after another, then the next tool's, each on a fresh copy of the base
- * image (written just before, so cached as a user's freshly made image is). The tools take turns at
- * going first from one round to the next, so none always inherits the others' write-back.
+ * image (written just before, so cached as a user's freshly made image is, and flushed with the
+ * previous tool's leftovers before the first step). The tools also take turns at going first.
  */
 async function compare(tools: Tool[], image: Image, options: Options, cache: PageCache): Promise<OpResult[]> {
   const runs = new Map<string, OpResult[]>();
@@ -184,16 +184,24 @@ async function compare(tools: Tool[], image: Image, options: Options, cache: Pag
       await fs.copyFile(image.base, volume);
       const repo = path.join(runDir, `repo-${t.name}`);
       await t.init(repo);
+      // The bench's own copy of the image and what the previous tool left dirty (borg and restic write
+      // their restores through the page cache without fsync: a GiB each) are written back before this
+      // tool starts: otherwise whichever tool runs when the kernel flushes them pays for it (a restore
+      // here took 2.5 s instead of 1.4 s while 2 GiB of another's write-back went to the same disk).
+      // Within the tool's three steps nothing is flushed: each pays for what its own steps left.
+      spawnSync('sync');
       await cache.prepare([volume]);
       log(`${t.name}: full backup`);
       const full = await t.full(repo, dataDir, 'vol.img');
       const stored = await dirBytes(repo);
+      log(`${t.name}: full backup took ${full.wallSeconds.toFixed(2)} s`);
       collect(runs, { ...asResult(t.name, 'full', full), storedBytes: stored });
       await applyChange(volume, options.size, options.seed);
       await cache.prepare([volume]);
       log(`${t.name}: incremental backup`);
       const incr = await t.incremental(repo, dataDir, 'vol.img');
       const after = await dirBytes(repo);
+      log(`${t.name}: incremental backup took ${incr.wallSeconds.toFixed(2)} s`);
       collect(runs, { ...asResult(t.name, 'incremental', incr), storedBytes: after, addedBytes: after - stored });
       const out = path.join(runDir, `out-${t.name}`);
       await fs.mkdir(out, { recursive: true });
@@ -202,6 +210,7 @@ async function compare(tools: Tool[], image: Image, options: Options, cache: Pag
       const { measured, file } = await t.restore(repo, out, dataDir, 'vol.img');
       const sha = await fileSha256(file).catch(() => 'missing');
       if (sha !== image.changedSha) log(`${t.name}: the restored image ${file} does NOT match the source (${sha})`);
+      log(`${t.name}: restore took ${measured.wallSeconds.toFixed(2)} s`);
       collect(runs, { ...asResult(t.name, 'restore', measured), verified: sha === image.changedSha });
       // What a tool leaves behind stays (its repository, its restored file) until the round ends.
     }
