@@ -115,7 +115,9 @@ async function benchStore(root: string, store: Store, dir: string, image: string
     endpoint: store.endpoint, region: store.region, forcePathStyle: true, credentials: store.credentials,
     requestChecksumCalculation: 'WHEN_REQUIRED', responseChecksumValidation: 'WHEN_REQUIRED',
   });
-  const times = { create: [] as number[], put: [] as number[], restore: [] as number[], get: [] as number[] };
+  const times = { create: [] as number[], put: [] as number[], restore: [] as number[], get: [] as number[], putProcess: [] as number[], getProcess: [] as number[] };
+  const plainProcess = path.join(__dirname, 'plain-s3-process.js');
+  const bodiesDir = path.join(dir, 'plain-bodies');
   let stored = { bytes: 0, objects: 0, rss: 0 };
   let total = 0;
   let ok = true;
@@ -150,7 +152,21 @@ async function benchStore(root: string, store: Store, dir: string, image: string
         await client.send(new PutObjectCommand({ Bucket: store.bucket, Key: `${prefix}-plain/${key}`, Body: bodies.get(key) }));
       });
       times.put.push(seconds(started));
+      // The same PUTs and GETs from a process of its own (node and the SDK starting, as our CLI does).
+      await fs.mkdir(bodiesDir, { recursive: true });
+      const objects = await Promise.all(keys.map(async (key, k) => {
+        const file = path.join(bodiesDir, String(k));
+        await fs.writeFile(file, bodies.get(key)!);
+        return { key: `${prefix}-process/${key}`, file };
+      }));
       bodies.clear();
+      const specFile = path.join(dir, 'plain-spec.json');
+      const spec = { endpoint: store.endpoint, region: store.region, bucket: store.bucket, credentials: store.credentials, inFlight: IN_FLIGHT };
+      await fs.writeFile(specFile, JSON.stringify({ ...spec, objects }));
+      times.putProcess.push((await measure(process.execPath, [plainProcess, 'put', specFile])).wallSeconds);
+      await fs.writeFile(specFile, JSON.stringify({ ...spec, objects: keys.map((key) => ({ key })) }));
+      times.getProcess.push((await measure(process.execPath, [plainProcess, 'get', specFile])).wallSeconds);
+      await fs.rm(bodiesDir, { recursive: true, force: true });
 
       const target = path.join(dir, 'restored.img');
       await fs.rm(target, { force: true });
@@ -169,10 +185,12 @@ async function benchStore(root: string, store: Store, dir: string, image: string
   const get = median(times.get);
   const runs = repeat > 1 ? `, median of ${repeat}` : '';
   const rows: S3Row[] = [
-    { store: store.name, label: 'volume-backup create → s3://', bytes: stored.bytes, wallSeconds: median(times.create), plainSeconds: put, note: `${(size / MIB).toFixed(0)} MiB image, ${stored.objects} objects, peak RSS ${(stored.rss / MIB).toFixed(0)} MiB${runs}` },
+    { store: store.name, label: 'volume-backup create → s3://', bytes: stored.bytes, wallSeconds: median(times.create), plainSeconds: put, processSeconds: median(times.putProcess), note: `${(size / MIB).toFixed(0)} MiB image, ${stored.objects} objects, peak RSS ${(stored.rss / MIB).toFixed(0)} MiB${runs}` },
     { store: store.name, label: 'plain PutObject, same objects', bytes: total, wallSeconds: put, note: `${IN_FLIGHT} in flight, no Content-MD5${runs}` },
-    { store: store.name, label: 'volume-backup restore ← s3://', bytes: total, wallSeconds: median(times.restore), plainSeconds: get, note: `every block verified; restored image ${ok ? 'hash equal' : 'DIFFERS'}${runs}` },
+    { store: store.name, label: 'plain PutObject, same objects, own process', bytes: total, wallSeconds: median(times.putProcess), note: `as above, from a new node process (SDK loaded, objects read from files)${runs}` },
+    { store: store.name, label: 'volume-backup restore ← s3://', bytes: total, wallSeconds: median(times.restore), plainSeconds: get, processSeconds: median(times.getProcess), note: `every block verified; restored image ${ok ? 'hash equal' : 'DIFFERS'}${runs}` },
     { store: store.name, label: 'plain GetObject, same objects', bytes: total, wallSeconds: get, note: `${IN_FLIGHT} in flight${runs}` },
+    { store: store.name, label: 'plain GetObject, same objects, own process', bytes: total, wallSeconds: median(times.getProcess), note: `as above, from a new node process${runs}` },
   ];
   return { rows, note: ok ? undefined : `the S3 restore on ${store.name} did NOT match its source` };
 }
