@@ -63,27 +63,29 @@ export async function writeAllAt(handle: fs.FileHandle, data: Uint8Array, positi
 /**
  * Write `data` as the new file `file` (created here, exclusively) with O_DIRECT, when `data` starts on
  * an aligned address (the caller says so) and its buffer extends to the next DIRECT_ALIGNMENT boundary:
- * the padded tail is written, then cut off. Returns false, having left nothing behind, where direct I/O
- * is refused; the caller then writes the file the ordinary way. The file is not yet fsynced.
+ * the padded tail is written, then cut off. Returns the file's handle, still open so the caller can
+ * fsync and close it without opening it again (each open, fsync and close is a trip through libuv's four
+ * threads, which a changed-extent incremental writing hundreds of small objects keeps busy); or null,
+ * having left nothing behind, where direct I/O is refused: the caller then writes the file the ordinary
+ * way. The file is not yet fsynced.
  */
-export async function writeNewFileDirect(file: string, data: Buffer, mode: number): Promise<boolean> {
+export async function writeNewFileDirect(file: string, data: Buffer, mode: number): Promise<fs.FileHandle | null> {
   const padded = Math.ceil(data.length / DIRECT_ALIGNMENT) * DIRECT_ALIGNMENT;
-  if (padded === 0 || data.buffer.byteLength < data.byteOffset + padded) return false;
+  if (padded === 0 || data.buffer.byteLength < data.byteOffset + padded) return null;
   const handle = await openDirect(file, fsConstants.O_CREAT | fsConstants.O_EXCL, mode);
   if (!handle) {
     // Linux checks for O_DIRECT support after creating the file: remove what the refused open made.
     await fs.rm(file, { force: true });
-    return false;
+    return null;
   }
   try {
     await writeAllAt(handle, new Uint8Array(data.buffer, data.byteOffset, padded), 0);
     if (padded !== data.length) await handle.truncate(data.length);
-    await handle.close();
-    return true;
+    return handle;
   } catch (err) {
     await handle.close().catch(() => undefined);
     await fs.rm(file, { force: true });
-    if ((err as NodeJS.ErrnoException).code === 'EINVAL') return false;
+    if ((err as NodeJS.ErrnoException).code === 'EINVAL') return null;
     throw err;
   }
 }
