@@ -138,6 +138,39 @@ describe('direct I/O (O_DIRECT) in restores and posix repositories', function ()
     assert.ok(verified.ok, JSON.stringify(verified.problems));
   });
 
+  it("a restore reads a posix repository's data objects around the page cache too", async () => {
+    const fresh = await createBackup(repo, { volume: img, volumeId: 'disk-read', ...SIZES });
+    const objects = (await listFiles(repoDir)).filter((f) => /-\d{5}$/.test(f) && f.includes(`backup_${fresh.id}-`));
+    assert.ok(objects.length >= 8, `data objects: ${objects.join(', ')}`);
+    const target = path.join(dir, 'read-direct.img');
+    await restoreBackup(repo, { backupId: fresh.id, target });
+    assert.equal(await sha256File(target), sha);
+    let cached = 0;
+    for (const f of objects) cached += (await cachedBytes(path.join(repoDir, f)))!;
+    assert.ok(cached <= objects.length * 4096, `data objects in the page cache after the restore read them: ${cached} bytes`);
+  });
+
+  it('a restore reads the objects buffered where a direct read is refused (EINVAL), and is still exact', async () => {
+    const fresh = await createBackup(repo, { volume: img, volumeId: 'disk-read-refused', ...SIZES });
+    const realOpen = fs.open.bind(fs);
+    let refused = 0;
+    sinon.stub(fs, 'open').callsFake(async (file: Parameters<typeof fs.open>[0], flags?: string | number, mode?: Parameters<typeof fs.open>[2]) => {
+      if (typeof flags === 'number' && (flags & fsConstants.O_DIRECT) !== 0 && (flags & (fsConstants.O_WRONLY | fsConstants.O_RDWR)) === 0) {
+        refused++;
+        throw Object.assign(new Error('EINVAL: invalid argument, open'), { code: 'EINVAL' });
+      }
+      return realOpen(file, flags, mode);
+    });
+    const target = path.join(dir, 'read-refused.img');
+    try {
+      await restoreBackup(repo, { backupId: fresh.id, target });
+    } finally {
+      sinon.restore();
+    }
+    assert.ok(refused > 0, 'the restore did not try to read directly');
+    assert.equal(await sha256File(target), sha);
+  });
+
   it('a posix repository writes objects buffered where O_DIRECT is refused, and they read back exact', async () => {
     const realOpen = fs.open.bind(fs);
     let refused = 0;

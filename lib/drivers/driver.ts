@@ -29,6 +29,8 @@ export interface ObjectOptions {
   /**
    * writeObject: the data starts on a DIRECT_ALIGNMENT boundary in memory and its buffer may be read up
    * to the next boundary past its end, so a driver writing files may use O_DIRECT (lib/io/direct-io).
+   * readObjectInto: the target starts on such a boundary, and the caller reads the object once (a
+   * restore): a driver reading files may read it with O_DIRECT, around the page cache.
    */
   directIo?: boolean;
   /** writeObject: the base64 MD5 of the data when the caller already computed it (drivers that set `wantsMd5`). */

@@ -21,7 +21,7 @@ import { Repository, forEachChunk } from '../repository/repository';
 import { sha256Of } from './block-hash';
 import { unpackObject, verifyChunk, warmHashPool } from './hash-pool';
 import type { BlockCheck } from './hash-worker';
-import { DIRECT_ALIGNMENT, SharedSlice, allocateSharedSlices } from '../io/direct-io';
+import { DIRECT_ALIGNMENT, SharedSlice, allocateAlignedShared, allocateSharedSlices } from '../io/direct-io';
 import { ProgressTracker } from './progress';
 import { CHUNKS_IN_FLIGHT, objectsInFlight } from './settings';
 import type { RestoreOptions, RestoreResult } from './types';
@@ -173,6 +173,13 @@ async function checkTargetHoldsBase(target: Target, base: Base, options: Restore
   return picks.size;
 }
 
+/** A chunk being rebuilt and the object being unpacked into it (`storedAligned`: page-aligned, for O_DIRECT reads). */
+interface RestoreSlot {
+  chunk: SharedSlice;
+  stored: SharedArrayBuffer;
+  storedAligned: boolean;
+}
+
 /** What one chunk's restore does: where its blocks come from, which are checked, which are written. */
 interface ChunkPlan {
   index: number;
@@ -216,7 +223,11 @@ async function applyChain(
   // the extra one keeps both workers busy meanwhile (1 GiB: 1.20 s instead of 1.39 s, +15 MiB peak).
   const slotCount = Math.min(Math.max(CHUNKS_IN_FLIGHT + 1, objectsInFlight(repo)), chunks); // a remote store: more reads in flight
   const { slices, aligned } = allocateSharedSlices(slotCount, chunkSize);
-  const slots = slices.map((chunk) => ({ chunk, stored: new SharedArrayBuffer(compressBound(chunkSize)) }));
+  const slots = slices.map((chunk) => {
+    // Page-aligned too, so that a posix repository's objects can be read into it with O_DIRECT.
+    const stored = allocateAlignedShared(compressBound(chunkSize));
+    return { chunk, stored: stored.buffer, storedAligned: stored.aligned };
+  });
   const flush = target ? new BackgroundFlush(target) : null;
   // Zero blocks are holes in a new (sparse) target; anywhere else they must be written as zeros.
   const writesZeros = target !== null && !target.created;
@@ -319,7 +330,7 @@ async function rebuildChunk(
   record: BackupRecord,
   chain: ChainView,
   plan: ChunkPlan,
-  slot: { chunk: SharedSlice; stored: SharedArrayBuffer },
+  slot: RestoreSlot,
   verifyOnly: boolean,
   signal?: AbortSignal,
 ): Promise<void> {
@@ -393,7 +404,7 @@ async function fetchInto(
   repo: Repository,
   record: BackupRecord,
   obj: StoredObject,
-  slot: { chunk: SharedSlice; stored: SharedArrayBuffer },
+  slot: RestoreSlot,
   copies: number[],
   checkDigest: boolean,
   check: BlockCheck | undefined,
@@ -415,7 +426,7 @@ async function fetchInto(
   try {
     // Unencrypted objects go from the store straight into the slot's shared buffer when the driver can.
     if (inWorker && !repo.codec.encrypted) {
-      const n = await repo.readObjectInto(obj.name, new Uint8Array(slot.stored), signal);
+      const n = await repo.readObjectInto(obj.name, new Uint8Array(slot.stored), signal, slot.storedAligned);
       if (n >= 0) {
         if (n !== obj.length) throw corrupt();
         return await unpack(n, checkDigest ? obj.sha256 : null);

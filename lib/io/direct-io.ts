@@ -41,6 +41,50 @@ export function allocateSharedSlices(count: number, bytes: number): { slices: Sh
   }
 }
 
+/** One page-aligned shared buffer of at least `bytes` (see allocateSharedSlices; `aligned` false where it could not be). */
+export function allocateAlignedShared(bytes: number): { buffer: SharedArrayBuffer; aligned: boolean } {
+  const { slices, aligned } = allocateSharedSlices(1, bytes);
+  return { buffer: slices[0].buffer, aligned };
+}
+
+/**
+ * Read the whole file `file` into `target` with O_DIRECT: `target` must start on an aligned address
+ * (the caller says so) and have room for the size rounded up to DIRECT_ALIGNMENT. Returns the bytes
+ * read, -1 when the file is larger than `target`, or null where direct I/O is refused (EINVAL: a file
+ * system without it, memory that is not aligned after all): the caller then reads it the ordinary way.
+ * Throws the open's error (ENOENT…) as fs.open would.
+ */
+export async function readFileDirect(file: string, target: Uint8Array): Promise<number | null> {
+  const { O_DIRECT, O_RDONLY } = fsConstants;
+  if (O_DIRECT === undefined || target.byteOffset % DIRECT_ALIGNMENT !== 0) return null;
+  let handle: fs.FileHandle;
+  try {
+    handle = await fs.open(file, O_RDONLY | O_DIRECT);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EINVAL') return null;
+    throw err;
+  }
+  try {
+    const { size } = await handle.stat();
+    const padded = Math.ceil(size / DIRECT_ALIGNMENT) * DIRECT_ALIGNMENT;
+    if (padded > target.length) return size > target.length ? -1 : null;
+    let done = 0;
+    while (done < size) {
+      // A short read stops at an aligned offset (or the end of the file), so the next one stays aligned.
+      const { bytesRead } = await handle.read(target, done, padded - done, done);
+      if (bytesRead === 0) break;
+      done += bytesRead;
+      if (done < size && done % DIRECT_ALIGNMENT !== 0) return null;
+    }
+    return done;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EINVAL') return null;
+    throw err;
+  } finally {
+    await handle.close();
+  }
+}
+
 /** Open `file` for direct writes with these extra flags, or null where O_DIRECT is not available. */
 export async function openDirect(file: string, flags = 0, mode?: number): Promise<fs.FileHandle | null> {
   const { O_DIRECT, O_WRONLY } = fsConstants;

@@ -333,10 +333,13 @@ export class Repository {
     return (await this.driver.readObject(this.container, name, { signal, extraMetadata: this.driver.getExtraMetadata() })).data;
   }
 
-  /** Read an object into `target` when the driver can (no allocation); -1 when it cannot or it does not fit. */
-  async readObjectInto(name: string, target: Uint8Array, signal?: AbortSignal): Promise<number> {
+  /**
+   * Read an object into `target` when the driver can (no allocation); -1 when it cannot or it does not fit.
+   * `directIo`: `target` is page-aligned and read once (ObjectOptions.directIo).
+   */
+  async readObjectInto(name: string, target: Uint8Array, signal?: AbortSignal, directIo = false): Promise<number> {
     if (!this.driver.readObjectInto) return -1;
-    return this.driver.readObjectInto(this.container, name, target, { signal, extraMetadata: this.driver.getExtraMetadata() });
+    return this.driver.readObjectInto(this.container, name, target, { signal, extraMetadata: this.driver.getExtraMetadata(), directIo });
   }
 
   async deleteObject(name: string): Promise<void> {
