@@ -119,6 +119,7 @@ async function benchStore(root: string, store: Store, dir: string, image: string
   const plainProcess = path.join(__dirname, 'plain-s3-process.js');
   const bodiesDir = path.join(dir, 'plain-bodies');
   let stored = { bytes: 0, objects: 0, rss: 0 };
+  let restoreRss = 0;
   let total = 0;
   let ok = true;
   try {
@@ -172,6 +173,7 @@ async function benchStore(root: string, store: Store, dir: string, image: string
       await fs.rm(target, { force: true });
       const restored = await measure(cli, ['restore', '--repo', repo, '--backup', record.id, '--target', target, '--progress', 'none'], { env });
       times.restore.push(restored.wallSeconds);
+      restoreRss = Math.max(restoreRss, restored.peakRssBytes ?? 0);
       ok &&= (await fileSha256(target)) === sha;
       await fs.rm(target, { force: true });
     }
@@ -188,7 +190,7 @@ async function benchStore(root: string, store: Store, dir: string, image: string
     { store: store.name, label: 'volume-backup create → s3://', bytes: stored.bytes, wallSeconds: median(times.create), plainSeconds: put, processSeconds: median(times.putProcess), note: `${(size / MIB).toFixed(0)} MiB image, ${stored.objects} objects, peak RSS ${(stored.rss / MIB).toFixed(0)} MiB${runs}` },
     { store: store.name, label: 'plain PutObject, same objects', bytes: total, wallSeconds: put, note: `${IN_FLIGHT} in flight, no Content-MD5${runs}` },
     { store: store.name, label: 'plain PutObject, same objects, own process', bytes: total, wallSeconds: median(times.putProcess), note: `as above, from a new node process (SDK loaded, objects read from files)${runs}` },
-    { store: store.name, label: 'volume-backup restore ← s3://', bytes: total, wallSeconds: median(times.restore), plainSeconds: get, processSeconds: median(times.getProcess), note: `every block verified; restored image ${ok ? 'hash equal' : 'DIFFERS'}${runs}` },
+    { store: store.name, label: 'volume-backup restore ← s3://', bytes: total, wallSeconds: median(times.restore), plainSeconds: get, processSeconds: median(times.getProcess), note: `every block verified; restored image ${ok ? 'hash equal' : 'DIFFERS'}, peak RSS ${(restoreRss / MIB).toFixed(0)} MiB${runs}` },
     { store: store.name, label: 'plain GetObject, same objects', bytes: total, wallSeconds: get, note: `${IN_FLIGHT} in flight${runs}` },
     { store: store.name, label: 'plain GetObject, same objects, own process', bytes: total, wallSeconds: median(times.getProcess), note: `as above, from a new node process${runs}` },
   ];

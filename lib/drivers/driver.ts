@@ -56,8 +56,9 @@ export interface Driver {
    */
   readonly wantsMd5?: boolean;
   /**
-   * How many objects a backup or restore should keep in flight. Default: as many as the CPU keeps busy
-   * for a store with a local directory, more for any other (its requests wait for the network).
+   * How many objects a backup should keep in flight. Default: as many as the CPU keeps busy for a store
+   * with a local directory, more for any other (its requests wait for the network). A restore keeps
+   * three or four, whatever the store: each holds a chunk and its object in memory.
    */
   readonly objectsInFlight?: number;
 

@@ -1,6 +1,6 @@
 /**
- * MD5 of large bodies off the event loop: one worker thread, started when first needed, that hashes what
- * it is sent. A restore reads every object through the driver, and checking each GET body against its
+ * MD5 of large bodies off the event loop: on the engine's hashing threads while they run (offloadMd5To),
+ * else on one worker thread of its own, started when first needed, that hashes what it is sent. A restore reads every object through the driver, and checking each GET body against its
  * MD5 ETag on the main thread would take the time the event loop needs for the sockets (about 7 ms per
  * 4 MiB). Small bodies are hashed in place: the message would cost more than the hash.
  */
@@ -44,18 +44,34 @@ function started(): Worker {
   return w;
 }
 
+/** Another pool of threads that hashes instead, while it is running (null: it is not); see offloadMd5To. */
+let offload: ((data: Uint8Array) => Promise<string | null>) | null = null;
+
+/**
+ * Hash on `pool` (the engine's threads, during a backup or restore) when it is running, so that no
+ * extra thread is started for it. The engine registers this; a driver used alone keeps its own thread.
+ */
+export function offloadMd5To(pool: ((data: Uint8Array) => Promise<string | null>) | null): void {
+  offload = pool;
+}
+
 /** The hex MD5 of `data`, computed off the event loop when it is large. */
-export function md5Hex(data: Uint8Array): Promise<string> {
-  if (data.length < IN_PLACE_BELOW) return Promise.resolve(md5(data).toString('hex'));
+export async function md5Hex(data: Uint8Array): Promise<string> {
+  if (data.length < IN_PLACE_BELOW) return md5(data).toString('hex');
+  // Shared memory (a restore's slot) is seen by the other thread as it is: no copy; the caller leaves it
+  // alone until the hash is back. Anything else is copied (the caller keeps its buffer): a view into a
+  // larger buffer is cut out first, or the whole buffer would be copied.
+  const whole = data.buffer instanceof SharedArrayBuffer || (data.byteOffset === 0 && data.byteLength === data.buffer.byteLength);
+  const message = whole ? data : (Uint8Array.prototype.slice.call(data) as Uint8Array);
+  return (offload && (await offload(message))) || onOwnThread(message);
+}
+
+function onOwnThread(data: Uint8Array): Promise<string> {
   const w = started();
   const id = nextId++;
   return new Promise((resolve, reject) => {
     pending.set(id, { resolve, reject });
     w.ref();
-    // Shared memory (a restore's slot) is seen by the worker as it is: no copy; the caller leaves it
-    // alone until the hash is back. Anything else is copied (the caller keeps its buffer): a view into a
-    // larger buffer is cut out first, or the whole buffer would be copied.
-    const whole = data.buffer instanceof SharedArrayBuffer || (data.byteOffset === 0 && data.byteLength === data.buffer.byteLength);
-    w.postMessage({ id, data: whole ? data : Uint8Array.prototype.slice.call(data) });
+    w.postMessage({ id, data });
   });
 }

@@ -5,7 +5,8 @@
 import * as os from 'os';
 import * as path from 'path';
 import type Piscina from 'piscina';
-import type { PackResult, PackTask, UnpackResult, UnpackTask, VerifyResult, VerifyTask } from './hash-worker';
+import type { Md5Task, PackResult, PackTask, UnpackResult, UnpackTask, VerifyResult, VerifyTask } from './hash-worker';
+import { offloadMd5To } from '../drivers/md5-thread';
 
 let pool: Piscina | null = null;
 /** Tasks given to the pool and not finished yet (running or queued). */
@@ -37,7 +38,7 @@ export function warmHashPool(): void {
   for (let k = 0; k < p.options.maxThreads; k++) p.run({ kind: 'warm' }).catch(() => undefined);
 }
 
-async function runTask(task: PackTask | UnpackTask | VerifyTask): Promise<unknown> {
+async function runTask(task: PackTask | UnpackTask | VerifyTask | Md5Task): Promise<unknown> {
   tasksInFlight++;
   try {
     return await getPool().run(task);
@@ -66,6 +67,16 @@ export async function unpackObject(task: Omit<UnpackTask, 'kind'>): Promise<Unpa
 export async function verifyChunk(task: Omit<VerifyTask, 'kind'>): Promise<number> {
   return ((await runTask({ ...task, kind: 'verify' })) as VerifyResult).badBlock;
 }
+
+/**
+ * The MD5 an object store's driver checks each GET body against runs on these threads while they are
+ * up (a restore's), instead of on a thread of its own: one V8 isolate fewer, about 11 MiB of a restore
+ * from S3 (whose peak was 242 MiB against the 200 MiB asked of every operation).
+ */
+export async function md5OnPool(data: Uint8Array): Promise<string | null> {
+  return pool ? ((await runTask({ kind: 'md5', data })) as string) : null;
+}
+offloadMd5To(md5OnPool);
 
 /** Stop the threads (the CLI calls this before exiting; an idle pool also winds down by itself). */
 export async function closeHashPool(): Promise<void> {

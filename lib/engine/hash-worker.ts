@@ -251,11 +251,18 @@ function checkBlocks(chunk: Buffer, check: BlockCheck): number {
   return -1;
 }
 
-export default function run(task: PackTask | UnpackTask | VerifyTask | { kind: 'warm' }): PackResult | UnpackResult | VerifyResult | null {
+/** The hex MD5 of a body an object store returned (a restore's slot, shared: read in place). */
+export interface Md5Task {
+  kind: 'md5';
+  data: Uint8Array;
+}
+
+export default function run(task: PackTask | UnpackTask | VerifyTask | Md5Task | { kind: 'warm' }): PackResult | UnpackResult | VerifyResult | string | null {
   if (task.kind === 'warm') {
     syncZstd(); // load the codec now, not with the first chunk
     return null;
   }
+  if (task.kind === 'md5') return crypto.createHash('md5').update(task.data).digest('hex');
   if (task.kind === 'pack') return pack(task);
   if (task.kind === 'unpack') return unpack(task);
   return { badBlock: checkBlocks(Buffer.from(task.chunk, task.chunkOffset), task) };

@@ -34,7 +34,7 @@ export const MAX_CHUNK_SIZE = 256 * 1024 * 1024;
  */
 export const REMOTE_OBJECTS_IN_FLIGHT = 6;
 
-/** Objects a backup or restore keeps in flight on this repository's store, beyond what the CPU needs (0: none). */
+/** Objects a backup keeps in flight on this repository's store, beyond what the CPU needs (0: none). */
 export function objectsInFlight(repo: { driver: Pick<Driver, 'objectsInFlight'>; localDirectory: string | null }): number {
   return repo.driver.objectsInFlight ?? (repo.localDirectory === null ? REMOTE_OBJECTS_IN_FLIGHT : 0);
 }
