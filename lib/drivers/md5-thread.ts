@@ -4,8 +4,10 @@
  * MD5 ETag on the main thread would take the time the event loop needs for the sockets (about 7 ms per
  * 4 MiB). Small bodies are hashed in place: the message would cost more than the hash.
  */
+// Nothing else of the drivers: the engine's hash pool registers itself here, and the CLI loads that pool
+// (to close it) even for --help, which must not load the drivers' dependencies (zod).
+import { createHash } from 'crypto';
 import { Worker } from 'worker_threads';
-import { md5 } from './object-store-helpers';
 
 /** Below this, hashing in place is cheaper than a message to the worker. */
 const IN_PLACE_BELOW = 256 * 1024;
@@ -57,7 +59,7 @@ export function offloadMd5To(pool: ((data: Uint8Array) => Promise<string | null>
 
 /** The hex MD5 of `data`, computed off the event loop when it is large. */
 export async function md5Hex(data: Uint8Array): Promise<string> {
-  if (data.length < IN_PLACE_BELOW) return md5(data).toString('hex');
+  if (data.length < IN_PLACE_BELOW) return createHash('md5').update(data).digest('hex');
   // Shared memory (a restore's slot) is seen by the other thread as it is: no copy; the caller leaves it
   // alone until the hash is back. Anything else is copied (the caller keeps its buffer): a view into a
   // larger buffer is cut out first, or the whole buffer would be copied.
