@@ -1,8 +1,9 @@
 /**
  * MD5 of large bodies off the event loop: on the engine's hashing threads while they run (offloadMd5To),
- * else on one worker thread of its own, started when first needed, that hashes what it is sent. A restore reads every object through the driver, and checking each GET body against its
- * MD5 ETag on the main thread would take the time the event loop needs for the sockets (about 7 ms per
- * 4 MiB). Small bodies are hashed in place: the message would cost more than the hash.
+ * else on one worker thread of its own, started when first needed, that hashes what it is sent. A
+ * restore reads every object through the driver, and checking each GET body against its MD5 ETag on the
+ * main thread would take the time the event loop needs for the sockets (about 7 ms per 4 MiB). Small
+ * bodies are hashed in place: the message would cost more than the hash.
  */
 // Nothing else of the drivers: the engine's hash pool registers itself here, and the CLI loads that pool
 // (to close it) even for --help, which must not load the drivers' dependencies (zod).

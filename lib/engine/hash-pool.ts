@@ -70,8 +70,8 @@ export async function verifyChunk(task: Omit<VerifyTask, 'kind'>): Promise<numbe
 
 /**
  * The MD5 an object store's driver checks each GET body against runs on these threads while they are
- * up (a restore's), instead of on a thread of its own: one V8 isolate fewer, about 11 MiB of a restore
- * from S3 (whose peak was 242 MiB against the 200 MiB asked of every operation).
+ * up (a restore's), instead of on a thread of its own: one V8 isolate fewer (a restore from RGW peaked
+ * ~6 MiB lower; it had peaked at 242 MiB against the 200 MiB asked of every operation).
  */
 export async function md5OnPool(data: Uint8Array): Promise<string | null> {
   return pool ? ((await runTask({ kind: 'md5', data })) as string) : null;
