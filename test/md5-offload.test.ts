@@ -4,7 +4,10 @@
  * in a restore from S3 is one V8 isolate fewer (about 6 MiB of its peak, measured by the bench).
  */
 import * as assert from 'assert';
+import { execFile } from 'child_process';
 import { createHash, randomBytes } from 'crypto';
+import * as path from 'path';
+import { promisify } from 'util';
 import { md5Hex, offloadMd5To } from '../lib/drivers/md5-thread';
 import { closeHashPool, md5OnPool, warmHashPool } from '../lib/engine/hash-pool';
 
@@ -27,6 +30,33 @@ describe('MD5 of object bodies off the event loop', () => {
     const ordinary = randomBytes(2 * MiB);
     assert.strictEqual(await md5OnPool(ordinary), hex(ordinary));
     assert.strictEqual(await md5Hex(shared.subarray(MiB)), hex(shared.subarray(MiB)), 'through md5Hex, as the S3 driver calls it');
+  });
+
+  it('starts no thread of its own once the engine has loaded (a fresh process counts its threads)', async () => {
+    // In a process of its own: an earlier test here may have started the MD5 thread already.
+    const dist = path.join(__dirname, '..', 'lib');
+    const script = `
+      const threads = () => require('fs').readdirSync('/proc/self/task').length;
+      const { md5Hex, offloadMd5To } = require(${JSON.stringify(path.join(dist, 'drivers', 'md5-thread'))});
+      const { md5OnPool, closeHashPool, warmHashPool } = require(${JSON.stringify(path.join(dist, 'engine', 'hash-pool'))});
+      (async () => {
+        const body = new Uint8Array(new SharedArrayBuffer(1 << 20));
+        warmHashPool(); // as a backup or restore does first
+        const up = await Promise.all([md5OnPool(new Uint8Array(1)), md5OnPool(new Uint8Array(1))]);
+        if (up.includes(null)) throw new Error('the engine threads did not start');
+        const before = threads();
+        await md5Hex(body);
+        const afterEngine = threads();
+        offloadMd5To(null); // as a driver used alone
+        await md5Hex(body);
+        console.log(JSON.stringify({ before, afterEngine, afterOwn: threads() }));
+        await closeHashPool();
+        process.exit(0);
+      })();`;
+    const { stdout } = await promisify(execFile)(process.execPath, ['-e', script]);
+    const { before, afterEngine, afterOwn } = JSON.parse(stdout) as Record<string, number>;
+    assert.strictEqual(afterEngine, before, 'an MD5 while the engine runs starts no thread');
+    assert.strictEqual(afterOwn, before + 1, 'without the engine, the MD5 thread starts (so the count sees threads)');
   });
 
   it('sends large bodies to the registered pool (a view cut out of its buffer), and uses its own thread when the pool is not running', async () => {
