@@ -1,4 +1,5 @@
 /** The benchmark's results as a markdown table (printed and written to bench/results/) and an SVG chart. */
+import type { Limits } from './limits';
 import type { ScaleReport } from './scale';
 
 export type Operation = 'full' | 'incremental' | 'restore';
@@ -64,7 +65,7 @@ export interface Report {
   tools: { name: string; description: string }[];
   skipped: string[];
   results: OpResult[];
-  limits: { zstdSeconds: number | null; sha256Seconds: number | null; copySeconds: number | null; notes: string[] };
+  limits: Limits;
   variants: Variant[];
   loop: LoopRow[];
   s3: S3Row[];
@@ -165,6 +166,11 @@ export function toMarkdown(report: Report): string {
     ['`zstd -1 -T2` over the image (compression, both cores)', f(limits.zstdSeconds), `full backup ${f(ours('full'))} s`, f(ratio(ours('full'), limits.zstdSeconds ?? undefined))],
     ['SHA-256 of the image, one core (`openssl dgst`)', f(limits.sha256Seconds), `incremental ${f(ours('incremental'))} s`, f(ratio(ours('incremental'), limits.sha256Seconds ?? undefined))],
     ['copy of the image (`dd conv=fdatasync`)', f(limits.copySeconds), `restore ${f(ours('restore'))} s`, f(ratio(ours('restore'), limits.copySeconds ?? undefined))],
+    ...(limits.restoreIo ? [[
+      `the restore's I/O alone: ${mb(limits.restoreIo.bytesRead)} of objects read and ${mb(limits.restoreIo.bytesWritten)} written (O_DIRECT, fsync), nothing decoded or verified (bench/restore-io.ts)`,
+      f(limits.restoreIo.seconds), `restore ${f(ours('restore'))} s`, f(ratio(ours('restore'), limits.restoreIo.seconds)),
+    ]] : []),
+    ...(limits.cliListSeconds !== undefined ? [['our CLI starting and opening the repository (`volume-backup list`)', f(limits.cliListSeconds), '', '']] : []),
   ]));
   for (const n of limits.notes) out.push(`- ${n}`);
   if (report.loop.length) {

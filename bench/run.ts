@@ -20,7 +20,7 @@ import { existsSync, promises as fs } from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { MIB, applyChange, fileSha256, generateImage } from './image';
-import { measureLimits } from './limits';
+import { measureLimits, measureRestoreLimits } from './limits';
 import { Measured, PageCache, commandExists, dirBytes, measure } from './measure';
 import { LoopRow, OpResult, Report, Variant, toMarkdown, toSvg } from './report';
 import { runS3Bench } from './s3';
@@ -304,6 +304,7 @@ export async function runBench(argv: string[]): Promise<Report> {
   log('machine limits');
   const limits = await measureLimits(image.base, options.work);
   const results = await compare(tools, image, options, cache);
+  if (tools.some((t) => t.name === 'volume-backup')) Object.assign(limits, await measureRestoreLimits(bin, path.join(options.work, 'run'), log));
   const loop = options.loop ? await loopProbe(image, options) : [];
   const variants = options.tradeoffs ? await tradeoffs(bin, image, options, cache) : [];
   const s3 = options.s3 ? await runS3Bench(repoRoot(), options.work, Math.min(options.size, 256 * MIB), log, options.repeat) : { rows: [], note: undefined };
