@@ -26,7 +26,6 @@
  *   onSnapshot?        called with the temporary snapshot once it exists, before the backup reads it
  *   runner?            runs the providers' commands (tests replace it to check the lvm commands)
  */
-import { promises as fsp } from 'fs';
 import * as path from 'path';
 import { z } from 'zod';
 import { errorMessage, invalid, throwIfAborted } from '../errors';
@@ -46,7 +45,7 @@ import {
   takeTemporarySnapshot,
 } from '../snapshot';
 import { createBackup } from './backup';
-import { DEFAULT_FULL_READ_EVERY, adoptAsBase, describeBase, keepsBases, planFromBase, retireBases } from './base-snapshot';
+import { DEFAULT_FULL_READ_EVERY, adoptAsBase, describeBase, keepsBases, planFromBase, retireBases, volumeIdentity } from './base-snapshot';
 import type { CreateBackupOptions, Logger, ProgressListener } from './types';
 
 /** How far in the future a snapshot's time may be (clock skew): a later one would become everyone's parent. */
@@ -157,11 +156,12 @@ export async function createSnapshotBackup(repo: Repository, input: SnapshotBack
   const provider = await selectProvider(volume, o.temporarySnapshot ?? {}, ctx);
   const keepBase = (o.keepBase ?? true) && keepsBases(provider.name);
   // Taken before the snapshot: a file replaced after it is caught by the next backup.
-  const sourceInode = (await fsp.stat(volume)).ino;
+  const identity = await volumeIdentity(volume);
   const temporary = await takeTemporarySnapshot(provider, volume, { host: repo.host, stateDir }, ctx);
   let backupFailed = false;
   let kept = false;
   try {
+    const baseSnapshot = keepBase ? await describeBase(temporary, repo.host, stateDir, identity) : undefined;
     await o.onSnapshot?.(temporary);
     const record = await createBackup(repo, {
       ...common,
@@ -172,9 +172,9 @@ export async function createSnapshotBackup(repo: Repository, input: SnapshotBack
       sourcePath: volume,
       readPlan: (parent, size) =>
         keepBase
-          ? planFromBase({ parent, size, temporary, sourceInode, host: repo.host, fullReadEvery: o.fullReadEvery ?? DEFAULT_FULL_READ_EVERY, log, signal: o.signal })
+          ? planFromBase({ parent, size, temporary, volume: identity, host: repo.host, fullReadEvery: o.fullReadEvery ?? DEFAULT_FULL_READ_EVERY, log, signal: o.signal })
           : Promise.resolve({ changed: null, reason: o.keepBase === false || !parent ? null : `the ${provider.name} provider keeps no base snapshots`, extentRuns: 0 }),
-      baseSnapshot: keepBase ? describeBase(temporary, repo.host, stateDir, sourceInode) : undefined,
+      baseSnapshot,
     });
     if (keepBase) {
       await adoptAsBase(repo, stateDir, temporary, volumeId, record.id);
