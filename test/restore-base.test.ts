@@ -73,7 +73,9 @@ describe('restore onto a base (restore --base)', function () {
     // Trusted: the block that is wrong in the target but the same in both backups is not rewritten.
     const trusted = await runCli(['restore', '--repo', repo, '--backup', incrId, '--target', target, '--base', fullId, '--trust-base']);
     assert.strictEqual(trusted.code, 0, trusted.stderr);
-    assert.match(trusted.stdout, /on base .*written, .* left as the base had them \(the base trusted\)/);
+    assert.match(trusted.stdout, /on base .*written, each checked against its SHA-256 before it was written, .* left as the base had them \(the base trusted\) \(chain of 2\)/);
+    // Only the written blocks were checked: the message must not claim every block was.
+    assert.doesNotMatch(trusted.stdout, /each block checked|;:/);
     const first = Buffer.alloc(4096);
     const h = await fsp.open(target, 'r');
     await h.read(first, 0, 4096, 0);
