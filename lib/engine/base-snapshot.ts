@@ -162,7 +162,7 @@ export async function removeBaseOf(repo: Repository, record: BackupRecord, ctx: 
   }
 }
 
-/** For start-up cleanup with a repository: whether a kept base is still its backup's (null: another repository). */
+/** For start-up cleanup with a repository: whether a kept base is still its backup's, and its volume's newest (null: another repository). */
 export function baseInUse(repo: Repository): (owner: OwnerRecord & { base: NonNullable<OwnerRecord['base']> }) => Promise<boolean | null> {
   return async (owner) => {
     if (owner.base.repositoryId !== repo.config.id) return null;
@@ -173,6 +173,12 @@ export function baseInUse(repo: Repository): (owner: OwnerRecord & { base: NonNu
       return (err as { code?: string }).code === 'NOT_FOUND' ? false : null;
     }
     if (record.status === 'creating') return true;
-    return record.status !== 'error' && record.status !== 'deleting' && record.baseSnapshot?.name === owner.name;
+    if (record.status === 'error' || record.status === 'deleting' || record.baseSnapshot?.name !== owner.name) return false;
+    // A later backup of the volume that keeps a base here replaced it (retiring it failed then: say, its
+    // record could not be written): the next incremental builds on the later one, so one base is enough.
+    const replaced = (await repo.listRecords(record.volumeId)).some(
+      (r) => r.createdAt > record.createdAt && (r.status === 'available' || r.status === 'restoring') && r.baseSnapshot?.host === owner.host,
+    );
+    return !replaced;
   };
 }
