@@ -9,6 +9,8 @@ import * as assert from 'assert';
 import { promises as fsp } from 'fs';
 import * as path from 'path';
 import type { BackupRecord } from '../lib/repository/records';
+import { openRepository } from '../lib/open';
+import { createSnapshotBackup } from '../lib/engine/snapshot-backup';
 import { cliEnv, runCli } from './helpers/cli';
 import { scatterWrites, sha256File } from './helpers/volumes';
 import { LoopFsKind, LoopFsVolume, run, setUpLoopFsVolume } from './snapshot-loopfs';
@@ -75,6 +77,44 @@ for (const [kind, provider] of [['btrfs', 'btrfs'], ['xfs', 'reflink']] as [Loop
       const target = path.join(fx!.work, 'restored.img');
       assert.strictEqual((await cli('restore', '--repo', repoDir, '--backup', third.id, '--target', target)).code, 0);
       assert.strictEqual(await sha256File(target), expected);
+    });
+    it('a backup whose snapshot cannot be kept as base (the state directory refuses the owner file) succeeds without a base', async () => {
+      const repo = await openRepository(repoDir);
+      try {
+        await scatterWrites(fx!.volume, 0.02, 6);
+        const expected = await sha256File(fx!.volume);
+        const warnings: string[] = [];
+        const log = { info: () => undefined, warn: (m: string) => warnings.push(m) };
+        const record = await createSnapshotBackup(repo, {
+          volume: fx!.volume,
+          volumeId: 'vm',
+          temporarySnapshot: { provider },
+          stateDir: fx!.stateDir,
+          mode: 'incremental',
+          log,
+          // A real fault once the snapshot exists: its owner file can no longer be handed to the backup.
+          onSnapshot: async () => {
+            locked = fx!.stateDir;
+            await run('chattr', ['+i', fx!.stateDir]);
+          },
+        });
+        await run('chattr', ['-i', fx!.stateDir]);
+        locked = '';
+        assert.strictEqual(record.status, 'available');
+        assert.strictEqual(record.baseSnapshot ?? null, null, 'the result names no base');
+        assert.strictEqual((await repo.getRecord(record.id)).baseSnapshot ?? null, null, 'the record names no base');
+        assert.match(warnings.join('\n'), /could not keep .* as the base snapshot of backup .*: the next incremental reads everything/);
+        assert.deepStrictEqual(await basesLeft(fx!), [], 'no snapshot left behind');
+        const target = path.join(fx!.work, 'restored-nobase.img');
+        assert.strictEqual((await cli('restore', '--repo', repoDir, '--backup', record.id, '--target', target)).code, 0);
+        assert.strictEqual(await sha256File(target), expected);
+
+        const next = await create('--incremental');
+        assert.strictEqual(next.readStats?.method, 'full');
+        assert.match(next.readStats.reason ?? '', /kept no base snapshot/);
+      } finally {
+        await repo.close();
+      }
     });
   });
 }

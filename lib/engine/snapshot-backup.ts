@@ -176,21 +176,33 @@ export async function createSnapshotBackup(repo: Repository, input: SnapshotBack
           : Promise.resolve({ changed: null, reason: o.keepBase === false || !parent ? null : `the ${provider.name} provider keeps no base snapshots`, extentRuns: 0 }),
       baseSnapshot,
     });
-    if (keepBase) {
-      await adoptAsBase(repo, stateDir, temporary, volumeId, record.id);
-      kept = true;
-    }
-    // One base per volume: the previous one (or, with keepBase off, every one) goes now.
+    if (keepBase) kept = await keepAsBase(repo, stateDir, temporary, record, log);
+    // One base per volume: the previous one (or, with keepBase off or not kept, every one, ours too) goes now.
     await retireBases(repo, record, kept, { ...ctx, signal: undefined }).catch((err) =>
       log.warn(`could not look for older base snapshots of volume ${volumeId}: ${errorMessage(err)}; start-up cleanup will remove them`),
     );
-    return record;
+    return kept || !record.baseSnapshot ? record : { ...record, baseSnapshot: null };
   } catch (err) {
     backupFailed = true;
     throw err;
   } finally {
     // Not tied to o.signal: a cancelled backup must still remove its snapshot.
     if (!kept) await dropQuietly(temporary, stateDir, volume, backupFailed, { ...ctx, signal: undefined });
+  }
+}
+
+/**
+ * Hands the temporary to its backup (its owner file then names the backup). When that fails (say, the state
+ * directory cannot be written) the backup still stands, without a base: retireBases makes its record forget
+ * the base and removes the snapshot.
+ */
+async function keepAsBase(repo: Repository, stateDir: string, temporary: TemporarySnapshot, record: BackupRecord, log: Logger): Promise<boolean> {
+  try {
+    await adoptAsBase(repo, stateDir, temporary, record.volumeId, record.id);
+    return true;
+  } catch (err) {
+    log.warn(`could not keep ${temporary.name} as the base snapshot of backup ${record.id}: ${errorMessage(err)}; the backup stands: the next incremental reads everything`);
+    return false;
   }
 }
 
