@@ -164,6 +164,7 @@ for (const [kind, provider] of [['btrfs', 'btrfs'], ['xfs', 'reflink']] as [Loop
       const second = await create('--incremental');
       assert.strictEqual(second.code, 0, second.stderr);
       assert.match(second.stdout, /read .* \(changed extents since the base snapshot\)/);
+      assert.doesNotMatch(second.stdout, /48\.0 MiB read/, 'the summary must not say the whole volume was read');
       const listed = await cli('list', '--repo', repoDir, '--volume-id', 'cli-vm');
       assert.strictEqual(listed.stdout.match(/base snapshot \(/g)?.length, 1, listed.stdout);
 

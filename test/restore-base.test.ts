@@ -73,7 +73,9 @@ describe('restore onto a base (restore --base)', function () {
     // Trusted: the block that is wrong in the target but the same in both backups is not rewritten.
     const trusted = await runCli(['restore', '--repo', repo, '--backup', incrId, '--target', target, '--base', fullId, '--trust-base']);
     assert.strictEqual(trusted.code, 0, trusted.stderr);
-    assert.match(trusted.stdout, /on base .*written, .* left as the base had them \(the base trusted\)/);
+    assert.match(trusted.stdout, /on base .*written, each checked against its SHA-256 before it was written, .* left as the base had them \(the base trusted\) \(chain of 2\)/);
+    // Only the written blocks were checked: the message must not claim every block was.
+    assert.doesNotMatch(trusted.stdout, /each block checked|;:/);
     const first = Buffer.alloc(4096);
     const h = await fsp.open(target, 'r');
     await h.read(first, 0, 4096, 0);
@@ -92,5 +94,30 @@ describe('restore onto a base (restore --base)', function () {
     const noBase = await runCli(['restore', '--repo', repo, '--backup', incrId, '--target', path.join(dir, 'x.img'), '--trust-base']);
     assert.strictEqual(noBase.code, 2);
     assert.match(noBase.stderr, /--trust-base goes with --base/);
+  });
+  it('refuses a target that holds the backup before the base, though the base changed one block in 16384', async () => {
+    const image2 = path.join(dir, 'disk2.img');
+    await makeImage(image2, 64 * MiB, 8);
+    const create = async (...extra: string[]) =>
+      (await cliJson<{ id: string }>(['create', '--repo', repo, '--volume', image2, '--volume-id', 'vm2', '--chunk-size', '1M', '--block-size', '4K', ...extra])).id;
+    const write = async (at: number, length: number) => {
+      const h = await fsp.open(image2, 'r+');
+      await h.write(Buffer.alloc(length, 0x5a), 0, length, at);
+      await h.close();
+    };
+    const before = await create();
+    const oneBlock = 20 * MiB + 3 * 4096;
+    await write(oneBlock, 4096);
+    const base = await create('--incremental');
+    await write(40 * MiB, 64 * 1024);
+    const newest = await create('--incremental');
+    // Last drill's restore was of the backup before the base, not of the base.
+    const target = path.join(dir, 'drill2.img');
+    await cliJson(['restore', '--repo', repo, '--backup', before, '--target', target]);
+    const held = await sha256File(target);
+    const r = await runCli(['restore', '--repo', repo, '--backup', newest, '--target', target, '--base', base]);
+    assert.strictEqual(r.code, 1, `a target that does not hold the base was accepted: ${r.stdout}`);
+    assert.match(r.stderr, new RegExp(`does not hold base backup ${base}: its block at offset ${oneBlock} differs`));
+    assert.strictEqual(await sha256File(target), held, 'nothing was written');
   });
 });

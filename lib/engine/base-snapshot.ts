@@ -5,6 +5,7 @@
  * next backup of the volume succeeds, removed when its backup is deleted or pruned, and by start-up
  * cleanup when its backup no longer keeps it.
  */
+import { promises as fsp } from 'fs';
 import { errorMessage } from '../errors';
 import type { Repository } from '../repository/repository';
 import type { BackupRecord, BaseSnapshot } from '../repository/records';
@@ -12,7 +13,6 @@ import { changedRanges, rangeBytes, readExtents } from '../snapshot/extents';
 import { OwnerRecord, markOwnerAsBase, removeOwnerFile } from '../snapshot/owners';
 import { ProviderContext, ProviderName, RemovalHandle, TemporarySnapshot } from '../snapshot/provider';
 import { removeTemporary } from '../snapshot/remove';
-import { exists } from '../snapshot/files';
 import type { Logger, ReadPlan } from './types';
 
 /** Re-read everything after this many changed-extent incrementals in a row, unless told otherwise. */
@@ -26,10 +26,32 @@ export function keepsBases(provider: ProviderName): provider is 'btrfs' | 'refli
   return provider === 'btrfs' || provider === 'reflink';
 }
 
-/** The record's description of a temporary kept as a base. */
-export function describeBase(temporary: TemporarySnapshot, host: string, stateDir: string, sourceInode: number): BaseSnapshot {
+/** Which file a base snapshot is of: the live volume's inode and real path, taken before the snapshot. */
+export interface VolumeIdentity {
+  sourceInode: number;
+  source: string;
+}
+
+export async function volumeIdentity(volume: string): Promise<VolumeIdentity> {
+  const [stat, source] = await Promise.all([fsp.stat(volume), fsp.realpath(volume)]);
+  return { sourceInode: stat.ino, source };
+}
+
+/** A snapshot file's ctime in ns (null: gone): it changes with every write to the file, and with a replacement. */
+async function changedAtNs(file: string): Promise<string | null> {
+  try {
+    return (await fsp.stat(file, { bigint: true })).ctimeNs.toString();
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw err;
+  }
+}
+
+/** The record's description of a temporary kept as a base (its ctime taken now, before anyone could touch it). */
+export async function describeBase(temporary: TemporarySnapshot, host: string, stateDir: string, volume: VolumeIdentity): Promise<BaseSnapshot> {
   const removes = temporary.handle.provider === 'btrfs' ? temporary.handle.subvolume : temporary.path;
-  return { provider: temporary.provider as 'btrfs' | 'reflink', name: temporary.name, host, path: temporary.path, removes, stateDir, sourceInode };
+  const changedAt = await changedAtNs(temporary.path);
+  return { provider: temporary.provider as 'btrfs' | 'reflink', name: temporary.name, host, path: temporary.path, removes, stateDir, ...volume, changedAtNs: changedAt ?? undefined };
 }
 
 function handleOf(base: BaseSnapshot): RemovalHandle {
@@ -40,7 +62,7 @@ export interface PlanInput {
   parent: BackupRecord | null;
   size: number;
   temporary: TemporarySnapshot;
-  sourceInode: number;
+  volume: VolumeIdentity;
   host: string;
   /** 0: never force a full read. */
   fullReadEvery: number;
@@ -55,8 +77,13 @@ async function baseProblem(parent: BackupRecord, base: BaseSnapshot | null | und
   if (!base) return `the parent backup ${parent.id} kept no base snapshot`;
   if (base.host !== input.host) return `the base snapshot of backup ${parent.id} is on host ${base.host}`;
   if (base.provider !== input.temporary.provider) return `the base snapshot is a ${base.provider} snapshot, this one ${input.temporary.provider}`;
-  if (!(await exists(base.path))) return `the base snapshot ${base.path} is gone`;
-  if (base.sourceInode !== input.sourceInode) return 'the volume file was replaced since the base snapshot (another inode)';
+  // Extent addresses compare only on one file system, and inode numbers repeat across file systems.
+  if (base.source !== input.volume.source) return `the volume is ${input.volume.source}, the base snapshot is of ${base.source ?? 'a file it does not name'}`;
+  const changedAt = await changedAtNs(base.path);
+  if (changedAt === null) return `the base snapshot ${base.path} is gone`;
+  if (base.sourceInode !== input.volume.sourceInode) return 'the volume file was replaced since the base snapshot (another inode)';
+  // Its extents would then describe the new bytes, not the parent's: say, a base "refreshed" with cp --reflink.
+  if (changedAt !== base.changedAtNs) return `the base snapshot ${base.path} was changed since its backup (its ctime is not the one recorded)`;
   if (parent.size !== input.size) return `the volume's size changed (${parent.size} → ${input.size} bytes)`;
   return null;
 }
@@ -135,7 +162,7 @@ export async function removeBaseOf(repo: Repository, record: BackupRecord, ctx: 
   }
 }
 
-/** For start-up cleanup with a repository: whether a kept base is still its backup's (null: another repository). */
+/** For start-up cleanup with a repository: whether a kept base is still its backup's, and its volume's newest (null: another repository). */
 export function baseInUse(repo: Repository): (owner: OwnerRecord & { base: NonNullable<OwnerRecord['base']> }) => Promise<boolean | null> {
   return async (owner) => {
     if (owner.base.repositoryId !== repo.config.id) return null;
@@ -146,6 +173,12 @@ export function baseInUse(repo: Repository): (owner: OwnerRecord & { base: NonNu
       return (err as { code?: string }).code === 'NOT_FOUND' ? false : null;
     }
     if (record.status === 'creating') return true;
-    return record.status !== 'error' && record.status !== 'deleting' && record.baseSnapshot?.name === owner.name;
+    if (record.status === 'error' || record.status === 'deleting' || record.baseSnapshot?.name !== owner.name) return false;
+    // A later backup of the volume that keeps a base here replaced it (retiring it failed then: say, its
+    // record could not be written): the next incremental builds on the later one, so one base is enough.
+    const replaced = (await repo.listRecords(record.volumeId)).some(
+      (r) => r.createdAt > record.createdAt && (r.status === 'available' || r.status === 'restoring') && r.baseSnapshot?.host === owner.host,
+    );
+    return !replaced;
   };
 }

@@ -68,7 +68,7 @@ export async function restoreBackup(repo: Repository, options: RestoreOptions): 
     const view = await ChainView.open(repo, chain, options.signal);
     const base = options.baseId ? await openBase(repo, record, options) : null;
     if (!verifyOnly) target = await openTarget(options.target!, record.size);
-    const blocksSampled = base && target ? await checkTargetHoldsBase(target, base, options) : 0;
+    const blocksSampled = base && target ? await checkTargetHoldsBase(target, base, view, options) : 0;
     const result = await applyChain(repo, record, view, target, options, base?.view ?? null);
     view.checkListedTotals();
     // Only once every block is written: a failed restore leaves an existing target partly overwritten, at its old size.
@@ -130,6 +130,8 @@ const BASE_SAMPLE_BLOCKS = 64;
 interface Base {
   record: BackupRecord;
   view: ChainView;
+  /** The base's chain without the base itself (null: the base is a full backup): what the base's own backup changed. */
+  prior: ChainView | null;
 }
 
 /** The base of a restore: an available backup of the same geometry, its chain's metadata read. */
@@ -143,20 +145,22 @@ async function openBase(repo: Repository, record: BackupRecord, options: Restore
     throw new VolumeBackupError('INVALID_ARGUMENT', `base backup ${baseId} (${base.size} bytes, ${base.chunkSize}/${base.blockSize} chunk/block) does not match backup ${record.id} (${record.size}, ${record.chunkSize}/${record.blockSize}): restore without a base`);
   }
   const chain = chainOf(await repo.listRecords(base.volumeId), baseId);
-  return { record: base, view: await ChainView.open(repo, chain, options.signal) };
+  const prior = chain.length > 1 ? await ChainView.open(repo, chain.slice(0, -1), options.signal) : null;
+  return { record: base, view: await ChainView.open(repo, chain, options.signal), prior };
 }
 
 /**
  * A base restore trusts the target to hold the base's bytes: check that on a sample of blocks (or not,
  * with trustBase), and refuse a target that does not, or that did not exist.
  */
-async function checkTargetHoldsBase(target: Target, base: Base, options: RestoreOptions): Promise<number> {
+async function checkTargetHoldsBase(target: Target, base: Base, view: ChainView, options: RestoreOptions): Promise<number> {
   const { size, chunkSize, blockSize, id } = base.record;
   if (target.created) throw new VolumeBackupError('INVALID_ARGUMENT', `restore target ${target.path} did not exist, so it cannot hold base backup ${id}: restore without a base`);
   if (options.trustBase) return 0;
   const blocks = blockCount(size, blockSize);
   const picks = new Set<number>([0, blocks - 1]);
   for (let k = 0; picks.size < Math.min(blocks, BASE_SAMPLE_BLOCKS); k++) picks.add(Math.floor(((k + Math.random()) * blocks) / BASE_SAMPLE_BLOCKS) % blocks);
+  for (const b of await blocksTellingBase(base, view, BASE_SAMPLE_BLOCKS, options.signal)) picks.add(b);
   const buf = Buffer.alloc(blockSize);
   for (const b of [...picks].sort((x, y) => x - y)) {
     throwIfAborted(options.signal);
@@ -171,6 +175,29 @@ async function checkTargetHoldsBase(target: Target, base: Base, options: Restore
     }
   }
   return picks.size;
+}
+
+/**
+ * Blocks the base's own backup changed and this restore leaves as they are: where a target holding an
+ * older backup of the volume (the drill before last) differs from the base. A spread sample would
+ * likely miss them (a few changed blocks among millions), and the restore would leave them wrong.
+ */
+async function blocksTellingBase(base: Base, view: ChainView, limit: number, signal?: AbortSignal): Promise<number[]> {
+  if (!base.prior) return [];
+  const { size, chunkSize, blockSize } = base.record;
+  const own = base.view.layers[base.view.layers.length - 1];
+  const out: number[] = [];
+  const hashAt = (hashes: Buffer, k: number) => hashes.subarray(k * 32, k * 32 + 32);
+  for (let i = 0; i < chunkCount(size, chunkSize) && out.length < limit; i++) {
+    const entry = await own.entry(i, signal);
+    if (!entry) continue;
+    const [now, before, restored] = await Promise.all([entry.state(), base.prior.state(i, signal), view.state(i, signal)]);
+    for (let k = 0; k * 32 < now.hashes.length && out.length < limit; k++) {
+      const h = hashAt(now.hashes, k);
+      if (!h.equals(hashAt(before.hashes, k)) && h.equals(hashAt(restored.hashes, k))) out.push((i * chunkSize) / blockSize + k);
+    }
+  }
+  return out;
 }
 
 /** A chunk being rebuilt and the object being unpacked into it (`storedAligned`: page-aligned, for O_DIRECT reads). */

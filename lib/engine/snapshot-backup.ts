@@ -26,7 +26,6 @@
  *   onSnapshot?        called with the temporary snapshot once it exists, before the backup reads it
  *   runner?            runs the providers' commands (tests replace it to check the lvm commands)
  */
-import { promises as fsp } from 'fs';
 import * as path from 'path';
 import { z } from 'zod';
 import { errorMessage, invalid, throwIfAborted } from '../errors';
@@ -46,7 +45,7 @@ import {
   takeTemporarySnapshot,
 } from '../snapshot';
 import { createBackup } from './backup';
-import { DEFAULT_FULL_READ_EVERY, adoptAsBase, describeBase, keepsBases, planFromBase, retireBases } from './base-snapshot';
+import { DEFAULT_FULL_READ_EVERY, adoptAsBase, describeBase, keepsBases, planFromBase, retireBases, volumeIdentity } from './base-snapshot';
 import type { CreateBackupOptions, Logger, ProgressListener } from './types';
 
 /** How far in the future a snapshot's time may be (clock skew): a later one would become everyone's parent. */
@@ -157,11 +156,12 @@ export async function createSnapshotBackup(repo: Repository, input: SnapshotBack
   const provider = await selectProvider(volume, o.temporarySnapshot ?? {}, ctx);
   const keepBase = (o.keepBase ?? true) && keepsBases(provider.name);
   // Taken before the snapshot: a file replaced after it is caught by the next backup.
-  const sourceInode = (await fsp.stat(volume)).ino;
+  const identity = await volumeIdentity(volume);
   const temporary = await takeTemporarySnapshot(provider, volume, { host: repo.host, stateDir }, ctx);
   let backupFailed = false;
   let kept = false;
   try {
+    const baseSnapshot = keepBase ? await describeBase(temporary, repo.host, stateDir, identity) : undefined;
     await o.onSnapshot?.(temporary);
     const record = await createBackup(repo, {
       ...common,
@@ -172,25 +172,37 @@ export async function createSnapshotBackup(repo: Repository, input: SnapshotBack
       sourcePath: volume,
       readPlan: (parent, size) =>
         keepBase
-          ? planFromBase({ parent, size, temporary, sourceInode, host: repo.host, fullReadEvery: o.fullReadEvery ?? DEFAULT_FULL_READ_EVERY, log, signal: o.signal })
+          ? planFromBase({ parent, size, temporary, volume: identity, host: repo.host, fullReadEvery: o.fullReadEvery ?? DEFAULT_FULL_READ_EVERY, log, signal: o.signal })
           : Promise.resolve({ changed: null, reason: o.keepBase === false || !parent ? null : `the ${provider.name} provider keeps no base snapshots`, extentRuns: 0 }),
-      baseSnapshot: keepBase ? describeBase(temporary, repo.host, stateDir, sourceInode) : undefined,
+      baseSnapshot,
     });
-    if (keepBase) {
-      await adoptAsBase(repo, stateDir, temporary, volumeId, record.id);
-      kept = true;
-    }
-    // One base per volume: the previous one (or, with keepBase off, every one) goes now.
+    if (keepBase) kept = await keepAsBase(repo, stateDir, temporary, record, log);
+    // One base per volume: the previous one (or, with keepBase off or not kept, every one, ours too) goes now.
     await retireBases(repo, record, kept, { ...ctx, signal: undefined }).catch((err) =>
       log.warn(`could not look for older base snapshots of volume ${volumeId}: ${errorMessage(err)}; start-up cleanup will remove them`),
     );
-    return record;
+    return kept || !record.baseSnapshot ? record : { ...record, baseSnapshot: null };
   } catch (err) {
     backupFailed = true;
     throw err;
   } finally {
     // Not tied to o.signal: a cancelled backup must still remove its snapshot.
     if (!kept) await dropQuietly(temporary, stateDir, volume, backupFailed, { ...ctx, signal: undefined });
+  }
+}
+
+/**
+ * Hands the temporary to its backup (its owner file then names the backup). When that fails (say, the state
+ * directory cannot be written) the backup still stands, without a base: retireBases makes its record forget
+ * the base and removes the snapshot.
+ */
+async function keepAsBase(repo: Repository, stateDir: string, temporary: TemporarySnapshot, record: BackupRecord, log: Logger): Promise<boolean> {
+  try {
+    await adoptAsBase(repo, stateDir, temporary, record.volumeId, record.id);
+    return true;
+  } catch (err) {
+    log.warn(`could not keep ${temporary.name} as the base snapshot of backup ${record.id}: ${errorMessage(err)}; the backup stands: the next incremental reads everything`);
+    return false;
   }
 }
 

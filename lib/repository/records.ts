@@ -62,6 +62,10 @@ export const BaseSnapshotSchema = z.object({
   stateDir: freeText(4096, 1),
   /** The live volume file's inode when the snapshot was taken: another inode means the file was replaced. */
   sourceInode: safeInt,
+  /** The live volume file's real path then: an inode number or an extent's address means nothing on another file system. */
+  source: freeText(4096, 1).optional(),
+  /** The snapshot file's ctime (ns) when kept: another means it was written or replaced since (by hand). */
+  changedAtNs: z.string().regex(/^\d{1,30}$/).optional(),
 });
 export type BaseSnapshot = z.infer<typeof BaseSnapshotSchema>;
 

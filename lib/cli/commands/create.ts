@@ -150,7 +150,8 @@ function backupOptions(
 /** The one-line summary of a new backup (without --json). */
 function printCreated(ctx: CommandContext, record: BackupRecord): void {
   ctx.stdout.write(
-    `backup ${record.id} of volume ${record.volumeId} is ${record.status}: ${record.kind}, ${formatBytes(record.size)} read, ` +
+    // Through a temporary, the next line says what was read (a changed-extent incremental reads little of the volume).
+    `backup ${record.id} of volume ${record.volumeId} is ${record.status}: ${record.kind}, ${formatBytes(record.size)} ${record.readStats ? 'volume' : 'read'}, ` +
       `${formatBytes(record.storedBytes)} stored in ${record.objectCount} objects${record.parentId ? `, parent ${record.parentId}` : ''}\n`,
   );
   if (record.readStats) ctx.stdout.write(`${describeRead(record.readStats)}\n`);

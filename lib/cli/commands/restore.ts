@@ -43,10 +43,11 @@ ${REPO_USAGE}`,
       else {
         // Says what was checked: each block against its hash before it was written (the target is not read back).
         const pastEnd = result.bytesLeftPastEnd > 0 ? `; the device's last ${formatBytes(result.bytesLeftPastEnd)}, past the backup's end, were left as they were` : '';
-        const onBase = result.base
-          ? ` on base ${result.base.backupId}: ${formatBytes(result.bytesWritten)} written, ${formatBytes(result.base.bytesUnchanged)} left as the base had them (${result.base.blocksSampled ? `${result.base.blocksSampled} target blocks checked against the base first` : 'the base trusted'});`
-          : '';
-        ctx.stdout.write(`backup ${backupId} restored to ${result.target}${onBase}: ${formatBytes(result.size)}, each block checked against its SHA-256 before it was written (chain of ${result.chain.length}), ${(result.durationMs / 1000).toFixed(1)} s${pastEnd}\n`);
+        // A base restore writes (and checks) only the blocks that differ from the base: say so, not "each block".
+        const what = result.base
+          ? ` on base ${result.base.backupId}: ${formatBytes(result.size)}, ${formatBytes(result.bytesWritten)} written, each checked against its SHA-256 before it was written, ${formatBytes(result.base.bytesUnchanged)} left as the base had them (${result.base.blocksSampled ? `${result.base.blocksSampled} target blocks checked against the base first` : 'the base trusted'})`
+          : `: ${formatBytes(result.size)}, each block checked against its SHA-256 before it was written`;
+        ctx.stdout.write(`backup ${backupId} restored to ${result.target}${what} (chain of ${result.chain.length}), ${(result.durationMs / 1000).toFixed(1)} s${pastEnd}\n`);
       }
     } finally {
       progress.stop();
