@@ -22,7 +22,7 @@ import type { Repository } from '../repository/repository';
 import { CleanupResult as SnapshotCleanupResult, cleanupTemporarySnapshots } from '../snapshot/cleanup';
 import { baseInUse } from './base-snapshot';
 import { deleteOne } from './delete';
-import { reportInterruptedRestore } from './interrupted-restore';
+import { endInterruptedRestore, reportInterruptedRestore } from './interrupted-restore';
 import type { Logger } from './types';
 
 export interface HostCleanupOptions {
@@ -128,17 +128,6 @@ export async function cleanupHost(repo: Repository, options: HostCleanupOptions 
     }
   }
   return result;
-}
-
-/** A restore whose process is gone: its backup is available again (the restore itself failed; reportInterruptedRestore says what of its target). */
-async function endInterruptedRestore(repo: Repository, record: BackupRecord): Promise<void> {
-  await repo.updateRecord(record.id, (current) => {
-    // Only the restore judged stopped: not a new one that took the backup meanwhile.
-    if (current.status !== 'restoring' || JSON.stringify(current.owner ?? null) !== JSON.stringify(record.owner ?? null)) {
-      throw new VolumeBackupError('CONFLICT', `backup ${record.id} changed meanwhile (now ${current.status})`, { backupId: record.id });
-    }
-    return { status: 'available', restoreTarget: null };
-  }, record.volumeId);
 }
 
 function emptyResult(host: string): HostCleanupResult {

@@ -14,9 +14,9 @@ import { ancestorsOf, chainOf } from '../repository/catalog';
 import { ChainView, StoredObject } from '../repository/chain-view';
 import { blockCount, chunkCount, sha256 } from '../repository/format';
 import { takeRecord } from '../repository/locks';
-import { heldByThisProcess } from '../repository/owner';
+import { heldByThisProcess, stillRunning } from '../repository/owner';
 import { checkBackupId } from '../repository/names';
-import type { BackupRecord } from '../repository/records';
+import { BackupRecord, isTransient } from '../repository/records';
 import { Repository, forEachChunk } from '../repository/repository';
 import { sha256Of } from './block-hash';
 import { unpackObject, verifyChunk, warmHashPool } from './hash-pool';
@@ -28,6 +28,7 @@ import type { RestoreOptions, RestoreResult } from './types';
 import { Target, closeTarget, endTargetAt, openTarget, syncTarget, writeAt } from './volume';
 import { refuseTargetInRepository } from './target-in-repository';
 import { checkTargetOverwrite } from './target-overwrite';
+import { endStoppedRestoreOf } from './interrupted-restore';
 import { watchRecord } from './cancel';
 
 
@@ -40,6 +41,8 @@ export async function restoreBackup(repo: Repository, options: RestoreOptions): 
   const verifyOnly = !!options.verifyOnly;
   if (!verifyOnly && !options.target) throw new VolumeBackupError('INVALID_ARGUMENT', 'a restore needs a target path (or verify-only)');
   if (!verifyOnly) await refuseTargetInRepository(options.target!, repo.localDirectory);
+  // Before the target is judged: a killed restore of this backup may have left a half-written one.
+  await endStoppedRestoreOf(repo, backupId, options.log);
   // A base restore says what the (existing) target holds: that is consent to write over it.
   const targetState = verifyOnly ? null : await checkTargetOverwrite(options.target!, options.baseId ? true : options.overwrite);
   throwIfAborted(options.signal);
@@ -47,7 +50,8 @@ export async function restoreBackup(repo: Repository, options: RestoreOptions): 
 
   const record = await repo.getRecord(backupId);
   if (record.status !== 'available') {
-    throw new VolumeBackupError('CONFLICT', `backup ${backupId} is ${record.status}${record.failReason ? ` (${record.failReason})` : ''}: only available backups can be restored`);
+    const holder = isTransient(record.status) ? ` (${stillRunning(record, repo.host, new Date()) ?? 'the process that ran it is gone: volume-backup cleanup ends it'})` : '';
+    throw new VolumeBackupError('CONFLICT', `backup ${backupId} is ${record.status}${record.failReason ? ` (${record.failReason})` : ''}${holder}: only available backups can be restored`);
   }
   // Set-then-check against prune: mark the backup restoring (owned by this process, so its host's start-up cleanup finds it; `host` stays the creator), then make sure its whole chain is still there.
   // The record names the target and host, so a killed restore's cleanup can report (or remove) it.
