@@ -49,10 +49,7 @@ export async function restoreBackup(repo: Repository, options: RestoreOptions): 
   warmHashPool();
 
   const record = await repo.getRecord(backupId);
-  if (record.status !== 'available') {
-    const holder = isTransient(record.status) ? ` (${stillRunning(record, repo.host, new Date()) ?? 'the process that ran it is gone: volume-backup cleanup ends it'})` : '';
-    throw new VolumeBackupError('CONFLICT', `backup ${backupId} is ${record.status}${record.failReason ? ` (${record.failReason})` : ''}${holder}: only available backups can be restored`);
-  }
+  refuseUnavailable(repo, record);
   // Set-then-check against prune: mark the backup restoring (owned by this process, so its host's start-up cleanup finds it; `host` stays the creator), then make sure its whole chain is still there.
   // The record names the target and host, so a killed restore's cleanup can report (or remove) it.
   if (targetState) await repo.transition(backupId, ['available'], 'restoring', { ...takeRecord(repo, 'restore'), restoreTarget: { path: targetState.path, host: repo.host, created: !targetState.exists } });
@@ -106,6 +103,13 @@ export async function restoreBackup(repo: Repository, options: RestoreOptions): 
     if (target) await closeTarget(target).catch(() => undefined);
     if (!verifyOnly) await endRestoring(repo, record, options);
   }
+}
+
+/** Only an available backup is restored; a busy one names what holds it. */
+function refuseUnavailable(repo: Repository, record: BackupRecord): void {
+  if (record.status === 'available') return;
+  const holder = isTransient(record.status) ? ` (${stillRunning(record, repo.host, new Date()) ?? 'the process that ran it is gone: volume-backup cleanup ends it'})` : '';
+  throw new VolumeBackupError('CONFLICT', `backup ${record.id} is ${record.status}${record.failReason ? ` (${record.failReason})` : ''}${holder}: only available backups can be restored`);
 }
 
 /** The backup is available again after a restore, only while this process still owns it: a cleanup that found our lease expired may have given it back, and another restore taken it. */
