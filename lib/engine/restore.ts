@@ -24,10 +24,10 @@ import type { BlockCheck } from './hash-worker';
 import { DIRECT_ALIGNMENT, SharedSlice, allocateAlignedShared, allocateSharedSlices } from '../io/direct-io';
 import { ProgressTracker } from './progress';
 import { CHUNKS_IN_FLIGHT } from './settings';
-import type { RestoreOptions, RestoreResult } from './types';
+import type { Logger, RestoreOptions, RestoreResult } from './types';
 import { Target, closeTarget, endTargetAt, openTarget, syncTarget, writeAt } from './volume';
 import { refuseTargetInRepository } from './target-in-repository';
-import { checkTargetOverwrite } from './target-overwrite';
+import { TargetState, checkTargetOverwrite } from './target-overwrite';
 import { endStoppedRestoreOf } from './interrupted-restore';
 import { watchRecord } from './cancel';
 
@@ -52,9 +52,9 @@ export async function restoreBackup(repo: Repository, options: RestoreOptions): 
   refuseUnavailable(repo, record);
   // Set-then-check against prune: mark the backup restoring (owned by this process, so its host's start-up cleanup finds it; `host` stays the creator), then make sure its whole chain is still there.
   // The record names the target and host, so a killed restore's cleanup can report (or remove) it.
-  if (targetState) await repo.transition(backupId, ['available'], 'restoring', { ...takeRecord(repo, 'restore'), restoreTarget: { path: targetState.path, host: repo.host, created: !targetState.exists } });
+  const marked = targetState ? await markRestoring(repo, record, targetState, options.log) : false;
   // Renewals also watch for a cancel request (from any host): it stops the restore as Ctrl-C would.
-  const watch = verifyOnly ? null : watchRecord(repo, backupId, record.volumeId, options.signal, options.log);
+  const watch = marked ? watchRecord(repo, backupId, record.volumeId, options.signal, options.log) : null;
   const stopRenewal = watch?.stop ?? (() => undefined);
   options = watch ? { ...options, signal: watch.signal } : options;
   let target: Target | null = null;
@@ -101,7 +101,27 @@ export async function restoreBackup(repo: Repository, options: RestoreOptions): 
   } finally {
     stopRenewal();
     if (target) await closeTarget(target).catch(() => undefined);
-    if (!verifyOnly) await endRestoring(repo, record, options);
+    if (marked) await endRestoring(repo, record, options);
+  }
+}
+
+/** Errors of a repository that refuses every write (mounted read-only, or not this user's to write). */
+const READ_ONLY_CODES = new Set(['EROFS', 'EACCES', 'EPERM']);
+
+/**
+ * Mark the backup restoring, owned by this process and naming the target (so its host's start-up cleanup
+ * can end a killed restore). A repository that cannot be written (a backup disk mounted read-only, a
+ * replica) is still restored from, unmarked, as a verify-only run reads it: nothing there holds off a
+ * prune from elsewhere, whose removed objects would make the restore fail (never restore wrongly).
+ */
+async function markRestoring(repo: Repository, record: BackupRecord, target: TargetState, log?: Logger): Promise<boolean> {
+  try {
+    await repo.transition(record.id, ['available'], 'restoring', { ...takeRecord(repo, 'restore'), restoreTarget: { path: target.path, host: repo.host, created: !target.exists } });
+    return true;
+  } catch (err) {
+    if (!(err instanceof VolumeBackupError && err.code === 'STORAGE' && READ_ONLY_CODES.has(String(err.details?.code)))) throw err;
+    log?.warn(`backup ${record.id} could not be marked restoring: the repository refuses writes (${String(err.details?.code)}); restoring it anyway: nothing holds off a prune or delete from elsewhere meanwhile (the restore would then fail), and if this restore is stopped, ${target.path} is incomplete`);
+    return false;
   }
 }
 
