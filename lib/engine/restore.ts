@@ -97,6 +97,7 @@ export async function restoreBackup(repo: Repository, options: RestoreOptions): 
     }
     // A half-restored file we created must not look like a good copy.
     if (target?.created) await fs.rm(target.path, { force: true }).catch(() => undefined);
+    else if (target?.written) failure = partlyOverwritten(failure, target.path);
     throw failure;
   } finally {
     stopRenewal();
@@ -123,6 +124,12 @@ async function markRestoring(repo: Repository, record: BackupRecord, target: Tar
     log?.warn(`backup ${record.id} could not be marked restoring: the repository refuses writes (${String(err.details?.code)}); restoring it anyway: nothing holds off a prune or delete from elsewhere meanwhile (the restore would then fail), and if this restore is stopped, ${target.path} is incomplete`);
     return false;
   }
+}
+
+/** A failed restore over an existing file or device changed it: say so, lest it be taken for its old content or the backup's. */
+function partlyOverwritten(err: unknown, targetPath: string): unknown {
+  if (!(err instanceof VolumeBackupError)) return err;
+  return new VolumeBackupError(err.code, `${err.message}; ${targetPath} was partly overwritten: it holds neither its old content nor the backup's, so restore again before using it`, err.details, { cause: err });
 }
 
 /** Only an available backup is restored; a busy one names what holds it. */

@@ -140,6 +140,8 @@ export interface Target {
   handle: fs.FileHandle;
   /** True when we made the file: zero ranges can stay holes, and a failed restore removes it. */
   created: boolean;
+  /** Set once a write to it began: a failed restore has changed what it held. */
+  written?: boolean;
   isBlockDevice: boolean;
   /** Its size when opened (a new file: the backup's size). */
   sizeBefore: number;
@@ -204,6 +206,7 @@ export async function closeTarget(target: Target): Promise<void> {
  * with larger sectors, memory that is not aligned after all) turns direct I/O off for this target.
  */
 export async function writeAt(target: Target, data: Buffer, position: number, alignedMemory: boolean): Promise<boolean> {
+  target.written = true;
   const direct = target.direct;
   if (direct && alignedMemory && position % DIRECT_ALIGNMENT === 0 && data.length % DIRECT_ALIGNMENT === 0) {
     try {
