@@ -4,12 +4,16 @@
  * and what to do. A half-written restore target must never be taken for a complete one.
  */
 import { strict as assert } from 'assert';
+import { execFile } from 'child_process';
 import { promises as fs } from 'fs';
 import * as path from 'path';
+import { promisify } from 'util';
 import { Repository, createBackup, openRepository } from '../lib';
 import { cliJson, runCli } from './helpers/cli';
 import { finishKill, isChunkEvent, startCli } from './helpers/cli-process';
-import { makeImage, sha256File, tempDir } from './helpers/volumes';
+import { Prng, makeImage, sha256File, tempDir } from './helpers/volumes';
+
+const exec = promisify(execFile);
 
 const MiB = 1024 * 1024;
 
@@ -66,4 +70,45 @@ describe('running a command again after it was killed (no cleanup in between)', 
       await fs.rm(target);
     });
   }
+
+  it('a full backup killed late on a file system with room for one backup (tmpfs), run again: it succeeds, the killed one is error and its objects are gone', async function () {
+    if (process.getuid?.() !== 0) {
+      console.log(`      skipped: needs root to mount a tmpfs; running as uid ${process.getuid?.()}`);
+      return this.skip();
+    }
+    const mnt = path.join(dir, 'small');
+    await fs.mkdir(mnt, { recursive: true });
+    await exec('mount', ['-t', 'tmpfs', '-o', 'size=40m', 'tmpfs', mnt]);
+    try {
+      const random = path.join(dir, 'random.img');
+      await fs.writeFile(random, new Prng(43).fill(Buffer.alloc(24 * MiB))); // incompressible: 24 MiB stored
+      const small = path.join(mnt, 'repo');
+      await (await openRepository(small, { create: true })).close();
+      const args = ['create', '--repo', small, '--volume', random, '--volume-id', 'r', '--chunk-size', '256K', '--compression', 'none'];
+      const first = startCli([...args, '--progress', 'json']);
+      const late = await first.waitForLine((l) => isChunkEvent(l) && (JSON.parse(l) as { chunksDone: number }).chunksDone >= 64);
+      process.kill(first.pid, 'SIGSTOP');
+      assert.equal((await finishKill(first)).signal, 'SIGKILL');
+      const killedId = (JSON.parse(late) as { backupId: string }).backupId;
+      assert.deepEqual(await cliJson<{ id: string; status: string }[]>(['list', '--repo', small]).then((l) => l.map((r) => [r.id, r.status])), [[killedId, 'creating']]);
+
+      const again = await runCli(args);
+      assert.equal(again.code, 0, again.stderr);
+      assert.match(again.stderr, new RegExp(`warning: .*backup ${killedId} of volume r was interrupted; marked error and \\d+ bytes of partial objects removed`));
+      const listed = await cliJson<{ id: string; status: string; failReason: string | null }[]>(['list', '--repo', small]);
+      const killed = listed.find((r) => r.id === killedId)!;
+      assert.equal(killed.status, 'error');
+      assert.match(killed.failReason ?? '', /interrupted: the process on host \S+ that was creating this backup stopped \(found by the next backup of the volume/);
+      assert.deepEqual(listed.filter((r) => r.id !== killedId).map((r) => r.status), ['available']);
+      const killedObjects = (await fs.readdir(path.join(small, 'volume_r'), { recursive: true })).filter((f) => String(f).includes(killedId));
+      assert.deepEqual(killedObjects, [], 'the killed backup\'s objects are removed');
+      const restored = path.join(dir, 'random-restored.img');
+      const r = await runCli(['restore', '--repo', small, '--backup', listed.find((b) => b.id !== killedId)!.id, '--target', restored]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(await sha256File(restored), await sha256File(random));
+      await fs.rm(restored);
+    } finally {
+      await exec('umount', [mnt]).catch(() => exec('umount', ['-l', mnt]));
+    }
+  });
 });

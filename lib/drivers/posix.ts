@@ -278,7 +278,7 @@ export class PosixDriver extends CinderNaming implements Driver {
   }
 
   /** Remove the temporary files and replace locks that killed processes of this machine left behind (start-up cleanup). */
-  async removeStaleTemporaries(container: string): Promise<number> {
+  async removeStaleTemporaries(container: string, under = ''): Promise<number> {
     let removed = 0;
     const walk = async (dir: string): Promise<void> => {
       for (const entry of await fs.readdir(dir, { withFileTypes: true }).catch(() => [])) {
@@ -296,7 +296,7 @@ export class PosixDriver extends CinderNaming implements Driver {
         }
       }
     };
-    await walk(this.resolve(container));
+    await walk(this.resolve(container, under));
     return removed;
   }
 }

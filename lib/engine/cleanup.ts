@@ -13,7 +13,6 @@
  * fresh) is left alone.
  */
 import { VolumeBackupError, errorMessage, throwIfAborted } from '../errors';
-import { deleteBackupObjects } from '../repository/backup-objects';
 import { LeaseHolder, listVolumeLeases, pidAlive, releaseDeadLease } from '../repository/locks';
 import { checkHost } from '../repository/names';
 import { BackupRecord, RestoreTarget, isTransient, leaseExpired } from '../repository/records';
@@ -22,6 +21,7 @@ import type { Repository } from '../repository/repository';
 import { CleanupResult as SnapshotCleanupResult, cleanupTemporarySnapshots } from '../snapshot/cleanup';
 import { baseInUse } from './base-snapshot';
 import { deleteOne } from './delete';
+import { failInterruptedBackup } from './interrupted-backup';
 import { endInterruptedRestore, reportInterruptedRestore } from './interrupted-restore';
 import type { Logger } from './types';
 
@@ -86,7 +86,7 @@ export async function cleanupHost(repo: Repository, options: HostCleanupOptions 
       }
       switch (record.status) {
         case 'creating': {
-          result.failedBackups.push(await failInterruptedBackup(repo, record, now(), log));
+          result.failedBackups.push(await failInterruptedBackup(repo, record, now(), 'start-up cleanup', log));
           break;
         }
         case 'restoring': {
@@ -183,25 +183,4 @@ function runningBackup(holder: LeaseHolder | null, record: BackupRecord, host: s
   if (holder.pid === process.pid) return `it is being written by this process`;
   if (pidAlive(holder.pid)) return `process ${holder.pid} of this host holds the volume's lease and is running`;
   return null;
-}
-
-async function failInterruptedBackup(
-  repo: Repository,
-  record: BackupRecord,
-  now: Date,
-  log?: Logger,
-): Promise<HostCleanupResult['failedBackups'][number]> {
-  const reason = `interrupted: the process on host ${ownerHost(record)} that was creating this backup stopped (found by start-up cleanup at ${now.toISOString()})`;
-  // Fence first: if the writer were alive after all, its final compare-and-swap to available now fails.
-  await repo.transition(record.id, ['creating'], 'error', { failReason: reason, leaseExpiresAt: null });
-  let bytesFreed = 0;
-  let objectsRemoved = true;
-  try {
-    bytesFreed = await deleteBackupObjects(repo, record);
-  } catch (err) {
-    objectsRemoved = false;
-    log?.warn(`cleanup: backup ${record.id} is now error, but its partial objects could not all be removed (${errorMessage(err)}); prune removes them later`);
-  }
-  log?.warn(`cleanup: backup ${record.id} of volume ${record.volumeId} was interrupted; marked error and ${bytesFreed} bytes of partial objects removed`);
-  return { backupId: record.id, volumeId: record.volumeId, reason, objectsRemoved, bytesFreed };
 }
