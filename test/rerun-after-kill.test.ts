@@ -6,6 +6,7 @@
 import { strict as assert } from 'assert';
 import { execFile } from 'child_process';
 import { promises as fs } from 'fs';
+import * as os from 'os';
 import * as path from 'path';
 import { promisify } from 'util';
 import { Repository, createBackup, openRepository } from '../lib';
@@ -91,6 +92,10 @@ describe('running a command again after it was killed (no cleanup in between)', 
       assert.equal((await finishKill(first)).signal, 'SIGKILL');
       const killedId = (JSON.parse(late) as { backupId: string }).backupId;
       assert.deepEqual(await cliJson<{ id: string; status: string }[]>(['list', '--repo', small]).then((l) => l.map((r) => [r.id, r.status])), [[killedId, 'creating']]);
+      // What the user sees before running it again: it looks busy, and list says it is not.
+      const listed0 = await runCli(['list', '--repo', small]);
+      assert.equal(listed0.code, 0, listed0.stderr);
+      assert.equal(listed0.stderr, `warning: backup ${killedId} is creating, but process ${first.pid} of host ${os.hostname()} that was creating it is gone: run volume-backup cleanup to end that\n`);
 
       const again = await runCli(args);
       assert.equal(again.code, 0, again.stderr);
