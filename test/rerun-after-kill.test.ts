@@ -96,6 +96,10 @@ describe('running a command again after it was killed (no cleanup in between)', 
       const listed0 = await runCli(['list', '--repo', small]);
       assert.equal(listed0.code, 0, listed0.stderr);
       assert.equal(listed0.stderr, `warning: backup ${killedId} is creating, but process ${first.pid} of host ${os.hostname()} that was creating it is gone: run volume-backup cleanup to end that\n`);
+      // Nothing would ever read a cancel request: refused, saying what to do instead.
+      const cancel = await runCli(['cancel', '--repo', small, '--backup', killedId]);
+      assert.equal(cancel.code, 1, cancel.stdout);
+      assert.equal(cancel.stderr, `volume-backup cancel: error: backup ${killedId} is creating, but process ${first.pid} of host ${os.hostname()} that was creating it is gone, so there is nothing to cancel: run volume-backup cleanup to end it\n`);
 
       const again = await runCli(args);
       assert.equal(again.code, 0, again.stderr);
