@@ -42,6 +42,31 @@ describe('a restore over an existing file that fails part-way', function () {
   const statuses = async () => (await cliJson<{ status: string }[]>(['list', '--repo', repoDir])).map((r) => r.status);
   const partly = (target: string) => new RegExp(`; ${target} was partly overwritten: it holds neither its old content nor the backup's, so restore again before using it$`);
 
+  it('a new target in a missing directory or on a read-only file system: refused with one clear line, nothing created, the backup stays available', async function () {
+    const missing = path.join(dir, 'no-such-dir', 'restored.img');
+    const r = await runCli(['restore', '--repo', repoDir, '--backup', backup.id, '--target', missing]);
+    assert.equal(r.code, 2, r.stderr);
+    assert.equal(r.stderr, `volume-backup restore: error: cannot create restore target ${missing}: its directory ${path.dirname(missing)} does not exist\n`);
+    assert.deepEqual(await statuses(), ['available']);
+    if (process.getuid?.() !== 0) {
+      console.log(`      skipped the read-only part: needs root to mount a tmpfs; running as uid ${process.getuid?.()}`);
+      return;
+    }
+    const ro = path.join(dir, 'ro');
+    await fs.mkdir(ro);
+    await exec('mount', ['-t', 'tmpfs', '-o', 'size=1m,ro', 'tmpfs', ro]);
+    try {
+      const target = path.join(ro, 'restored.img');
+      const r2 = await runCli(['restore', '--repo', repoDir, '--backup', backup.id, '--target', target]);
+      assert.equal(r2.code, 1, r2.stderr);
+      assert.equal(r2.stderr, `volume-backup restore: error: cannot write the restore target ${target}: read-only file system (EROFS): mount the file system of ${target} read-write, or choose another target\n`);
+      assert.deepEqual(await fs.readdir(ro), []);
+      assert.deepEqual(await statuses(), ['available']);
+    } finally {
+      await exec('umount', [ro]).catch(() => exec('umount', ['-l', ro]));
+    }
+  });
+
   it('cancelled by SIGTERM: exit 130, the message says the file was partly overwritten, the backup stays available', async () => {
     const target = path.join(dir, 'existing.img');
     await fs.writeFile(target, Buffer.alloc(64 * MiB, 0x5a));

@@ -168,7 +168,10 @@ export async function openTarget(targetPath: string, size: number): Promise<Targ
     try {
       handle = await fs.open(abs, 'wx', 0o640);
     } catch (err) {
-      throw new VolumeBackupError('INVALID_ARGUMENT', `cannot create restore target ${abs}: ${errorMessage(err)}`);
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw invalid(`cannot create restore target ${abs}: its directory ${path.dirname(abs)} does not exist`);
+      // A read-only or full file system, no permission: said as every failed write is (what, and what to do).
+      const said = writeFailure(err, { kind: 'target', path: abs });
+      throw said instanceof VolumeBackupError ? said : new VolumeBackupError('INVALID_ARGUMENT', `cannot create restore target ${abs}: ${errorMessage(err)}`);
     }
     await handle.truncate(size);
     return { path: abs, handle, created: true, isBlockDevice: false, sizeBefore: size, direct: await openDirect(abs).catch(() => null) };
