@@ -12,6 +12,7 @@ import { promisify } from 'util';
 import { createBackup, initRepository } from '../lib';
 import { cliJson, runCli } from './helpers/cli';
 import { Prng, listFiles, tempDir } from './helpers/volumes';
+import { withTmpfs } from './helpers/tmpfs';
 
 const exec = promisify(execFile);
 const MiB = 1024 * 1024;
@@ -33,9 +34,7 @@ describe('delete and prune on a repository whose file system is full (tmpfs)', f
 
   it('delete fails saying a deletion needs a few KiB and where to free them; nothing changes; with a little room it deletes', async () => {
     const mnt = path.join(dir, 'mnt');
-    await fs.mkdir(mnt);
-    await exec('mount', ['-t', 'tmpfs', '-o', 'size=16m', 'tmpfs', mnt]);
-    try {
+    await withTmpfs(mnt, '16m', async () => {
       const volume = path.join(dir, 'volume.img');
       await fs.writeFile(volume, new Prng(81).fill(Buffer.alloc(4 * MiB)));
       const repoDir = path.join(mnt, 'repo');
@@ -63,8 +62,6 @@ describe('delete and prune on a repository whose file system is full (tmpfs)', f
       assert.equal(deleted.code, 0, deleted.stderr);
       assert.deepEqual((await cliJson<{ id: string }[]>(['list', '--repo', repoDir])).map((r) => r.id).includes(older.id), false);
       assert.ok((await fs.statfs(mnt)).bavail * (await fs.statfs(mnt)).bsize >= 4 * MiB, 'its 4 MiB are free again');
-    } finally {
-      await exec('umount', [mnt]).catch(() => exec('umount', ['-l', mnt]));
-    }
+    });
   });
 });

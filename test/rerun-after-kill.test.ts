@@ -4,17 +4,15 @@
  * and what to do. A half-written restore target must never be taken for a complete one.
  */
 import { strict as assert } from 'assert';
-import { execFile } from 'child_process';
 import { promises as fs } from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { promisify } from 'util';
 import { Repository, createBackup, openRepository } from '../lib';
 import { cliJson, runCli } from './helpers/cli';
 import { finishKill, isChunkEvent, startCli } from './helpers/cli-process';
 import { Prng, makeImage, sha256File, tempDir } from './helpers/volumes';
+import { withTmpfs } from './helpers/tmpfs';
 
-const exec = promisify(execFile);
 
 const MiB = 1024 * 1024;
 
@@ -78,9 +76,7 @@ describe('running a command again after it was killed (no cleanup in between)', 
       return this.skip();
     }
     const mnt = path.join(dir, 'small');
-    await fs.mkdir(mnt, { recursive: true });
-    await exec('mount', ['-t', 'tmpfs', '-o', 'size=40m', 'tmpfs', mnt]);
-    try {
+    await withTmpfs(mnt, '40m', async () => {
       const random = path.join(dir, 'random.img');
       await fs.writeFile(random, new Prng(43).fill(Buffer.alloc(24 * MiB))); // incompressible: 24 MiB stored
       const small = path.join(mnt, 'repo');
@@ -116,8 +112,6 @@ describe('running a command again after it was killed (no cleanup in between)', 
       assert.equal(r.code, 0, r.stderr);
       assert.equal(await sha256File(restored), await sha256File(random));
       await fs.rm(restored);
-    } finally {
-      await exec('umount', [mnt]).catch(() => exec('umount', ['-l', mnt]));
-    }
+    });
   });
 });

@@ -4,16 +4,14 @@
  * cancel sounds like "nothing happened") or for the backup's. Real faults: a full tmpfs, a SIGTERM.
  */
 import { strict as assert } from 'assert';
-import { execFile } from 'child_process';
 import { promises as fs } from 'fs';
 import * as path from 'path';
-import { promisify } from 'util';
 import { BackupRecord, createBackup, openRepository } from '../lib';
 import { cliJson, runCli } from './helpers/cli';
 import { isChunkEvent, startCli } from './helpers/cli-process';
 import { makeImage, sha256File, tempDir } from './helpers/volumes';
+import { withTmpfs } from './helpers/tmpfs';
 
-const exec = promisify(execFile);
 const MiB = 1024 * 1024;
 
 describe('a restore over an existing file that fails part-way', function () {
@@ -53,18 +51,14 @@ describe('a restore over an existing file that fails part-way', function () {
       return;
     }
     const ro = path.join(dir, 'ro');
-    await fs.mkdir(ro);
-    await exec('mount', ['-t', 'tmpfs', '-o', 'size=1m,ro', 'tmpfs', ro]);
-    try {
+    await withTmpfs(ro, '1m', async () => {
       const target = path.join(ro, 'restored.img');
       const r2 = await runCli(['restore', '--repo', repoDir, '--backup', backup.id, '--target', target]);
       assert.equal(r2.code, 1, r2.stderr);
       assert.equal(r2.stderr, `volume-backup restore: error: cannot write the restore target ${target}: read-only file system (EROFS): mount the file system of ${target} read-write, or choose another target\n`);
       assert.deepEqual(await fs.readdir(ro), []);
       assert.deepEqual(await statuses(), ['available']);
-    } finally {
-      await exec('umount', [ro]).catch(() => exec('umount', ['-l', ro]));
-    }
+    }, { readOnly: true });
   });
 
   it('cancelled by SIGTERM: exit 130, the message says the file was partly overwritten, the backup stays available', async () => {
@@ -92,9 +86,7 @@ describe('a restore over an existing file that fails part-way', function () {
       return this.skip();
     }
     const mnt = path.join(dir, 'small');
-    await fs.mkdir(mnt);
-    await exec('mount', ['-t', 'tmpfs', '-o', 'size=16m', 'tmpfs', mnt]);
-    try {
+    await withTmpfs(mnt, '16m', async () => {
       // A sparse file of the backup's size: it exists, but the blocks written into it need room.
       const target = path.join(mnt, 'existing.img');
       await fs.writeFile(target, '');
@@ -105,8 +97,6 @@ describe('a restore over an existing file that fails part-way', function () {
       assert.match(r.stderr.trim(), new RegExp(`^volume-backup restore: error: cannot write the restore target ${target}: no space left on device \\(ENOSPC\\): free space on the file system of ${target}, or restore to a larger one; `));
       assert.match(r.stderr.trim(), partly(target));
       assert.deepEqual(await statuses(), ['available']);
-    } finally {
-      await exec('umount', [mnt]).catch(() => exec('umount', ['-l', mnt]));
-    }
+    });
   });
 });

@@ -11,6 +11,7 @@ import { promisify } from 'util';
 import { withRepository } from '../helpers/repository';
 import { Prng, sha256File } from '../helpers/volumes';
 import { loadTestFlow, loggedTexts, nodeRedVersion, nodeTestSuite, statusTexts } from './support';
+import { withTmpfs } from '../helpers/tmpfs';
 
 const exec = promisify(execFile);
 const MiB = 1024 * 1024;
@@ -29,13 +30,9 @@ describe(`Node-RED nodes: a full and a read-only repository (node-red ${nodeRedV
   it('a backup that fills the repository ends in one Catch naming ENOSPC and an error record; a restore from it read-only succeeds with a warning', async () => {
     // Mounted and unmounted here: the suite's work directory is removed by an earlier-registered after hook.
     const mnt = path.join(suite.work, 'small');
-    await fs.mkdir(mnt);
-    await exec('mount', ['-t', 'tmpfs', '-o', 'size=16m', 'tmpfs', mnt]);
-    try {
+    await withTmpfs(mnt, '16m', async () => {
       await fillThenReadOnly(mnt);
-    } finally {
-      await exec('umount', [mnt]).catch(() => exec('umount', ['-l', mnt]));
-    }
+    });
   });
 
   async function fillThenReadOnly(mnt: string): Promise<void> {
