@@ -92,8 +92,8 @@ export interface Driver {
   /** The directory a container is on this machine (posix); a restore never writes inside it. */
   localDirectory?(container: string): string;
 
-  /** Remove temporary files that killed writers of this machine left (stores with atomic uploads need none). */
-  removeStaleTemporaries?(container: string): Promise<number>;
+  /** Remove temporary files that killed writers of this machine left (stores with atomic uploads need none); only under the folder `under` when given. */
+  removeStaleTemporaries?(container: string, under?: string): Promise<number>;
 
   /** Release sockets, timers and clients. */
   close?(): Promise<void>;

@@ -251,13 +251,25 @@ export class PosixDriver extends CinderNaming implements Driver {
   private async acquireLock(lock: string): Promise<void> {
     const owner = `${os.hostname()} ${process.pid} ${Date.now()}`;
     for (let attempt = 0; ; attempt++) {
+      let handle: fs.FileHandle | null = null;
       try {
-        await fs.writeFile(lock, owner, { flag: 'wx', mode: FILE_MODE });
-        return;
+        handle = await fs.open(lock, 'wx', FILE_MODE);
       } catch (err) {
         // The directory is gone, so is the object (a concurrent delete removed both): nothing to replace.
         if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new PreconditionFailedError(path.basename(lock, '.lock'), `object ${path.basename(lock, '.lock')} no longer exists`);
         if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      }
+      if (handle) {
+        // Ours now: on a full disk the owner line may not fit, and an empty lock left behind would hold up every later replace for STALE_LOCK_MS.
+        try {
+          await handle.writeFile(owner);
+        } catch (err) {
+          await handle.close().catch(() => undefined);
+          await fs.rm(lock, { force: true });
+          throw err;
+        }
+        await handle.close();
+        return;
       }
       const st = await fs.stat(lock).catch(() => null);
       const deadOwner = st ? await deadHolderHere(lock) : null;
@@ -278,7 +290,7 @@ export class PosixDriver extends CinderNaming implements Driver {
   }
 
   /** Remove the temporary files and replace locks that killed processes of this machine left behind (start-up cleanup). */
-  async removeStaleTemporaries(container: string): Promise<number> {
+  async removeStaleTemporaries(container: string, under = ''): Promise<number> {
     let removed = 0;
     const walk = async (dir: string): Promise<void> => {
       for (const entry of await fs.readdir(dir, { withFileTypes: true }).catch(() => [])) {
@@ -296,7 +308,7 @@ export class PosixDriver extends CinderNaming implements Driver {
         }
       }
     };
-    await walk(this.resolve(container));
+    await walk(this.resolve(container, under));
     return removed;
   }
 }

@@ -20,7 +20,8 @@ import {
   ChunkEntry, DEFAULT_SEGMENT_CHUNKS, METADATA_FORMAT_VERSION, MetadataV2, SegmentRef, chunkCount, dataObjectName,
   encodeMetadata, encodeSegment, metadataObjectName, runsToExtents, segmentObjectName, sha256,
 } from '../repository/format';
-import { acquireVolumeLease, takeRecord } from '../repository/locks';
+import { VolumeLease, acquireVolumeLease, takeRecord } from '../repository/locks';
+import { failStoppedBackupsOf } from './interrupted-backup';
 import { watchRecord } from './cancel';
 import { checkBackupId, checkText, checkVolumeId, newBackupId, volumeIdForPath } from '../repository/names';
 import { BackupKind, BackupRecord, BaseSnapshot, Compression, RECORD_FORMAT_VERSION, ReadStats } from '../repository/records';
@@ -37,6 +38,13 @@ import { ProgressTracker } from './progress';
 import { BACKUP_OUTPUTS_IN_FLIGHT, CHUNKS_IN_FLIGHT, DEFAULT_BLOCK_SIZE, DEFAULT_CHUNK_SIZE, DEFAULT_COMPRESSION, checkCompression, checkSizes, objectsInFlight } from './settings';
 import type { CreateBackupOptions, ReadPlan } from './types';
 import { Volume, checkNotShrunk, openSource, readChunk, readRanges } from './volume';
+
+/** The volume's lease; under it, what a killed backup of the volume left (record, partial objects) is freed before this one needs the room. */
+async function takeVolume(repo: Repository, volumeId: string, options: CreateBackupOptions): Promise<VolumeLease> {
+  const lease = await acquireVolumeLease(repo, volumeId, { operation: 'backup', signal: options.signal, waitMs: options.lockWaitMs, onWait: options.onLockWait });
+  await failStoppedBackupsOf(repo, volumeId, options.log).catch((err) => options.log?.warn(`earlier interrupted backups of volume ${volumeId} could not be looked for (${errorMessage(err)}); volume-backup cleanup finds them`));
+  return lease;
+}
 
 export async function createBackup(repo: Repository, options: CreateBackupOptions): Promise<BackupRecord> {
   const mode = BackupKind.safeParse(options.mode ?? 'full');
@@ -55,7 +63,7 @@ export async function createBackup(repo: Repository, options: CreateBackupOption
   try {
     checkText('the volume path', options.sourcePath ?? source.path, 4096);
     const volumeId = checkVolumeId(options.volumeId ?? volumeIdForPath(options.sourcePath ?? options.volume));
-    const lease = await acquireVolumeLease(repo, volumeId, { operation: 'backup', signal: options.signal, waitMs: options.lockWaitMs, onWait: options.onLockWait });
+    const lease = await takeVolume(repo, volumeId, options);
     try {
       // The parent is chosen under the volume's lease: a backup that waited for another builds on that one.
       const parentRecord = mode.data === 'full' ? null : await chooseParent(repo, volumeId, mode.data, options);

@@ -7,6 +7,7 @@
 import * as os from 'os';
 import { VolumeBackupError } from '../errors';
 import { renewRecordLease } from '../repository/locks';
+import { stillRunning } from '../repository/owner';
 import { checkBackupId } from '../repository/names';
 import { BackupRecord, CancelRequest, isTransient } from '../repository/records';
 import type { Repository } from '../repository/repository';
@@ -27,6 +28,10 @@ export async function requestCancel(repo: Repository, backupId: string, by: Canc
   return repo.updateRecord(backupId, (current) => {
     if (!isTransient(current.status)) {
       throw new VolumeBackupError('CONFLICT', `backup ${backupId} is ${current.status}: no operation on it is running, so there is nothing to cancel`, { backupId, status: current.status });
+    }
+    // Its process was killed: no one would ever read the request (and "it stops within a minute" would be false).
+    if (current.owner && !stillRunning(current, repo.host, new Date())) {
+      throw new VolumeBackupError('CONFLICT', `backup ${backupId} is ${current.status}, but process ${current.owner.pid} of host ${current.owner.host} that was ${current.status} it is gone, so there is nothing to cancel: run volume-backup cleanup to end it`, { backupId, status: current.status });
     }
     if (current.cancelRequest) return {}; // asked already: the first request stands
     return { cancelRequest: { host: by.host ?? repo.host, user: by.user ?? loginName(), source: by.source, at: new Date().toISOString() } };

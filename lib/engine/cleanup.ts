@@ -13,7 +13,6 @@
  * fresh) is left alone.
  */
 import { VolumeBackupError, errorMessage, throwIfAborted } from '../errors';
-import { deleteBackupObjects } from '../repository/backup-objects';
 import { LeaseHolder, listVolumeLeases, pidAlive, releaseDeadLease } from '../repository/locks';
 import { checkHost } from '../repository/names';
 import { BackupRecord, RestoreTarget, isTransient, leaseExpired } from '../repository/records';
@@ -22,7 +21,8 @@ import type { Repository } from '../repository/repository';
 import { CleanupResult as SnapshotCleanupResult, cleanupTemporarySnapshots } from '../snapshot/cleanup';
 import { baseInUse } from './base-snapshot';
 import { deleteOne } from './delete';
-import { reportInterruptedRestore } from './interrupted-restore';
+import { failInterruptedBackup } from './interrupted-backup';
+import { endInterruptedRestore, reportInterruptedRestore } from './interrupted-restore';
 import type { Logger } from './types';
 
 export interface HostCleanupOptions {
@@ -86,7 +86,7 @@ export async function cleanupHost(repo: Repository, options: HostCleanupOptions 
       }
       switch (record.status) {
         case 'creating': {
-          result.failedBackups.push(await failInterruptedBackup(repo, record, now(), log));
+          result.failedBackups.push(await failInterruptedBackup(repo, record, now(), 'start-up cleanup', log));
           break;
         }
         case 'restoring': {
@@ -128,17 +128,6 @@ export async function cleanupHost(repo: Repository, options: HostCleanupOptions 
     }
   }
   return result;
-}
-
-/** A restore whose process is gone: its backup is available again (the restore itself failed; reportInterruptedRestore says what of its target). */
-async function endInterruptedRestore(repo: Repository, record: BackupRecord): Promise<void> {
-  await repo.updateRecord(record.id, (current) => {
-    // Only the restore judged stopped: not a new one that took the backup meanwhile.
-    if (current.status !== 'restoring' || JSON.stringify(current.owner ?? null) !== JSON.stringify(record.owner ?? null)) {
-      throw new VolumeBackupError('CONFLICT', `backup ${record.id} changed meanwhile (now ${current.status})`, { backupId: record.id });
-    }
-    return { status: 'available', restoreTarget: null };
-  }, record.volumeId);
 }
 
 function emptyResult(host: string): HostCleanupResult {
@@ -194,25 +183,4 @@ function runningBackup(holder: LeaseHolder | null, record: BackupRecord, host: s
   if (holder.pid === process.pid) return `it is being written by this process`;
   if (pidAlive(holder.pid)) return `process ${holder.pid} of this host holds the volume's lease and is running`;
   return null;
-}
-
-async function failInterruptedBackup(
-  repo: Repository,
-  record: BackupRecord,
-  now: Date,
-  log?: Logger,
-): Promise<HostCleanupResult['failedBackups'][number]> {
-  const reason = `interrupted: the process on host ${ownerHost(record)} that was creating this backup stopped (found by start-up cleanup at ${now.toISOString()})`;
-  // Fence first: if the writer were alive after all, its final compare-and-swap to available now fails.
-  await repo.transition(record.id, ['creating'], 'error', { failReason: reason, leaseExpiresAt: null });
-  let bytesFreed = 0;
-  let objectsRemoved = true;
-  try {
-    bytesFreed = await deleteBackupObjects(repo, record);
-  } catch (err) {
-    objectsRemoved = false;
-    log?.warn(`cleanup: backup ${record.id} is now error, but its partial objects could not all be removed (${errorMessage(err)}); prune removes them later`);
-  }
-  log?.warn(`cleanup: backup ${record.id} of volume ${record.volumeId} was interrupted; marked error and ${bytesFreed} bytes of partial objects removed`);
-  return { backupId: record.id, volumeId: record.volumeId, reason, objectsRemoved, bytesFreed };
 }

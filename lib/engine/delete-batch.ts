@@ -117,10 +117,21 @@ async function markAll(
       marked.add(r.id);
       renewLease(r.id, volumeId);
     } catch (err) {
-      outcome.failed.set(r.id, err as Error);
+      outcome.failed.set(r.id, noRoomToMark(repo, r.id, err as Error));
     }
   });
   return marked;
+}
+
+/**
+ * A full file system: a deletion must first record itself (a few KiB), so "free space, or prune old
+ * backups" would send the user round in a circle. Say what does free the way.
+ */
+function noRoomToMark(repo: Repository, backupId: string, err: Error): Error {
+  if (!(err instanceof VolumeBackupError && err.code === 'STORAGE')) return err;
+  const code = String(err.details?.code);
+  if (code !== 'ENOSPC' && code !== 'EDQUOT') return err;
+  return new VolumeBackupError('STORAGE', `backup ${backupId} cannot be deleted yet: the file system of the repository at ${repo.location} is full (${code}), and a deletion first records itself there (a few KiB); free a little space on it outside the repository, then delete or prune again`, { ...err.details, backupId }, { cause: err });
 }
 
 /** 2. check: marked id → the backups that still need it (outside the batch, or a marked child that stays). */

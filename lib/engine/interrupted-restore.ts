@@ -6,9 +6,10 @@
  * which found the restore's lease expired, reports the target.
  */
 import { promises as fs } from 'fs';
-import { errorMessage } from '../errors';
-import { ownerHost } from '../repository/owner';
+import { VolumeBackupError, errorMessage } from '../errors';
+import { ownerHost, stillRunning } from '../repository/owner';
 import type { BackupRecord, RestoreTarget } from '../repository/records';
+import type { Repository } from '../repository/repository';
 import type { Logger } from './types';
 
 export async function reportInterruptedRestore(
@@ -34,4 +35,33 @@ export async function reportInterruptedRestore(
   }
   log?.warn(`cleanup: the restore of backup ${record.id} on host ${ownerHost(record)} was interrupted; it failed (${what}) and the backup is available again`);
   return { backupId: record.id, volumeId: record.volumeId, target, targetRemoved };
+}
+
+/** A restore whose process is gone: its backup is available again (the restore itself failed; reportInterruptedRestore says what of its target). */
+export async function endInterruptedRestore(repo: Repository, record: BackupRecord): Promise<void> {
+  await repo.updateRecord(record.id, (current) => {
+    // Only the restore judged stopped: not a new one that took the backup meanwhile.
+    if (current.status !== 'restoring' || JSON.stringify(current.owner ?? null) !== JSON.stringify(record.owner ?? null)) {
+      throw new VolumeBackupError('CONFLICT', `backup ${record.id} changed meanwhile (now ${current.status})`, { backupId: record.id });
+    }
+    return { status: 'available', restoreTarget: null };
+  }, record.volumeId);
+}
+
+/**
+ * Before a new restore of `backupId`: a restore of it that was killed left it `restoring` until a
+ * start-up cleanup runs. Its owner being gone (judged as that cleanup judges), end it here as the cleanup
+ * would (its half-written new target removed), so running the restore again just works. A restore that
+ * is still running is left alone: the new one is then refused, naming it.
+ */
+export async function endStoppedRestoreOf(repo: Repository, backupId: string, log?: Logger): Promise<void> {
+  const record = await repo.getRecord(backupId).catch(() => null); // a missing record: the restore says so itself
+  if (!record || record.status !== 'restoring' || stillRunning(record, repo.host, new Date())) return;
+  try {
+    await endInterruptedRestore(repo, record);
+  } catch (err) {
+    if (err instanceof VolumeBackupError && err.code === 'CONFLICT') return; // another process took it meanwhile
+    throw err;
+  }
+  await reportInterruptedRestore(record, repo.host, log);
 }

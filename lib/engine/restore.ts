@@ -14,9 +14,9 @@ import { ancestorsOf, chainOf } from '../repository/catalog';
 import { ChainView, StoredObject } from '../repository/chain-view';
 import { blockCount, chunkCount, sha256 } from '../repository/format';
 import { takeRecord } from '../repository/locks';
-import { heldByThisProcess } from '../repository/owner';
+import { heldByThisProcess, stillRunning } from '../repository/owner';
 import { checkBackupId } from '../repository/names';
-import type { BackupRecord } from '../repository/records';
+import { BackupRecord, isTransient } from '../repository/records';
 import { Repository, forEachChunk } from '../repository/repository';
 import { sha256Of } from './block-hash';
 import { unpackObject, verifyChunk, warmHashPool } from './hash-pool';
@@ -24,10 +24,11 @@ import type { BlockCheck } from './hash-worker';
 import { DIRECT_ALIGNMENT, SharedSlice, allocateAlignedShared, allocateSharedSlices } from '../io/direct-io';
 import { ProgressTracker } from './progress';
 import { CHUNKS_IN_FLIGHT } from './settings';
-import type { RestoreOptions, RestoreResult } from './types';
+import type { Logger, RestoreOptions, RestoreResult } from './types';
 import { Target, closeTarget, endTargetAt, openTarget, syncTarget, writeAt } from './volume';
 import { refuseTargetInRepository } from './target-in-repository';
-import { checkTargetOverwrite } from './target-overwrite';
+import { TargetState, checkTargetOverwrite } from './target-overwrite';
+import { endStoppedRestoreOf } from './interrupted-restore';
 import { watchRecord } from './cancel';
 
 
@@ -40,20 +41,20 @@ export async function restoreBackup(repo: Repository, options: RestoreOptions): 
   const verifyOnly = !!options.verifyOnly;
   if (!verifyOnly && !options.target) throw new VolumeBackupError('INVALID_ARGUMENT', 'a restore needs a target path (or verify-only)');
   if (!verifyOnly) await refuseTargetInRepository(options.target!, repo.localDirectory);
+  // Before the target is judged: a killed restore of this backup may have left a half-written one.
+  await endStoppedRestoreOf(repo, backupId, options.log);
   // A base restore says what the (existing) target holds: that is consent to write over it.
   const targetState = verifyOnly ? null : await checkTargetOverwrite(options.target!, options.baseId ? true : options.overwrite);
   throwIfAborted(options.signal);
   warmHashPool();
 
   const record = await repo.getRecord(backupId);
-  if (record.status !== 'available') {
-    throw new VolumeBackupError('CONFLICT', `backup ${backupId} is ${record.status}${record.failReason ? ` (${record.failReason})` : ''}: only available backups can be restored`);
-  }
+  refuseUnavailable(repo, record);
   // Set-then-check against prune: mark the backup restoring (owned by this process, so its host's start-up cleanup finds it; `host` stays the creator), then make sure its whole chain is still there.
   // The record names the target and host, so a killed restore's cleanup can report (or remove) it.
-  if (targetState) await repo.transition(backupId, ['available'], 'restoring', { ...takeRecord(repo, 'restore'), restoreTarget: { path: targetState.path, host: repo.host, created: !targetState.exists } });
+  const marked = targetState ? await markRestoring(repo, record, targetState, options.log) : false;
   // Renewals also watch for a cancel request (from any host): it stops the restore as Ctrl-C would.
-  const watch = verifyOnly ? null : watchRecord(repo, backupId, record.volumeId, options.signal, options.log);
+  const watch = marked ? watchRecord(repo, backupId, record.volumeId, options.signal, options.log) : null;
   const stopRenewal = watch?.stop ?? (() => undefined);
   options = watch ? { ...options, signal: watch.signal } : options;
   let target: Target | null = null;
@@ -96,12 +97,46 @@ export async function restoreBackup(repo: Repository, options: RestoreOptions): 
     }
     // A half-restored file we created must not look like a good copy.
     if (target?.created) await fs.rm(target.path, { force: true }).catch(() => undefined);
+    else if (target?.written) failure = partlyOverwritten(failure, target.path);
     throw failure;
   } finally {
     stopRenewal();
     if (target) await closeTarget(target).catch(() => undefined);
-    if (!verifyOnly) await endRestoring(repo, record, options);
+    if (marked) await endRestoring(repo, record, options);
   }
+}
+
+/** Errors of a repository that refuses every write (mounted read-only, or not this user's to write). */
+const READ_ONLY_CODES = new Set(['EROFS', 'EACCES', 'EPERM']);
+
+/**
+ * Mark the backup restoring, owned by this process and naming the target (so its host's start-up cleanup
+ * can end a killed restore). A repository that cannot be written (a backup disk mounted read-only, a
+ * replica) is still restored from, unmarked, as a verify-only run reads it: nothing there holds off a
+ * prune from elsewhere, whose removed objects would make the restore fail (never restore wrongly).
+ */
+async function markRestoring(repo: Repository, record: BackupRecord, target: TargetState, log?: Logger): Promise<boolean> {
+  try {
+    await repo.transition(record.id, ['available'], 'restoring', { ...takeRecord(repo, 'restore'), restoreTarget: { path: target.path, host: repo.host, created: !target.exists } });
+    return true;
+  } catch (err) {
+    if (!(err instanceof VolumeBackupError && err.code === 'STORAGE' && READ_ONLY_CODES.has(String(err.details?.code)))) throw err;
+    log?.warn(`backup ${record.id} could not be marked restoring: the repository refuses writes (${String(err.details?.code)}); restoring it anyway: nothing holds off a prune or delete from elsewhere meanwhile (the restore would then fail), and if this restore is stopped, ${target.path} is incomplete`);
+    return false;
+  }
+}
+
+/** A failed restore over an existing file or device changed it: say so, lest it be taken for its old content or the backup's. */
+function partlyOverwritten(err: unknown, targetPath: string): unknown {
+  if (!(err instanceof VolumeBackupError)) return err;
+  return new VolumeBackupError(err.code, `${err.message}; ${targetPath} was partly overwritten: it holds neither its old content nor the backup's, so restore again before using it`, err.details, { cause: err });
+}
+
+/** Only an available backup is restored; a busy one names what holds it. */
+function refuseUnavailable(repo: Repository, record: BackupRecord): void {
+  if (record.status === 'available') return;
+  const holder = isTransient(record.status) ? ` (${stillRunning(record, repo.host, new Date()) ?? 'the process that ran it is gone: volume-backup cleanup ends it'})` : '';
+  throw new VolumeBackupError('CONFLICT', `backup ${record.id} is ${record.status}${record.failReason ? ` (${record.failReason})` : ''}${holder}: only available backups can be restored`);
 }
 
 /** The backup is available again after a restore, only while this process still owns it: a cleanup that found our lease expired may have given it back, and another restore taken it. */

@@ -140,6 +140,8 @@ export interface Target {
   handle: fs.FileHandle;
   /** True when we made the file: zero ranges can stay holes, and a failed restore removes it. */
   created: boolean;
+  /** Set once a write to it began: a failed restore has changed what it held. */
+  written?: boolean;
   isBlockDevice: boolean;
   /** Its size when opened (a new file: the backup's size). */
   sizeBefore: number;
@@ -166,7 +168,10 @@ export async function openTarget(targetPath: string, size: number): Promise<Targ
     try {
       handle = await fs.open(abs, 'wx', 0o640);
     } catch (err) {
-      throw new VolumeBackupError('INVALID_ARGUMENT', `cannot create restore target ${abs}: ${errorMessage(err)}`);
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw invalid(`cannot create restore target ${abs}: its directory ${path.dirname(abs)} does not exist`);
+      // A read-only or full file system, no permission: said as every failed write is (what, and what to do).
+      const said = writeFailure(err, { kind: 'target', path: abs });
+      throw said instanceof VolumeBackupError ? said : new VolumeBackupError('INVALID_ARGUMENT', `cannot create restore target ${abs}: ${errorMessage(err)}`);
     }
     await handle.truncate(size);
     return { path: abs, handle, created: true, isBlockDevice: false, sizeBefore: size, direct: await openDirect(abs).catch(() => null) };
@@ -204,6 +209,7 @@ export async function closeTarget(target: Target): Promise<void> {
  * with larger sectors, memory that is not aligned after all) turns direct I/O off for this target.
  */
 export async function writeAt(target: Target, data: Buffer, position: number, alignedMemory: boolean): Promise<boolean> {
+  target.written = true;
   const direct = target.direct;
   if (direct && alignedMemory && position % DIRECT_ALIGNMENT === 0 && data.length % DIRECT_ALIGNMENT === 0) {
     try {

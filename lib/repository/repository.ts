@@ -351,8 +351,8 @@ export class Repository {
   }
 
   /** Remove what killed writers of this machine left (temporary files); 0 for stores that leave none. */
-  async removeStaleTemporaries(): Promise<number> {
-    return this.driver.removeStaleTemporaries ? this.driver.removeStaleTemporaries(this.container) : 0;
+  async removeStaleTemporaries(under?: string): Promise<number> {
+    return this.driver.removeStaleTemporaries ? this.driver.removeStaleTemporaries(this.container, under) : 0;
   }
 
   /** The object-name prefix the layout gives a new backup. */

@@ -110,7 +110,8 @@ ${REPO_USAGE}`,
               fullReadEvery,
               temporarySnapshot: temporarySnapshotOptions(values, provider as ProviderChoice),
             })
-          : await createBackup(repo, { ...common, volume: volume as string });
+          : // Its warnings (a killed earlier backup cleaned up, leftovers it could not remove), not its info lines.
+            await createBackup(repo, { ...common, volume: volume as string, log: { info: () => undefined, warn: log.warn } });
       progress.stop();
       if (values.json) printJson(ctx, record);
       else printCreated(ctx, record);

@@ -36,7 +36,7 @@ ${REPO_USAGE}`,
     const repo = await openRepo(values, ctx);
     const progress = progressReporter(values, ctx);
     try {
-      const result = await restoreBackup(repo, { backupId, target, verifyOnly: !!values['verify-only'], overwrite: !!values.overwrite, baseId, trustBase: !!values['trust-base'], signal: ctx.signal, onProgress: progress.listener });
+      const result = await restoreBackup(repo, { backupId, target, verifyOnly: !!values['verify-only'], overwrite: !!values.overwrite, baseId, trustBase: !!values['trust-base'], signal: ctx.signal, onProgress: progress.listener, log: { info: (m) => ctx.stderr.write(`${m}\n`), warn: (m) => ctx.stderr.write(`warning: ${m}\n`) } });
       progress.stop();
       if (values.json) printJson(ctx, result);
       else if (result.verifyOnly) ctx.stdout.write(`backup ${backupId} verified: ${result.blocksVerified} blocks of ${formatBytes(result.size)} match their SHA-256 (chain of ${result.chain.length})\n`);
