@@ -159,7 +159,9 @@ export function packHole(length: number, blockSize: number, parentHashes: Uint8A
   for (let b = 0; b < count; b++) (b * blockSize + blockSize <= length ? full : zeroBlockHash(length - b * blockSize)).copy(hashes, b * 32);
   const parent = parentView(parentHashes);
   const zeroed = new Uint8Array(count);
-  for (let b = 0; b < count; b++) zeroed[b] = changedBlock(hashes, parent, b) ? 1 : 0;
+  // A hole that was a hole in the parent (most chunks of a sparse volume): one compare, not one per block.
+  const unchanged = parent !== null && parent.length >= hashes.length && hashes.equals(parent.subarray(0, hashes.length));
+  if (!unchanged) for (let b = 0; b < count; b++) zeroed[b] = changedBlock(hashes, parent, b) ? 1 : 0;
   return {
     hashes, zeros: new Uint8Array(count).fill(1), store: new Uint8Array(count), zeroed,
     rawLength: 0, length: 0, compression: 'none', sha256: null, md5: null,
