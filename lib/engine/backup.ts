@@ -365,9 +365,10 @@ async function readAndPack(
   const view = Buffer.from(input, 0, length);
   const read = ranges ? await readRanges(source, view, offset, ranges) : await readChunk(source, view, length, offset, blockSize);
   // The parent's state of this chunk, from the newest backup of its chain that touched it.
-  const parentHashes = parent ? new Uint8Array((await parent.state(index, options.signal)).hashes) : null;
+  const parentHashes = parent ? (await parent.state(index, options.signal)).hashes : null;
   const result = !read ? packHole(length, blockSize, parentHashes) : await packChunk({
-    input, length, blockSize, parentHashes, output: output.buffer, outputOffset: output.offset, outputLength: compressBound(chunkSize),
+    // The worker gets its own copy; a hole only reads them.
+    input, length, blockSize, parentHashes: parentHashes && new Uint8Array(parentHashes), output: output.buffer, outputOffset: output.offset, outputLength: compressBound(chunkSize),
     compression, level: backup.adaptive ? backup.adaptive.next(everyWorkerBusy()) : options.compressionLevel, digest: !repo.codec.encrypted, md5: repo.wantsMd5,
     skip: ranges ? skipMask(ranges, offset, length, blockSize) : undefined,
   });

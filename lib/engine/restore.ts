@@ -299,6 +299,14 @@ async function applyChain(
   const writesZeros = target !== null && !target.created;
   await forEachChunk(slots, chunks, async (slot, i) => {
     throwIfAborted(options.signal);
+    // A chunk no backup of the chain touched is zeros: nothing to fetch or check, nor to write into a new
+    // sparse file (most of a thin volume: per-block work here made a 16 TiB restore take 33 s).
+    if (!base && !writesZeros && !(await chain.touched(i, options.signal))) {
+      const length = Math.min(chunkSize, size - i * chunkSize);
+      bytesRebuilt += length;
+      progress.chunk(i, length);
+      return;
+    }
     const plan = await planChunk(record, chain, base, i, options.signal);
     const view = Buffer.from(slot.chunk.buffer, slot.chunk.offset, plan.length);
     if (writesZeros) zeroFillBlocks(view, plan, record.blockSize);

@@ -26,7 +26,8 @@ async function readChecked(repo: Repository, name: string, expectedSha: string |
   try {
     return repo.codec.open(stored, name);
   } catch (err) {
-    throw new VolumeBackupError('CORRUPT', `${what} (${name}) cannot be decrypted: ${errorMessage(err)}`, { objectName: name });
+    // `intact`: the bytes are the ones recorded (their SHA-256 was checked), so the key is another's.
+    throw new VolumeBackupError('CORRUPT', `${what} (${name}) cannot be decrypted: ${errorMessage(err)}`, { objectName: name, intact: expectedSha !== null });
   }
 }
 

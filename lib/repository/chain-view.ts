@@ -221,6 +221,12 @@ export class ChainView {
     return this.untouched(chunk);
   }
 
+  /** Whether any backup of the chain has an entry for the chunk (none: it is all zeros). */
+  async touched(chunk: number, signal?: AbortSignal): Promise<boolean> {
+    for (const layer of this.layers) if (await layer.entry(chunk, signal)) return true;
+    return false;
+  }
+
   /** Everything a restore needs of the chunk: its state and every backup's data object for it. */
   async resolve(chunk: number, signal?: AbortSignal): Promise<ResolvedChunk> {
     const entries = await Promise.all(this.layers.map((l) => l.entry(chunk, signal)));

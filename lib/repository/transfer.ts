@@ -43,7 +43,13 @@ export async function importRecord(repo: Repository, text: string): Promise<Back
     throw new VolumeBackupError('INVALID_ARGUMENT', `cannot import backup ${record.id}: its parent ${record.parentId} is not in this repository (import the parent first)`);
   }
   // The objects must already be here and be the ones the record describes.
-  const { metadata, storedLength } = await readMetadata(repo, record);
+  const { metadata, storedLength } = await readMetadata(repo, record).catch((err: unknown) => {
+    // Intact objects this repository's key cannot open: copied from a repository with another key.
+    if (err instanceof VolumeBackupError && err.details?.intact === true) {
+      throw new VolumeBackupError('INVALID_ARGUMENT', `cannot import backup ${record.id}: its objects are intact but sealed with another repository's key, which this repository does not have; import into a repository made from a copy of the source's repository.json (same key and passphrase), not one made by init --encrypt`);
+    }
+    throw err;
+  });
   if (metadata.formatVersion === 1) await loadHashList(repo, record, metadata);
   const present = new Map((await listBackupObjects(repo, record)).map((e) => [e.name, e.size]));
   const totals = { objects: 1, bytes: storedLength };

@@ -45,6 +45,7 @@ export function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T,
 export async function forEachChunk<S>(slots: readonly S[], count: number, fn: (slot: S, chunk: number) => Promise<void>): Promise<void> {
   let next = 0;
   await mapLimit(slots, slots.length, async (slot) => {
+    let sinceTurn = 0;
     for (let i = next++; i < count; i = next++) {
       try {
         await fn(slot, i);
@@ -52,9 +53,18 @@ export async function forEachChunk<S>(slots: readonly S[], count: number, fn: (s
         next = count;
         throw err;
       }
+      // A chunk of a sparse volume's hole needs no I/O: it resolves in microtasks only, and millions in a
+      // row (16 TiB) would starve the event loop for a minute: no lease renewal, Ctrl-C or cancel.
+      if (++sinceTurn === CHUNKS_PER_TURN) {
+        sinceTurn = 0;
+        await new Promise<void>((resolve) => setImmediate(resolve));
+      }
     }
   });
 }
+
+/** Chunks a slot does before it lets the event loop turn (timers, I/O callbacks, signals). */
+const CHUNKS_PER_TURN = 64;
 
 /** Wait `ms`; with a signal, stop waiting (CANCELLED) when it fires. */
 export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
