@@ -55,6 +55,10 @@ describe('delete and prune on a repository whose file system is full (tmpfs)', f
       assert.deepEqual((await listFiles(repoDir)).filter((f) => f.endsWith('.lock') || f.includes('.tmp-')), []);
       const pruned = await runCli(['prune', '--repo', repoDir, '--keep-last', '1']);
       assert.match(pruned.stderr, new RegExp(`warning: backup ${older.id} could not be deleted: ${message.replace(/[()]/g, '\\$&')}`));
+      // A prune that could not delete what its policy removes failed: not exit 0 with "deleted 0 backup(s)".
+      assert.equal(pruned.code, 1, pruned.stderr);
+      assert.ok(pruned.stderr.includes(`volume-backup prune: error: 1 backup(s) the policy removes could not be deleted (${older.id}: ${message}); they are kept, and the prune did the rest\n`), pruned.stderr);
+      assert.match(pruned.stdout, /deleted 0 backup\(s\)/, 'the report of what it did still comes out');
       assert.deepEqual((await cliJson<{ status: string }[]>(['list', '--repo', repoDir])).map((r) => r.status), ['available', 'available']);
 
       await fs.truncate(filler, (await fs.stat(filler)).size - MiB);

@@ -99,6 +99,9 @@ interface Listing {
   problems: string[];
 }
 
+/** How a kept backup's reason starts when the storage refused its deletion. */
+const DELETION_FAILED = 'deletion failed: ';
+
 export async function pruneRepository(repo: Repository, options: PruneOptions): Promise<PruneReport> {
   const started = Date.now();
   const policy = resolvePolicy(options.policy);
@@ -145,6 +148,13 @@ export async function pruneRepository(repo: Repository, options: PruneOptions): 
   if (loops.size > 0) {
     const which = [...loops].map(([v, message]) => `volume ${v}: ${message}; prune kept every backup of volume ${v}`);
     throw new VolumeBackupError('CORRUPT', which.join('. '), { report });
+  }
+  // Deletions the storage refused (a full or read-only repository): what the policy wanted gone is still
+  // there, so the prune failed, whatever else it did (the report goes with the error).
+  const refused = volumes.flatMap((v) => v.kept.filter((k) => k.reasons.some((r) => r.startsWith(DELETION_FAILED))));
+  if (refused.length > 0) {
+    const first = refused[0].reasons.find((r) => r.startsWith(DELETION_FAILED))!.slice(DELETION_FAILED.length);
+    throw new VolumeBackupError('STORAGE', `${refused.length} backup(s) the policy removes could not be deleted (${refused[0].id}: ${first}); they are kept, and the prune did the rest`, { report });
   }
   return report;
 }
@@ -264,7 +274,7 @@ async function executePlan(
     else if (code === 'CONFLICT') keep(record, `busy: ${errorMessage(err)}`);
     else if (code === 'CANCELLED') throw err;
     else {
-      keep(record, `deletion failed: ${errorMessage(err)}`);
+      keep(record, `${DELETION_FAILED}${errorMessage(err)}`);
       problems.push(`backup ${record.id} could not be deleted: ${errorMessage(err)}`);
     }
   };
