@@ -9,6 +9,10 @@ import { promises as fs } from 'fs';
 import * as path from 'path';
 import { promisify } from 'util';
 import { createBackup, initRepository } from '../lib';
+import { openRepository } from '../lib/open';
+import { Limiter } from '../nodes/common/limiter';
+import type { RepositoryConfigNode } from '../nodes/common/repository-config';
+import { Operations } from '../plugins/backups-sidebar/operations';
 import { cliJson, runCli } from './helpers/cli';
 import { listFiles, makeImage, sha256File, tempDir } from './helpers/volumes';
 
@@ -71,6 +75,29 @@ describe('a repository remounted read-only (tmpfs)', function () {
     }
     const afterwards = await cliJson<{ id: string; status: string }[]>(['list', '--repo', repoDir]);
     assert.deepEqual(afterwards.map((r) => [r.id, r.status]), [[backup.id, 'available']]);
+  });
+
+  it('the sidebar restores from it too, and its operation shows the warning (done, byte-identical)', async () => {
+    const repoDir = path.join(mnt, 'repo-sidebar');
+    const repo = await initRepository(repoDir);
+    const backup = await createBackup(repo, { volume, volumeId: 'v', chunkSize: MiB });
+    await repo.close();
+    await exec('mount', ['-o', 'remount,ro', mnt]);
+    const reader = await openRepository({ backend: 'posix', path: repoDir });
+    try {
+      const operations = new Operations(() => undefined);
+      const config = { limiter: new Limiter(1), getRepository: async () => reader } as unknown as RepositoryConfigNode;
+      const target = path.join(dir, 'restored-sidebar.img');
+      const started = operations.start('cfg', config, { action: 'restore', backupId: backup.id, target, overwrite: false });
+      const done = await operations.wait(started.id);
+      assert.equal(done.state, 'done', JSON.stringify(done.error));
+      assert.equal(done.warnings.length, 1, JSON.stringify(done.warnings));
+      assert.match(done.warnings[0], new RegExp(`^backup ${backup.id} could not be marked restoring: the repository refuses writes \\(EROFS\\)`));
+      assert.equal(await sha256File(target), await sha256File(volume));
+    } finally {
+      await reader.close();
+      await exec('mount', ['-o', 'remount,rw', mnt]);
+    }
   });
 
   it('a repository owned by root, restored by another user (nobody): restored byte-identical, saying it could not mark the backup', async function () {

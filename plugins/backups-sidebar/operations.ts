@@ -10,7 +10,7 @@ import { VolumeBackupError, cancelled, errorMessage } from '../../lib/errors';
 import { deleteBackup } from '../../lib/engine/delete';
 import { pruneRepository } from '../../lib/engine/prune';
 import { restoreBackup } from '../../lib/engine/restore';
-import type { ProgressEvent } from '../../lib/engine/types';
+import type { Logger, ProgressEvent } from '../../lib/engine/types';
 import type { Repository } from '../../lib/repository/repository';
 import { refuseWrite, type CinderStore } from '../../lib/cinder/store';
 import type { RepositoryConfigNode } from '../../nodes/common/repository-config';
@@ -48,6 +48,8 @@ export interface OperationView {
   progress: ProgressView | null;
   result: unknown;
   error: ErrorView | null;
+  /** What the operation warned about while it ran (say, a restore from a read-only repository left unmarked). */
+  warnings: string[];
 }
 
 /** How often a running operation's progress goes out at most (start and end always go out). */
@@ -88,6 +90,7 @@ export class Operations {
       progress: null,
       result: null,
       error: null,
+      warnings: [],
     };
     const abort = new AbortController();
     const running: Running = { view, abort, finished: Promise.resolve() };
@@ -140,7 +143,7 @@ export class Operations {
       this.publish(view);
       view.result = config.getCinderStore
         ? await executeOnCinder(await config.getCinderStore(), request, abort.signal, this.progressReporter(view))
-        : await execute(await config.getRepository(false), request, abort.signal, this.progressReporter(view));
+        : await execute(await config.getRepository(false), request, abort.signal, this.progressReporter(view), { info: () => undefined, warn: (m) => view.warnings.push(oneLine(m)) });
       view.state = 'done';
     } catch (err) {
       view.state = abort.signal.aborted ? 'cancelled' : 'failed';
@@ -176,19 +179,19 @@ export class Operations {
   }
 }
 
-async function execute(repo: Repository, request: OperationRequest, signal: AbortSignal, onProgress: (e: ProgressEvent) => void): Promise<unknown> {
+async function execute(repo: Repository, request: OperationRequest, signal: AbortSignal, onProgress: (e: ProgressEvent) => void, log: Logger): Promise<unknown> {
   switch (request.action) {
     case 'verify':
-      return restoreBackup(repo, { backupId: request.backupId, verifyOnly: true, signal, onProgress });
+      return restoreBackup(repo, { backupId: request.backupId, verifyOnly: true, signal, onProgress, log });
     case 'restore':
       // The route asked the user before writing over an existing target (checkRestoreTarget).
-      return restoreBackup(repo, { backupId: request.backupId, target: request.target, overwrite: request.overwrite, signal, onProgress });
+      return restoreBackup(repo, { backupId: request.backupId, target: request.target, overwrite: request.overwrite, signal, onProgress, log });
     case 'delete': {
       const result = await deleteBackup(repo, { backupId: request.backupId, signal });
       return { deleted: result.deleted.map((r) => ({ id: r.id, volumeId: r.volumeId, kind: r.kind })), bytesFreed: result.bytesFreed };
     }
     case 'prune':
-      return pruneRepository(repo, { policy: request.policy, volumeId: request.volumeId, dryRun: request.dryRun, signal, onProgress });
+      return pruneRepository(repo, { policy: request.policy, volumeId: request.volumeId, dryRun: request.dryRun, signal, onProgress, log });
   }
 }
 
