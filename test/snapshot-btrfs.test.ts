@@ -84,8 +84,9 @@ describe('snapshot backups on btrfs (loop device)', function () {
       // Between chunks the writer makes two more passes: reading the live volume would be torn for sure.
       onProgress: (e: ProgressEvent) => e.type === 'chunk' && waitForPasses(volume, LAYOUT, 2),
     });
-    const liveGens = readGenerations(volume, LAYOUT);
+    // Read once the writer stopped: a read racing one of its writes can see a stamp half-written (a torn read of the live file, not of the backup).
     await writer.stop();
+    const liveGens = readGenerations(volume, LAYOUT);
 
     assert.strictEqual(record.status, 'available');
     assert.strictEqual(record.snapshotProvider, 'btrfs');

@@ -85,10 +85,20 @@ export async function startWriter(file: string, layout: StampLayout, pauseMs: nu
  * chunks, so a backup of the live volume is torn for sure.
  */
 export function waitForPasses(file: string, layout: StampLayout, passes: number, timeoutMs = 10_000): void {
-  const start = readGenerations(file, { ...layout, count: 1 })[0];
   const deadline = Date.now() + timeoutMs;
   const sleeper = new Int32Array(new SharedArrayBuffer(4));
-  while (readGenerations(file, { ...layout, count: 1 })[0] < start + passes) {
+  // The live file, read while the writer writes it: a read can race a write and see a stamp half-written.
+  const firstGeneration = (): number => {
+    for (;;) {
+      try {
+        return readGenerations(file, { ...layout, count: 1 })[0];
+      } catch {
+        if (Date.now() > deadline) throw new Error(`stamp 0 of ${file} read torn until ${timeoutMs} ms passed`);
+      }
+    }
+  };
+  const start = firstGeneration();
+  while (firstGeneration() < start + passes) {
     if (Date.now() > deadline) throw new Error(`the writer made no ${passes} passes in ${timeoutMs} ms`);
     Atomics.wait(sleeper, 0, 0, 1);
   }

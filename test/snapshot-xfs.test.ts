@@ -67,8 +67,9 @@ describe('reflink snapshot backups on XFS (loop device)', function () {
       },
       onProgress: (e: ProgressEvent) => e.type === 'chunk' && waitForPasses(volume, LAYOUT, 2),
     });
-    const liveGens = readGenerations(volume, LAYOUT);
+    // Read once the writer stopped: a read racing one of its writes can see a stamp half-written (a torn read of the live file, not of the backup).
     await writer.stop();
+    const liveGens = readGenerations(volume, LAYOUT);
 
     assert.match(lines.join('\n'), /snapshot provider auto: using reflink for /);
     assert.strictEqual(record.snapshotProvider, 'reflink');
