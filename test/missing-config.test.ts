@@ -104,7 +104,7 @@ describe('a repository whose repository.json is missing', function () {
     await fs.cp(path.join(source, 'volume_disk'), path.join(copy, 'volume_disk'), { recursive: true });
     const r = await runCli(['import', '--repo', copy], { env, input: '{}' });
     assert.equal(r.code, 1, r.stderr);
-    assert.match(r.stderr, /repository\.json is missing .*\(3 backup objects\).*make the repository with init before copying them in/);
+    assert.match(r.stderr, /repository\.json is missing .*\(3 backup objects\).*make the repository with init before copying them in; for objects of an encrypted repository, copy that repository's repository\.json instead\)/);
     await assert.rejects(fs.stat(path.join(copy, 'repository.json')));
   });
 

@@ -30,7 +30,8 @@ export function missingConfigError(driver: Driver, container: string, found: Rep
   const parts = [[found.records, 'record'], [found.locks, 'lock'], [found.objects, 'backup object']] as const;
   const what = parts.filter(([n]) => n > 0).map(([n, name]) => `${n} ${name}${n === 1 ? '' : 's'}`).join(', ');
   // Objects alone may have been copied in for an import: the repository must exist before them.
-  const forImport = found.records + found.locks === 0 ? ' (to import copied objects, make the repository with init before copying them in)' : '';
+  // An encrypted source's objects open only with its key: that repository needs a copy of the source's repository.json, not init.
+  const forImport = found.records + found.locks === 0 ? " (to import copied objects, make the repository with init before copying them in; for objects of an encrypted repository, copy that repository's repository.json instead)" : '';
   return new VolumeBackupError(
     'CORRUPT',
     `repository.json is missing at ${where}, which holds a repository's backups (${what}): ` +
