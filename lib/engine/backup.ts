@@ -39,10 +39,16 @@ import { BACKUP_OUTPUTS_IN_FLIGHT, CHUNKS_IN_FLIGHT, DEFAULT_BLOCK_SIZE, DEFAULT
 import type { CreateBackupOptions, ReadPlan } from './types';
 import { Volume, checkNotShrunk, openSource, readChunk, readRanges } from './volume';
 
-/** The volume's lease; under it, what a killed backup of the volume left (record, partial objects) is freed before this one needs the room. */
+/**
+ * The volume's lease. Taken over from a dead holder (a killed backup never releases it), what that backup
+ * left (its record, partial objects) is freed under it, before this one needs the room; a free volume needs
+ * no look at its records (a volume with a year of hourly backups has thousands).
+ */
 async function takeVolume(repo: Repository, volumeId: string, options: CreateBackupOptions): Promise<VolumeLease> {
   const lease = await acquireVolumeLease(repo, volumeId, { operation: 'backup', signal: options.signal, waitMs: options.lockWaitMs, onWait: options.onLockWait });
-  await failStoppedBackupsOf(repo, volumeId, options.log).catch((err) => options.log?.warn(`earlier interrupted backups of volume ${volumeId} could not be looked for (${errorMessage(err)}); volume-backup cleanup finds them`));
+  if (lease.replacedDead) {
+    await failStoppedBackupsOf(repo, volumeId, options.log).catch((err) => options.log?.warn(`earlier interrupted backups of volume ${volumeId} could not be looked for (${errorMessage(err)}); volume-backup cleanup finds them`));
+  }
   return lease;
 }
 

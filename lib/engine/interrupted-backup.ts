@@ -38,8 +38,8 @@ export async function failInterruptedBackup(repo: Repository, record: BackupReco
 }
 
 /**
- * Called by a backup once it holds the volume's lease: the volume's earlier backups still `creating`
- * whose writer is gone (a process of this host that is no more, or an expired lease) are failed here.
+ * Called by a backup once it took the volume's lease over from a dead holder: the volume's earlier backups
+ * still `creating` whose writer is gone (a process of this host that is no more, or an expired lease) are failed here.
  */
 export async function failStoppedBackupsOf(repo: Repository, volumeId: string, log?: Logger): Promise<void> {
   const now = new Date();

@@ -62,6 +62,8 @@ export class VolumeLease {
     etag: string,
     private readonly ttlMs: number,
     private readonly onLost?: (reason: string) => void,
+    /** The holder whose lease this one replaced because it was dead (killed, expired); null when the volume was free. */
+    readonly replacedDead: LeaseHolder | null = null,
   ) {
     this.etag = etag;
     this.timer = setInterval(() => void this.renew(), Math.max(1000, Math.floor(ttlMs / 3)));
@@ -152,7 +154,7 @@ export async function acquireVolumeLease(repo: Repository, volumeId: string, opt
     if (isDead(other, holder.host)) {
       try {
         const etag = await repo.replaceLease(volumeId, encode(holder), current.etag);
-        return new VolumeLease(repo, volumeId, holder, etag, ttlMs, options.onLost);
+        return new VolumeLease(repo, volumeId, holder, etag, ttlMs, options.onLost, other);
       } catch (err) {
         if (!(err instanceof PreconditionFailedError || err instanceof ObjectNotFoundError)) throw err;
         continue;
