@@ -96,7 +96,9 @@ export class NodeRed {
     while (Date.now() < deadline) {
       if (this.child.exitCode !== null) throw new Error(`Node-RED exited with ${this.child.exitCode}:\n${this.output}`);
       const ok = await fetch(`${this.url}/settings`).then((r) => r.status === 200 || r.status === 401, () => false);
-      if (ok && /Started flows|Server now running/.test(this.output)) return;
+      // Up once the start-up's own flows have started: Node-RED may say "Server now running" before that line,
+      // and a deploy made meanwhile would take the start-up's "Started flows" for its own (and find no node).
+      if (ok && this.flowStarts >= 1) return;
       await new Promise((r) => setTimeout(r, 100));
     }
     throw new Error(`Node-RED did not start within 30 s:\n${this.output}`);
